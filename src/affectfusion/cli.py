@@ -1,0 +1,196 @@
+"""The ``affectfusion`` command line: train, test, compare, list, demo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from affectfusion.config import RunConfig, expand_variants, list_packaged_configs, load_config, parse_set_options
+from affectfusion.errors import AffectFusionError
+
+app = typer.Typer(
+    help="AffectFusion: multimodal emotion and affect recognition with interchangeable fusion strategies.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a config key, e.g. --set train.epochs=5 --set data.root=PATH"),
+]
+
+
+def train_config(cfg: RunConfig, out: Path, overwrite: bool = False) -> pd.DataFrame | None:
+    """Train a config (each of its variants into its own folder) and compare variants if several."""
+    from affectfusion.evaluation.compare import compare_runs
+    from affectfusion.training.trainer import Trainer
+
+    variants = expand_variants(cfg)
+    if not cfg.variants:
+        Trainer(cfg, out, err_console).fit(overwrite=overwrite)
+        return None
+    run_dirs = []
+    for vname, vcfg in variants.items():
+        Trainer(vcfg, out / vname, err_console).fit(overwrite=overwrite)
+        run_dirs.append(out / vname)
+    from affectfusion.training.distributed import init_distributed
+
+    if not init_distributed().is_main:
+        return None
+    return compare_runs(run_dirs, out / "comparison")
+
+
+def print_table(df: pd.DataFrame, title: str) -> None:
+    table = Table(title=title)
+    for col in df.columns:
+        table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(df[col]) else "left")
+    for _, row in df.iterrows():
+        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.tolist()])
+    console.print(table)
+
+
+@app.command()
+def train(
+    config: Annotated[str, typer.Argument(help="YAML config file, or the name of a shipped config")],
+    set_: SetOption = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<config name>)")] = None,
+    fusion: Annotated[
+        str | None, typer.Option(help="Train only this fusion strategy (model.fusion.name; drops variants)")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Start afresh instead of resuming an existing run")] = False,
+) -> None:
+    """Train a model; a config with `variants` trains each and writes a comparison.
+
+    Re-running the same command resumes an interrupted run from its last checkpoint. Under
+    `torchrun --nproc-per-node N` the same command trains with DDP.
+    """
+    overrides = parse_set_options(set_)
+    if fusion:
+        overrides.update({"model.fusion.name": fusion, "variants": None})
+    cfg = load_config(config, overrides)
+    out = out or Path("runs") / (cfg.name + (f"_{fusion}" if fusion else ""))
+    df = train_config(cfg, out, overwrite)
+    if df is not None:
+        print_table(df, f"{cfg.name}: comparison ({out / 'comparison'})")
+    err_console.print(f"run directory: {out}")
+
+
+@app.command()
+def test(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (or a folder of variant runs)")],
+    data: Annotated[Path | None, typer.Option(help="Data folder in the run's format (default: data.root)")] = None,
+    split: Annotated[str | None, typer.Option(help="Split name (default: data.test_split, else data.val_split)")] = None,
+) -> None:
+    """Score a trained run on a split; writes eval/<split>/metrics.json, predictions and plots."""
+    from affectfusion.evaluation.report import write_run_report
+    from affectfusion.rundir import read_run
+    from affectfusion.training.trainer import evaluate_run
+
+    runs = _run_dirs(run_dir)
+    rows = []
+    for rd in runs:
+        run = read_run(rd)
+        s = split or run.config.data.test_split or run.config.data.val_split
+        metrics = evaluate_run(run, s, root=data)
+        write_run_report(rd)
+        rows.append({"run": rd.name, "split": s, "n": metrics["n"], **_scalars(metrics)})
+        err_console.print(f"wrote {run.paths.eval_dir(s) / 'metrics.json'}")
+    print_table(pd.DataFrame(rows), "test metrics")
+
+
+def _scalars(metrics: dict) -> dict:
+    skip = {"split", "n", "primary_task", "data_root"}
+    return {k: v for k, v in metrics.items() if k not in skip and isinstance(v, (int, float))}
+
+
+def _run_dirs(path: Path) -> list[Path]:
+    if (path / "config.yaml").is_file():
+        return [path]
+    subs = sorted(p for p in path.glob("*") if (p / "config.yaml").is_file() and (p / "meta.json").is_file())
+    if not subs:
+        raise AffectFusionError(f"{path} is not a run directory and holds none (expected config.yaml and meta.json)")
+    return subs
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories (or folders of variant runs)")],
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: <parent of first run>/comparison)")] = None,
+    split: Annotated[str | None, typer.Option(help="Split to compare (default: test, test_small, else dev)")] = None,
+) -> None:
+    """Compare runs side by side: one table (markdown + CSV) and one plot."""
+    from affectfusion.evaluation.compare import compare_runs
+
+    dirs = [d for r in runs for d in _run_dirs(r)]
+    out = out or dirs[0].parent / "comparison"
+    df = compare_runs(dirs, out, split)
+    print_table(df, f"comparison ({out})")
+
+
+@app.command("list")
+def list_(
+    what: Annotated[str, typer.Argument(help="fusions | encoders | datasets | configs")],
+) -> None:
+    """List registered components (with their options) or shipped configs."""
+    from affectfusion.data import DATASETS
+    from affectfusion.models import ENCODERS, FUSIONS
+
+    registries = {"fusions": FUSIONS, "encoders": ENCODERS, "datasets": DATASETS}
+    if what == "configs":
+        from affectfusion.config import PACKAGED_CONFIGS, load_raw
+
+        table = Table("config", "description")
+        for name in list_packaged_configs():
+            table.add_row(name, str(load_raw(PACKAGED_CONFIGS / f"{name}.yaml").get("description", "")))
+        console.print(table)
+        return
+    if what not in registries:
+        raise AffectFusionError(f"cannot list {what!r}; choose one of fusions, encoders, datasets, configs")
+    reg = registries[what]
+    table = Table("name", "description", "options")
+    for name in reg.names():
+        fields = reg.get(name).Options.model_fields
+        opts = ", ".join(f"{k}={f.default!r}" if not f.is_required() else f"{k} (required)" for k, f in fields.items())
+        table.add_row(name, reg.describe(name), opts)
+    console.print(table)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Where to write the runs")] = Path("runs/demo"),
+    set_: SetOption = None,
+    overwrite: Annotated[bool, typer.Option(help="Retrain instead of resuming")] = False,
+) -> None:
+    """Train every registered fusion strategy on a generated dataset and print the comparison."""
+    from affectfusion.models import FUSIONS
+
+    overrides = {"variants": FUSIONS.names(), **parse_set_options(set_)}
+    cfg = load_config("demo", overrides)
+    df = train_config(cfg, out, overwrite)
+    if df is not None:
+        print_table(df, f"demo: every fusion strategy on synthetic data ({out / 'comparison'})")
+
+
+def main() -> None:
+    """Entry point: user errors become one red line and exit code 2, never a traceback."""
+    try:
+        app()
+    except AffectFusionError as e:
+        err_console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: run the same command again to resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""Typed run configuration: YAML in, validated pydantic models out, resolved copy saved with each run.
+
+Component-specific options (an adapter's, an encoder's, a fusion's) stay plain dicts here and are
+validated by that component's own ``Options`` model when it is built, so a new component never
+has to touch this file.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from affectfusion.errors import AffectFusionError
+
+PACKAGED_CONFIGS = Path(__file__).parent / "configs"
+
+
+class Strict(BaseModel):
+    """Base for config sections: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskConfig(Strict):
+    """One prediction target. Several tasks make a multi-task model (P1 v2)."""
+
+    name: str
+    type: Literal["classification", "regression"]
+    classes: list[str] | None = None
+    loss: Literal["ce", "mse", "rmse"] | None = None
+    weight: float = 1.0
+    class_weights: Literal["none", "balanced"] | list[float] = "none"
+    # A regression target whose sign is a polarity (sentiment in [-3, 3]) also gets binary acc/F1.
+    signed: bool = False
+    # Derive a classification target by thresholding another (regression) target, e.g. PHQ-8 >= 10.
+    threshold_of: str | None = None
+    threshold: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> TaskConfig:
+        if self.type == "classification":
+            if not self.classes or len(self.classes) < 2:
+                raise ValueError(f"task {self.name!r}: a classification task needs 'classes' (2 or more)")
+            if self.loss not in (None, "ce"):
+                raise ValueError(f"task {self.name!r}: classification uses loss 'ce', not {self.loss!r}")
+            if isinstance(self.class_weights, list) and len(self.class_weights) != len(self.classes):
+                raise ValueError(
+                    f"task {self.name!r}: class_weights has {len(self.class_weights)} values "
+                    f"for {len(self.classes)} classes"
+                )
+        else:
+            if self.loss == "ce":
+                raise ValueError(f"task {self.name!r}: regression uses loss 'mse' or 'rmse'")
+            if self.classes:
+                raise ValueError(f"task {self.name!r}: a regression task has no 'classes'")
+        if (self.threshold_of is None) != (self.threshold is None):
+            raise ValueError(f"task {self.name!r}: give both threshold_of and threshold, or neither")
+        if self.threshold_of is not None and (self.type != "classification" or len(self.classes or []) != 2):
+            raise ValueError(f"task {self.name!r}: threshold_of needs a 2-class classification task")
+        return self
+
+    @property
+    def loss_name(self) -> str:
+        return self.loss or ("ce" if self.type == "classification" else "mse")
+
+
+class DataConfig(Strict):
+    adapter: str
+    root: str | None = None
+    train_split: str = "train"
+    val_split: str = "dev"
+    test_split: str | None = Field(None, description="also scored after training, if set")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ComponentConfig(Strict):
+    """A registered component chosen by name, with its own options."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class FusionConfig(ComponentConfig):
+    name: str = "concat"
+    # P5: a learnable scale per channel of each modality embedding, before any strategy.
+    channel_scaling: bool = False
+
+
+class ModelConfig(Strict):
+    hidden_dim: int = Field(128, ge=1, description="size of every modality embedding fed to fusion")
+    encoder: ComponentConfig = Field(default_factory=lambda: ComponentConfig(name="mean"))
+    encoders: dict[str, ComponentConfig] = Field(
+        default_factory=dict, description="per-modality encoder, overriding `encoder`"
+    )
+    fusion: FusionConfig = Field(default_factory=FusionConfig)
+    head_hidden: int = Field(128, ge=0, description="hidden width of each task head; 0 = linear head")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    modalities: list[str] | None = Field(None, description="use only these modalities (default: all)")
+    normalize_inputs: bool = Field(True, description="z-score each feature with train-split statistics")
+
+    def encoder_for(self, modality: str) -> ComponentConfig:
+        return self.encoders.get(modality, self.encoder)
+
+
+class EarlyStopping(Strict):
+    monitor: str = Field("auto", description="validation metric, e.g. macro_f1 or rmse; auto = per task type")
+    mode: Literal["auto", "max", "min"] = "auto"
+    patience: int = Field(10, ge=1)
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-2, ge=0)
+    scheduler: Literal["none", "plateau", "cosine"] = "plateau"
+    warmup_epochs: int = Field(0, ge=0)
+    grad_clip: float | None = Field(1.0, description="max gradient norm; null = off")
+    early_stopping: EarlyStopping | None = Field(default_factory=EarlyStopping)
+    modality_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    contrastive_weight: float = Field(0.0, ge=0.0, description="weight of InfoNCE between modality pairs")
+    contrastive_temperature: float = Field(0.1, gt=0)
+    seed: int = 0
+    num_workers: int = Field(0, ge=0)
+    progress: bool = True
+
+
+class RunConfig(Strict):
+    name: str
+    description: str = ""
+    data: DataConfig
+    tasks: list[TaskConfig] = Field(min_length=1)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    # Several variants of one config (P2 trains four fusions): variant name -> dotted overrides.
+    # A plain list of fusion names is shorthand for {name: {model.fusion.name: name}}.
+    variants: dict[str, dict[str, Any]] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_variant_list(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("variants"), list):
+            data = dict(data)
+            data["variants"] = {str(n): {"model.fusion.name": n} for n in data["variants"]}
+        return data
+
+    @model_validator(mode="after")
+    def _check_tasks(self) -> RunConfig:
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task names must be unique, got {names}")
+        for t in self.tasks:
+            if t.threshold_of and t.threshold_of not in names:
+                raise ValueError(f"task {t.name!r}: threshold_of names unknown task {t.threshold_of!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _parse_value(text: str) -> Any:
+    """`--set` values are YAML scalars/lists: 5, 0.1, true, null, [a, b], text."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-4" as a string
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (``train.lr``) in a nested dict; intermediate dicts are created as needed."""
+    out = copy.deepcopy(raw)
+    for dotted, value in overrides.items():
+        node = out
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                if part in node and node[part] is not None:
+                    raise AffectFusionError(f"config key {dotted!r}: {part!r} is not a section")
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+    return out
+
+
+def parse_set_options(items: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise AffectFusionError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = _parse_value(value)
+    return out
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A path to a YAML file, or the name of a shipped config (``p2_speech_text``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    packaged = PACKAGED_CONFIGS / f"{Path(str(name_or_path)).stem}.yaml"
+    if packaged.is_file() and path.suffix in ("", ".yaml", ".yml") and len(path.parts) <= 2:
+        return packaged
+    raise AffectFusionError(
+        f"config file not found: {name_or_path} (shipped configs: {', '.join(list_packaged_configs())})"
+    )
+
+
+def list_packaged_configs() -> list[str]:
+    return sorted(p.stem for p in PACKAGED_CONFIGS.glob("*.yaml"))
+
+
+def load_raw(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise AffectFusionError(f"cannot read config {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise AffectFusionError(f"config {path} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise AffectFusionError(f"config {path}: expected a mapping at top level")
+    return raw
+
+
+def validate(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as e:
+        raise AffectFusionError(format_validation_error(e, source)) from None
+
+
+def format_validation_error(e: ValidationError, source: str) -> str:
+    parts = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown config key {loc!r}")
+        else:
+            parts.append(f"{loc or 'value'}: {err['msg']}")
+    return f"{source}: " + "; ".join(parts)
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    path = resolve_config_path(path)
+    raw = apply_overrides(load_raw(path), overrides or {})
+    return validate(raw, str(path))
+
+
+def expand_variants(cfg: RunConfig) -> dict[str, RunConfig]:
+    """One config per variant (or the config itself, named after itself, if it has none)."""
+    if not cfg.variants:
+        return {cfg.name: cfg}
+    base = cfg.to_dict()
+    base["variants"] = None
+    out = {}
+    for vname, overrides in cfg.variants.items():
+        raw = apply_overrides(base, overrides)
+        raw["name"] = f"{cfg.name}/{vname}"
+        out[vname] = validate(raw, f"variant {vname!r}")
+    return out

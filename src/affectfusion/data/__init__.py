@@ -1,0 +1,62 @@
+"""Dataset adapters (registered by name) and the data model they produce."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from affectfusion.config import DataConfig, RunConfig
+from affectfusion.data.registry import DATASETS, DatasetAdapter
+from affectfusion.data.tasks import encode_targets
+from affectfusion.data.types import Batch, Collator, ModalitySpec, MultimodalDataset, Sample
+from affectfusion.errors import AffectFusionError
+from affectfusion.registry import validate_options
+
+# Importing the adapter modules registers them.
+from affectfusion.data import feature_folder, mosi, synthetic  # noqa: E402,F401,I001
+
+__all__ = [
+    "DATASETS",
+    "Batch",
+    "Collator",
+    "DatasetAdapter",
+    "ModalitySpec",
+    "MultimodalDataset",
+    "Sample",
+    "build_adapter",
+    "load_dataset",
+]
+
+
+def build_adapter(data: DataConfig) -> DatasetAdapter:
+    cls = DATASETS.get(data.adapter)
+    opts = validate_options(cls, data.options, "data.options")
+    return cls(opts)
+
+
+def load_dataset(
+    cfg: RunConfig,
+    split: str,
+    root: str | Path | None = None,
+    modalities: dict[str, ModalitySpec] | None = None,
+) -> MultimodalDataset:
+    """Load, encode and check one split. ``root`` overrides ``cfg.data.root`` (``test --data``).
+
+    Passing the trained model's ``modalities`` checks feature dimensions against it.
+    """
+    adapter = build_adapter(cfg.data)
+    root = root if root is not None else cfg.data.root
+    if adapter.needs_root and root is None:
+        raise AffectFusionError(f"data.root is not set; the {cfg.data.adapter!r} adapter reads a folder")
+    root_path = Path(root).expanduser() if root is not None else None
+    if root_path is not None and not root_path.exists():
+        raise AffectFusionError(f"data.root {str(root_path)!r} does not exist")
+    samples = adapter.load(root_path, split)
+    where = f"{cfg.data.adapter} split {split!r}" + (f" in {root_path}" if root_path else "")
+    if not samples:
+        raise AffectFusionError(f"{where}: no samples")
+    keep = cfg.model.modalities
+    if keep:
+        for s in samples:
+            s.features = {m: x for m, x in s.features.items() if m in keep}
+    encode_targets(samples, cfg.tasks, where)
+    return MultimodalDataset(samples, modalities=modalities, name=where)

@@ -1,0 +1,34 @@
+"""The adapter interface: a root folder and a split name in, samples out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from affectfusion.data.types import Sample
+from affectfusion.registry import Registry
+
+
+class DatasetAdapter(ABC):
+    """Reads one split of one dataset format.
+
+    Adapters take the split *name*, so any folder in the same layout with another split
+    (a held-out ``test``) works unchanged.
+    """
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    needs_root: ClassVar[bool] = True
+
+    def __init__(self, options: BaseModel) -> None:
+        self.options = options
+
+    @abstractmethod
+    def load(self, root: Path | None, split: str) -> list[Sample]: ...
+
+
+DATASETS: Registry[type[DatasetAdapter]] = Registry("dataset adapter")

@@ -1,0 +1,205 @@
+"""The data model: samples with any subset of modalities, a dataset that checks them, and batches.
+
+Every modality is carried as a sequence ``[T, D]``; a vector feature is a sequence of length 1.
+That keeps one code path for encoders and fusions (mean-pool of a length-1 sequence is the
+vector itself) while sequence-aware parts (TCN, transformer fusion) still see time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from affectfusion.errors import AffectFusionError
+
+
+@dataclass
+class Sample:
+    """One example. A modality absent from ``features`` is missing for this sample."""
+
+    id: str
+    features: dict[str, np.ndarray]
+    targets: dict[str, Any] = field(default_factory=dict)
+    group: str | None = None  # speaker / video / dialogue, for group-disjoint splits
+    source: str | None = None  # file the sample came from, for failure reports
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    name: str
+    dim: int
+    sequence: bool  # True if any sample has T > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dim": self.dim, "sequence": self.sequence}
+
+
+def _as_2d(x: np.ndarray, where: str) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise AffectFusionError(f"{where}: expected a [D] vector or [T, D] sequence, got shape {x.shape}")
+    if x.shape[0] == 0:
+        raise AffectFusionError(f"{where}: empty sequence (T = 0)")
+    if not np.isfinite(x).all():
+        raise AffectFusionError(f"{where}: contains NaN or infinite values")
+    return x
+
+
+class MultimodalDataset(torch.utils.data.Dataset):
+    """A list of samples whose per-modality feature dimensions are checked to agree."""
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        modalities: dict[str, ModalitySpec] | None = None,
+        name: str = "dataset",
+    ) -> None:
+        if not samples:
+            raise AffectFusionError(f"{name}: no samples")
+        self.name = name
+        self.samples = list(samples)
+        for s in self.samples:
+            s.features = {m: _as_2d(x, f"{name}: sample {s.id!r} modality {m!r}") for m, x in s.features.items()}
+        inferred = self._infer_specs()
+        if modalities is None:
+            self.modalities = inferred
+        else:
+            self.modalities = dict(modalities)
+            self._check_against(modalities)
+        ids = [s.id for s in self.samples]
+        if len(set(ids)) != len(ids):
+            dup = next(i for i in ids if ids.count(i) > 1)
+            raise AffectFusionError(f"{name}: sample id {dup!r} appears more than once")
+
+    def _infer_specs(self) -> dict[str, ModalitySpec]:
+        dims: dict[str, int] = {}
+        seq: dict[str, bool] = {}
+        first: dict[str, str] = {}
+        for s in self.samples:
+            for m, x in s.features.items():
+                if m not in dims:
+                    dims[m], seq[m], first[m] = x.shape[1], False, s.id
+                elif x.shape[1] != dims[m]:
+                    raise AffectFusionError(
+                        f"{self.name}: sample {s.id!r} modality {m!r} has feature dimension {x.shape[1]}, "
+                        f"but sample {first[m]!r} has {dims[m]}"
+                    )
+                seq[m] = seq[m] or x.shape[0] > 1
+        if not dims:
+            raise AffectFusionError(f"{self.name}: no sample has any modality features")
+        return {m: ModalitySpec(m, dims[m], seq[m]) for m in sorted(dims)}
+
+    def _check_against(self, expected: dict[str, ModalitySpec]) -> None:
+        for s in self.samples:
+            for m, x in s.features.items():
+                if m not in expected:
+                    continue  # extra modalities are ignored by a model that was not trained on them
+                if x.shape[1] != expected[m].dim:
+                    raise AffectFusionError(
+                        f"{self.name}: sample {s.id!r} modality {m!r} has feature dimension {x.shape[1]}, "
+                        f"the model expects {expected[m].dim}"
+                    )
+        if not any(m in s.features for s in self.samples for m in expected):
+            raise AffectFusionError(
+                f"{self.name}: none of the model's modalities ({', '.join(expected)}) are present"
+            )
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> Sample:
+        return self.samples[i]
+
+
+@dataclass
+class Batch:
+    """Padded tensors for a list of samples.
+
+    ``features[m]`` is ``[B, T, D]`` (zeros where padded or missing), ``padding[m]`` is ``[B, T]``
+    (True = real time step), ``present[m]`` is ``[B]`` (True = sample has modality m).
+    ``targets[t]`` holds class indices (long) or values (float); ``target_mask[t]`` says which
+    samples are labelled for task t.
+    """
+
+    ids: list[str]
+    features: dict[str, Tensor]
+    padding: dict[str, Tensor]
+    present: dict[str, Tensor]
+    targets: dict[str, Tensor]
+    target_mask: dict[str, Tensor]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def to(self, device: torch.device | str) -> Batch:
+        def move(d: dict[str, Tensor]) -> dict[str, Tensor]:
+            return {k: v.to(device) for k, v in d.items()}
+
+        return Batch(
+            self.ids,
+            move(self.features),
+            move(self.padding),
+            move(self.present),
+            move(self.targets),
+            move(self.target_mask),
+        )
+
+    def with_present(self, present: dict[str, Tensor]) -> Batch:
+        """The same batch with some modalities marked missing (their features zeroed)."""
+        feats = {m: x * present[m][:, None, None].to(x.dtype) for m, x in self.features.items()}
+        return Batch(self.ids, feats, self.padding, present, self.targets, self.target_mask)
+
+
+class Collator:
+    """Turns samples into a :class:`Batch` for a fixed set of modalities and tasks.
+
+    ``task_types`` maps task name -> "classification" | "regression"; classification targets must
+    already be class indices (datasets are encoded by :func:`affectfusion.data.tasks.encode_targets`).
+    """
+
+    def __init__(self, modalities: dict[str, ModalitySpec], task_types: dict[str, str]) -> None:
+        self.modalities = modalities
+        self.task_types = task_types
+
+    def __call__(self, samples: Sequence[Sample]) -> Batch:
+        b = len(samples)
+        features, padding, present = {}, {}, {}
+        for m, spec in self.modalities.items():
+            lengths = [s.features[m].shape[0] if m in s.features else 0 for s in samples]
+            t_max = max(max(lengths), 1)
+            x = torch.zeros(b, t_max, spec.dim)
+            pad = torch.zeros(b, t_max, dtype=torch.bool)
+            for i, s in enumerate(samples):
+                if m in s.features:
+                    x[i, : lengths[i]] = torch.from_numpy(s.features[m])
+                    pad[i, : lengths[i]] = True
+            features[m], padding[m] = x, pad
+            present[m] = torch.tensor([n > 0 for n in lengths], dtype=torch.bool)
+        targets, target_mask = {}, {}
+        for t, kind in self.task_types.items():
+            values = [s.targets.get(t) for s in samples]
+            mask = torch.tensor([_is_labelled(v) for v in values], dtype=torch.bool)
+            if kind == "classification":
+                targets[t] = torch.tensor([int(v) if _is_labelled(v) else -1 for v in values], dtype=torch.long)
+            else:
+                targets[t] = torch.tensor(
+                    [float(v) if _is_labelled(v) else 0.0 for v in values], dtype=torch.float32
+                )
+            target_mask[t] = mask
+        return Batch([s.id for s in samples], features, padding, present, targets, target_mask)
+
+
+def _is_labelled(v: Any) -> bool:
+    if v is None:
+        return False
+    try:
+        return not np.isnan(float(v))
+    except (TypeError, ValueError):
+        return True

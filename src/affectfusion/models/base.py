@@ -1,0 +1,80 @@
+"""Interfaces shared by encoders and fusion strategies.
+
+An encoder maps one modality ``[B, T, D]`` to an :class:`Encoded` (a sequence ``[B, T', H]``
+with its mask, and a pooled ``[B, H]``). A fusion strategy maps a dict of those, plus a
+per-modality presence mask, to a :class:`FusionOutput`. All modalities share the embedding size
+``H = model.hidden_dim`` so that any strategy can follow any encoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor, nn
+
+from affectfusion.registry import Registry
+
+
+@dataclass
+class Encoded:
+    seq: Tensor  # [B, T, H]
+    mask: Tensor  # [B, T] bool, True = real step (all False for a missing modality)
+    pooled: Tensor  # [B, H]
+
+
+@dataclass
+class FusionOutput:
+    fused: Tensor  # [B, out_dim]
+    # Whatever the strategy can explain, each [B, ...]: "modality_weights" is [B, M] in
+    # ``modalities`` order (0 for missing ones); attention maps, gates, ...
+    explanations: dict[str, Tensor] = field(default_factory=dict)
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Encoder(nn.Module):
+    """Base class for per-modality encoders. Subclasses define ``Options`` and ``forward``."""
+
+    Options: ClassVar[type[BaseModel]] = Options
+
+    def __init__(self, in_dim: int, out_dim: int, dropout: float, options: BaseModel) -> None:
+        super().__init__()
+        self.in_dim, self.out_dim = in_dim, out_dim
+
+    def forward(self, x: Tensor, mask: Tensor) -> Encoded:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Fusion(nn.Module):
+    """Base class for fusion strategies.
+
+    ``forward(inputs, present)``: ``inputs[m]`` is the :class:`Encoded` of modality m for every
+    name in ``self.modalities``; ``present[m]`` is ``[B]`` bool. A strategy must give a finite
+    output for any non-empty subset of present modalities and must not let a missing modality's
+    values influence the result.
+    """
+
+    Options: ClassVar[type[BaseModel]] = Options
+
+    def __init__(self, modalities: list[str], dim: int, dropout: float, options: BaseModel) -> None:
+        super().__init__()
+        self.modalities = list(modalities)
+        self.dim = dim
+        self.out_dim = dim  # subclasses set their real output size
+
+    def forward(self, inputs: dict[str, Encoded], present: dict[str, Tensor]) -> FusionOutput:  # pragma: no cover
+        raise NotImplementedError
+
+
+ENCODERS: Registry[type[Encoder]] = Registry("encoder")
+FUSIONS: Registry[type[Fusion]] = Registry("fusion strategy")
+
+
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean over time of ``x [B, T, H]`` where ``mask [B, T]``; zero for rows with no valid step."""
+    m = mask.unsqueeze(-1).to(x.dtype)
+    return (x * m).sum(1) / m.sum(1).clamp(min=1.0)

@@ -1,0 +1,134 @@
+"""Per-modality encoders: [B, T, D] features -> [B, T', H] sequence + [B, H] pooled embedding."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+
+from affectfusion.errors import AffectFusionError
+from affectfusion.models.base import ENCODERS, Encoded, Encoder, Options, masked_mean
+
+
+@ENCODERS.register("mean")
+class MeanPoolEncoder(Encoder):
+    """Mean-pool over time, then a linear projection (P1 v0; P1 v1 with layer_norm)."""
+
+    class Options(Options):
+        layer_norm: bool = False
+        activation: bool = Field(True, description="ReLU after the projection")
+
+    def __init__(self, in_dim: int, out_dim: int, dropout: float, options: Options) -> None:
+        super().__init__(in_dim, out_dim, dropout, options)
+        layers: list[nn.Module] = [nn.Linear(in_dim, out_dim)]
+        if options.layer_norm:
+            layers.append(nn.LayerNorm(out_dim))
+        if options.activation:
+            layers.append(nn.ReLU())
+        layers.append(nn.Dropout(dropout))
+        self.proj = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Encoded:
+        seq = self.proj(x)
+        return Encoded(seq=seq, mask=mask, pooled=masked_mean(seq, mask))
+
+
+@ENCODERS.register("tcn")
+class TemporalCNNEncoder(Encoder):
+    """Stacked 1-D convolutions with growing dilation, masked mean-pool (P1 v2 audio/video)."""
+
+    class Options(Options):
+        layers: int = Field(2, ge=1)
+        kernel_size: int = Field(3, ge=1)
+
+    def __init__(self, in_dim: int, out_dim: int, dropout: float, options: Options) -> None:
+        super().__init__(in_dim, out_dim, dropout, options)
+        blocks: list[nn.Module] = []
+        for i in range(options.layers):
+            dilation = 2**i
+            blocks += [
+                nn.Conv1d(
+                    in_dim if i == 0 else out_dim,
+                    out_dim,
+                    options.kernel_size,
+                    padding=dilation * (options.kernel_size - 1) // 2,
+                    dilation=dilation,
+                ),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+            ]
+        self.net = nn.Sequential(*blocks)
+        self.norm = nn.LayerNorm(out_dim)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Encoded:
+        x = x * mask.unsqueeze(-1).to(x.dtype)
+        seq = self.net(x.transpose(1, 2)).transpose(1, 2)[:, : x.shape[1]]
+        seq = self.norm(seq)
+        return Encoded(seq=seq, mask=mask, pooled=masked_mean(seq, mask))
+
+
+@ENCODERS.register("transformer")
+class TransformerEncoder(Encoder):
+    """Projection + learned positions + Transformer encoder layers (P2 temporal/contextual blocks)."""
+
+    class Options(Options):
+        layers: int = Field(2, ge=1)
+        heads: int = Field(4, ge=1)
+        max_len: int = Field(1024, ge=1)
+        pool: Literal["mean", "first"] = "mean"
+
+    def __init__(self, in_dim: int, out_dim: int, dropout: float, options: Options) -> None:
+        super().__init__(in_dim, out_dim, dropout, options)
+        if out_dim % options.heads:
+            raise AffectFusionError(
+                f"transformer encoder: model.hidden_dim ({out_dim}) must be divisible by heads ({options.heads})"
+            )
+        self.proj = nn.Linear(in_dim, out_dim)
+        self.pos = nn.Parameter(torch.zeros(options.max_len, out_dim))
+        layer = nn.TransformerEncoderLayer(
+            out_dim, options.heads, dim_feedforward=2 * out_dim, dropout=dropout, batch_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, options.layers, enable_nested_tensor=False)
+        self.pool = options.pool
+        self.max_len = options.max_len
+
+    def forward(self, x: Tensor, mask: Tensor) -> Encoded:
+        x = x[:, : self.max_len]
+        mask = mask[:, : self.max_len]
+        h = self.proj(x) + self.pos[: x.shape[1]]
+        # Rows of a missing modality have no valid step; let them attend to everything (output is
+        # ignored downstream) rather than produce NaN from an all-masked softmax.
+        key_padding = ~mask & mask.any(1, keepdim=True)
+        seq = self.encoder(h, src_key_padding_mask=key_padding)
+        pooled = seq[:, 0] if self.pool == "first" else masked_mean(seq, mask)
+        return Encoded(seq=seq, mask=mask, pooled=pooled)
+
+
+@ENCODERS.register("bilstm")
+class BiLSTMEncoder(Encoder):
+    """Bidirectional LSTM (each direction H/2), masked mean-pool."""
+
+    class Options(Options):
+        layers: int = Field(1, ge=1)
+
+    def __init__(self, in_dim: int, out_dim: int, dropout: float, options: Options) -> None:
+        super().__init__(in_dim, out_dim, dropout, options)
+        if out_dim % 2:
+            raise AffectFusionError(f"bilstm encoder: model.hidden_dim ({out_dim}) must be even")
+        self.lstm = nn.LSTM(
+            in_dim,
+            out_dim // 2,
+            num_layers=options.layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=dropout if options.layers > 1 else 0.0,
+        )
+
+    def forward(self, x: Tensor, mask: Tensor) -> Encoded:
+        lengths = mask.sum(1).clamp(min=1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        seq, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        return Encoded(seq=seq, mask=mask, pooled=masked_mean(seq, mask))

@@ -1,0 +1,111 @@
+"""The one model: per-modality encoders -> optional channel scaling -> fusion -> one head per task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from affectfusion.config import ModelConfig, TaskConfig
+from affectfusion.data.types import Batch, ModalitySpec, MultimodalDataset
+from affectfusion.models.base import ENCODERS, FUSIONS, Encoded
+from affectfusion.registry import validate_options
+
+
+@dataclass
+class ModelOutput:
+    outputs: dict[str, Tensor]  # task -> logits [B, K] or standardised value [B]
+    embeddings: dict[str, Tensor]  # modality -> pooled embedding [B, H] (after channel scaling)
+    fused: Tensor  # [B, F]
+    explanations: dict[str, Tensor] = field(default_factory=dict)
+
+
+def task_output_size(task: TaskConfig) -> int:
+    return len(task.classes or []) if task.type == "classification" else 1
+
+
+class Head(nn.Module):
+    """MLP head (P1: fused -> 512 -> 1); ``hidden = 0`` gives a linear head."""
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, dropout: float) -> None:
+        super().__init__()
+        if hidden > 0:
+            self.net = nn.Sequential(
+                nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)
+            )
+        else:
+            self.net = nn.Linear(in_dim, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class MultimodalModel(nn.Module):
+    """Encoders over a dict of modalities, a fusion strategy and task heads, all chosen by config."""
+
+    def __init__(self, modalities: dict[str, ModalitySpec], tasks: list[TaskConfig], cfg: ModelConfig) -> None:
+        super().__init__()
+        self.modalities = dict(modalities)
+        self.tasks = list(tasks)
+        h = cfg.hidden_dim
+        self.encoders = nn.ModuleDict()
+        for m, spec in self.modalities.items():
+            enc_cfg = cfg.encoder_for(m)
+            cls = ENCODERS.get(enc_cfg.name)
+            where = f"model.encoders.{m}.options" if m in cfg.encoders else "model.encoder.options"
+            self.encoders[m] = cls(spec.dim, h, cfg.dropout, validate_options(cls, enc_cfg.options, where))
+            # Input standardisation, fitted on the training split (fit_input_norm), saved with weights.
+            self.register_buffer(f"in_mean_{m}", torch.zeros(spec.dim))
+            self.register_buffer(f"in_std_{m}", torch.ones(spec.dim))
+        self.channel_scale = (
+            nn.ParameterDict({m: nn.Parameter(torch.ones(h)) for m in self.modalities})
+            if cfg.fusion.channel_scaling
+            else None
+        )
+        fcls = FUSIONS.get(cfg.fusion.name)
+        self.fusion = fcls(
+            list(self.modalities), h, cfg.dropout, validate_options(fcls, cfg.fusion.options, "model.fusion.options")
+        )
+        self.heads = nn.ModuleDict(
+            {t.name: Head(self.fusion.out_dim, cfg.head_hidden, task_output_size(t), cfg.dropout) for t in tasks}
+        )
+
+    @torch.no_grad()
+    def fit_input_norm(self, dataset: MultimodalDataset) -> None:
+        """Per-feature mean/std over every real time step of the training split."""
+        for m in self.modalities:
+            rows = [s.features[m] for s in dataset.samples if m in s.features]
+            if not rows:
+                continue
+            x = torch.from_numpy(np.concatenate(rows, axis=0)).double()
+            std = x.std(0, unbiased=False)
+            getattr(self, f"in_mean_{m}").copy_(x.mean(0).float())
+            getattr(self, f"in_std_{m}").copy_(torch.where(std > 1e-6, std, torch.ones_like(std)).float())
+
+    def encode(self, batch: Batch) -> dict[str, Encoded]:
+        out = {}
+        for m, enc in self.encoders.items():
+            mask = batch.padding[m] & batch.present[m][:, None]
+            x = (batch.features[m] - getattr(self, f"in_mean_{m}")) / getattr(self, f"in_std_{m}")
+            x = x * mask.unsqueeze(-1).to(x.dtype)
+            e = enc(x, mask)
+            if self.channel_scale is not None:
+                scale = self.channel_scale[m]
+                e = Encoded(seq=e.seq * scale, mask=e.mask, pooled=e.pooled * scale)
+            out[m] = e
+        return out
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        encoded = self.encode(batch)
+        fused = self.fusion(encoded, batch.present)
+        outputs = {}
+        for t in self.tasks:
+            y = self.heads[t.name](fused.fused)
+            outputs[t.name] = y.squeeze(-1) if t.type == "regression" else y
+        embeddings = {m: e.pooled for m, e in encoded.items()}
+        return ModelOutput(outputs, embeddings, fused.fused, fused.explanations)
+
+    def n_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

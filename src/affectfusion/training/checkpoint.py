@@ -1,0 +1,116 @@
+"""Checkpoints as safetensors (tensors) + JSON (everything else); never pickle.
+
+A checkpoint ``<stem>`` is ``<stem>.safetensors`` (model weights), ``<stem>.json`` (epoch, metrics,
+trainer state) and, for resumable ones, ``<stem>.optim.safetensors`` (optimizer tensors; its
+non-tensor state lives in the JSON). Every file is written to a temp name and renamed, JSON last,
+so a checkpoint whose JSON exists is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from affectfusion.errors import AffectFusionError
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    data = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    _atomic(path, lambda tmp: save_file(data, tmp))
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path), device="cpu")
+    except (OSError, SafetensorError) as e:
+        raise AffectFusionError(f"cannot read weights {path}: {e}") from None
+
+
+def save_json(path: Path, obj: Any) -> None:
+    text = json.dumps(obj, indent=2, default=_json_default)
+    _atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, torch.Tensor):
+        return o.item() if o.numel() == 1 else o.tolist()
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _split_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors: dict[str, torch.Tensor] = {}
+    plain: dict[str, dict[str, Any]] = {}
+    for idx, entry in state["state"].items():
+        plain[str(idx)] = {}
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{idx}.{key}"] = value
+            else:
+                plain[str(idx)][key] = value
+    return tensors, {"param_groups": state["param_groups"], "plain_state": plain}
+
+
+def _join_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {int(i): dict(v) for i, v in meta["plain_state"].items()}
+    for name, value in tensors.items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(
+    stem: Path,
+    model: nn.Module,
+    info: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+) -> None:
+    info = dict(info)
+    save_tensors(stem.with_suffix(".safetensors"), model.state_dict())
+    if optimizer is not None:
+        tensors, meta = _split_optimizer_state(optimizer.state_dict())
+        save_tensors(stem.with_suffix(".optim.safetensors"), tensors)
+        info["optimizer"] = meta
+    save_json(stem.with_suffix(".json"), info)
+
+
+def load_checkpoint(
+    stem: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None
+) -> dict[str, Any]:
+    """Load weights (strictly) and optionally optimizer state; returns the JSON info."""
+    info_path = stem.with_suffix(".json")
+    if not info_path.is_file():
+        raise AffectFusionError(f"checkpoint {info_path} not found")
+    info = json.loads(info_path.read_text())
+    state = load_tensors(stem.with_suffix(".safetensors"))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise AffectFusionError(
+            f"checkpoint {stem}.safetensors does not match the model in its config "
+            f"(missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]})"
+        )
+    if optimizer is not None and "optimizer" in info:
+        tensors = load_tensors(stem.with_suffix(".optim.safetensors"))
+        optimizer.load_state_dict(_join_optimizer_state(tensors, info["optimizer"]))
+    return info

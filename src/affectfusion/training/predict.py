@@ -1,0 +1,121 @@
+"""Run a model over a dataset and score it: the one place predictions are turned into metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from affectfusion.config import TaskConfig
+from affectfusion.data.tasks import TargetScaler
+from affectfusion.data.types import Collator, MultimodalDataset
+from affectfusion.evaluation.metrics import summarize, task_metrics
+from affectfusion.models.model import MultimodalModel
+
+
+@dataclass
+class Predictions:
+    ids: list[str]
+    groups: list[str | None]
+    sources: list[str | None]
+    y_true: dict[str, np.ndarray]  # class index (-1 unlabelled) or value (NaN unlabelled)
+    pred: dict[str, np.ndarray]  # class index or value on the user's scale
+    proba: dict[str, np.ndarray] = field(default_factory=dict)  # [N, K] per classification task
+    explanations: dict[str, np.ndarray] = field(default_factory=dict)
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # modality / "fused" -> [N, H]
+
+    def labelled(self, task: str) -> np.ndarray:
+        y = self.y_true[task]
+        return y >= 0 if y.dtype.kind in "iu" else ~np.isnan(y)
+
+
+def make_loader(
+    dataset: MultimodalDataset, model: MultimodalModel, batch_size: int, shuffle: bool = False, **kwargs
+) -> DataLoader:
+    collate = Collator(model.modalities, {t.name: t.type for t in model.tasks})
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, **kwargs)
+
+
+@torch.no_grad()
+def predict(
+    model: MultimodalModel,
+    dataset: MultimodalDataset,
+    scalers: dict[str, TargetScaler],
+    batch_size: int = 64,
+    keep_embeddings: bool = False,
+) -> Predictions:
+    was_training = model.training
+    model.eval()
+    chunks: dict[str, list[np.ndarray]] = {}
+
+    def add(key: str, value: torch.Tensor) -> None:
+        chunks.setdefault(key, []).append(value.detach().cpu().numpy())
+
+    for batch in make_loader(dataset, model, batch_size):
+        out = model(batch)
+        for t in model.tasks:
+            y, o = batch.targets[t.name], out.outputs[t.name]
+            if t.type == "classification":
+                add(f"true/{t.name}", torch.where(batch.target_mask[t.name], y, -1))
+                add(f"proba/{t.name}", torch.softmax(o, -1))
+            else:
+                sc = scalers[t.name]
+                add(f"true/{t.name}", torch.where(batch.target_mask[t.name], y, torch.nan))
+                add(f"pred/{t.name}", o * sc.std + sc.mean)
+        for k, v in out.explanations.items():
+            add(f"expl/{k}", v)
+        if keep_embeddings:
+            for m, e in out.embeddings.items():
+                add(f"emb/{m}", e * batch.present[m][:, None])
+            add("emb/fused", out.fused)
+    model.train(was_training)
+    cat = {k: np.concatenate(v) for k, v in chunks.items()}
+    preds = Predictions(
+        ids=[s.id for s in dataset.samples],
+        groups=[s.group for s in dataset.samples],
+        sources=[s.source for s in dataset.samples],
+        y_true={t.name: cat[f"true/{t.name}"] for t in model.tasks},
+        pred={},
+    )
+    for t in model.tasks:
+        if t.type == "classification":
+            preds.proba[t.name] = cat[f"proba/{t.name}"]
+            preds.pred[t.name] = preds.proba[t.name].argmax(1)
+        else:
+            preds.pred[t.name] = cat[f"pred/{t.name}"]
+    preds.explanations = {k[5:]: v for k, v in cat.items() if k.startswith("expl/")}
+    preds.embeddings = {k[4:]: v for k, v in cat.items() if k.startswith("emb/")}
+    return preds
+
+
+def score(preds: Predictions, tasks: list[TaskConfig], split: str) -> dict:
+    per_task = {}
+    for t in tasks:
+        keep = preds.labelled(t.name)
+        if keep.any():
+            per_task[t.name] = task_metrics(t, preds.y_true[t.name][keep], preds.pred[t.name][keep])
+    return summarize(tasks, per_task, split, len(preds.ids))
+
+
+def predictions_frame(preds: Predictions, tasks: list[TaskConfig], modalities: list[str]) -> pd.DataFrame:
+    """One row per sample: ids, truth, prediction, class probabilities, modality weights."""
+    df = pd.DataFrame({"id": preds.ids, "group": preds.groups, "source": preds.sources})
+    for t in tasks:
+        y = preds.y_true[t.name]
+        if t.type == "classification":
+            classes = t.classes or []
+            df[f"{t.name}_true"] = [classes[i] if i >= 0 else "" for i in y]
+            df[f"{t.name}_pred"] = [classes[i] for i in preds.pred[t.name]]
+            for k, c in enumerate(classes):
+                df[f"{t.name}_prob_{c}"] = preds.proba[t.name][:, k]
+        else:
+            df[f"{t.name}_true"] = y
+            df[f"{t.name}_pred"] = preds.pred[t.name]
+    weights = preds.explanations.get("modality_weights")
+    if weights is not None and weights.ndim == 2 and weights.shape[1] == len(modalities):
+        for k, m in enumerate(modalities):
+            df[f"weight_{m}"] = weights[:, k]
+    return df
