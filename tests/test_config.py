@@ -60,7 +60,13 @@ def test_task_validation() -> None:
             {
                 "tasks": [
                     {"name": "y", "type": "regression"},
-                    {"name": "x", "type": "classification", "classes": ["a", "b"], "threshold_of": "nope", "threshold": 1},
+                    {
+                        "name": "x",
+                        "type": "classification",
+                        "classes": ["a", "b"],
+                        "threshold_of": "nope",
+                        "threshold": 1,
+                    },
                 ]
             }
         )

@@ -11,7 +11,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from affectfusion.config import RunConfig, expand_variants, list_packaged_configs, load_config, parse_set_options
+from affectfusion.config import (
+    RunConfig,
+    expand_variants,
+    list_packaged_configs,
+    load_config,
+    parse_set_options,
+)
 from affectfusion.errors import AffectFusionError
 
 app = typer.Typer(
@@ -88,10 +94,12 @@ def train(
 def test(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (or a folder of variant runs)")],
     data: Annotated[Path | None, typer.Option(help="Data folder in the run's format (default: data.root)")] = None,
-    split: Annotated[str | None, typer.Option(help="Split name (default: data.test_split, else data.val_split)")] = None,
+    split: Annotated[
+        str | None, typer.Option(help="Split name (default: data.test_split, else data.val_split)")
+    ] = None,
 ) -> None:
     """Score a trained run on a split; writes eval/<split>/metrics.json, predictions and plots."""
-    from affectfusion.evaluation.report import write_run_report
+    from affectfusion.evaluation.report import plot_run, write_run_report
     from affectfusion.rundir import read_run
     from affectfusion.training.trainer import evaluate_run
 
@@ -101,6 +109,7 @@ def test(
         run = read_run(rd)
         s = split or run.config.data.test_split or run.config.data.val_split
         metrics = evaluate_run(run, s, root=data)
+        plot_run(rd)
         write_run_report(rd)
         rows.append({"run": rd.name, "split": s, "n": metrics["n"], **_scalars(metrics)})
         err_console.print(f"wrote {run.paths.eval_dir(s) / 'metrics.json'}")

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from affectfusion.config import DataConfig, RunConfig
+
+# Importing the adapter modules registers them.
+from affectfusion.data import feature_folder, mosi, synthetic  # noqa: F401
 from affectfusion.data.registry import DATASETS, DatasetAdapter
 from affectfusion.data.tasks import encode_targets
 from affectfusion.data.types import Batch, Collator, ModalitySpec, MultimodalDataset, Sample
 from affectfusion.errors import AffectFusionError
 from affectfusion.registry import validate_options
-
-# Importing the adapter modules registers them.
-from affectfusion.data import feature_folder, mosi, synthetic  # noqa: E402,F401,I001
 
 __all__ = [
     "DATASETS",

@@ -107,9 +107,7 @@ class MultimodalDataset(torch.utils.data.Dataset):
                         f"the model expects {expected[m].dim}"
                     )
         if not any(m in s.features for s in self.samples for m in expected):
-            raise AffectFusionError(
-                f"{self.name}: none of the model's modalities ({', '.join(expected)}) are present"
-            )
+            raise AffectFusionError(f"{self.name}: none of the model's modalities ({', '.join(expected)}) are present")
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -189,9 +187,7 @@ class Collator:
             if kind == "classification":
                 targets[t] = torch.tensor([int(v) if _is_labelled(v) else -1 for v in values], dtype=torch.long)
             else:
-                targets[t] = torch.tensor(
-                    [float(v) if _is_labelled(v) else 0.0 for v in values], dtype=torch.float32
-                )
+                targets[t] = torch.tensor([float(v) if _is_labelled(v) else 0.0 for v in values], dtype=torch.float32)
             target_mask[t] = mask
         return Batch([s.id for s in samples], features, padding, present, targets, target_mask)
 

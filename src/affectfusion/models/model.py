@@ -66,7 +66,10 @@ class MultimodalModel(nn.Module):
         )
         fcls = FUSIONS.get(cfg.fusion.name)
         self.fusion = fcls(
-            list(self.modalities), h, cfg.dropout, validate_options(fcls, cfg.fusion.options, "model.fusion.options")
+            list(self.modalities),
+            h,
+            cfg.dropout,
+            validate_options(fcls, cfg.fusion.options, "model.fusion.options"),
         )
         self.heads = nn.ModuleDict(
             {t.name: Head(self.fusion.out_dim, cfg.head_hidden, task_output_size(t), cfg.dropout) for t in tasks}

@@ -9,34 +9,22 @@ so a checkpoint whose JSON exists is complete.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from affectfusion.errors import AffectFusionError
-
-
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from affectfusion.io import atomic_file, write_json
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     data = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    _atomic(path, lambda tmp: save_file(data, tmp))
+    with atomic_file(path, "wb") as f:
+        f.write(save(data))
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -44,19 +32,6 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path), device="cpu")
     except (OSError, SafetensorError) as e:
         raise AffectFusionError(f"cannot read weights {path}: {e}") from None
-
-
-def save_json(path: Path, obj: Any) -> None:
-    text = json.dumps(obj, indent=2, default=_json_default)
-    _atomic(path, lambda tmp: Path(tmp).write_text(text))
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, torch.Tensor):
-        return o.item() if o.numel() == 1 else o.tolist()
-    if hasattr(o, "item"):
-        return o.item()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def _split_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -92,12 +67,10 @@ def save_checkpoint(
         tensors, meta = _split_optimizer_state(optimizer.state_dict())
         save_tensors(stem.with_suffix(".optim.safetensors"), tensors)
         info["optimizer"] = meta
-    save_json(stem.with_suffix(".json"), info)
+    write_json(stem.with_suffix(".json"), info)
 
 
-def load_checkpoint(
-    stem: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None
-) -> dict[str, Any]:
+def load_checkpoint(stem: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
     """Load weights (strictly) and optionally optimizer state; returns the JSON info."""
     info_path = stem.with_suffix(".json")
     if not info_path.is_file():

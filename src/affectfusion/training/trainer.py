@@ -29,10 +29,9 @@ from affectfusion.data import load_dataset
 from affectfusion.data.tasks import TargetScaler, balanced_class_weights, class_counts
 from affectfusion.data.types import Batch, Collator, MultimodalDataset
 from affectfusion.errors import AffectFusionError
-from affectfusion.evaluation.io import append_jsonl, read_jsonl, write_csv, write_json, write_text
 from affectfusion.evaluation.metrics import METRIC_DIRECTION, default_monitor, metric_value
-from affectfusion.evaluation.plots import plot_confusion_matrix, plot_training_curves
-from affectfusion.evaluation.report import write_run_report
+from affectfusion.evaluation.report import plot_run, write_run_report
+from affectfusion.io import append_jsonl, read_jsonl, write_csv, write_json, write_text
 from affectfusion.models.model import MultimodalModel
 from affectfusion.rundir import LoadedRun, RunPaths, read_run
 from affectfusion.training.checkpoint import load_checkpoint, save_checkpoint
@@ -176,9 +175,7 @@ class Trainer:
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         collate = Collator(train_ds.modalities, {t.name: t.type for t in cfg.tasks})
         sampler = (
-            DistributedSampler(
-                train_ds, self.dist.world_size, self.dist.rank, shuffle=True, seed=cfg.train.seed
-            )
+            DistributedSampler(train_ds, self.dist.world_size, self.dist.rank, shuffle=True, seed=cfg.train.seed)
             if self.dist.enabled
             else None
         )
@@ -198,7 +195,9 @@ class Trainer:
             self._truncate_history(info["epoch"])
             self._log(f"resuming {paths.root} from epoch {info['epoch']}")
 
-        net: torch.nn.Module = DistributedDataParallel(model, find_unused_parameters=True) if self.dist.enabled else model
+        net: torch.nn.Module = (
+            DistributedDataParallel(model, find_unused_parameters=True) if self.dist.enabled else model
+        )
         self._log(
             f"[bold]{cfg.name}[/]: fusion {cfg.model.fusion.name}, modalities "
             f"{', '.join(f'{m}[{s.dim}]' for m, s in train_ds.modalities.items())}, "
@@ -291,7 +290,10 @@ class Trainer:
         t = self.cfg.train
         if t.scheduler == "plateau":
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, mode=self.mode, factor=0.5, patience=max(1, (t.early_stopping.patience if t.early_stopping else 6) // 3)
+                optimizer,
+                mode=self.mode,
+                factor=0.5,
+                patience=max(1, (t.early_stopping.patience if t.early_stopping else 6) // 3),
             )
             return sched, False
         if t.scheduler == "cosine":
@@ -362,13 +364,15 @@ class Trainer:
         results = {}
         for split in splits:
             results[split] = evaluate_run(run, split)
-        plot_training_curves(read_jsonl(self.paths.history), self.paths.plots / "training_curves.png", self.monitor)
+        plot_run(self.paths.root)
         write_run_report(self.paths.root)
         return results
 
 
-def evaluate_run(run: LoadedRun, split: str, root: str | Path | None = None, model: MultimodalModel | None = None) -> dict:
-    """Score the best checkpoint of a run on one split; writes eval/<split>/ and confusion plots."""
+def evaluate_run(
+    run: LoadedRun, split: str, root: str | Path | None = None, model: MultimodalModel | None = None
+) -> dict:
+    """Score the best checkpoint of a run on one split; writes eval/<split>/metrics.json and predictions."""
     model = model or load_model(run)
     ds = load_dataset(run.config, split, root=root, modalities=run.modalities)
     preds = predict(model, ds, run.scalers)
@@ -378,13 +382,4 @@ def evaluate_run(run: LoadedRun, split: str, root: str | Path | None = None, mod
     out = run.paths.eval_dir(split)
     write_json(out / "metrics.json", metrics)
     write_csv(predictions_frame(preds, run.config.tasks, list(run.modalities)), out / "predictions.csv")
-    for t in run.config.tasks:
-        tm = metrics["tasks"].get(t.name, {})
-        if t.type == "classification" and "confusion_matrix" in tm:
-            plot_confusion_matrix(
-                np.asarray(tm["confusion_matrix"]),
-                t.classes or [],
-                run.paths.plots / f"confusion_{split}_{t.name}.png",
-                f"{run.config.name} — {t.name} ({split})",
-            )
     return metrics

@@ -1,0 +1,184 @@
+"""A synthetic multimodal dataset whose ground truth is known, for demos and tests.
+
+Each modality gets a seed-fixed prototype per class (classification) or a seed-fixed direction
+(regression); a sample's feature is that signal, scaled by the modality's informativeness, plus
+Gaussian noise. In ``additive`` mode every informative modality carries the label on its own; in
+``xor`` mode each modality carries an independent latent and only their combination determines
+the label, so unimodal models sit at chance while a fusion of all informative modalities does not.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from affectfusion.data.registry import DATASETS, DatasetAdapter
+from affectfusion.data.types import Sample
+
+# Norm of a class prototype / regression direction at informativeness 1. With the defaults
+# (additive, noise 1, 4 classes, 16 dimensions, 600 training samples) one modality alone gives
+# roughly 50-60 % accuracy and the three fused roughly 80 %: clearly above chance, not perfect.
+# xor is harder by nature: it becomes learnable with fewer classes/modalities and noise <= 0.5.
+SIGNAL_NORM = 1.2
+
+
+class ModalityOptions(BaseModel):
+    """Shape and strength of one synthetic modality."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dim: int = Field(16, ge=1, description="feature dimension D")
+    seq_len: int = Field(
+        0,
+        ge=0,
+        description="0 = one [D] vector per sample; > 0 = a [T, D] sequence with T drawn in [seq_len//2, seq_len]",
+    )
+    informativeness: float = Field(
+        1.0, ge=0.0, le=1.0, description="scale of the label signal: 0 = pure noise, 1 = full signal"
+    )
+
+
+def _default_modalities() -> dict[str, ModalityOptions]:
+    return {m: ModalityOptions() for m in ("text", "audio", "video")}
+
+
+def _rng(*keys: int | str) -> np.random.Generator:
+    """A generator seeded by a stable hash of ``keys`` (Python's ``hash()`` varies per process)."""
+    return np.random.default_rng([k if isinstance(k, int) else zlib.crc32(k.encode()) for k in keys])
+
+
+def _prototypes(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` vectors of norm SIGNAL_NORM; orthogonal when n <= dim, so all classes are equally apart."""
+    x = rng.standard_normal((dim, max(n, dim)))
+    if n <= dim:
+        q, _ = np.linalg.qr(x)
+        return SIGNAL_NORM * q[:, :n].T
+    x = x[:, :n].T
+    return SIGNAL_NORM * x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@DATASETS.register("synthetic")
+class SyntheticAdapter(DatasetAdapter):
+    """Generated features with a known label mechanism (additive or xor interaction); needs no files."""
+
+    needs_root = False
+
+    class Options(DatasetAdapter.Options):
+        modalities: dict[str, ModalityOptions] = Field(
+            default_factory=_default_modalities,
+            min_length=1,
+            description="modality name -> {dim, seq_len, informativeness}; default text, audio, video",
+        )
+        task: Literal["classification", "regression"] = Field("classification", description="kind of target generated")
+        num_classes: int = Field(4, ge=2, description="number of classes (classification)")
+        target_name: str = Field("label", description="task name the target is stored under")
+        target_range: tuple[float, float] | None = Field(
+            None,
+            description="regression: map the target linearly from [-1, 1] into [low, high] (e.g. [0, 24])",
+        )
+        integer_targets: bool = Field(False, description="regression: round targets to integers")
+        interaction: Literal["additive", "xor"] = Field(
+            "additive",
+            description="additive: each informative modality carries the label alone; "
+            "xor: only the combination of all informative modalities determines it "
+            "(learnable with lower noise, e.g. 0.5, and few classes/modalities)",
+        )
+        noise: float = Field(1.0, ge=0.0, description="feature noise std (signal norm is fixed)")
+        missing_rate: float = Field(
+            0.0,
+            ge=0.0,
+            lt=1.0,
+            description="probability that a modality is dropped per sample (never all of a sample's)",
+        )
+        n_train: int = Field(600, ge=1, description="number of samples in the 'train' split")
+        n_eval: int = Field(200, ge=1, description="number of samples in any other split")
+        seed: int = Field(0, ge=0, description="fixes prototypes (shared by all splits) and per-split draws")
+        groups: int = Field(20, ge=1, description="number of group ids (g00, g01, ...) assigned at random")
+
+        @model_validator(mode="after")
+        def _check_range(self) -> SyntheticAdapter.Options:
+            if self.target_range is not None and not self.target_range[0] < self.target_range[1]:
+                raise ValueError(f"target_range must be [low, high] with low < high, got {self.target_range}")
+            return self
+
+    options: Options
+
+    def load(self, root: Path | None, split: str) -> list[Sample]:
+        o = self.options
+        n = o.n_train if split == "train" else o.n_eval
+        rng = _rng(o.seed, split)
+        names = list(o.modalities)
+        informative = [m for m in names if o.modalities[m].informativeness > 0]
+        classification = o.task == "classification"
+
+        # Per-modality latent: a class index (classification) or a value in [-1, 1] (regression).
+        if classification:
+            k = o.num_classes
+            if o.interaction == "additive":
+                label = rng.integers(0, k, n)
+                latent = {m: label for m in names}
+            else:
+                latent = {m: rng.integers(0, k, n) for m in names}
+                label = sum(latent[m] for m in informative) % k if informative else rng.integers(0, k, n)
+        else:
+            latent = {m: rng.uniform(-1.0, 1.0, n) for m in names}
+            if not informative:
+                label = rng.uniform(-1.0, 1.0, n)
+            elif o.interaction == "additive":
+                label = np.mean([latent[m] for m in informative], axis=0)
+            else:
+                label = np.prod([latent[m] for m in informative], axis=0)
+            if o.target_range is not None:
+                low, high = o.target_range
+                label = low + (label + 1.0) / 2.0 * (high - low)
+            if o.integer_targets:
+                label = np.round(label)
+
+        features = {m: self._features(m, latent[m], rng) for m in names}
+        present = self._presence(n, len(names), rng)
+        group = rng.integers(0, o.groups, n)
+        width = max(2, len(str(o.groups - 1)))
+        samples = []
+        for i in range(n):
+            y = int(label[i]) if classification or o.integer_targets else float(label[i])
+            samples.append(
+                Sample(
+                    id=f"{split}-{i:05d}",
+                    features={m: features[m][i] for j, m in enumerate(names) if present[i, j]},
+                    targets={o.target_name: y},
+                    group=f"g{group[i]:0{width}d}",
+                )
+            )
+        return samples
+
+    def _features(self, modality: str, latent: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+        """Signal from the seed-fixed prototypes plus noise; one array per sample.
+
+        The steps of a sequence share one noise draw plus per-step jitter, so averaging over time
+        does not make a sequence modality easier than a vector one.
+        """
+        o, mo = self.options, self.options.modalities[modality]
+        proto_rng = _rng(o.seed, "prototypes", modality)
+        if o.task == "classification":
+            signal = _prototypes(o.num_classes, mo.dim, proto_rng)[latent]
+        else:
+            signal = latent[:, None] * _prototypes(1, mo.dim, proto_rng)[0]
+        signal = mo.informativeness * signal + o.noise * rng.standard_normal(signal.shape)
+        if mo.seq_len == 0:
+            return list(signal.astype(np.float32))
+        lengths = rng.integers(max(1, mo.seq_len // 2), mo.seq_len + 1, len(latent))
+        return [
+            (s + o.noise * rng.standard_normal((t, mo.dim))).astype(np.float32)
+            for s, t in zip(signal, lengths, strict=True)
+        ]
+
+    def _presence(self, n: int, m: int, rng: np.random.Generator) -> np.ndarray:
+        """[n, m] bool; a sample that would lose every modality keeps one chosen at random."""
+        present = rng.random((n, m)) >= self.options.missing_rate
+        empty = ~present.any(axis=1)
+        present[np.flatnonzero(empty), rng.integers(0, m, int(empty.sum()))] = True
+        return present

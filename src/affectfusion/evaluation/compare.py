@@ -1,0 +1,106 @@
+"""Side-by-side table of several runs (the P2 fusion comparison): CSV, markdown and a bar chart."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from affectfusion.errors import AffectFusionError
+from affectfusion.evaluation.plots import plot_comparison
+from affectfusion.evaluation.report import SCALAR_ORDER, RunFolder, load_run, markdown_table
+from affectfusion.io import write_csv, write_text
+
+# Without an explicit split, the most final evaluation available is compared.
+SPLIT_PREFERENCE = ("test", "test_small", "dev")
+INFO_COLUMNS = [
+    "run",
+    "fusion",
+    "split",
+    "primary_task",
+    "n",
+    "n_parameters",
+    "best_epoch",
+    "seconds_per_epoch",
+]
+_INT_COLUMNS = ["n", "n_parameters", "best_epoch"]
+
+
+def _run_names(paths: list[Path]) -> list[str]:
+    """Folder names, or paths relative to the runs' common folder where folder names collide."""
+    names = [p.name for p in paths]
+    clashing = {n for n in names if names.count(n) > 1}
+    if not clashing:
+        return names
+    root = Path(os.path.commonpath(paths))
+    return [p.relative_to(root).as_posix() if p.name in clashing else p.name for p in paths]
+
+
+def _choose_split(run: RunFolder, split: str | None) -> str | None:
+    if split is not None:
+        return split if split in run.evals else None
+    for name in SPLIT_PREFERENCE:
+        if name in run.evals:
+            return name
+    return next(iter(sorted(run.evals)), None)
+
+
+def _row(run: RunFolder, name: str, split: str | None) -> dict:
+    metrics = run.evals.get(split, {}) if split else {}
+    best = run.best()
+    row = {
+        "run": name,
+        "fusion": run.fusion,
+        "split": split,
+        "primary_task": metrics.get("primary_task"),
+        "n": metrics.get("n"),
+        "n_parameters": run.meta.get("n_parameters"),
+        "best_epoch": best[0] if best else None,
+        "seconds_per_epoch": run.seconds_per_epoch(),
+    }
+    skip = {"split", "n", "primary_task", "tasks"}
+    row.update({k: v for k, v in metrics.items() if k not in skip and (v is None or isinstance(v, int | float))})
+    return row
+
+
+def compare_runs(run_dirs: list[Path], out_dir: Path, split: str | None = None) -> pd.DataFrame:
+    """One row per run: identity, cost and the primary task's metrics on ``split`` (default: the
+    first of test, test_small, dev, else any evaluated split, chosen per run and shown in the
+    ``split`` column). Writes comparison.csv, comparison.md and comparison.png into ``out_dir``."""
+    paths = list(dict.fromkeys(Path(d).resolve() for d in run_dirs))
+    if not paths:
+        raise AffectFusionError("no run folders given to compare")
+    runs = []
+    for path in paths:
+        run = load_run(path)
+        if not run.has_config:
+            raise AffectFusionError(f"{path} is not a run directory (no config.yaml)")
+        runs.append(run)
+    chosen = [_choose_split(run, split) for run in runs]
+    if not any(chosen):
+        where = f"eval/{split}/metrics.json" if split else "eval/<split>/metrics.json"
+        raise AffectFusionError(f"none of the runs has evaluation metrics ({where}): {', '.join(map(str, paths))}")
+    df = pd.DataFrame([_row(r, n, s) for r, n, s in zip(runs, _run_names(paths), chosen, strict=True)])
+    metric_cols = [c for c in SCALAR_ORDER if c in df.columns]
+    other_cols = [c for c in df.columns if c not in INFO_COLUMNS and c not in metric_cols]
+    df = df[INFO_COLUMNS + metric_cols + other_cols]
+    float_cols = ["seconds_per_epoch", *metric_cols, *other_cols]
+    df[_INT_COLUMNS] = df[_INT_COLUMNS].astype("Int64")  # nullable: a run may lack meta.json
+    df[float_cols] = df[float_cols].astype(float)  # None -> NaN
+
+    out_dir = Path(out_dir)
+    write_csv(df, out_dir / "comparison.csv")
+    splits = sorted({s for s in chosen if s})
+    note = f"Split: {', '.join(splits)}" + (" (differs between runs, see `split`)" if len(splits) > 1 else "")
+    write_text(out_dir / "comparison.md", f"# Run comparison\n\n{note}\n\n{format_table(df)}\n")
+    plot_comparison(df, metric_cols, out_dir / "comparison.png", f"Run comparison ({', '.join(splits)})")
+    return df
+
+
+def format_table(df: pd.DataFrame, columns: list[str] | None = None) -> str:
+    """The comparison as a padded markdown table, readable in a terminal as-is."""
+    columns = columns or list(df.columns)
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in columns]
+    rows = [list(r) for r in df[columns].itertuples(index=False)]
+    return markdown_table(columns, rows, numeric)

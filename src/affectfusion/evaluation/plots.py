@@ -1,0 +1,124 @@
+"""Figures for run folders: training curves, confusion matrices, run comparisons (PNG, headless)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers/CI; must precede pyplot
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from affectfusion.errors import AffectFusionError
+from affectfusion.evaluation.metrics import best_epoch, history_value
+from affectfusion.io import atomic_file
+
+
+def save_figure(fig: Figure, path: Path, dpi: int = 120) -> Path:
+    """Write the PNG atomically (a report never embeds a half-written image) and free the figure."""
+    path = Path(path)
+    try:
+        with atomic_file(path, "wb") as f:
+            fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _series(history: list[dict[str, Any]], key: str) -> list[float]:
+    return [math.nan if r.get(key) is None else float(r[key]) for r in history]
+
+
+def plot_training_curves(history: list[dict[str, Any]], path: Path, monitor: str | None) -> Path:
+    """Train/val loss per epoch and, if ``monitor`` is given, that validation metric with its best
+    epoch marked (a second panel, since the scales differ)."""
+    if not history:
+        raise AffectFusionError("no training history to plot (history.jsonl is empty)")
+    epochs = [int(r["epoch"]) for r in history]
+    fig, axes = plt.subplots(1, 2 if monitor else 1, figsize=(11 if monitor else 6, 4), squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(epochs, _series(history, "train_loss"), marker="o", ms=3, label="train")
+    ax.plot(epochs, _series(history, "val_loss"), marker="o", ms=3, label="validation")
+    ax.set(xlabel="epoch", ylabel="loss", title="Loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if monitor:
+        ax = axes[0, 1]
+        ax.plot(epochs, [history_value(r, monitor) for r in history], marker="o", ms=3, color="C2")
+        best = best_epoch(history, monitor)
+        if best is not None:
+            ax.axvline(best[0], color="grey", ls="--", lw=1)
+            ax.scatter([best[0]], [best[1]], color="C3", zorder=3, label=f"best: epoch {best[0]} = {best[1]:.4f}")
+            ax.legend()
+        ax.set(xlabel="epoch", ylabel=monitor, title=f"Validation {monitor}")
+        ax.grid(alpha=0.3)
+    for ax in axes[0]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_confusion_matrix(cm: Any, classes: list[str], path: Path, title: str) -> Path:
+    """Counts and row-normalised recall side by side; the second shows errors on rare classes that
+    raw counts hide."""
+    counts = np.asarray(cm, dtype=np.int64)
+    rows = counts.sum(axis=1, keepdims=True)
+    normalised = np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)
+    k = len(classes)
+    side = max(4.0, 0.6 * k + 2.0)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1, side))
+    for ax, data, fmt, sub in (
+        (axes[0], counts, "d", "counts"),
+        (axes[1], normalised, ".2f", "row-normalised (recall)"),
+    ):
+        sns.heatmap(
+            data,
+            annot=True,
+            fmt=fmt,
+            cmap="Blues",
+            square=True,
+            cbar=False,
+            xticklabels=classes,
+            yticklabels=classes,
+            annot_kws={"fontsize": 9 if k <= 8 else 7},
+            vmin=0,
+            vmax=1 if data is normalised else None,
+            ax=ax,
+        )
+        ax.set(xlabel="predicted", ylabel="true", title=sub)
+        ax.tick_params(axis="x", labelrotation=45)
+        ax.tick_params(axis="y", labelrotation=0)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_comparison(df: pd.DataFrame, metrics: list[str], path: Path, title: str) -> Path:
+    """One group of bars per metric, one bar per run (``run`` column, else the index)."""
+    cols = [m for m in metrics if m in df.columns and pd.to_numeric(df[m], errors="coerce").notna().any()]
+    if not cols:
+        raise AffectFusionError(f"nothing to plot: none of {metrics} has values")
+    runs = [str(r) for r in (df["run"] if "run" in df.columns else df.index)]
+    values = df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    width = 0.8 / len(runs)
+    x = np.arange(len(cols))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(cols) * max(1.0, len(runs) / 3)), 4.5))
+    for i, run in enumerate(runs):
+        bars = ax.bar(x + (i - (len(runs) - 1) / 2) * width, values[i], width, label=run)
+        labels = [f"{v:.3f}" if math.isfinite(v) else "" for v in values[i]]
+        ax.bar_label(bars, labels=labels, fontsize=7, rotation=90, padding=2)
+    ax.set_xticks(x, cols, rotation=30, ha="right")
+    ax.set_title(title)
+    ax.margins(y=0.15)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return save_figure(fig, path)

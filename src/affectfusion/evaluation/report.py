@@ -1,0 +1,227 @@
+"""Read a run folder back and write its human-readable ``report.md`` (and the plots it embeds).
+
+Everything here tolerates a partial run folder (training still going, evaluation not run yet):
+absent files are shown as absent, never an error.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from affectfusion.config import TaskConfig, load_raw
+from affectfusion.evaluation.metrics import (
+    CLASSIFICATION_SCALARS,
+    REGRESSION_SCALARS,
+    SIGNED_SCALARS,
+    best_epoch,
+    default_monitor,
+    metric_mode,
+)
+from affectfusion.evaluation.plots import plot_confusion_matrix, plot_training_curves
+from affectfusion.io import read_json, read_jsonl, write_text
+
+SCALAR_ORDER = CLASSIFICATION_SCALARS + REGRESSION_SCALARS + SIGNED_SCALARS
+
+
+@dataclass
+class RunFolder:
+    """The parsed files of one run folder; a missing file leaves its field empty."""
+
+    path: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    evals: dict[str, dict[str, Any]] = field(default_factory=dict)  # split -> metrics dict
+
+    @property
+    def has_config(self) -> bool:
+        return (self.path / "config.yaml").is_file()
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name") or self.path.name)
+
+    @property
+    def fusion(self) -> str | None:
+        fusion = ((self.config.get("model") or {}).get("fusion") or {}).get("name")
+        return fusion or self.meta.get("fusion")
+
+    def monitor(self) -> tuple[str, str] | None:
+        """(metric, 'max'|'min') the trainer selects the best epoch by, as configured."""
+        stopping = (self.config.get("train") or {}).get("early_stopping") or {}
+        monitor = stopping.get("monitor", "auto")
+        if monitor == "auto":
+            tasks = self.config.get("tasks") or []
+            if not tasks:
+                return None
+            monitor = default_monitor(TaskConfig.model_validate(tasks[0]))
+        mode = stopping.get("mode", "auto")
+        return monitor, (metric_mode(monitor) if mode == "auto" else mode)
+
+    def best(self) -> tuple[int, float] | None:
+        """(epoch, value) of the best validation epoch in history.jsonl."""
+        monitor = self.monitor()
+        return best_epoch(self.history, *monitor) if monitor and self.history else None
+
+    def seconds_per_epoch(self) -> float | None:
+        seconds = [float(r["seconds"]) for r in self.history if r.get("seconds") is not None]
+        return statistics.fmean(seconds) if seconds else None
+
+
+def load_run(run_dir: Path) -> RunFolder:
+    """Parse whatever of config.yaml, meta.json, history.jsonl, eval/*/metrics.json exists."""
+    run_dir = Path(run_dir)
+    run = RunFolder(path=run_dir)
+    if run.has_config:
+        run.config = load_raw(run_dir / "config.yaml")
+    if (run_dir / "meta.json").is_file():
+        run.meta = read_json(run_dir / "meta.json")
+    if (run_dir / "history.jsonl").is_file():
+        run.history = read_jsonl(run_dir / "history.jsonl")
+    for metrics_file in sorted(run_dir.glob("eval/*/metrics.json")):
+        run.evals[metrics_file.parent.name] = read_json(metrics_file)
+    return run
+
+
+def confusion_plot_name(split: str, task: str) -> str:
+    return f"confusion_{split}_{task}.png"
+
+
+def plot_run(run_dir: Path) -> list[Path]:
+    """(Re)draw ``plots/training_curves.png`` and one confusion matrix per split and classification
+    task from the files in the run folder; returns the paths written."""
+    run = load_run(run_dir)
+    plots = run.path / "plots"
+    written = []
+    if run.history:
+        monitor = run.monitor()
+        written.append(plot_training_curves(run.history, plots / "training_curves.png", monitor and monitor[0]))
+    for split, metrics in run.evals.items():
+        for task, tm in (metrics.get("tasks") or {}).items():
+            if tm.get("type") == "classification" and tm.get("n"):
+                path = plots / confusion_plot_name(split, task)
+                title = f"{run.name}: {task} ({split}, n = {tm['n']})"
+                written.append(plot_confusion_matrix(tm["confusion_matrix"], tm["classes"], path, title))
+    return written
+
+
+def fmt_value(value: Any) -> str:
+    """Table cell text: ints as ints, floats to 4 decimals, missing as 'n/a'."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def markdown_table(header: list[str], rows: list[list[Any]], numeric: list[bool] | None = None) -> str:
+    """A padded pipe table (GitHub markdown, also readable as plain text); numeric columns right-aligned."""
+    cells = [[fmt_value(v) for v in row] for row in rows]
+    numeric = numeric or [False] * len(header)
+    widths = [max([len(h), 3, *(len(r[i]) for r in cells)]) for i, h in enumerate(header)]
+
+    def line(values: list[str]) -> str:
+        padded = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join(
+        ("-" * (w + 1) + ":") if num else "-" * (w + 2) for w, num in zip(widths, numeric, strict=True)
+    )
+    return "\n".join([line(header), rule + "|", *(line(r) for r in cells)])
+
+
+def _overview(run: RunFolder) -> list[str]:
+    lines = [f"# Run report: {run.name}", "", f"- **Folder:** `{run.path}`"]
+    if run.config.get("description"):
+        lines.append(f"- **Description:** {run.config['description']}")
+    fusion = run.fusion
+    if ((run.config.get("model") or {}).get("fusion") or {}).get("channel_scaling"):
+        fusion = f"{fusion} (with channel scaling)"
+    lines.append(f"- **Fusion:** {fusion or 'n/a'}")
+    tasks = []
+    for t in run.config.get("tasks") or []:
+        detail = ", ".join(t.get("classes") or []) if t.get("type") == "classification" else ""
+        detail = detail or ("signed" if t.get("signed") else "")
+        tasks.append(f"{t['name']} ({t.get('type')}{': ' + detail if detail else ''})")
+    lines.append(f"- **Tasks:** {'; '.join(tasks) or 'n/a'}")
+    n_params = run.meta.get("n_parameters")
+    lines.append(f"- **Parameters:** {f'{n_params:,}' if isinstance(n_params, int) else 'n/a'}")
+    if run.history:
+        per_epoch = run.seconds_per_epoch()
+        timing = f" (mean {per_epoch:.2f} s/epoch)" if per_epoch is not None else ""
+        lines.append(f"- **Epochs trained:** {len(run.history)}{timing}")
+        monitor, best = run.monitor(), run.best()
+        if monitor and best:
+            lines.append(f"- **Best epoch:** {best[0]} (validation {monitor[0]} = {best[1]:.4f}, {monitor[1]})")
+    else:
+        lines.append("- **Training history:** none yet (no history.jsonl)")
+    return lines
+
+
+def _modalities(run: RunFolder) -> list[str]:
+    mods = run.meta.get("modalities") or {}
+    if not mods:
+        return []
+    rows = [[name, m.get("dim"), "sequence" if m.get("sequence") else "vector"] for name, m in mods.items()]
+    return ["", "## Modalities", "", markdown_table(["modality", "dim", "kind"], rows, [False, True, False])]
+
+
+def _task_section(run: RunFolder, split: str, task: str, tm: dict[str, Any], embedded: set[str]) -> list[str]:
+    lines = ["", f"#### Task `{task}` ({tm.get('type')}, n = {tm.get('n')})", ""]
+    scalars = [k for k in SCALAR_ORDER if k in tm] + [
+        k for k, v in tm.items() if k not in SCALAR_ORDER and k not in ("type", "n") and isinstance(v, float)
+    ]
+    lines.append(markdown_table(["metric", "value"], [[k, tm[k]] for k in scalars], [False, True]))
+    per_class = tm.get("per_class") or {}
+    if per_class:
+        rows = [[c, v["precision"], v["recall"], v["f1"], v["support"]] for c, v in per_class.items()]
+        header = ["class", "precision", "recall", "F1", "support"]
+        lines += ["", "Per class:", "", markdown_table(header, rows, [False, True, True, True, True])]
+    classes, cm = tm.get("classes") or [], tm.get("confusion_matrix") or []
+    if classes and cm:
+        rows = [[c, *counts] for c, counts in zip(classes, cm, strict=True)]
+        header = ["true \\ predicted", *classes]
+        lines += ["", "Confusion matrix:", "", markdown_table(header, rows, [False] + [True] * len(classes))]
+    image = f"plots/{confusion_plot_name(split, task)}"
+    if (run.path / image).is_file():
+        embedded.add(image)
+        lines += ["", f"![Confusion matrix {task} ({split})]({image})"]
+    return lines
+
+
+def _evaluation(run: RunFolder, embedded: set[str]) -> list[str]:
+    lines = ["", "## Evaluation"]
+    if not run.evals:
+        return [*lines, "", "No evaluation results yet (no eval/<split>/metrics.json)."]
+    for split, metrics in run.evals.items():
+        primary = metrics.get("primary_task")
+        lines += ["", f"### Split `{split}` (n = {metrics.get('n')}, primary task `{primary}`)"]
+        for task, tm in (metrics.get("tasks") or {}).items():
+            lines += _task_section(run, split, task, tm, embedded)
+    return lines
+
+
+def write_run_report(run_dir: Path) -> Path:
+    """Write ``<run>/report.md`` from the files present and return its path; images are linked by
+    relative path so the report renders wherever the folder is moved."""
+    run = load_run(run_dir)
+    lines = _overview(run) + _modalities(run)
+    embedded: set[str] = set()
+    if (run.path / "plots" / "training_curves.png").is_file():
+        embedded.add("plots/training_curves.png")
+        lines += ["", "## Training curves", "", "![Training curves](plots/training_curves.png)"]
+    lines += _evaluation(run, embedded)
+    others = [p for p in sorted((run.path / "plots").glob("*.png")) if f"plots/{p.name}" not in embedded]
+    if others:
+        lines += ["", "## Other plots"]
+        for p in others:
+            lines += ["", f"![{p.stem}](plots/{p.name})"]
+    path = run.path / "report.md"
+    write_text(path, "\n".join(lines) + "\n")
+    return path

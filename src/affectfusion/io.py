@@ -1,0 +1,116 @@
+"""File I/O for run folders and caches: every file is written whole or not at all.
+
+A run folder is read while training is still writing it (report, compare, a second terminal), so
+each writer goes to a hidden temp file in the target's folder and is renamed over the target with
+``os.replace`` (atomic on one filesystem). Only the epoch log is appended in place.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from affectfusion.errors import AffectFusionError
+
+
+@contextmanager
+def atomic_file(path: Path, mode: str = "w", **open_kwargs: Any) -> Iterator[IO[Any]]:
+    """Yield an open temp file next to ``path``; on success it is synced and renamed to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON types only: numpy scalars/arrays become Python ones, NaN/inf become None.
+
+    JSON has no NaN; writing ``null`` keeps the files readable by any tool.
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | np.ndarray):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path: Path, obj: Any) -> None:
+    text = json.dumps(to_jsonable(obj), indent=2, allow_nan=False)
+    write_text(path, text + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_file(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> None:
+    # pandas wants newline="" on text handles, or rows get doubled line ends on Windows.
+    with atomic_file(path, "w", encoding="utf-8", newline="") as f:
+        df.to_csv(f, index=False)
+
+
+def read_json(path: Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AffectFusionError(f"file not found: {path}") from None
+    except json.JSONDecodeError as e:
+        raise AffectFusionError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})") from None
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """One object per line. A torn last line (a crash mid-append) is dropped; elsewhere it is an error."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise AffectFusionError(f"file not found: {path}") from None
+    records = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i == len(lines) - 1:
+                break
+            raise AffectFusionError(f"{path} line {i + 1} is not valid JSON ({e.msg})") from None
+    return records
+
+
+def append_jsonl(path: Path, obj: Any) -> None:
+    """Append one line and sync it, so a crash loses at most the line being written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(to_jsonable(obj), allow_nan=False)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
