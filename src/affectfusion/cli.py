@@ -55,13 +55,29 @@ def train_config(cfg: RunConfig, out: Path, overwrite: bool = False) -> pd.DataF
     return compare_runs(run_dirs, out / "comparison")
 
 
+SHORT_HEADERS = {
+    "n_parameters": "params",
+    "best_epoch": "best ep",
+    "seconds_per_epoch": "s/epoch",
+    "balanced_accuracy": "bal_acc",
+}
+
+
 def print_table(df: pd.DataFrame, title: str) -> None:
+    """A terminal-width table: identity, cost and metrics; the full table is in the CSV/markdown."""
+    from affectfusion.evaluation.metrics import SCALAR_ORDER
+
+    keep = ["run", "split", "n_parameters", "best_epoch", "seconds_per_epoch"]
+    if "split" in df and df["split"].nunique() <= 1:
+        keep.remove("split")
+    columns = [c for c in keep if c in df.columns] + [c for c in SCALAR_ORDER if c in df.columns]
     table = Table(title=title)
-    for col in df.columns:
-        table.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(df[col]) else "left")
-    for _, row in df.iterrows():
-        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.tolist()])
-    console.print(table)
+    for col in columns:
+        numeric = pd.api.types.is_numeric_dtype(df[col])
+        table.add_column(SHORT_HEADERS.get(col, col), justify="right" if numeric else "left", no_wrap=True)
+    for _, row in df[columns].iterrows():
+        table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.tolist()])
+    console.print(table, width=max(console.width, 132))
 
 
 @app.command()
@@ -111,20 +127,27 @@ def test(
         metrics = evaluate_run(run, s, root=data)
         plot_run(rd)
         write_run_report(rd)
-        rows.append({"run": rd.name, "split": s, "n": metrics["n"], **_scalars(metrics)})
+        rows.append({"run": rd.name, "split": s, **_scalars(metrics)})
         err_console.print(f"wrote {run.paths.eval_dir(s) / 'metrics.json'}")
     print_table(pd.DataFrame(rows), "test metrics")
 
 
 def _scalars(metrics: dict) -> dict:
-    skip = {"split", "n", "primary_task", "data_root"}
+    skip = {"split", "n", "primary_task"}
     return {k: v for k, v in metrics.items() if k not in skip and isinstance(v, (int, float))}
 
 
+def _is_run(path: Path) -> bool:
+    return (path / "config.yaml").is_file() and (path / "meta.json").is_file()
+
+
+def _run_dirs_or_none(path: Path) -> list[Path]:
+    return [path] if _is_run(path) else sorted(p for p in path.glob("*") if _is_run(p))
+
+
 def _run_dirs(path: Path) -> list[Path]:
-    if (path / "config.yaml").is_file():
-        return [path]
-    subs = sorted(p for p in path.glob("*") if (p / "config.yaml").is_file() and (p / "meta.json").is_file())
+    """The run at ``path``, or the variant runs inside it."""
+    subs = _run_dirs_or_none(path)
     if not subs:
         raise AffectFusionError(f"{path} is not a run directory and holds none (expected config.yaml and meta.json)")
     return subs
@@ -139,7 +162,12 @@ def compare(
     """Compare runs side by side: one table (markdown + CSV) and one plot."""
     from affectfusion.evaluation.compare import compare_runs
 
-    dirs = [d for r in runs for d in _run_dirs(r)]
+    dirs = [d for r in runs if _is_run(r) or _run_dirs_or_none(r) for d in _run_dirs(r)]
+    skipped = [r for r in runs if not (_is_run(r) or _run_dirs_or_none(r))]
+    if skipped:
+        err_console.print(f"skipping {', '.join(map(str, skipped))}: not run directories")
+    if not dirs:
+        raise AffectFusionError(f"no run directories among {', '.join(map(str, runs))}")
     out = out or dirs[0].parent / "comparison"
     df = compare_runs(dirs, out, split)
     print_table(df, f"comparison ({out})")

@@ -22,12 +22,22 @@ import pandas as pd
 from affectfusion.errors import AffectFusionError
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextmanager
 def atomic_file(path: Path, mode: str = "w", **open_kwargs: Any) -> Iterator[IO[Any]]:
     """Yield an open temp file next to ``path``; on success it is synced and renamed to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results should be as readable as any file
     try:
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f

@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from affectfusion.errors import AffectFusionError
+from affectfusion.evaluation.metrics import SCALAR_ORDER
 from affectfusion.evaluation.plots import plot_comparison
-from affectfusion.evaluation.report import SCALAR_ORDER, RunFolder, load_run, markdown_table
+from affectfusion.evaluation.report import RunFolder, load_run, markdown_table
 from affectfusion.io import write_csv, write_text
 
 # Without an explicit split, the most final evaluation available is compared.

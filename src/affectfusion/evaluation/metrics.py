@@ -55,6 +55,7 @@ METRIC_DIRECTION: dict[str, str] = {
 CLASSIFICATION_SCALARS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
 REGRESSION_SCALARS = ("mae", "rmse", "pearson_r", "ccc")
 SIGNED_SCALARS = ("binary_accuracy", "binary_f1")
+SCALAR_ORDER = CLASSIFICATION_SCALARS + REGRESSION_SCALARS + SIGNED_SCALARS  # column order in tables
 _NOT_METRICS = {"type", "n", "split", "primary_task"}
 _MISSING = object()
 

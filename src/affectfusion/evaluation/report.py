@@ -16,17 +16,13 @@ import pandas as pd
 
 from affectfusion.config import TaskConfig, load_raw
 from affectfusion.evaluation.metrics import (
-    CLASSIFICATION_SCALARS,
-    REGRESSION_SCALARS,
-    SIGNED_SCALARS,
+    SCALAR_ORDER,
     best_epoch,
     default_monitor,
     metric_mode,
 )
 from affectfusion.evaluation.plots import plot_confusion_matrix, plot_training_curves
 from affectfusion.io import read_json, read_jsonl, write_text
-
-SCALAR_ORDER = CLASSIFICATION_SCALARS + REGRESSION_SCALARS + SIGNED_SCALARS
 
 
 @dataclass

@@ -378,7 +378,7 @@ def evaluate_run(
     preds = predict(model, ds, run.scalers)
     metrics = score(preds, run.config.tasks, split)
     data_root = root if root is not None else run.config.data.root
-    metrics["data_root"] = None if data_root is None else str(data_root)
+    metrics["provenance"] = {"data_root": None if data_root is None else str(data_root), "checkpoint": "best"}
     out = run.paths.eval_dir(split)
     write_json(out / "metrics.json", metrics)
     write_csv(predictions_frame(preds, run.config.tasks, list(run.modalities)), out / "predictions.csv")

@@ -1,0 +1,43 @@
+"""A 2-process torchrun (DDP, gloo) run trains with the same command and writes the same checkpoint format."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from affectfusion.training.checkpoint import load_tensors
+from affectfusion.training.trainer import Trainer
+from tests.helpers import tiny_config
+
+TORCHRUN = Path(sys.executable).with_name("torchrun")
+
+
+@pytest.mark.skipif(not TORCHRUN.exists() and shutil.which("torchrun") is None, reason="torchrun not installed")
+def test_two_process_torchrun_matches_single_process_format(tmp_path: Path) -> None:
+    cfg = tiny_config({"train.epochs": 2})
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg.to_dict()))
+    torchrun = str(TORCHRUN) if TORCHRUN.exists() else "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "affectfusion.cli", "train", str(cfg_path)]
+    proc = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "ddp")], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    Trainer(cfg, tmp_path / "single").fit()
+    ddp = load_tensors(tmp_path / "ddp/checkpoints/best.safetensors")
+    single = load_tensors(tmp_path / "single/checkpoints/best.safetensors")
+    assert {k: v.shape for k, v in ddp.items()} == {k: v.shape for k, v in single.items()}
+    meta = json.loads((tmp_path / "ddp/meta.json").read_text())
+    assert meta["world_size"] == 2
+    history = [json.loads(line) for line in (tmp_path / "ddp/history.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in history] == [1, 2], "rank 0 alone writes the history"
+    assert (tmp_path / "ddp/eval/test/metrics.json").is_file()
