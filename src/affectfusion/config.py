@@ -137,15 +137,22 @@ class RunConfig(Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     # Several variants of one config (P2 trains four fusions): variant name -> dotted overrides.
-    # A plain list of fusion names is shorthand for {name: {model.fusion.name: name}}.
+    # A plain list of fusion names is shorthand for {name: {model.fusion.name: name, ...}}.
     variants: dict[str, dict[str, Any]] | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _expand_variant_list(cls, data: Any) -> Any:
+        """``variants: [a, b]`` -> one variant per fusion strategy. Fusion options belong to a
+        strategy, so a variant keeps the config's options only for the strategy they were written for."""
         if isinstance(data, dict) and isinstance(data.get("variants"), list):
             data = dict(data)
-            data["variants"] = {str(n): {"model.fusion.name": n} for n in data["variants"]}
+            fusion = ((data.get("model") or {}).get("fusion") or {}) if isinstance(data.get("model"), dict) else {}
+            base_name, base_options = fusion.get("name", "concat"), fusion.get("options", {})
+            data["variants"] = {
+                str(n): {"model.fusion.name": n, "model.fusion.options": base_options if n == base_name else {}}
+                for n in data["variants"]
+            }
         return data
 
     @model_validator(mode="after")

@@ -61,7 +61,11 @@ def encode_targets(samples: Sequence[Sample], tasks: Sequence[TaskConfig], where
             s.targets[task.name] = i
     labelled = [t.name for t in tasks if any(_is_labelled(s.targets.get(t.name)) for s in samples)]
     if not labelled:
-        raise AffectFusionError(f"{where}: no sample has a label for any task ({[t.name for t in tasks]})")
+        found = sorted({k for s in samples for k in s.targets} - {t.name for t in tasks})
+        raise AffectFusionError(
+            f"{where}: no sample has a label for any task {[t.name for t in tasks]}; "
+            f"the data has targets {found} (task names must match them)"
+        )
 
 
 def class_counts(samples: Sequence[Sample], task: TaskConfig) -> np.ndarray:
