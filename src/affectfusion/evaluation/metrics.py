@@ -30,7 +30,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from affectfusion.config import TaskConfig
+from affectfusion.config import RunConfig, TaskConfig
 from affectfusion.errors import AffectFusionError
 
 METRIC_DIRECTION: dict[str, str] = {
@@ -192,6 +192,14 @@ def metric_mode(name: str) -> str:
             f"(known metrics: {', '.join(METRIC_DIRECTION)})"
         )
     return METRIC_DIRECTION[leaf]
+
+
+def resolve_monitor(cfg: RunConfig) -> tuple[str, str]:
+    """(validation metric, 'max'|'min') that picks the best epoch and drives early stopping."""
+    es = cfg.train.early_stopping
+    monitor = es.monitor if es and es.monitor != "auto" else default_monitor(cfg.tasks[0])
+    mode = es.mode if es and es.mode != "auto" else ("min" if monitor in ("loss", "val_loss") else metric_mode(monitor))
+    return monitor, mode
 
 
 def available_metrics(metrics: dict[str, Any]) -> list[str]:

@@ -14,13 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from affectfusion.config import TaskConfig, load_raw
-from affectfusion.evaluation.metrics import (
-    SCALAR_ORDER,
-    best_epoch,
-    default_monitor,
-    metric_mode,
-)
+from affectfusion.config import load_raw, validate
+from affectfusion.errors import AffectFusionError
+from affectfusion.evaluation.metrics import SCALAR_ORDER, best_epoch, resolve_monitor
 from affectfusion.evaluation.plots import plot_confusion_matrix, plot_training_curves
 from affectfusion.io import read_json, read_jsonl, write_text
 
@@ -50,15 +46,10 @@ class RunFolder:
 
     def monitor(self) -> tuple[str, str] | None:
         """(metric, 'max'|'min') the trainer selects the best epoch by, as configured."""
-        stopping = (self.config.get("train") or {}).get("early_stopping") or {}
-        monitor = stopping.get("monitor", "auto")
-        if monitor == "auto":
-            tasks = self.config.get("tasks") or []
-            if not tasks:
-                return None
-            monitor = default_monitor(TaskConfig.model_validate(tasks[0]))
-        mode = stopping.get("mode", "auto")
-        return monitor, (metric_mode(monitor) if mode == "auto" else mode)
+        try:
+            return resolve_monitor(validate(self.config))
+        except AffectFusionError:
+            return None
 
     def best(self) -> tuple[int, float] | None:
         """(epoch, value) of the best validation epoch in history.jsonl."""

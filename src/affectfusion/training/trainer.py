@@ -29,7 +29,7 @@ from affectfusion.data import load_dataset
 from affectfusion.data.tasks import TargetScaler, balanced_class_weights, class_counts
 from affectfusion.data.types import Batch, Collator, MultimodalDataset
 from affectfusion.errors import AffectFusionError
-from affectfusion.evaluation.metrics import METRIC_DIRECTION, default_monitor, metric_value
+from affectfusion.evaluation.metrics import metric_value, resolve_monitor
 from affectfusion.evaluation.report import plot_run, write_run_report
 from affectfusion.io import append_jsonl, read_jsonl, write_csv, write_json, write_text
 from affectfusion.models.model import MultimodalModel
@@ -53,16 +53,6 @@ def drop_modalities(batch: Batch, p: float, generator: torch.Generator) -> Batch
         choice = scores.argmax(1)
         new[empty, choice[empty]] = True
     return batch.with_present({m: new[:, i] for i, m in enumerate(names)})
-
-
-def resolve_monitor(cfg: RunConfig) -> tuple[str, str]:
-    es = cfg.train.early_stopping
-    monitor = es.monitor if es and es.monitor != "auto" else default_monitor(cfg.tasks[0])
-    mode = es.mode if es and es.mode != "auto" else None
-    if mode is None:
-        key = monitor.rsplit(".", 1)[-1]
-        mode = METRIC_DIRECTION.get(key, "min" if "loss" in key else "max")
-    return monitor, mode
 
 
 def build_model_for(cfg: RunConfig, modalities: dict) -> MultimodalModel:
