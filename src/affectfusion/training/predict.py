@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from affectfusion.config import TaskConfig
 from affectfusion.data.tasks import TargetScaler
-from affectfusion.data.types import Collator, MultimodalDataset
+from affectfusion.data.types import Batch, Collator, MultimodalDataset
 from affectfusion.evaluation.metrics import summarize, task_metrics
 from affectfusion.models.model import MultimodalModel
 
@@ -46,7 +47,10 @@ def predict(
     scalers: dict[str, TargetScaler],
     batch_size: int = 64,
     keep_embeddings: bool = False,
+    transform: Callable[[Batch], Batch] | None = None,
 ) -> Predictions:
+    """Predictions for every sample; ``transform`` alters each batch first (mask or corrupt
+    modalities for ablation and robustness analyses)."""
     was_training = model.training
     model.eval()
     chunks: dict[str, list[np.ndarray]] = {}
@@ -55,6 +59,8 @@ def predict(
         chunks.setdefault(key, []).append(value.detach().cpu().numpy())
 
     for batch in make_loader(dataset, model, batch_size):
+        if transform is not None:
+            batch = transform(batch)
         out = model(batch)
         for t in model.tasks:
             y, o = batch.targets[t.name], out.outputs[t.name]

@@ -1,0 +1,1 @@
+"""Analyses of trained runs: separability, failure cases, ablation, robustness, seeds."""
