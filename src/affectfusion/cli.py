@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -89,21 +90,47 @@ def train(
         str | None, typer.Option(help="Train only this fusion strategy (model.fusion.name; drops variants)")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Start afresh instead of resuming an existing run")] = False,
+    seeds: Annotated[
+        str | None,
+        typer.Option(help="Train once per seed, e.g. 1,2,3, into <out>/seed<k>/; then mean ± std and significance"),
+    ] = None,
 ) -> None:
     """Train a model; a config with `variants` trains each and writes a comparison.
 
     Re-running the same command resumes an interrupted run from its last checkpoint. Under
-    `torchrun --nproc-per-node N` the same command trains with DDP.
+    `torchrun --nproc-per-node N` the same command trains with DDP. With `--seeds` every seed (and
+    variant) is its own run, and `<out>/seeds/` gets the aggregate over seeds.
     """
+    from affectfusion.analysis.seeds import parse_seeds
+
+    seed_list = parse_seeds(seeds) if seeds is not None else None
     overrides = parse_set_options(set_)
     if fusion:
         overrides.update({"model.fusion.name": fusion, "variants": None})
     cfg = load_config(config, overrides)
     out = out or Path("runs") / (cfg.name + (f"_{fusion}" if fusion else ""))
+    if seed_list is not None:
+        _train_seeds(cfg, out, seed_list, overwrite)
+        return
     df = train_config(cfg, out, overwrite)
     if df is not None:
         print_table(df, f"{cfg.name}: comparison ({out / 'comparison'})")
     err_console.print(f"run directory: {out}")
+
+
+def _train_seeds(cfg: RunConfig, out: Path, seeds: list[int], overwrite: bool) -> None:
+    """Train every seed (resumable), then aggregate over seeds into <out>/seeds and print it."""
+    from affectfusion.analysis.cli_seeds import print_seed_summary
+    from affectfusion.analysis.seeds import group_by_variant, train_seeds
+    from affectfusion.analysis.significance import aggregate_seeds
+    from affectfusion.training.distributed import init_distributed
+
+    run_dirs = train_seeds(cfg, out, seeds, overwrite)
+    if not init_distributed().is_main:
+        return
+    summary, pairwise = aggregate_seeds(group_by_variant(run_dirs), out / "seeds")
+    print_seed_summary(summary, pairwise, console)
+    err_console.print(f"run directory: {out} (seed aggregate: {out / 'seeds' / 'seeds.md'})")
 
 
 @app.command()
@@ -158,6 +185,14 @@ def compare(
     runs: Annotated[list[Path], typer.Argument(help="Run directories (or folders of variant runs)")],
     out: Annotated[Path | None, typer.Option(help="Output folder (default: <parent of first run>/comparison)")] = None,
     split: Annotated[str | None, typer.Option(help="Split to compare (default: test, test_small, else dev)")] = None,
+    seeds_aggregate: Annotated[
+        bool,
+        typer.Option(
+            "--seeds-aggregate",
+            help="Group runs that differ only in train.seed: mean ± std per group and paired significance "
+            "tests between groups (default --out: <common folder>/seeds)",
+        ),
+    ] = False,
 ) -> None:
     """Compare runs side by side: one table (markdown + CSV) and one plot."""
     from affectfusion.evaluation.compare import compare_runs
@@ -168,6 +203,17 @@ def compare(
         err_console.print(f"skipping {', '.join(map(str, skipped))}: not run directories")
     if not dirs:
         raise AffectFusionError(f"no run directories among {', '.join(map(str, runs))}")
+    if seeds_aggregate:
+        from affectfusion.analysis.cli_seeds import print_seed_summary
+        from affectfusion.analysis.seeds import group_by_variant
+        from affectfusion.analysis.significance import aggregate_seeds
+
+        root = Path(os.path.commonpath([d.resolve() for d in dirs]))
+        out = out or (root.parent if len(dirs) == 1 else root) / "seeds"
+        summary, pairwise = aggregate_seeds(group_by_variant(dirs), out, split)
+        print_seed_summary(summary, pairwise, console)
+        err_console.print(f"wrote {out / 'seeds.md'}")
+        return
     out = out or dirs[0].parent / "comparison"
     df = compare_runs(dirs, out, split)
     print_table(df, f"comparison ({out})")
