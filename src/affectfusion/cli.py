@@ -263,6 +263,17 @@ def demo(
         print_table(df, f"demo: every fusion strategy on synthetic data ({out / 'comparison'})")
 
 
+def _register_analysis_commands() -> None:
+    """Analysis commands live with their analyses (``affectfusion.analysis``)."""
+    from affectfusion.analysis.cli_ablate import ablate_command, robustness_command
+
+    app.command("ablate")(ablate_command)
+    app.command("robustness")(robustness_command)
+
+
+_register_analysis_commands()
+
+
 def main() -> None:
     """Entry point: user errors become one red line and exit code 2, never a traceback."""
     try:
