@@ -266,7 +266,9 @@ def demo(
 def _register_analysis_commands() -> None:
     """Analysis commands live with their analyses (``affectfusion.analysis``)."""
     from affectfusion.analysis.cli_ablate import ablate_command, robustness_command
+    from affectfusion.analysis.cli_analyze import analyze_command
 
+    app.command("analyze")(analyze_command)
     app.command("ablate")(ablate_command)
     app.command("robustness")(robustness_command)
 
