@@ -130,3 +130,15 @@ def test_regression_target_follows_features() -> None:
 def test_bad_options(options: dict[str, Any]) -> None:
     with pytest.raises(AffectFusionError, match=r"data\.options"):
         load(**options)
+
+
+def test_per_modality_noise_overrides_the_global_one() -> None:
+    mods = {"clean": {"dim": 8, "noise": 0.0}, "noisy": {"dim": 8}}
+    samples = load(modalities=mods, noise=1.0, num_classes=2, n_train=100)
+    by_class: dict[int, list[np.ndarray]] = {}
+    for s in samples:
+        by_class.setdefault(s.targets["label"], []).append(s.features["clean"])
+    for rows in by_class.values():
+        assert np.ptp(np.stack(rows), axis=0).max() < 1e-6, "noise 0: every sample of a class is its prototype"
+    noisy = np.stack([s.features["noisy"] for s in samples])
+    assert noisy.std() > 0.5

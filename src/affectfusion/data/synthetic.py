@@ -40,6 +40,12 @@ class ModalityOptions(BaseModel):
     informativeness: float = Field(
         1.0, ge=0.0, le=1.0, description="scale of the label signal: 0 = pure noise, 1 = full signal"
     )
+    noise: float | None = Field(
+        None,
+        ge=0.0,
+        description="this modality's feature noise std (default: the adapter's `noise`); the signal norm is "
+        "fixed, so high-dimensional modalities (768-d) need a lower noise to stay learnable",
+    )
 
 
 def _default_modalities() -> dict[str, ModalityOptions]:
@@ -167,12 +173,13 @@ class SyntheticAdapter(DatasetAdapter):
             signal = _prototypes(o.num_classes, mo.dim, proto_rng)[latent]
         else:
             signal = latent[:, None] * _prototypes(1, mo.dim, proto_rng)[0]
-        signal = mo.informativeness * signal + o.noise * rng.standard_normal(signal.shape)
+        noise = o.noise if mo.noise is None else mo.noise
+        signal = mo.informativeness * signal + noise * rng.standard_normal(signal.shape)
         if mo.seq_len == 0:
             return list(signal.astype(np.float32))
         lengths = rng.integers(max(1, mo.seq_len // 2), mo.seq_len + 1, len(latent))
         return [
-            (s + o.noise * rng.standard_normal((t, mo.dim))).astype(np.float32)
+            (s + noise * rng.standard_normal((t, mo.dim))).astype(np.float32)
             for s, t in zip(signal, lengths, strict=True)
         ]
 
