@@ -68,6 +68,13 @@ class TaskConfig(Strict):
         return self.loss or ("ce" if self.type == "classification" else "mse")
 
 
+class ComponentConfig(Strict):
+    """A registered component chosen by name, with its own options."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
 class DataConfig(Strict):
     adapter: str
     root: str | None = None
@@ -75,13 +82,10 @@ class DataConfig(Strict):
     val_split: str = "dev"
     test_split: str | None = Field(None, description="also scored after training, if set")
     options: dict[str, Any] = Field(default_factory=dict)
-
-
-class ComponentConfig(Strict):
-    """A registered component chosen by name, with its own options."""
-
-    name: str
-    options: dict[str, Any] = Field(default_factory=dict)
+    # Raw media -> features: modality -> extractor (see `affectfusion list extractors`).
+    extract: dict[str, ComponentConfig] = Field(default_factory=dict)
+    cache_dir: str = Field("~/.cache/affectfusion/features", description="feature store for extracted features")
+    workers: int = Field(1, ge=1, description="parallel extraction processes")
 
 
 class FusionConfig(ComponentConfig):

@@ -33,6 +33,25 @@ def build_adapter(data: DataConfig) -> DatasetAdapter:
     return cls(opts)
 
 
+def extract_features(cfg: RunConfig, samples: list[Sample], where: str) -> list[Sample]:
+    """Raw media -> features (cached); samples left with no modality at all are set aside."""
+    from rich.console import Console
+
+    from affectfusion.extract import apply_extraction
+
+    console = Console(stderr=True)
+    reports = apply_extraction(samples, cfg.data, console, progress=cfg.train.progress)
+    for r in reports:
+        if r.computed or r.failures:
+            console.print(f"{where}: {r.summary()} (report: {r.folder}/failures.csv)", highlight=False)
+    kept = [s for s in samples if s.features]
+    if not kept:
+        raise AffectFusionError(f"{where}: no sample could be turned into features (see the failure reports)")
+    if len(kept) < len(samples):
+        console.print(f"{where}: {len(samples) - len(kept)} samples have no usable modality and are left out")
+    return kept
+
+
 def load_dataset(
     cfg: RunConfig,
     split: str,
@@ -54,6 +73,8 @@ def load_dataset(
     where = f"{cfg.data.adapter} split {split!r}" + (f" in {root_path}" if root_path else "")
     if not samples:
         raise AffectFusionError(f"{where}: no samples")
+    if cfg.data.extract:
+        samples = extract_features(cfg, samples, where)
     keep = cfg.model.modalities
     if keep:
         for s in samples:

@@ -20,13 +20,26 @@ from affectfusion.errors import AffectFusionError
 
 @dataclass
 class Sample:
-    """One example. A modality absent from ``features`` is missing for this sample."""
+    """One example. A modality absent from ``features`` is missing for this sample.
+
+    Raw-media adapters fill ``raw`` instead (modality -> text, file path or :class:`Signal`);
+    the extractors named in ``data.extract`` turn it into ``features`` before training.
+    """
 
     id: str
     features: dict[str, np.ndarray]
     targets: dict[str, Any] = field(default_factory=dict)
     group: str | None = None  # speaker / video / dialogue, for group-disjoint splits
     source: str | None = None  # file the sample came from, for failure reports
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A raw multichannel signal held in memory (EEG): ``data`` is [channels, time]."""
+
+    data: np.ndarray
+    sfreq: float
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,125 @@
+"""The extractor interface: raw media (text, audio file, image, video, signal) -> a feature array.
+
+An extractor is a registered class with a pydantic ``Options`` model. Its *fingerprint* (name,
+version, options) identifies the features it makes, so the feature store can cache by
+(fingerprint, input content) and record provenance next to the features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from affectfusion.data.types import Signal
+from affectfusion.errors import AffectFusionError
+from affectfusion.registry import Registry
+
+RawInput = str | Path | Signal
+Kind = Literal["text", "audio", "image", "video", "signal"]
+
+
+class ExtractionError(AffectFusionError):
+    """One input could not be turned into features (corrupt file, empty text, no face...)."""
+
+
+class Extractor(ABC):
+    """Base class. Subclasses set ``kind``, ``version`` and ``Options`` and implement ``extract``.
+
+    Heavy models load lazily in :meth:`setup` (once per process), so constructing an extractor
+    to compute its fingerprint costs nothing.
+    """
+
+    kind: ClassVar[Kind]
+    version: ClassVar[str] = "1"
+    # Packages whose versions are recorded with the features (provenance).
+    packages: ClassVar[tuple[str, ...]] = ()
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    def __init__(self, name: str, options: BaseModel) -> None:
+        self.name = name
+        self.options = options
+        self._ready = False
+
+    def setup(self) -> None:  # noqa: B027  (optional hook: most extractors need no setup)
+        """Load models; called once before the first extraction in a process."""
+
+    @abstractmethod
+    def extract(self, item: RawInput) -> np.ndarray:
+        """Features of one input, ``[D]`` or ``[T, D]``; raise :class:`ExtractionError` on bad input."""
+
+    def extract_batch(self, items: Sequence[RawInput]) -> list[np.ndarray | ExtractionError]:
+        """Features of many inputs; a failing input yields its error instead of stopping the rest.
+
+        Models that gain from batching (text encoders) override this.
+        """
+        self.ensure_ready()
+        out: list[np.ndarray | ExtractionError] = []
+        for item in items:
+            try:
+                out.append(np.asarray(self.extract(item), dtype=np.float32))
+            except ExtractionError as e:
+                out.append(e)
+            except Exception as e:  # a library failing on one input must not stop the batch
+                out.append(ExtractionError(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+        return out
+
+    def ensure_ready(self) -> None:
+        if not self._ready:
+            self.setup()
+            self._ready = True
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance: what made these features."""
+        versions = {}
+        for pkg in self.packages:
+            try:
+                versions[pkg] = version(pkg)
+            except PackageNotFoundError:
+                versions[pkg] = None
+        return {
+            "extractor": self.name,
+            "version": self.version,
+            "kind": self.kind,
+            "options": self.options.model_dump(mode="json"),
+            "packages": versions,
+        }
+
+    def fingerprint(self) -> str:
+        d = self.describe()
+        key = json.dumps({k: d[k] for k in ("extractor", "version", "options")}, sort_keys=True)
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+EXTRACTORS: Registry[type[Extractor]] = Registry("extractor")
+
+
+def content_hash(item: RawInput) -> str:
+    """Hash of the input's content (not its name), so a moved file is still a cache hit."""
+    h = hashlib.sha256()
+    if isinstance(item, Signal):
+        h.update(b"signal")
+        h.update(np.ascontiguousarray(item.data, dtype=np.float32).tobytes())
+        h.update(repr(item.data.shape).encode())
+        h.update(repr(float(item.sfreq)).encode())
+    elif isinstance(item, Path):
+        h.update(b"file")
+        try:
+            with item.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError as e:
+            raise ExtractionError(f"cannot read {item}: {e.strerror}") from None
+    else:
+        h.update(b"text")
+        h.update(str(item).encode("utf-8"))
+    return h.hexdigest()
