@@ -219,15 +219,69 @@ def compare(
     print_table(df, f"comparison ({out})")
 
 
+@app.command()
+def extract(
+    config: Annotated[str, typer.Argument(help="YAML config file, or the name of a shipped config")],
+    set_: SetOption = None,
+    split: Annotated[
+        list[str] | None, typer.Option(help="Split(s) to extract (default: the config's train, val and test splits)")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Parallel extraction processes (default: data.workers)")] = None,
+) -> None:
+    """Raw media -> cached features for every modality in `data.extract`; resumable.
+
+    Re-running does no work for inputs already extracted (cache keyed by extractor, options and
+    input content). Inputs that fail (corrupt audio, non-image file, empty text) are listed in
+    each extractor's failures.csv; the rest completes.
+    """
+    from affectfusion.data import build_adapter
+    from affectfusion.extract import apply_extraction
+
+    overrides = parse_set_options(set_)
+    if workers is not None:
+        overrides["data.workers"] = workers
+    cfg = load_config(config, overrides)
+    if not cfg.data.extract:
+        raise AffectFusionError(f"{config}: data.extract is empty; there is nothing to extract")
+    adapter = build_adapter(cfg.data)
+    root = Path(cfg.data.root).expanduser() if cfg.data.root else None
+    splits = split or list(
+        dict.fromkeys(s for s in (cfg.data.train_split, cfg.data.val_split, cfg.data.test_split) if s)
+    )
+    table = Table("split", "extractor", "items", "cached", "computed", "failed", "failure report")
+    failures = []
+    for name in splits:
+        samples = adapter.load(root, name)
+        for r in apply_extraction(samples, cfg.data, err_console, progress=cfg.train.progress):
+            table.add_row(
+                name,
+                r.extractor,
+                str(r.total),
+                str(r.cached),
+                str(r.computed),
+                str(len(r.failures)),
+                f"{r.folder}/failures.csv",
+            )
+            failures += [(name, r.extractor, f) for f in r.failures]
+    console.print(table)
+    for name, extractor, f in failures[:20]:
+        err_console.print(
+            f"[yellow]failed[/] {name} {extractor} {f['id']} ({f['source']}): {f['error']}", highlight=False
+        )
+    if len(failures) > 20:
+        err_console.print(f"... and {len(failures) - 20} more (see the failure reports)")
+
+
 @app.command("list")
 def list_(
-    what: Annotated[str, typer.Argument(help="fusions | encoders | datasets | configs")],
+    what: Annotated[str, typer.Argument(help="fusions | encoders | datasets | extractors | configs")],
 ) -> None:
     """List registered components (with their options) or shipped configs."""
     from affectfusion.data import DATASETS
+    from affectfusion.extract import EXTRACTORS
     from affectfusion.models import ENCODERS, FUSIONS
 
-    registries = {"fusions": FUSIONS, "encoders": ENCODERS, "datasets": DATASETS}
+    registries = {"fusions": FUSIONS, "encoders": ENCODERS, "datasets": DATASETS, "extractors": EXTRACTORS}
     if what == "configs":
         from affectfusion.config import PACKAGED_CONFIGS, load_raw
 
@@ -237,7 +291,7 @@ def list_(
         console.print(table)
         return
     if what not in registries:
-        raise AffectFusionError(f"cannot list {what!r}; choose one of fusions, encoders, datasets, configs")
+        raise AffectFusionError(f"cannot list {what!r}; choose one of fusions, encoders, datasets, extractors, configs")
     reg = registries[what]
     table = Table("name", "description", "options")
     for name in reg.names():
