@@ -26,22 +26,36 @@ class Strict(BaseModel):
 
 
 class TaskConfig(Strict):
-    """One prediction target. Several tasks make a multi-task model (P1 v2)."""
+    """One prediction target. Several tasks make a multi-task model (P1 v2).
+
+    ``multilabel`` (GoEmotions): any subset of ``classes`` per sample, one sigmoid output per class
+    and BCE. A class is predicted when its probability reaches the decision threshold: ``threshold``
+    until training ends, then the one tuned on the validation split (``threshold_tuning``).
+    """
 
     name: str
-    type: Literal["classification", "regression"]
+    type: Literal["classification", "regression", "multilabel"]
     classes: list[str] | None = None
-    loss: Literal["ce", "mse", "rmse"] | None = None
+    loss: Literal["ce", "mse", "rmse", "bce"] | None = None
     weight: float = 1.0
     class_weights: Literal["none", "balanced"] | list[float] = "none"
+    # Multilabel: weight of each class's positive BCE term; balanced = negatives / positives on train.
+    pos_weight: Literal["none", "balanced"] | list[float] = "none"
+    # Multilabel: after training, pick the threshold maximising validation macro F1 (default global).
+    threshold_tuning: Literal["none", "global", "per_class"] | None = None
     # A regression target whose sign is a polarity (sentiment in [-3, 3]) also gets binary acc/F1.
     signed: bool = False
     # Derive a classification target by thresholding another (regression) target, e.g. PHQ-8 >= 10.
     threshold_of: str | None = None
+    # With threshold_of: the cut on that target. Multilabel: the decision threshold (default 0.5).
     threshold: float | None = None
 
     @model_validator(mode="after")
     def _check(self) -> TaskConfig:
+        if self.type == "multilabel":
+            return self._check_multilabel()
+        if self.pos_weight != "none" or self.threshold_tuning is not None:
+            raise ValueError(f"task {self.name!r}: pos_weight and threshold_tuning are for multilabel tasks")
         if self.type == "classification":
             if not self.classes or len(self.classes) < 2:
                 raise ValueError(f"task {self.name!r}: a classification task needs 'classes' (2 or more)")
@@ -53,7 +67,7 @@ class TaskConfig(Strict):
                     f"for {len(self.classes)} classes"
                 )
         else:
-            if self.loss == "ce":
+            if self.loss in ("ce", "bce"):
                 raise ValueError(f"task {self.name!r}: regression uses loss 'mse' or 'rmse'")
             if self.classes:
                 raise ValueError(f"task {self.name!r}: a regression task has no 'classes'")
@@ -63,9 +77,31 @@ class TaskConfig(Strict):
             raise ValueError(f"task {self.name!r}: threshold_of needs a 2-class classification task")
         return self
 
+    def _check_multilabel(self) -> TaskConfig:
+        """Validate, then fill in the effective defaults so the saved config shows them."""
+        if not self.classes or len(self.classes) < 2:
+            raise ValueError(f"task {self.name!r}: a multilabel task needs 'classes' (2 or more)")
+        if self.loss not in (None, "bce"):
+            raise ValueError(f"task {self.name!r}: multilabel uses loss 'bce', not {self.loss!r}")
+        if self.class_weights != "none":
+            raise ValueError(
+                f"task {self.name!r}: a multilabel task weights classes with pos_weight, not class_weights"
+            )
+        if isinstance(self.pos_weight, list) and len(self.pos_weight) != len(self.classes):
+            raise ValueError(
+                f"task {self.name!r}: pos_weight has {len(self.pos_weight)} values for {len(self.classes)} classes"
+            )
+        if self.threshold_of is not None:
+            raise ValueError(f"task {self.name!r}: threshold_of needs a 2-class classification task")
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"task {self.name!r}: a multilabel threshold is a probability in (0, 1)")
+        self.threshold = 0.5 if self.threshold is None else self.threshold
+        self.threshold_tuning = self.threshold_tuning or "global"
+        return self
+
     @property
     def loss_name(self) -> str:
-        return self.loss or ("ce" if self.type == "classification" else "mse")
+        return self.loss or {"classification": "ce", "multilabel": "bce"}.get(self.type, "mse")
 
 
 class ComponentConfig(Strict):

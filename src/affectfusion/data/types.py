@@ -135,8 +135,8 @@ class Batch:
 
     ``features[m]`` is ``[B, T, D]`` (zeros where padded or missing), ``padding[m]`` is ``[B, T]``
     (True = real time step), ``present[m]`` is ``[B]`` (True = sample has modality m).
-    ``targets[t]`` holds class indices (long) or values (float); ``target_mask[t]`` says which
-    samples are labelled for task t.
+    ``targets[t]`` holds class indices (long), values (float) or multi-hot rows ``[B, K]`` (float);
+    ``target_mask[t]`` (``[B]``) says which samples are labelled for task t.
     """
 
     ids: list[str]
@@ -171,13 +171,21 @@ class Batch:
 class Collator:
     """Turns samples into a :class:`Batch` for a fixed set of modalities and tasks.
 
-    ``task_types`` maps task name -> "classification" | "regression"; classification targets must
-    already be class indices (datasets are encoded by :func:`affectfusion.data.tasks.encode_targets`).
+    ``task_types`` maps task name -> "classification" | "regression" | "multilabel"; targets must
+    already be encoded (:func:`affectfusion.data.tasks.encode_targets`): class indices, or multi-hot
+    vectors whose length ``num_labels`` gives per multilabel task (so an all-unlabelled batch still
+    gets a ``[B, K]`` tensor).
     """
 
-    def __init__(self, modalities: dict[str, ModalitySpec], task_types: dict[str, str]) -> None:
+    def __init__(
+        self,
+        modalities: dict[str, ModalitySpec],
+        task_types: dict[str, str],
+        num_labels: dict[str, int] | None = None,
+    ) -> None:
         self.modalities = modalities
         self.task_types = task_types
+        self.num_labels = num_labels or {}
 
     def __call__(self, samples: Sequence[Sample]) -> Batch:
         b = len(samples)
@@ -197,7 +205,13 @@ class Collator:
         for t, kind in self.task_types.items():
             values = [s.targets.get(t) for s in samples]
             mask = torch.tensor([_is_labelled(v) for v in values], dtype=torch.bool)
-            if kind == "classification":
+            if kind == "multilabel":
+                rows = np.zeros((b, self.num_labels[t]), dtype=np.float32)
+                for i, v in enumerate(values):
+                    if mask[i]:
+                        rows[i] = v
+                targets[t] = torch.from_numpy(rows)
+            elif kind == "classification":
                 targets[t] = torch.tensor([int(v) if _is_labelled(v) else -1 for v in values], dtype=torch.long)
             else:
                 targets[t] = torch.tensor([float(v) if _is_labelled(v) else 0.0 for v in values], dtype=torch.float32)

@@ -12,6 +12,10 @@ Conventions (fixed here so every run is scored the same way):
   confusion matrix always list every class.
 * Signed regression (sentiment in [-3, 3]): binary accuracy/F1 on samples whose truth is non-zero
   (the MOSI/MOSEI convention), positive = value >= 0; F1 is support-weighted over both classes.
+* Multilabel: micro F1 pools every (sample, class) decision; macro F1 averages the per-class F1 of
+  the classes present in the truth or the predictions (as for single-label); samples F1 averages
+  per-sample F1, a sample with no true and no predicted class counting as 1; subset accuracy is
+  the share of samples whose predicted label set is exactly right.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ METRIC_DIRECTION: dict[str, str] = {
     "ccc": "max",
     "binary_accuracy": "max",
     "binary_f1": "max",
+    "micro_f1": "max",
+    "samples_f1": "max",
+    "subset_accuracy": "max",
     "mae": "min",
     "rmse": "min",
     "loss": "min",
@@ -53,9 +60,13 @@ METRIC_DIRECTION: dict[str, str] = {
 }
 
 CLASSIFICATION_SCALARS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
+MULTILABEL_SCALARS = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy")
 REGRESSION_SCALARS = ("mae", "rmse", "pearson_r", "ccc")
 SIGNED_SCALARS = ("binary_accuracy", "binary_f1")
-SCALAR_ORDER = CLASSIFICATION_SCALARS + REGRESSION_SCALARS + SIGNED_SCALARS  # column order in tables
+# Column order in tables (macro_f1 is shared by both kinds of classification).
+SCALAR_ORDER = tuple(dict.fromkeys(CLASSIFICATION_SCALARS + MULTILABEL_SCALARS + REGRESSION_SCALARS + SIGNED_SCALARS))
+# Decision thresholds tried when tuning a multilabel task on the validation split.
+THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
 _NOT_METRICS = {"type", "n", "split", "primary_task"}
 _MISSING = object()
 
@@ -114,6 +125,91 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list
     return out
 
 
+def _multi_hot_pair(y_true: Any, y_pred: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+    t, p = np.asarray(y_true), np.asarray(y_pred)
+    for name, arr in (("y_true", t), ("y_pred", p)):
+        if arr.ndim != 2 or arr.shape[1] != k:
+            raise ValueError(f"{name} must be [n, {k}] multi-hot, got shape {arr.shape}")
+        if not np.isin(arr, (0, 1)).all():
+            raise ValueError(f"{name} must hold only 0/1")
+    if t.shape != p.shape:
+        raise ValueError(f"y_true has shape {t.shape} but y_pred has {p.shape}")
+    return t.astype(np.int64), p.astype(np.int64)
+
+
+def _present_macro_f1(t: np.ndarray, p: np.ndarray) -> float | None:
+    """Macro F1 over the classes present in the truth or the predictions (None if there are none)."""
+    present = np.flatnonzero(t.any(0) | p.any(0))
+    if present.size == 0:
+        return None
+    return _num(f1_score(t, p, labels=present, average="macro", zero_division=0))
+
+
+def multilabel_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """Micro/macro/samples F1, subset accuracy and per-class P/R/F1/support.
+
+    ``y_true``/``y_pred`` are ``[n, K]`` multi-hot (0/1) over ``classes``.
+    """
+    k = len(classes)
+    t, p = _multi_hot_pair(y_true, y_pred, k)
+    out: dict[str, Any] = {"type": "multilabel", "n": int(t.shape[0])}
+    if t.shape[0] == 0:
+        out.update(dict.fromkeys(MULTILABEL_SCALARS))
+        out.update(per_class={}, classes=list(classes))
+        return out
+    precision, recall, f1, support = precision_recall_fscore_support(
+        t, p, labels=list(range(k)), average=None, zero_division=0
+    )
+    out.update(
+        micro_f1=_num(f1_score(t, p, average="micro", zero_division=0)),
+        macro_f1=_present_macro_f1(t, p),
+        samples_f1=_num(f1_score(t, p, average="samples", zero_division=1.0)),
+        subset_accuracy=_num(accuracy_score(t, p)),
+        per_class={
+            c: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, c in enumerate(classes)
+        },
+        classes=list(classes),
+    )
+    return out
+
+
+def tune_thresholds(y_true: np.ndarray, proba: np.ndarray, mode: str, default: float) -> np.ndarray:
+    """Per-class decision thresholds from :data:`THRESHOLD_GRID` that maximise macro F1 on
+    validation data (never the test split: the tuned thresholds are what the test is scored with).
+
+    ``global``: one threshold for every class, chosen by macro F1. ``per_class``: each class its own
+    threshold, chosen by that class's F1 (which maximises their mean); a class with no positive
+    sample keeps ``default``. ``none``: ``default`` everywhere. Ties go to the value nearest ``default``.
+    """
+    k = proba.shape[1]
+    t = np.asarray(y_true).astype(np.int64)
+    if mode == "none" or t.shape[0] == 0:
+        return np.full(k, default)
+    grid = np.asarray(THRESHOLD_GRID)
+    decisions = [(proba >= g).astype(np.int64) for g in grid]
+    if mode == "global":
+        macro = [_present_macro_f1(t, p) for p in decisions]
+        return np.full(k, _best(grid, np.array([np.nan if m is None else m for m in macro]), default))
+    if mode != "per_class":
+        raise ValueError(f"unknown threshold tuning mode {mode!r}")
+    per_class = np.stack([f1_score(t, p, average=None, zero_division=0) for p in decisions])  # [G, K]
+    return np.array([_best(grid, per_class[:, j], default) if t[:, j].any() else default for j in range(k)])
+
+
+def _best(grid: np.ndarray, scores: np.ndarray, default: float) -> float:
+    """The grid value with the highest score, the one nearest ``default`` among ties."""
+    if np.isnan(scores).all():
+        return default
+    ties = grid[scores >= np.nanmax(scores) - 1e-12]
+    return float(ties[np.argmin(np.abs(ties - default))])
+
+
 def pearson(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Pearson r, 0.0 when either side is constant (or fewer than 2 samples)."""
     if y_true.size < 2 or np.ptp(y_true) == 0 or np.ptp(y_pred) == 0:
@@ -160,6 +256,8 @@ def task_metrics(task: TaskConfig, y_true: np.ndarray, y_pred: np.ndarray) -> di
     """Score one task; the caller passes only the labelled samples."""
     if task.type == "classification":
         return classification_metrics(y_true, y_pred, task.classes or [])
+    if task.type == "multilabel":
+        return multilabel_metrics(y_true, y_pred, task.classes or [])
     return regression_metrics(y_true, y_pred, signed=task.signed)
 
 
@@ -180,7 +278,7 @@ def summarize(tasks: list[TaskConfig], per_task: dict[str, dict], split: str, n:
 
 def default_monitor(task: TaskConfig) -> str:
     """The validation metric early stopping watches when the config says ``auto``."""
-    return "macro_f1" if task.type == "classification" else "rmse"
+    return "rmse" if task.type == "regression" else "macro_f1"
 
 
 def metric_mode(name: str) -> str:

@@ -30,6 +30,7 @@ class RunFolder:
     meta: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     evals: dict[str, dict[str, Any]] = field(default_factory=dict)  # split -> metrics dict
+    thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)  # multilabel task -> tuned thresholds
 
     @property
     def has_config(self) -> bool:
@@ -62,7 +63,7 @@ class RunFolder:
 
 
 def load_run(run_dir: Path) -> RunFolder:
-    """Parse whatever of config.yaml, meta.json, history.jsonl, eval/*/metrics.json exists."""
+    """Parse whatever of config.yaml, meta.json, history.jsonl, thresholds.json, eval/*/metrics.json exists."""
     run_dir = Path(run_dir)
     run = RunFolder(path=run_dir)
     if run.has_config:
@@ -71,6 +72,8 @@ def load_run(run_dir: Path) -> RunFolder:
         run.meta = read_json(run_dir / "meta.json")
     if (run_dir / "history.jsonl").is_file():
         run.history = read_jsonl(run_dir / "history.jsonl")
+    if (run_dir / "thresholds.json").is_file():
+        run.thresholds = read_json(run_dir / "thresholds.json")
     for metrics_file in sorted(run_dir.glob("eval/*/metrics.json")):
         run.evals[metrics_file.parent.name] = read_json(metrics_file)
     return run
@@ -133,10 +136,18 @@ def _overview(run: RunFolder) -> list[str]:
     lines.append(f"- **Fusion:** {fusion or 'n/a'}")
     tasks = []
     for t in run.config.get("tasks") or []:
-        detail = ", ".join(t.get("classes") or []) if t.get("type") == "classification" else ""
+        detail = ", ".join(t.get("classes") or [])
         detail = detail or ("signed" if t.get("signed") else "")
         tasks.append(f"{t['name']} ({t.get('type')}{': ' + detail if detail else ''})")
     lines.append(f"- **Tasks:** {'; '.join(tasks) or 'n/a'}")
+    for task, tuned in run.thresholds.items():
+        values = sorted(set(tuned["thresholds"]))
+        shown = f"{values[0]:.2f}" if len(values) == 1 else f"per class, {values[0]:.2f}–{values[-1]:.2f}"
+        lines.append(
+            f"- **Decision threshold `{task}`:** {shown} (tuning {tuned['tuning']} on `{tuned['split']}`; "
+            f"macro F1 there {fmt_value(tuned['macro_f1_default'])} at the configured threshold, "
+            f"{fmt_value(tuned['macro_f1_tuned'])} tuned)"
+        )
     n_params = run.meta.get("n_parameters")
     lines.append(f"- **Parameters:** {f'{n_params:,}' if isinstance(n_params, int) else 'n/a'}")
     if run.history:
@@ -169,7 +180,11 @@ def _task_section(run: RunFolder, split: str, task: str, tm: dict[str, Any], emb
     if per_class:
         rows = [[c, v["precision"], v["recall"], v["f1"], v["support"]] for c, v in per_class.items()]
         header = ["class", "precision", "recall", "F1", "support"]
-        lines += ["", "Per class:", "", markdown_table(header, rows, [False, True, True, True, True])]
+        thresholds = tm.get("thresholds")  # multilabel: the decision threshold each class was scored at
+        if thresholds:
+            rows = [[*row, thresholds[c]] for row, c in zip(rows, per_class, strict=True)]
+            header.append("threshold")
+        lines += ["", "Per class:", "", markdown_table(header, rows, [False] + [True] * (len(header) - 1))]
     classes, cm = tm.get("classes") or [], tm.get("confusion_matrix") or []
     if classes and cm:
         rows = [[c, *counts] for c, counts in zip(classes, cm, strict=True)]

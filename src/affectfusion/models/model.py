@@ -16,14 +16,15 @@ from affectfusion.registry import validate_options
 
 @dataclass
 class ModelOutput:
-    outputs: dict[str, Tensor]  # task -> logits [B, K] or standardised value [B]
+    outputs: dict[str, Tensor]  # task -> logits [B, K] (softmax or per-class sigmoid) or standardised value [B]
     embeddings: dict[str, Tensor]  # modality -> pooled embedding [B, H] (after channel scaling)
     fused: Tensor  # [B, F]
     explanations: dict[str, Tensor] = field(default_factory=dict)
 
 
 def task_output_size(task: TaskConfig) -> int:
-    return len(task.classes or []) if task.type == "classification" else 1
+    """K logits for a classification or multilabel task, one value for regression."""
+    return 1 if task.type == "regression" else len(task.classes or [])
 
 
 class Head(nn.Module):
@@ -74,6 +75,11 @@ class MultimodalModel(nn.Module):
         self.heads = nn.ModuleDict(
             {t.name: Head(self.fusion.out_dim, cfg.head_hidden, task_output_size(t), cfg.dropout) for t in tasks}
         )
+        # Per-class decision thresholds of each multilabel task. Not weights (so not in checkpoints):
+        # the config's until ``load_model`` applies the ones tuned on the validation split.
+        self.thresholds: dict[str, np.ndarray] = {
+            t.name: np.full(len(t.classes or []), t.threshold) for t in tasks if t.type == "multilabel"
+        }
 
     @torch.no_grad()
     def fit_input_norm(self, dataset: MultimodalDataset) -> None:

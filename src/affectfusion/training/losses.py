@@ -35,7 +35,10 @@ def contrastive_loss(out: ModelOutput, present: dict[str, Tensor], temperature: 
 
 
 class MultiTaskLoss:
-    """Weighted sum of per-task losses (+ contrastive), each over the samples labelled for it."""
+    """Weighted sum of per-task losses (+ contrastive), each over the samples labelled for it.
+
+    ``class_weights`` per task: CE class weights, or BCE ``pos_weight`` for a multilabel task.
+    """
 
     def __init__(
         self,
@@ -59,9 +62,13 @@ class MultiTaskLoss:
             if not mask.any():
                 continue
             pred, target = out.outputs[t.name][mask], batch.targets[t.name][mask]
+            w = self.class_weights.get(t.name)
             if t.type == "classification":
-                w = self.class_weights.get(t.name)
                 loss = F.cross_entropy(pred, target, weight=None if w is None else w.to(pred.device))
+            elif t.type == "multilabel":
+                loss = F.binary_cross_entropy_with_logits(
+                    pred, target, pos_weight=None if w is None else w.to(pred.device)
+                )
             else:
                 sc = self.scalers[t.name]
                 loss = F.mse_loss(pred, (target - sc.mean) / sc.std)

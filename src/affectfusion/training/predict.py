@@ -11,8 +11,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from affectfusion.config import TaskConfig
-from affectfusion.data.tasks import TargetScaler
-from affectfusion.data.types import Batch, Collator, MultimodalDataset
+from affectfusion.data.tasks import TargetScaler, collator_for
+from affectfusion.data.types import Batch, MultimodalDataset
 from affectfusion.evaluation.metrics import summarize, task_metrics
 from affectfusion.models.model import MultimodalModel
 
@@ -22,21 +22,24 @@ class Predictions:
     ids: list[str]
     groups: list[str | None]
     sources: list[str | None]
-    y_true: dict[str, np.ndarray]  # class index (-1 unlabelled) or value (NaN unlabelled)
-    pred: dict[str, np.ndarray]  # class index or value on the user's scale
-    proba: dict[str, np.ndarray] = field(default_factory=dict)  # [N, K] per classification task
+    y_true: dict[str, np.ndarray]  # class index (-1 unlabelled), value or [N, K] multi-hot (NaN unlabelled)
+    pred: dict[str, np.ndarray]  # class index, value on the user's scale, or [N, K] 0/1 (multilabel)
+    proba: dict[str, np.ndarray] = field(default_factory=dict)  # [N, K] per classification or multilabel task
+    thresholds: dict[str, np.ndarray] = field(default_factory=dict)  # [K] decision thresholds per multilabel task
     explanations: dict[str, np.ndarray] = field(default_factory=dict)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # modality / "fused" -> [N, H]
 
     def labelled(self, task: str) -> np.ndarray:
         y = self.y_true[task]
-        return y >= 0 if y.dtype.kind in "iu" else ~np.isnan(y)
+        if y.dtype.kind in "iu":
+            return y >= 0
+        return ~np.isnan(y) if y.ndim == 1 else ~np.isnan(y).any(1)
 
 
 def make_loader(
     dataset: MultimodalDataset, model: MultimodalModel, batch_size: int, shuffle: bool = False, **kwargs
 ) -> DataLoader:
-    collate = Collator(model.modalities, {t.name: t.type for t in model.tasks})
+    collate = collator_for(model.modalities, model.tasks)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, **kwargs)
 
 
@@ -50,7 +53,8 @@ def predict(
     transform: Callable[[Batch], Batch] | None = None,
 ) -> Predictions:
     """Predictions for every sample; ``transform`` alters each batch first (mask or corrupt
-    modalities for ablation and robustness analyses)."""
+    modalities for ablation and robustness analyses). A multilabel task predicts every class whose
+    sigmoid probability reaches the model's threshold for it (``model.thresholds``)."""
     was_training = model.training
     model.eval()
     chunks: dict[str, list[np.ndarray]] = {}
@@ -67,6 +71,9 @@ def predict(
             if t.type == "classification":
                 add(f"true/{t.name}", torch.where(batch.target_mask[t.name], y, -1))
                 add(f"proba/{t.name}", torch.softmax(o, -1))
+            elif t.type == "multilabel":
+                add(f"true/{t.name}", torch.where(batch.target_mask[t.name][:, None], y, torch.nan))
+                add(f"proba/{t.name}", torch.sigmoid(o))
             else:
                 sc = scalers[t.name]
                 add(f"true/{t.name}", torch.where(batch.target_mask[t.name], y, torch.nan))
@@ -78,7 +85,7 @@ def predict(
                 add(f"emb/{m}", e * batch.present[m][:, None])
             add("emb/fused", out.fused)
     model.train(was_training)
-    cat = {k: np.concatenate(v) for k, v in chunks.items()}
+    cat = {k: _concat(v) for k, v in chunks.items()}
     preds = Predictions(
         ids=[s.id for s in dataset.samples],
         groups=[s.group for s in dataset.samples],
@@ -90,6 +97,10 @@ def predict(
         if t.type == "classification":
             preds.proba[t.name] = cat[f"proba/{t.name}"]
             preds.pred[t.name] = preds.proba[t.name].argmax(1)
+        elif t.type == "multilabel":
+            preds.proba[t.name] = cat[f"proba/{t.name}"]
+            preds.thresholds[t.name] = np.asarray(model.thresholds[t.name], dtype=np.float64)
+            preds.pred[t.name] = (preds.proba[t.name] >= preds.thresholds[t.name]).astype(np.int64)
         else:
             preds.pred[t.name] = cat[f"pred/{t.name}"]
     preds.explanations = {k[5:]: v for k, v in cat.items() if k.startswith("expl/")}
@@ -97,29 +108,51 @@ def predict(
     return preds
 
 
+def _concat(chunks: list[np.ndarray]) -> np.ndarray:
+    """Batches joined on axis 0. Per-time-step explanations (MulT attention ``[B, T, S]``) differ in
+    length between batches; shorter ones are zero-padded, zero being the weight of a padded step."""
+    longest = np.max([c.shape[1:] for c in chunks], axis=0)
+    pads = [[(0, 0), *((0, int(n) - d) for n, d in zip(longest, c.shape[1:], strict=True))] for c in chunks]
+    return np.concatenate([np.pad(c, pad) for c, pad in zip(chunks, pads, strict=True)])
+
+
 def score(preds: Predictions, tasks: list[TaskConfig], split: str) -> dict:
+    """Metrics of every task on its labelled samples; a multilabel task also records the
+    per-class thresholds its predictions were made with."""
     per_task = {}
     for t in tasks:
         keep = preds.labelled(t.name)
         if keep.any():
             per_task[t.name] = task_metrics(t, preds.y_true[t.name][keep], preds.pred[t.name][keep])
+            if t.name in preds.thresholds:
+                per_task[t.name]["thresholds"] = dict(
+                    zip(t.classes or [], preds.thresholds[t.name].tolist(), strict=True)
+                )
     return summarize(tasks, per_task, split, len(preds.ids))
 
 
 def predictions_frame(preds: Predictions, tasks: list[TaskConfig], modalities: list[str]) -> pd.DataFrame:
-    """One row per sample: ids, truth, prediction, class probabilities, modality weights."""
+    """One row per sample: ids, truth, prediction, class probabilities, modality weights.
+
+    Multilabel truth and prediction are the label names joined by ``;`` (empty: no label, or unlabelled).
+    """
     df = pd.DataFrame({"id": preds.ids, "group": preds.groups, "source": preds.sources})
     for t in tasks:
         y = preds.y_true[t.name]
+        classes = t.classes or []
         if t.type == "classification":
-            classes = t.classes or []
             df[f"{t.name}_true"] = [classes[i] if i >= 0 else "" for i in y]
             df[f"{t.name}_pred"] = [classes[i] for i in preds.pred[t.name]]
-            for k, c in enumerate(classes):
-                df[f"{t.name}_prob_{c}"] = preds.proba[t.name][:, k]
+        elif t.type == "multilabel":
+            df[f"{t.name}_true"] = [";".join(c for c, v in zip(classes, row, strict=True) if v == 1) for row in y]
+            df[f"{t.name}_pred"] = [
+                ";".join(c for c, v in zip(classes, row, strict=True) if v) for row in preds.pred[t.name]
+            ]
         else:
             df[f"{t.name}_true"] = y
             df[f"{t.name}_pred"] = preds.pred[t.name]
+        for k, c in enumerate(classes):
+            df[f"{t.name}_prob_{c}"] = preds.proba[t.name][:, k]
     weights = preds.explanations.get("modality_weights")
     if weights is not None and weights.ndim == 2 and weights.shape[1] == len(modalities):
         for k, m in enumerate(modalities):

@@ -4,6 +4,10 @@ AdamW, plateau or cosine-with-warmup schedule, gradient clipping, modality dropo
 on a configured validation metric, best/last checkpoints, resume after interruption, per-epoch
 JSONL metrics, DDP under torchrun. Shuffling and dropout are seeded per epoch from
 ``train.seed``, so a resumed run continues exactly as the uninterrupted one would.
+
+Multilabel tasks are selected and early-stopped at their configured threshold; after training,
+the best checkpoint's decision thresholds are tuned on the validation split, saved to
+``thresholds.json`` and used by every later prediction (the test split is never tuned on).
 """
 
 from __future__ import annotations
@@ -24,20 +28,28 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 import affectfusion
-from affectfusion.config import RunConfig
+from affectfusion.config import RunConfig, validate
 from affectfusion.data import load_dataset
-from affectfusion.data.tasks import TargetScaler, balanced_class_weights, class_counts
-from affectfusion.data.types import Batch, Collator, MultimodalDataset
+from affectfusion.data.tasks import (
+    TargetScaler,
+    balanced_class_weights,
+    balanced_pos_weight,
+    class_counts,
+    collator_for,
+)
+from affectfusion.data.types import Batch, MultimodalDataset
 from affectfusion.errors import AffectFusionError
-from affectfusion.evaluation.metrics import metric_value, resolve_monitor
-from affectfusion.evaluation.report import plot_run, write_run_report
-from affectfusion.io import append_jsonl, read_jsonl, write_csv, write_json, write_text
+from affectfusion.evaluation.metrics import metric_value, resolve_monitor, task_metrics, tune_thresholds
+from affectfusion.evaluation.report import fmt_value, plot_run, write_run_report
+from affectfusion.io import append_jsonl, read_json, read_jsonl, write_csv, write_json, write_text
 from affectfusion.models.model import MultimodalModel
 from affectfusion.rundir import LoadedRun, RunPaths, read_run
 from affectfusion.training.checkpoint import load_checkpoint, save_checkpoint
 from affectfusion.training.distributed import DistContext, init_distributed
 from affectfusion.training.losses import MultiTaskLoss
-from affectfusion.training.predict import predict, predictions_frame, score
+from affectfusion.training.predict import Predictions, predict, predictions_frame, score
+
+THRESHOLDS_FILE = "thresholds.json"  # in the run folder: tuned multilabel decision thresholds
 
 
 def drop_modalities(batch: Batch, p: float, generator: torch.Generator) -> Batch:
@@ -60,10 +72,50 @@ def build_model_for(cfg: RunConfig, modalities: dict) -> MultimodalModel:
 
 
 def load_model(run: LoadedRun, which: str = "best") -> MultimodalModel:
+    """The trained model, with the run's tuned multilabel thresholds if it has them."""
     model = build_model_for(run.config, run.modalities)
     load_checkpoint(run.paths.best if which == "best" else run.paths.last, model)
+    model.thresholds.update(read_thresholds(run))
     model.eval()
     return model
+
+
+def read_thresholds(run: LoadedRun) -> dict[str, np.ndarray]:
+    """Tuned per-class thresholds of the run's multilabel tasks ({} before tuning)."""
+    path = run.paths.root / THRESHOLDS_FILE
+    if not path.is_file():
+        return {}
+    saved, out = read_json(path), {}
+    for t in run.config.tasks:
+        entry = saved.get(t.name) if t.type == "multilabel" else None
+        if entry is None:
+            continue
+        if entry.get("classes") != t.classes:
+            raise AffectFusionError(f"{path}: thresholds of task {t.name!r} are for other classes than the config's")
+        out[t.name] = np.asarray(entry["thresholds"], dtype=np.float64)
+    return out
+
+
+def tuned_thresholds(preds: Predictions, run: LoadedRun, split: str) -> dict[str, dict]:
+    """Per multilabel task, the thresholds ``threshold_tuning`` picks on ``split``'s predictions,
+    with the validation macro F1 at the configured and at the tuned threshold (what tuning bought)."""
+    out = {}
+    for t in run.config.tasks:
+        if t.type != "multilabel":
+            continue
+        keep = preds.labelled(t.name)
+        y, proba = preds.y_true[t.name][keep], preds.proba[t.name][keep]
+        chosen = tune_thresholds(y, proba, t.threshold_tuning, t.threshold)
+        default, tuned = (task_metrics(t, y, (proba >= th).astype(np.int64)) for th in (t.threshold, chosen))
+        out[t.name] = {
+            "tuning": t.threshold_tuning,
+            "split": split,
+            "classes": t.classes,
+            "thresholds": chosen.tolist(),
+            "macro_f1_default": default["macro_f1"],
+            "macro_f1_tuned": tuned["macro_f1"],
+        }
+    return out
 
 
 @dataclass
@@ -92,7 +144,10 @@ class Trainer:
             return False
         if overwrite:
             return False
-        saved = yaml.safe_load(p.config.read_text())
+        try:  # re-validated, so config keys added since the run was trained compare as their defaults
+            saved = validate(yaml.safe_load(p.config.read_text()), str(p.config)).to_dict()
+        except AffectFusionError:
+            saved = {}
         current = self.cfg.to_dict()
         for d in (saved, current):
             d.get("train", {}).pop("progress", None)
@@ -114,6 +169,12 @@ class Trainer:
         for t in self.cfg.tasks:
             if t.type == "regression":
                 scalers[t.name] = TargetScaler.fit([s.targets.get(t.name) for s in train.samples])
+            elif t.type == "multilabel":
+                if t.pos_weight == "balanced":
+                    n = sum(s.targets.get(t.name) is not None for s in train.samples)
+                    weights[t.name] = balanced_pos_weight(class_counts(train.samples, t), n)
+                elif isinstance(t.pos_weight, list):
+                    weights[t.name] = list(t.pos_weight)
             elif t.class_weights == "balanced":
                 weights[t.name] = balanced_class_weights(class_counts(train.samples, t))
             elif isinstance(t.class_weights, list):
@@ -148,7 +209,7 @@ class Trainer:
         }
         if self.dist.is_main:
             if overwrite and paths.root.exists():
-                for sub in ("history.jsonl",):
+                for sub in ("history.jsonl", THRESHOLDS_FILE):
                     (paths.root / sub).unlink(missing_ok=True)
                 for f in paths.checkpoints.glob("*"):
                     f.unlink()
@@ -163,7 +224,7 @@ class Trainer:
             cfg.train.contrastive_temperature,
         )
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-        collate = Collator(train_ds.modalities, {t.name: t.type for t in cfg.tasks})
+        collate = collator_for(train_ds.modalities, cfg.tasks)
         sampler = (
             DistributedSampler(train_ds, self.dist.world_size, self.dist.rank, shuffle=True, seed=cfg.train.seed)
             if self.dist.enabled
@@ -329,7 +390,7 @@ class Trainer:
     @torch.no_grad()
     def _loss_on(self, model: MultimodalModel, ds: MultimodalDataset, loss_fn: MultiTaskLoss) -> float:
         model.eval()
-        collate = Collator(model.modalities, {t.name: t.type for t in self.cfg.tasks})
+        collate = collator_for(model.modalities, self.cfg.tasks)
         total, n = 0.0, 0
         for batch in DataLoader(ds, batch_size=256, collate_fn=collate):
             loss, _ = loss_fn(model(batch), batch)
@@ -346,10 +407,23 @@ class Trainer:
             append_jsonl(self.paths.history, r)
 
     def _final_metrics(self) -> dict[str, Any]:
-        """Evaluate the best checkpoint on the validation (and test) split; write plots and report."""
+        """Tune multilabel thresholds on the validation split, then evaluate the best checkpoint on
+        the validation (and test) split with them; write plots and report."""
         if not self.dist.is_main:
             return {}
         run = read_run(self.paths.root)
+        if any(t.type == "multilabel" for t in self.cfg.tasks):
+            val = self.cfg.data.val_split
+            preds = predict(load_model(run), load_dataset(run.config, val, modalities=run.modalities), run.scalers)
+            tuned = tuned_thresholds(preds, run, val)
+            write_json(self.paths.root / THRESHOLDS_FILE, tuned)
+            for task, info in tuned.items():
+                low, high = min(info["thresholds"]), max(info["thresholds"])
+                shown = f"{low:.2f}" if low == high else f"{low:.2f}-{high:.2f} (per class)"
+                self._log(
+                    f"{task}: decision threshold {shown} tuned on {val}, macro_f1 "
+                    f"{fmt_value(info['macro_f1_default'])} -> {fmt_value(info['macro_f1_tuned'])}"
+                )
         splits = [self.cfg.data.val_split] + ([self.cfg.data.test_split] if self.cfg.data.test_split else [])
         results = {}
         for split in splits:
