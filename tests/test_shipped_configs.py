@@ -10,17 +10,39 @@ import pytest
 
 from affectfusion.cli import main
 from affectfusion.config import expand_variants, list_packaged_configs, load_config
+from tests.fixtures_daic_woz import make_daic_woz
+from tests.fixtures_eav import make_eav
 from tests.helpers import SHARED_DATA
+
+# Restricted corpora: a generated copy in the published layout, shrunk for speed.
+FIXTURES = {
+    "daic_woz": (make_daic_woz, ["data.options.audio_steps=25", "data.options.video_steps=25"]),
+    "eav": (make_eav, ["data.options.splits={train: [1, 2], dev: [3], test: [4]}"]),
+}
 
 SHRINK_SYNTHETIC = ["data.options.n_train=48", "data.options.n_eval=24", "train.epochs=1", "train.progress=false"]
 
 
-@pytest.mark.parametrize("name", list_packaged_configs())
+def _params() -> list:
+    """Configs that extract features from a whole shared corpus take minutes: marked slow."""
+    params = []
+    for name in list_packaged_configs():
+        cfg = load_config(name)
+        heavy = bool(cfg.data.extract) and cfg.data.adapter not in FIXTURES
+        params.append(pytest.param(name, marks=pytest.mark.slow) if heavy else name)
+    return params
+
+
+@pytest.mark.parametrize("name", _params())
 def test_shipped_config_runs_from_cli(name: str, tmp_path: Path, monkeypatch) -> None:
     cfg = load_config(name)
     sets = ["train.epochs=1", "train.progress=false"]
     if cfg.data.adapter == "synthetic":
         sets = SHRINK_SYNTHETIC
+    elif cfg.data.adapter in FIXTURES:
+        make, shrink = FIXTURES[cfg.data.adapter]
+        root = make(tmp_path / "data")
+        sets += [f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", *shrink]
     elif cfg.data.root and cfg.data.root.startswith("../shared/data"):
         if not SHARED_DATA.is_dir():
             pytest.skip("../shared/data is absent")

@@ -10,6 +10,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from affectfusion.config import (
@@ -296,8 +297,11 @@ def list_(
     table = Table("name", "description", "options")
     for name in reg.names():
         fields = reg.get(name).Options.model_fields
-        opts = ", ".join(f"{k}={f.default!r}" if not f.is_required() else f"{k} (required)" for k, f in fields.items())
-        table.add_row(name, reg.describe(name), opts)
+        opts = ", ".join(
+            f"{k}={f.get_default(call_default_factory=True)!r}" if not f.is_required() else f"{k} (required)"
+            for k, f in fields.items()
+        )
+        table.add_row(name, escape(reg.describe(name)), escape(opts))
     console.print(table)
 
 

@@ -7,7 +7,16 @@ from pathlib import Path
 from affectfusion.config import DataConfig, RunConfig
 
 # Importing the adapter modules registers them.
-from affectfusion.data import feature_folder, mosi, synthetic  # noqa: F401
+from affectfusion.data import (  # noqa: F401
+    daic_woz,
+    eav,
+    feature_folder,
+    images,
+    mosi,
+    speech,
+    synthetic,
+    text_corpora,
+)
 from affectfusion.data.registry import DATASETS, DatasetAdapter
 from affectfusion.data.tasks import encode_targets
 from affectfusion.data.types import Batch, Collator, ModalitySpec, MultimodalDataset, Sample

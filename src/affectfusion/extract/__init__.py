@@ -13,6 +13,9 @@ from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, Ra
 from affectfusion.extract.store import ExtractionReport, FeatureStore, Item
 from affectfusion.registry import validate_options
 
+# Importing the extractor modules registers them.
+from affectfusion.extract import audio, face, signal, text, video  # noqa: E402,F401,I001
+
 __all__ = [
     "EXTRACTORS",
     "ExtractionError",

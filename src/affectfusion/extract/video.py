@@ -1,0 +1,141 @@
+"""Video files -> features, decoded with PyAV: per-frame face expression sequences and audio-track eGeMAPS.
+
+- ``video_faces``: frames sampled at ``fps``, each through the face pipeline (detect, align, crop)
+  and the FER2013 CNN of ``fer_cnn`` -> ``[T, D]``; frames without a face are dropped.
+- ``video_audio``: the audio track decoded to mono at ``sample_rate`` and passed to the ``egemaps``
+  extractor of :mod:`affectfusion.extract.audio` (same options, same 88 functionals), so a video's
+  audio gets exactly the features a speech file would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field
+
+from affectfusion.data.types import Signal
+from affectfusion.errors import AffectFusionError
+from affectfusion.extract.audio import EGeMAPSExtractor
+from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput
+from affectfusion.extract.face import FER_INPUT_SIZE, FacePipeline, FerModel, FerOptions
+
+
+def _av() -> Any:
+    try:
+        import av
+    except ImportError:
+        raise AffectFusionError("video extraction needs PyAV: pip install av") from None
+    return av
+
+
+def _video_path(item: RawInput) -> Path:
+    if not isinstance(item, str | Path):
+        raise ExtractionError(f"expected a video file path, got {type(item).__name__}")
+    path = Path(item)
+    if not path.is_file():
+        raise ExtractionError(f"{path}: no such video file")
+    return path
+
+
+def _decode_error(path: Path, e: Exception) -> ExtractionError:
+    detail = getattr(e, "strerror", None) or (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return ExtractionError(f"{path}: not a readable video ({detail})")
+
+
+def sample_frames(item: RawInput, fps: float, max_frames: int | None = None) -> list[np.ndarray]:
+    """RGB frames ``[H, W, 3]`` taken every ``1 / fps`` seconds from the first video stream.
+
+    The frame shown at each sampling time is taken (the first frame whose timestamp reaches it), so a
+    variable-frame-rate file is sampled evenly in time. Decoding stops at ``max_frames``.
+    """
+    av = _av()
+    path = _video_path(item)
+    step = 1.0 / fps
+    frames: list[np.ndarray] = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ExtractionError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            start: float | None = None
+            next_time = 0.0
+            for index, frame in enumerate(container.decode(stream)):
+                t = frame.time if frame.time is not None else index / float(stream.average_rate or 25)
+                start = t if start is None else start
+                if t - start + 1e-6 < next_time:
+                    continue
+                frames.append(frame.to_ndarray(format="rgb24"))
+                while next_time <= t - start + 1e-6:
+                    next_time += step
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+    except av.error.FFmpegError as e:
+        raise _decode_error(path, e) from None
+    if not frames:
+        raise ExtractionError(f"{path}: no decodable video frames")
+    return frames
+
+
+def decode_audio(item: RawInput, sample_rate: int) -> np.ndarray:
+    """The first audio stream as mono float32 at ``sample_rate`` (PyAV/FFmpeg resampling)."""
+    av = _av()
+    path = _video_path(item)
+    chunks: list[np.ndarray] = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise ExtractionError(f"{path}: no audio track")
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+            for frame in container.decode(container.streams.audio[0]):
+                chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    except av.error.FFmpegError as e:
+        raise _decode_error(path, e) from None
+    if not chunks or sum(c.size for c in chunks) == 0:
+        raise ExtractionError(f"{path}: audio track has no samples")
+    return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+@EXTRACTORS.register("video_faces")
+class VideoFacesExtractor(Extractor):
+    """Per-frame FER2013 CNN features of the face in frames sampled at `fps`: [T, D] (faceless frames dropped)."""
+
+    kind = "video"
+    packages: ClassVar[tuple[str, ...]] = ("av", "fer", "ai-edge-litert", "mediapipe", "opencv-python-headless")
+
+    class Options(FerOptions):
+        fps: float = Field(2.0, gt=0, description="frames sampled per second of video")
+        max_frames: int | None = Field(64, ge=1, description="sample at most this many frames (from the start)")
+
+    options: Options
+
+    def setup(self) -> None:
+        self._pipeline = FacePipeline(self.options)
+        self._model = FerModel(self.options.output, self.options.flip_average)
+
+    def extract(self, item: RawInput) -> np.ndarray:
+        self.ensure_ready()
+        frames = sample_frames(item, self.options.fps, self.options.max_frames)
+        rows = []
+        for frame in frames:
+            face = self._pipeline.face_crop(frame, FER_INPUT_SIZE)
+            if face is not None:
+                rows.append(self._model.features(face))
+        if not rows:
+            raise ExtractionError(f"{item}: no face in any of the {len(frames)} sampled frames")
+        return np.stack(rows)
+
+
+@EXTRACTORS.register("video_audio")
+class VideoAudioExtractor(EGeMAPSExtractor):
+    """openSMILE eGeMAPSv02 functionals (88-d) of a video's audio track (decoded with PyAV, mono)."""
+
+    kind = "video"
+    packages: ClassVar[tuple[str, ...]] = (*EGeMAPSExtractor.packages, "av")
+
+    def load(self, item: RawInput) -> np.ndarray:
+        rate = self.options.sample_rate
+        return super().load(Signal(decode_audio(item, rate), float(rate)))
