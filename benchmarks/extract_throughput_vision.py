@@ -33,11 +33,7 @@ from typing import Any
 
 import numpy as np
 
-# Imported at module level so that spawned store workers (which re-import this script) register them too.
-import affectfusion.extract.face
-import affectfusion.extract.video  # noqa: F401
-from affectfusion.extract.base import EXTRACTORS
-from affectfusion.extract.store import FeatureStore, Item
+from affectfusion.extract import EXTRACTORS, FeatureStore, Item
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"

@@ -109,9 +109,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {data} lacks {', '.join(missing)} (pass --data PATH)", file=sys.stderr)
         sys.exit(2)
 
-    # Register image_folder and fer_cnn (until affectfusion.data / affectfusion.extract import them).
-    import affectfusion.data.images
-    import affectfusion.extract.face  # noqa: F401
     from affectfusion.config import load_config
     from affectfusion.io import write_json
 

@@ -190,9 +190,13 @@ def _haar_eyes(grey: np.ndarray, box: Box) -> tuple[Point, Point] | None:
 
 
 def detect_faces(
-    image: np.ndarray, backend: Literal["mediapipe", "haar"] = "mediapipe", min_confidence: float = 0.5
+    image: np.ndarray, backend: Literal["mediapipe", "haar"] | None = None, min_confidence: float = 0.5
 ) -> list[Face]:
-    """Faces in an RGB image, largest first. ``min_confidence`` applies to MediaPipe only."""
+    """Faces in an RGB image, largest first; backend None = MediaPipe where installed, else Haar.
+
+    ``min_confidence`` applies to MediaPipe only.
+    """
+    backend = backend or default_detector()
     faces = _detect_mediapipe(image, min_confidence) if backend == "mediapipe" else _detect_haar(image)
     return sorted(faces, key=lambda f: -f.box[2] * f.box[3])
 
