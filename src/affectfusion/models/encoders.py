@@ -14,7 +14,8 @@ from affectfusion.models.base import ENCODERS, Encoded, Encoder, Options, masked
 
 @ENCODERS.register("mean")
 class MeanPoolEncoder(Encoder):
-    """Mean-pool over time, then a linear projection (P1 v0; P1 v1 with layer_norm)."""
+    """Per-step projection (Linear, optional LayerNorm, ReLU), then masked mean over time
+    (P1 v0; P1 v1 with layer_norm). For a vector feature (T = 1) this is just the projection."""
 
     class Options(Options):
         layer_norm: bool = False
