@@ -9,12 +9,12 @@ from rich.console import Console
 
 from affectfusion.config import DataConfig
 from affectfusion.data.types import Sample
+
+# Importing the extractor modules registers them.
+from affectfusion.extract import audio, face, signal, text, video  # noqa: F401
 from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput
 from affectfusion.extract.store import ExtractionReport, FeatureStore, Item
 from affectfusion.registry import validate_options
-
-# Importing the extractor modules registers them.
-from affectfusion.extract import audio, face, signal, text, video  # noqa: E402,F401,I001
 
 __all__ = [
     "EXTRACTORS",
