@@ -101,7 +101,6 @@ def test_stereo_other_rate_is_mixed_and_resampled(tmp_path: Path) -> None:
     x = tone_and_noise(1.0, rate=44100)
     sf.write(path, np.stack([x, -x * 0.5], axis=1), 44100)
     ex = build_extractor("logmel", {"sample_rate": 16000}, "test")
-    ex.ensure_ready()
     signal = ex.load(path)
     assert signal.ndim == 1 and abs(signal.size - 16000) <= 1
     np.testing.assert_allclose(signal.std(), (x * 0.25).std(), rtol=0.05)  # mean of the channels
@@ -162,7 +161,6 @@ def test_vad_trims_leading_silence_of_speech_like_signal(tmp_path: Path) -> None
     sf.write(path, np.concatenate([silence, speech, silence[: SR // 2]]), SR)
     plain = build_extractor("logmel", {}, "test")
     vad = build_extractor("logmel", {"vad": True}, "test")
-    vad.ensure_ready()
     trimmed = vad.load(path)
     assert trimmed.size < 3.5 * SR - 0.8 * SR  # most of the 1.5 s of silence is gone
     assert np.sqrt(np.mean(trimmed[: SR // 10] ** 2)) > 10 * silence.std()  # starts at the speech
@@ -179,7 +177,6 @@ def test_vad_on_real_speech_with_added_silence(shared_data: Path, tmp_path: Path
     path = tmp_path / "padded.wav"
     sf.write(path, np.concatenate([np.zeros(2 * rate, dtype=np.float32), x]), rate)
     ex = build_extractor("mfcc", {"vad": True}, "test")
-    ex.ensure_ready()
     trimmed = ex.load(path)
     assert trimmed.size <= x.size  # the 2 s of added silence (and the file's own lead-in) are gone
     assert trimmed.size > 0.5 * x.size

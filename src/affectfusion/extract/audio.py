@@ -94,6 +94,7 @@ class AudioExtractor(Extractor):
 
     def load(self, item: RawInput) -> np.ndarray:
         """The preprocessed mono signal at ``sample_rate``; raises ExtractionError for unusable input."""
+        self.ensure_ready()
         x, rate = read_audio(item)
         if x.size == 0:
             raise ExtractionError(f"{_name(item)}: audio has no samples")
@@ -122,7 +123,6 @@ class AudioExtractor(Extractor):
         return x[start:end]
 
     def extract(self, item: RawInput) -> np.ndarray:
-        self.ensure_ready()
         x = self.load(item)
         feats = self.features(x)
         if feats.size == 0 or not np.isfinite(feats).all():
