@@ -35,6 +35,22 @@ def _is_empty(v: Any) -> bool:
     return v is None or (isinstance(v, str) and v.strip() == "")
 
 
+def _rows_of_split(
+    rows: list[dict[str, Any]], pattern: str, split_column: str, split: str, manifest: Path
+) -> list[dict[str, Any]]:
+    """The rows of one split: all of a per-split manifest (``{split}`` in its name), else the rows
+    whose split column equals ``split`` (all rows when the manifest has no such column)."""
+    if "{split}" in pattern or not any(split_column in r for r in rows):
+        return rows
+    values = sorted({str(r.get(split_column)) for r in rows})
+    kept = [r for r in rows if str(r.get(split_column)) == split]
+    if not kept:
+        raise AffectFusionError(
+            f"manifest {manifest}: no row has {split_column}={split!r} (values: {', '.join(values)})"
+        )
+    return kept
+
+
 def _read_manifest(path: Path) -> list[dict[str, Any]]:
     """Rows of a ``.csv`` / ``.tsv`` (all values strings) or ``.jsonl`` (JSON values) manifest."""
     if not path.is_file():
@@ -151,13 +167,7 @@ class FeatureFolderAdapter(DatasetAdapter):
             raise AffectFusionError(
                 f"manifest {manifest} has no source column {o.source_column!r} (columns: {', '.join(columns)})"
             )
-        if "{split}" not in o.manifest and o.split_column in columns:
-            values = sorted({str(r.get(o.split_column)) for r in rows})
-            rows = [r for r in rows if str(r.get(o.split_column)) == split]
-            if not rows:
-                raise AffectFusionError(
-                    f"manifest {manifest}: no row has {o.split_column}={split!r} (values: {', '.join(values)})"
-                )
+        rows = _rows_of_split(rows, o.manifest, o.split_column, split, manifest)
         ids = self._ids(rows, manifest)
         targets = self._target_columns(columns, manifest)
         features: dict[str, dict[str, np.ndarray]] = {

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from affectfusion.data.feature_folder import _fill, _is_empty, _read_manifest
+from affectfusion.data.feature_folder import _fill, _is_empty, _read_manifest, _rows_of_split
 from affectfusion.data.registry import DATASETS, DatasetAdapter
 from affectfusion.data.types import Sample
 from affectfusion.errors import AffectFusionError
@@ -63,13 +63,7 @@ class AudioFolderAdapter(DatasetAdapter):
             raise AffectFusionError(
                 f"manifest {manifest} has no column(s) {', '.join(map(repr, missing))} (columns: {', '.join(columns)})"
             )
-        if "{split}" not in o.manifest and o.split_column in columns:
-            values = sorted({str(r.get(o.split_column)) for r in rows})
-            rows = [r for r in rows if str(r.get(o.split_column)) == split]
-            if not rows:
-                raise AffectFusionError(
-                    f"manifest {manifest}: no row has {o.split_column}={split!r} (values: {', '.join(values)})"
-                )
+        rows = _rows_of_split(rows, o.manifest, o.split_column, split, manifest)
         samples = [self._sample(root, row, manifest) for row in rows]
         if not any(path.is_file() for s in samples for path in s.raw.values()):
             raise AffectFusionError(
