@@ -54,6 +54,13 @@ def test_minilm_token_output_and_max_length() -> None:
     assert long.shape == (8, 384)  # truncated to max_length
 
 
+def test_minilm_left_truncation_keeps_the_end() -> None:
+    left = build_extractor("minilm", {"output": "tokens", "max_length": 4, "truncation_side": "left"}, "test")
+    (cut,) = embed(left, ["one two three four five"])
+    (end,) = embed(left, ["four five"])  # [CLS] four five [SEP]: the same tokens at the same positions
+    np.testing.assert_allclose(cut, end, atol=1e-5)
+
+
 def test_minilm_empty_text_fails_alone(minilm: Extractor) -> None:
     out = minilm.extract_batch(["I am happy.", "", "I am sad.", "   \n", "Fine."])
     errors = [i for i, r in enumerate(out) if isinstance(r, ExtractionError)]
