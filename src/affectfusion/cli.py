@@ -264,7 +264,7 @@ def extract(
                 f"{r.folder}/failures.csv",
             )
             failures += [(name, r.extractor, f) for f in r.failures]
-    console.print(table)
+    console.print(table, width=max(console.width, 160))
     for name, extractor, f in failures[:20]:
         err_console.print(
             f"[yellow]failed[/] {name} {extractor} {f['id']} ({f['source']}): {f['error']}", highlight=False
