@@ -84,6 +84,19 @@ def _pair(y_true: Any, y_pred: Any, dtype: type) -> tuple[np.ndarray, np.ndarray
     return t, p
 
 
+def _per_class(classes: list[str], precision, recall, f1, support) -> dict[str, dict[str, float | int]]:
+    """Per-class P/R/F1/support as plain JSON types, keyed by class name."""
+    return {
+        c: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, c in enumerate(classes)
+    }
+
+
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """Accuracy, balanced accuracy, macro/weighted F1, per-class P/R/F1 and the confusion matrix.
 
@@ -110,15 +123,7 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list
         balanced_accuracy=_num(balanced),
         macro_f1=_num(f1_score(t, p, average="macro", zero_division=0)),
         weighted_f1=_num(f1_score(t, p, labels=labels, average="weighted", zero_division=0)),
-        per_class={
-            c: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, c in enumerate(classes)
-        },
+        per_class=_per_class(classes, precision, recall, f1, support),
         classes=list(classes),
         confusion_matrix=confusion_matrix(t, p, labels=labels).astype(int).tolist(),
     )
@@ -165,15 +170,7 @@ def multilabel_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str
         macro_f1=_present_macro_f1(t, p),
         samples_f1=_num(f1_score(t, p, average="samples", zero_division=1.0)),
         subset_accuracy=_num(accuracy_score(t, p)),
-        per_class={
-            c: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, c in enumerate(classes)
-        },
+        per_class=_per_class(classes, precision, recall, f1, support),
         classes=list(classes),
     )
     return out
