@@ -57,6 +57,11 @@ def train_config(cfg: RunConfig, out: Path, overwrite: bool = False) -> pd.DataF
     return compare_runs(run_dirs, out / "comparison")
 
 
+def wide_console(min_width: int) -> Console:
+    """Tables are not cut to 80 columns when stdout is a file or pipe (logs, CI)."""
+    return Console(width=max(console.width, min_width))
+
+
 SHORT_HEADERS = {
     "n_parameters": "params",
     "best_epoch": "best ep",
@@ -79,7 +84,7 @@ def print_table(df: pd.DataFrame, title: str) -> None:
         table.add_column(SHORT_HEADERS.get(col, col), justify="right" if numeric else "left", no_wrap=True)
     for _, row in df[columns].iterrows():
         table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.tolist()])
-    console.print(table, width=max(console.width, 132))
+    wide_console(132).print(table)
 
 
 @app.command()
@@ -264,7 +269,7 @@ def extract(
                 f"{r.folder}/failures.csv",
             )
             failures += [(name, r.extractor, f) for f in r.failures]
-    console.print(table, width=max(console.width, 160))
+    wide_console(160).print(table)
     for name, extractor, f in failures[:20]:
         err_console.print(
             f"[yellow]failed[/] {name} {extractor} {f['id']} ({f['source']}): {f['error']}", highlight=False
