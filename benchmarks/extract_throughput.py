@@ -15,16 +15,14 @@ Timings depend on other load on the machine; the load average at start is saved 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import soundfile as sf
+from common import environment  # benchmarks/ is on sys.path when a script runs
 
 # Imported at module level so that spawned workers (which re-import this script) register the extractors.
 import affectfusion.extract.audio  # noqa: F401
@@ -88,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: no .wav files under {args.data} (pass --data PATH)", file=sys.stderr)
         sys.exit(2)
     workers = [int(w) for w in args.workers.split(",")]
-    load = list(os.getloadavg())
+    env = environment()
     rows = []
     for row in args.extractors.split(","):
         for w in workers:
@@ -118,13 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     Console(width=None if sys.stdout.isatty() else 200).print(table)
     report = {
         "benchmark": "extract_throughput_audio",
-        "environment": {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "load_average_at_start": load,
-        },
+        "environment": env,
         "settings": {
             "data": str(args.data),
             "files": [str(f) for f in files],

@@ -31,16 +31,15 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 import traceback
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from common import environment  # benchmarks/ is on sys.path when a script runs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT / ".." / "shared" / "data" / "cmu_mosi_unimodal"
@@ -244,29 +243,6 @@ def _print_table(rows: list[dict[str, Any]], n_seeds: int, title: str) -> None:
     Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
-def _environment() -> dict[str, Any]:
-    import torch
-
-    import affectfusion
-
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable = os.cpu_count()
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "torch_version": torch.__version__,
-        "torch_default_threads": torch.get_num_threads(),
-        "affectfusion_version": affectfusion.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cpu_count_usable": usable,
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
-
-
 def main(argv: list[str] | None = None) -> None:
     args = _parse_args(argv)
     data = (args.data if args.data is not None else DEFAULT_DATA).expanduser().resolve()
@@ -293,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     except AffectFusionError as e:
         _fail(str(e))
     seeds = [cfg.train.seed + i for i in range(args.seeds)]
-    env = _environment()
+    env = environment()
 
     tmp = None if args.runs_dir else tempfile.TemporaryDirectory(prefix="mosi_fusion_")
     runs_dir = (args.runs_dir or Path(tmp.name)).resolve()

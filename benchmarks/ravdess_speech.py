@@ -19,17 +19,15 @@ Prints a table and writes JSON (default ``benchmarks/results/ravdess_speech.json
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import environment  # benchmarks/ is on sys.path when a script runs
 
 # Registration of the speech adapters and audio extractors (also for spawned extraction workers).
 import affectfusion.data.speech
@@ -149,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     from affectfusion.io import write_json
 
     cfg = load_config(args.config, {"data.root": str(data)})
-    load = list(os.getloadavg())
+    env = environment()
     t0 = time.perf_counter()
     print("eGeMAPS + SVM baseline ...", file=sys.stderr)
     baseline = svm_baseline(cfg, data)
@@ -191,14 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     report = {
         "benchmark": "ravdess_speech",
-        "environment": {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "load_average_at_start": load,
-            "torch_threads": args.threads,
-        },
+        "environment": {**env, "torch_threads": args.threads},
         "settings": {
             "data": str(data),
             "config": cfg.to_dict(),
