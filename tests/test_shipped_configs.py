@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from affectfusion.cli import main
+from affectfusion.cli import config_kind
 from affectfusion.config import expand_variants, list_packaged_configs, load_config
 from tests.fixtures_daic_woz import make_daic_woz
 from tests.fixtures_eav import make_eav
@@ -24,9 +25,14 @@ SHRINK_SYNTHETIC = ["data.options.n_train=48", "data.options.n_eval=24", "train.
 
 
 def _params() -> list:
-    """Configs that extract features from a whole shared corpus take minutes: marked slow."""
+    """Configs that extract features from a whole shared corpus take minutes: marked slow.
+
+    Other recipes (``kind: specialists`` / ``vlm``) are run by their own tests.
+    """
     params = []
     for name in list_packaged_configs():
+        if config_kind(name) != "fusion":
+            continue
         cfg = load_config(name)
         heavy = bool(cfg.data.extract) and cfg.data.adapter not in FIXTURES
         params.append(pytest.param(name, marks=pytest.mark.slow) if heavy else name)

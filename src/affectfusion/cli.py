@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
@@ -18,7 +19,9 @@ from affectfusion.config import (
     expand_variants,
     list_packaged_configs,
     load_config,
+    load_raw,
     parse_set_options,
+    resolve_config_path,
 )
 from affectfusion.errors import AffectFusionError
 
@@ -87,6 +90,32 @@ def print_table(df: pd.DataFrame, title: str) -> None:
     wide_console(132).print(table)
 
 
+def _specialists_recipe() -> RecipeFn:
+    from affectfusion.training.specialists import train_specialists
+
+    return train_specialists
+
+
+def _vlm_recipe() -> RecipeFn:
+    from affectfusion.vlm.train import train_vlm
+
+    return train_vlm
+
+
+# A config's top-level `kind` picks its training recipe (torchtune-style: recipes apart from configs).
+# A recipe takes (config name or path, --set overrides, --out, --overwrite) and returns its run directory.
+RecipeFn = Callable[[str, dict[str, Any], Path | None, bool], Path]
+RECIPES: dict[str, Callable[[], RecipeFn]] = {"specialists": _specialists_recipe, "vlm": _vlm_recipe}
+
+
+def config_kind(config: str) -> str:
+    """``fusion`` (a RunConfig) unless the YAML says ``kind: specialists`` or ``kind: vlm``."""
+    kind = load_raw(resolve_config_path(config)).get("kind", "fusion")
+    if kind != "fusion" and kind not in RECIPES:
+        raise AffectFusionError(f"config {config}: unknown kind {kind!r} (expected fusion, {', '.join(RECIPES)})")
+    return kind
+
+
 @app.command()
 def train(
     config: Annotated[str, typer.Argument(help="YAML config file, or the name of a shipped config")],
@@ -111,6 +140,13 @@ def train(
 
     seed_list = parse_seeds(seeds) if seeds is not None else None
     overrides = parse_set_options(set_)
+    recipe = config_kind(config)
+    if recipe != "fusion":
+        if fusion or seed_list is not None:
+            raise AffectFusionError(f"--fusion and --seeds apply to fusion configs, not to a {recipe!r} config")
+        run_dir = RECIPES[recipe]()(config, overrides, out, overwrite)
+        err_console.print(f"run directory: {run_dir}")
+        return
     if fusion:
         overrides.update({"model.fusion.name": fusion, "variants": None})
     cfg = load_config(config, overrides)
@@ -289,7 +325,7 @@ def list_(
 
     registries = {"fusions": FUSIONS, "encoders": ENCODERS, "datasets": DATASETS, "extractors": EXTRACTORS}
     if what == "configs":
-        from affectfusion.config import PACKAGED_CONFIGS, load_raw
+        from affectfusion.config import PACKAGED_CONFIGS
 
         table = Table("config", "description")
         for name in list_packaged_configs():
