@@ -372,7 +372,15 @@ def _register_analysis_commands() -> None:
     app.command("robustness")(robustness_command)
 
 
+def _register_serving_commands() -> None:
+    """Prediction and serving commands live with the Predictor (``affectfusion.serve``)."""
+    from affectfusion.serve.cli_predict import predict_command
+
+    app.command("predict")(predict_command)
+
+
 _register_analysis_commands()
+_register_serving_commands()
 
 
 def main() -> None:

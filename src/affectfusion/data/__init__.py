@@ -12,6 +12,7 @@ from affectfusion.data import (  # noqa: F401
     eav,
     feature_folder,
     images,
+    media_table,
     mosi,
     speech,
     synthetic,

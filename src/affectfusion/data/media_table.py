@@ -1,0 +1,78 @@
+"""Your own raw multimodal data as one table: a row per sample, a column per modality and target.
+
+``<root>/<split>.csv`` (or ``.jsonl``) with, e.g., columns ``id, text, audio, image, emotion``:
+text cells are the text itself, media cells are file paths relative to ``root``. An empty cell
+means that modality is missing for that row, so text-only, text+image and full rows mix freely.
+This is also the layout ``affectfusion predict --batch`` reads, so a training table and a
+prediction table look alike.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from pydantic import Field
+
+from affectfusion.data.registry import DATASETS, DatasetAdapter
+from affectfusion.data.types import Sample
+from affectfusion.errors import AffectFusionError
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV or JSONL table as strings (empty cells as ''), with a clear error for anything else."""
+    try:
+        if path.suffix.lower() == ".jsonl":
+            df = pd.read_json(path, lines=True, dtype=False)
+        else:
+            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise AffectFusionError(f"table not found: {path}") from None
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise AffectFusionError(f"{path}: not a readable CSV/JSONL table ({str(e).splitlines()[0]})") from None
+    return df.fillna("").astype(str)
+
+
+@DATASETS.register("media_table")
+class MediaTableAdapter(DatasetAdapter):
+    """A CSV/JSONL per split: text cells and media file paths per modality, targets per task."""
+
+    class Options(DatasetAdapter.Options):
+        table: str = Field("{split}.csv", description="table relative to root; {split} is the split name")
+        inputs: dict[str, str] = Field(
+            ...,
+            min_length=1,
+            description="modality -> column; the column holds text or a file path relative to root",
+        )
+        targets: dict[str, str] = Field(default_factory=dict, description="task name -> column")
+        id_column: str = Field("id", description="unique sample id (row number if the column is absent)")
+        group_column: str | None = Field(None, description="speaker / person column for group-disjoint checks")
+        text_modalities: list[str] = Field(
+            default_factory=lambda: ["text"], description="modalities whose cells are text, not file paths"
+        )
+
+    options: Options
+
+    def load(self, root: Path | None, split: str) -> list[Sample]:
+        assert root is not None  # needs_root: load_dataset checks it
+        o = self.options
+        path = root / o.table.replace("{split}", split)
+        df = read_table(path)
+        needed = [*o.inputs.values(), *o.targets.values()]
+        if o.group_column:
+            needed.append(o.group_column)
+        missing = [c for c in needed if c not in df.columns]
+        if missing:
+            raise AffectFusionError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(df.columns)})")
+        samples = []
+        for i, row in df.iterrows():
+            sid = row[o.id_column] if o.id_column in df.columns and row[o.id_column] else f"{split}/{i}"
+            raw = {}
+            for m, col in o.inputs.items():
+                cell = row[col].strip()
+                if cell:
+                    raw[m] = row[col] if m in o.text_modalities else root / cell
+            targets = {t: row[col] or None for t, col in o.targets.items()}
+            group = row[o.group_column] if o.group_column else None
+            samples.append(Sample(id=str(sid), features={}, targets=targets, group=group, source=str(path), raw=raw))
+        return samples

@@ -1,0 +1,85 @@
+"""Batch prediction: a CSV/JSONL table of inputs -> one prediction row per input.
+
+Columns are input kinds (``text``, ``audio``, ``image``, ``video``, ``signal``) or modality names;
+an optional ``id`` column names the rows. Empty cells mean "not given", so rows may carry any
+subset of modalities. File paths are relative to the table's folder. A row that cannot be used
+gets its reason in the ``error`` column; the rest completes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from affectfusion.data.media_table import read_table
+from affectfusion.errors import AffectFusionError
+from affectfusion.serve.predictor import Prediction, Predictor
+
+CHUNK = 32  # rows per model call: the extractors and the model see batches, not single rows
+
+
+def table_inputs(predictor: Predictor, df: pd.DataFrame, base: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """Row ids and input mappings; media paths resolved against ``base``, empty cells dropped."""
+    columns = [c for c in df.columns if c != "id"]
+    accepted = {*predictor.modalities, *(k for k in predictor.accepted_inputs if k != "features")}
+    unknown = [c for c in columns if c not in accepted]
+    if unknown:
+        raise AffectFusionError(
+            f"unknown column(s) {', '.join(unknown)}; columns are id and any of {', '.join(sorted(accepted))}"
+        )
+    ids = [str(v) if v else str(i) for i, v in enumerate(df["id"])] if "id" in df.columns else None
+    inputs = []
+    for row in df[columns].to_dict(orient="records"):
+        item: dict[str, Any] = {}
+        for key, value in row.items():
+            if value == "":
+                continue
+            kind = predictor.input_kind(key) if key in predictor.modalities else key
+            item[key] = value if kind == "text" else str(base / value)
+        inputs.append(item)
+    return ids or [str(i) for i in range(len(df))], inputs
+
+
+def predict_rows(
+    predictor: Predictor, ids: list[str], inputs: list[dict[str, Any]], progress: bool = True
+) -> list[Prediction]:
+    """Predictions in chunks, with a progress bar on stderr."""
+    out: list[Prediction] = []
+    columns = (
+        TextColumn("predicting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
+        task = bar.add_task("predict", total=len(inputs))
+        for lo, hi in _chunks(len(inputs)):
+            out.extend(predictor.predict(inputs[lo:hi], ids[lo:hi]))
+            bar.advance(task, hi - lo)
+    return out
+
+
+def predictions_table(predictions: list[Prediction]) -> pd.DataFrame:
+    """The flat CSV form: id, modalities used, per task label/value and probabilities, weights, error."""
+    df = pd.DataFrame([p.to_row() for p in predictions])
+    return df[[c for c in df.columns if c != "error"] + ["error"]]
+
+
+def predict_table(predictor: Predictor, path: Path, progress: bool = True) -> pd.DataFrame:
+    """Read a table of inputs and predict every row."""
+    df = read_table(path)
+    if df.empty:
+        raise AffectFusionError(f"{path}: the table has no rows")
+    ids, inputs = table_inputs(predictor, df, path.parent)
+    return predictions_table(predict_rows(predictor, ids, inputs, progress))
+
+
+def _chunks(n: int) -> Iterator[tuple[int, int]]:
+    for lo in range(0, n, CHUNK):
+        yield lo, min(lo + CHUNK, n)
