@@ -18,7 +18,6 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-
 def predict_command(
     run: Annotated[Path, typer.Argument(help="Run directory written by `affectfusion train`")],
     text: Annotated[str | None, typer.Option(help="Text (transcript, post, utterance)")] = None,
