@@ -205,6 +205,23 @@ class RunConfig(Strict):
                 raise ValueError(f"task {t.name!r}: threshold_of names unknown task {t.threshold_of!r}")
         return self
 
+    @model_validator(mode="after")
+    def _check_token_encoders(self) -> RunConfig:
+        """A fine-tuned text encoder (hf_lora) reads the token ids of the same model's tokenizer (hf_tokens)."""
+        for m, component in self.data.extract.items():
+            encoder = self.model.encoder_for(m)
+            if (encoder.name == "hf_lora") != (component.name == "hf_tokens"):
+                raise ValueError(
+                    f"modality {m!r}: the hf_lora encoder and the hf_tokens extractor go together "
+                    f"(got encoder {encoder.name!r} with extractor {component.name!r})"
+                )
+            if encoder.name == "hf_lora" and encoder.options.get("model_path") != component.options.get("model_path"):
+                raise ValueError(
+                    f"modality {m!r}: hf_lora model_path {encoder.options.get('model_path')!r} differs from the "
+                    f"hf_tokens extractor's {component.options.get('model_path')!r}"
+                )
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 

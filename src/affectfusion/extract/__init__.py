@@ -11,7 +11,7 @@ from affectfusion.config import DataConfig
 from affectfusion.data.types import Sample
 
 # Importing the extractor modules registers them.
-from affectfusion.extract import audio, face, signal, text, video  # noqa: F401
+from affectfusion.extract import audio, face, signal, text, tokens, video  # noqa: F401
 from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput
 from affectfusion.extract.store import ExtractionReport, FeatureStore, Item
 from affectfusion.registry import validate_options

@@ -83,15 +83,19 @@ class MultimodalModel(nn.Module):
 
     @torch.no_grad()
     def fit_input_norm(self, dataset: MultimodalDataset) -> None:
-        """Per-feature mean/std over every real time step of the training split."""
+        """Per-feature mean/std over every real time step of the training split (not for token ids)."""
         for m in self.modalities:
             rows = [s.features[m] for s in dataset.samples if m in s.features]
-            if not rows:
+            if not rows or self.raw_input(m):
                 continue
             x = torch.from_numpy(np.concatenate(rows, axis=0)).double()
             std = x.std(0, unbiased=False)
             getattr(self, f"in_mean_{m}").copy_(x.mean(0).float())
             getattr(self, f"in_std_{m}").copy_(torch.where(std > 1e-6, std, torch.ones_like(std)).float())
+
+    def raw_input(self, modality: str) -> bool:
+        """Whether the modality's encoder reads its features unstandardised (token ids)."""
+        return getattr(self.encoders[modality], "raw_input", False)
 
     def encode(self, batch: Batch) -> dict[str, Encoded]:
         out = {}

@@ -201,6 +201,7 @@ class Trainer:
             "class_weights": class_weights,
             "fusion": cfg.model.fusion.name,
             "n_parameters": model.n_parameters(),
+            "n_trainable_parameters": model.n_parameters(trainable_only=True),
             "n_train": len(train_ds),
             "n_val": len(val_ds),
             "monitor": self.monitor,
@@ -223,7 +224,8 @@ class Trainer:
             cfg.train.contrastive_weight,
             cfg.train.contrastive_temperature,
         )
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        trainable = [p for p in model.parameters() if p.requires_grad]  # frozen pretrained weights stay out
+        optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
         collate = collator_for(train_ds.modalities, cfg.tasks)
         sampler = (
             DistributedSampler(train_ds, self.dist.world_size, self.dist.rank, shuffle=True, seed=cfg.train.seed)
@@ -249,10 +251,12 @@ class Trainer:
         net: torch.nn.Module = (
             DistributedDataParallel(model, find_unused_parameters=True) if self.dist.enabled else model
         )
+        n_all, n_trainable = model.n_parameters(), model.n_parameters(trainable_only=True)
         self._log(
             f"[bold]{cfg.name}[/]: fusion {cfg.model.fusion.name}, modalities "
             f"{', '.join(f'{m}[{s.dim}]' for m, s in train_ds.modalities.items())}, "
-            f"{len(train_ds)} train / {len(val_ds)} val samples, {model.n_parameters():,} parameters"
+            f"{len(train_ds)} train / {len(val_ds)} val samples, {n_all:,} parameters"
+            + (f" ({n_trainable:,} trainable)" if n_trainable < n_all else "")
         )
         epochs = cfg.train.epochs
         stopped = False
