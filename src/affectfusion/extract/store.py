@@ -1,10 +1,14 @@
 """A content-addressed cache of extracted features, with provenance and a failure report.
 
 Layout: ``<root>/<extractor>/<fingerprint>/`` holds ``params.json`` (extractor, version, options,
-package versions), ``items/<key[:2]>/<key>.npy`` (one array per distinct input content) and the
-last run's ``report.json`` / ``failures.csv``. The key hashes the extractor fingerprint and the
-input's content, so re-running does no work, a changed option makes new features, and a renamed
-file is still found.
+package versions), ``items/<key[:2]>/<key>.npy`` (one array per distinct input content),
+``items/<key[:2]>/<key>.error.json`` (why an input failed, with the package versions it failed
+under), ``report.json`` (the last run's counts) and ``failures.csv`` (every input that failed the
+last time it was asked for, one line each: a run over another split adds its lines, it does not
+erase the earlier ones).
+The key hashes the extractor fingerprint and the input's content, so re-running does no work (a
+failed input is not retried until its content or a package version changes), a changed option
+makes new features, and a renamed file is still found.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, Ra
 from affectfusion.io import atomic_file, write_csv, write_json
 
 BATCH = 16
+INPUT = "{input}"  # stands for the input's path in a stored error message
 
 
 @dataclass
@@ -63,6 +68,22 @@ class FeatureStore:
     def _path(self, folder: Path, key: str) -> Path:
         return folder / "items" / key[:2] / f"{key}.npy"
 
+    def _error_path(self, folder: Path, key: str) -> Path:
+        return folder / "items" / key[:2] / f"{key}.error.json"
+
+    def _cached_error(self, folder: Path, key: str, packages: dict[str, str | None]) -> str | None:
+        """The recorded failure of this input, unless a package changed since (then it is retried)."""
+        path = self._error_path(folder, key)
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None  # unreadable record: extract again
+        if not isinstance(record, dict) or record.get("packages") != packages or not record.get("error"):
+            return None
+        return str(record["error"])
+
     def run(
         self,
         extractor: Extractor,
@@ -83,28 +104,61 @@ class FeatureStore:
                 keys[it.id] = hashlib.sha256(f"{fp}:{content_hash(it.input)}".encode()).hexdigest()
             except ExtractionError as e:
                 report.failures.append({"id": it.id, "source": it.source, "error": str(e)})
+        packages = extractor.describe()["packages"]
         todo: dict[str, RawInput] = {}
+        known_errors: dict[str, str] = {}
         for it in items:
             key = keys.get(it.id)
-            if key is not None and key not in todo and not self._path(folder, key).exists():
+            if key is None or key in todo or key in known_errors or self._path(folder, key).exists():
+                continue
+            error = self._cached_error(folder, key, packages)
+            if error is None:
                 todo[key] = it.input
+            else:
+                known_errors[key] = error
         errors: dict[str, str] = {}
         if todo:
-            errors = self._compute(extractor, folder, todo, workers, console, progress)
+            errors = self._compute(extractor, folder, todo, workers, console, progress, packages)
+        errors.update(known_errors)
         features: dict[str, np.ndarray] = {}
         for it in items:
             key = keys.get(it.id)
             if key is None:
                 continue
             if key in errors:
-                report.failures.append({"id": it.id, "source": it.source, "error": errors[key]})
+                error = errors[key]
+                if isinstance(it.input, Path):  # this item's path, not that of a file with the same content
+                    error = error.replace(INPUT, str(it.input))
+                report.failures.append({"id": it.id, "source": it.source, "error": error})
                 continue
             features[it.id] = np.load(self._path(folder, key), allow_pickle=False)
-        report.cached = sum(1 for it in items if it.id in keys and keys[it.id] not in todo)
+        report.cached = sum(
+            1 for it in items if it.id in keys and keys[it.id] not in todo and keys[it.id] not in errors
+        )
         report.computed = sum(1 for it in items if keys.get(it.id) in todo and keys[it.id] not in errors)
         write_json(folder / "report.json", asdict(report))
-        write_csv(pd.DataFrame(report.failures, columns=["id", "source", "error"]), folder / "failures.csv")
+        self._write_failures(folder / "failures.csv", items, report.failures)
         return features, report
+
+    @staticmethod
+    def _write_failures(path: Path, items: Sequence[Item], failures: list[dict[str, str | None]]) -> None:
+        """This run's failures replace earlier lines for the same ids; lines for other ids stay.
+
+        One extractor folder serves every split (``extract`` runs train, dev and test one after the
+        other): the train split's failures must survive the dev split's run.
+        """
+        columns = ["id", "source", "error"]
+        asked = {it.id for it in items}
+        kept: list[dict[str, str | None]] = []
+        if path.is_file():
+            try:
+                previous = pd.read_csv(path, dtype=str, keep_default_na=False)
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+                previous = pd.DataFrame(columns=columns)  # a damaged report is rebuilt from this run
+            if list(previous.columns) == columns:
+                kept = [r for r in previous.to_dict("records") if r["id"] not in asked]
+        rows = [{k: (None if r[k] == "" else r[k]) for k in columns} for r in kept] + failures
+        write_csv(pd.DataFrame(rows, columns=columns), path)
 
     def _compute(
         self,
@@ -114,7 +168,12 @@ class FeatureStore:
         workers: int,
         console: Console | None,
         progress: bool,
+        packages: dict[str, str | None],
     ) -> dict[str, str]:
+        """Extract ``todo`` (key -> input); returns key -> error, with the input's path as :data:`INPUT`.
+
+        Features and failures are recorded as each batch finishes, so an interrupted run keeps them.
+        """
         keys = list(todo)
         chunks = [keys[i : i + BATCH] for i in range(0, len(keys), BATCH)]
         errors: dict[str, str] = {}
@@ -131,9 +190,13 @@ class FeatureStore:
             def store(chunk: list[str], results: list[np.ndarray | str]) -> None:
                 for key, result in zip(chunk, results, strict=True):
                     if isinstance(result, str):
-                        errors[key] = result
+                        # Inputs with the same content share a key: the message must not name one file.
+                        path = todo[key]
+                        errors[key] = result.replace(str(path), INPUT) if isinstance(path, Path) else result
+                        write_json(self._error_path(folder, key), {"error": errors[key], "packages": packages})
                     else:
                         self._save(self._path(folder, key), result)
+                        self._error_path(folder, key).unlink(missing_ok=True)
                 bar.update(task, advance=len(chunk))
 
             if workers <= 1:

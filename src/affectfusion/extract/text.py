@@ -146,11 +146,17 @@ class MiniLMExtractor(Extractor):
         """Loads tokenizer and model from the local folder only (``local_files_only``)."""
         transformers = _require("transformers", "transformers")
         folder = self.model_dir()
+        hf_logging = transformers.utils.logging
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar would break into extraction's own progress bar
         try:
             self._tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
             self._model = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
         except (OSError, ValueError, KeyError) as e:
             raise AffectFusionError(f"cannot load a Hugging Face model from {folder}: {_first_line(e)}") from None
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         self._tokenizer.truncation_side = self.options.truncation_side
         # A tokenizer may emit inputs its model does not take (token_type_ids for DistilBERT).
         self._inputs = set(inspect.signature(self._model.forward).parameters)
