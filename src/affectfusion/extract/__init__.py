@@ -3,6 +3,8 @@ that fills ``Sample.features`` from ``Sample.raw`` as ``data.extract`` says."""
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -34,6 +36,13 @@ def build_extractor(name: str, options: dict, where: str) -> Extractor:
     return cls(name, validate_options(cls, options, where))
 
 
+@functools.lru_cache(maxsize=16)
+def _shared_extractor(name: str, options_json: str, where: str) -> Extractor:
+    """One extractor (and one loaded model) per setting for the whole process: train, dev and test
+    splits are extracted one after another, and a text model should not load three times."""
+    return build_extractor(name, json.loads(options_json), where)
+
+
 def apply_extraction(
     samples: Sequence[Sample],
     data: DataConfig,
@@ -47,7 +56,8 @@ def apply_extraction(
     store = FeatureStore(data.cache_dir)
     reports = []
     for modality, component in data.extract.items():
-        extractor = build_extractor(component.name, component.options, f"data.extract.{modality}.options")
+        options = json.dumps(component.options, sort_keys=True)
+        extractor = _shared_extractor(component.name, options, f"data.extract.{modality}.options")
         items = [Item(s.id, s.raw[modality], s.source) for s in samples if modality in s.raw]
         if not items:
             continue
