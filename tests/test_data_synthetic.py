@@ -142,3 +142,85 @@ def test_per_modality_noise_overrides_the_global_one() -> None:
         assert np.ptp(np.stack(rows), axis=0).max() < 1e-6, "noise 0: every sample of a class is its prototype"
     noisy = np.stack([s.features["noisy"] for s in samples])
     assert noisy.std() > 0.5
+
+
+# -- presence (P3: text always, image 75.5 %, video 19.8 %) ------------------------------------
+
+P3_MODS = {"text": {"dim": 4}, "image": {"dim": 4}, "video": {"dim": 4, "seq_len": 8, "fixed_length": True}}
+P3_PATTERNS = {"text+image": 0.755, "text+video": 0.198, "text": 0.047}
+
+
+def rates(samples: list[Sample], names: list[str]) -> dict[str, float]:
+    return {m: float(np.mean([m in s.features for s in samples])) for m in names}
+
+
+def test_presence_defaults_keep_features_identical() -> None:
+    """presence 1.0 (the default) draws nothing, so earlier datasets are reproduced bit for bit."""
+    mods = {"a": {"dim": 5, "seq_len": 6}, "b": {"dim": 3}}
+    explicit = {m: {**o, "presence": 1.0} for m, o in mods.items()}
+    for x, y in zip(load(modalities=mods, n_train=40), load(modalities=explicit, n_train=40), strict=True):
+        assert x.targets == y.targets and x.group == y.group and set(x.features) == {"a", "b"}
+        assert all(np.array_equal(x.features[m], y.features[m]) for m in x.features)
+
+
+def test_per_modality_presence_rates() -> None:
+    mods = {"text": {"dim": 4}, "image": {"dim": 4, "presence": 0.755}, "video": {"dim": 4, "presence": 0.198}}
+    samples = load(modalities=mods, n_train=4000)
+    got = rates(samples, list(mods))
+    assert got["text"] == 1.0
+    assert abs(got["image"] - 0.755) < 0.025 and abs(got["video"] - 0.198) < 0.025
+    # Drawn independently: both visual modalities together about 0.755 * 0.198 of the time.
+    both = np.mean([{"image", "video"} <= set(s.features) for s in samples])
+    assert abs(both - 0.755 * 0.198) < 0.025
+    # Presence never changes which features a present modality gets.
+    full = load(modalities={m: {"dim": 4} for m in mods}, n_train=4000)
+    for s, f in zip(samples, full, strict=True):
+        assert all(np.array_equal(s.features[m], f.features[m]) for m in s.features)
+
+
+def test_presence_never_leaves_a_sample_empty_and_is_seeded() -> None:
+    mods = {"a": {"dim": 2, "presence": 0.2}, "b": {"dim": 2, "presence": 0.1}}
+    samples = load(modalities=mods, n_train=1000, missing_rate=0.3)
+    assert all(s.features for s in samples)
+    again = load(modalities=mods, n_train=1000, missing_rate=0.3)
+    assert [set(s.features) for s in samples] == [set(s.features) for s in again]
+    dev = load("dev", modalities=mods, n_eval=1000, missing_rate=0.3)
+    assert [set(s.features) for s in samples] != [set(s.features) for s in dev]
+
+
+def test_presence_patterns_follow_the_joint_distribution() -> None:
+    samples = load(modalities=P3_MODS, presence_patterns=P3_PATTERNS, n_train=4000)
+    patterns = ["+".join(m for m in P3_MODS if m in s.features) for s in samples]
+    assert set(patterns) == {"text+image", "text+video", "text"}  # image and video exclude each other
+    for pattern, p in P3_PATTERNS.items():
+        assert abs(patterns.count(pattern) / len(samples) - p) < 0.02
+    got = rates(samples, list(P3_MODS))
+    assert got["text"] == 1.0 and abs(got["image"] - 0.755) < 0.02 and abs(got["video"] - 0.198) < 0.02
+
+
+def test_fixed_length_sequences_and_class_probs() -> None:
+    samples = load(modalities=P3_MODS, num_classes=5, class_probs=[0.316, 0.292, 0.266, 0.073, 0.053], n_train=4000)
+    assert {s.features["video"].shape for s in samples} == {(8, 4)}
+    counts = np.bincount([s.targets["label"] for s in samples], minlength=5) / len(samples)
+    np.testing.assert_allclose(counts, [0.316, 0.292, 0.266, 0.073, 0.053], atol=0.02)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"presence_patterns": {"text+audio+smell": 1.0}}, "presence_patterns key 'text\\+audio\\+smell'"),
+        ({"presence_patterns": {"text": 0.5, "audio": 0.4}}, "summing to 1"),
+        ({"presence_patterns": {"text+audio": 0.5, "audio + text": 0.5}}, "are the same"),
+        ({"presence_patterns": {}}, "presence_patterns is empty"),
+        (
+            {"modalities": {"a": {"presence": 0.5}, "b": {}}, "presence_patterns": {"a": 1.0}},
+            "exclude each other",
+        ),
+        ({"modalities": {"a": {"presence": 0.0}}}, "presence"),
+        ({"class_probs": [0.5, 0.5]}, "2 values for num_classes 4"),
+        ({"class_probs": [0.5, 0.5], "num_classes": 2, "interaction": "xor"}, "additive classification"),
+    ],
+)
+def test_bad_presence_options(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(AffectFusionError, match=rf"data\.options.*{message}"):
+        load(**options)

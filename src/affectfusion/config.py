@@ -122,6 +122,9 @@ class DataConfig(Strict):
     extract: dict[str, ComponentConfig] = Field(default_factory=dict)
     cache_dir: str = Field("~/.cache/affectfusion/features", description="feature store for extracted features")
     workers: int = Field(1, ge=1, description="parallel extraction processes")
+    require_modalities: list[str] = Field(
+        default_factory=list, description="keep only samples that have all of these modalities (P3 specialists)"
+    )
 
 
 class FusionConfig(ComponentConfig):

@@ -89,5 +89,10 @@ def load_dataset(
     if keep:
         for s in samples:
             s.features = {m: x for m, x in s.features.items() if m in keep}
+    required = cfg.data.require_modalities
+    if required:
+        samples = [s for s in samples if all(m in s.features for m in required)]
+        if not samples:
+            raise AffectFusionError(f"{where}: no sample has all of {', '.join(required)} (data.require_modalities)")
     encode_targets(samples, cfg.tasks, where)
     return MultimodalDataset(samples, modalities=modalities, name=where)

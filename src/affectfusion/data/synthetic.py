@@ -5,6 +5,11 @@ Each modality gets a seed-fixed prototype per class (classification) or a seed-f
 Gaussian noise. In ``additive`` mode every informative modality carries the label on its own; in
 ``xor`` mode each modality carries an independent latent and only their combination determines
 the label, so unimodal models sit at chance while a fusion of all informative modalities does not.
+
+Which modalities a sample has can follow a real corpus (P3: every Reddit post has text, 75.5 % an
+image, 19.8 % a video): per-modality ``presence`` probabilities drawn independently, or a joint
+distribution over ``presence_patterns``. Both come from their own seed-fixed generator, so leaving
+them at their defaults reproduces the features of earlier versions bit for bit.
 """
 
 from __future__ import annotations
@@ -46,6 +51,19 @@ class ModalityOptions(BaseModel):
         description="this modality's feature noise std (default: the adapter's `noise`); the signal norm is "
         "fixed, so high-dimensional modalities (768-d) need a lower noise to stay learnable",
     )
+    fixed_length: bool = Field(
+        False, description="sequences always have seq_len steps (e.g. 8 uniformly sampled video frames)"
+    )
+    presence: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="probability that a sample has this modality, drawn independently per modality "
+        "(a sample never loses all of its modalities)",
+    )
+
+
+PATTERN_SEPARATOR = "+"
 
 
 def _default_modalities() -> dict[str, ModalityOptions]:
@@ -77,7 +95,7 @@ class SyntheticAdapter(DatasetAdapter):
         modalities: dict[str, ModalityOptions] = Field(
             default_factory=_default_modalities,
             min_length=1,
-            description="modality name -> {dim, seq_len, informativeness}; default text, audio, video",
+            description="modality name -> {dim, seq_len, informativeness, noise, presence}; default text, audio, video",
         )
         task: Literal["classification", "regression"] = Field("classification", description="kind of target generated")
         num_classes: int = Field(4, ge=2, description="number of classes (classification)")
@@ -100,6 +118,17 @@ class SyntheticAdapter(DatasetAdapter):
             lt=1.0,
             description="probability that a modality is dropped per sample (never all of a sample's)",
         )
+        presence_patterns: dict[str, float] | None = Field(
+            None,
+            description="joint presence: modality pattern ('text+image', 'text') -> probability, summing to 1; "
+            "each sample draws one pattern. Use instead of per-modality `presence` when modalities "
+            "exclude each other (P3: a post has an image or a video, rarely both)",
+        )
+        class_probs: list[float] | None = Field(
+            None,
+            description="classification (additive): probability of each class, summing to 1 "
+            "(default: uniform); an imbalanced corpus such as P3's 32/29/27/7/5 %",
+        )
         n_train: int = Field(600, ge=1, description="number of samples in the 'train' split")
         n_eval: int = Field(200, ge=1, description="number of samples in any other split")
         seed: int = Field(0, ge=0, description="fixes prototypes (shared by all splits) and per-split draws")
@@ -109,7 +138,39 @@ class SyntheticAdapter(DatasetAdapter):
         def _check_range(self) -> SyntheticAdapter.Options:
             if self.target_range is not None and not self.target_range[0] < self.target_range[1]:
                 raise ValueError(f"target_range must be [low, high] with low < high, got {self.target_range}")
+            if self.class_probs is not None:
+                if self.task != "classification" or self.interaction != "additive":
+                    raise ValueError("class_probs is for additive classification (xor derives the label)")
+                _check_distribution(self.class_probs, "class_probs")
+                if len(self.class_probs) != self.num_classes:
+                    raise ValueError(
+                        f"class_probs has {len(self.class_probs)} values for num_classes {self.num_classes}"
+                    )
+            if self.presence_patterns is not None:
+                self._check_patterns(self.presence_patterns)
             return self
+
+        def _check_patterns(self, patterns: dict[str, float]) -> None:
+            if not patterns:
+                raise ValueError("presence_patterns is empty; give at least one pattern or leave it unset")
+            partial = [m for m, mo in self.modalities.items() if mo.presence < 1.0]
+            if partial:
+                raise ValueError(
+                    f"presence_patterns and per-modality presence ({', '.join(partial)}) exclude each other"
+                )
+            seen: dict[frozenset[str], str] = {}
+            for name in patterns:
+                mods = parse_pattern(name)
+                unknown = [m for m in mods if m not in self.modalities]
+                if not mods or unknown:
+                    raise ValueError(
+                        f"presence_patterns key {name!r}: expected modality names joined by "
+                        f"{PATTERN_SEPARATOR!r} from {', '.join(self.modalities)}"
+                    )
+                if frozenset(mods) in seen:
+                    raise ValueError(f"presence_patterns keys {seen[frozenset(mods)]!r} and {name!r} are the same")
+                seen[frozenset(mods)] = name
+            _check_distribution(list(patterns.values()), "presence_patterns")
 
     options: Options
 
@@ -125,7 +186,7 @@ class SyntheticAdapter(DatasetAdapter):
         if classification:
             k = o.num_classes
             if o.interaction == "additive":
-                label = rng.integers(0, k, n)
+                label = rng.integers(0, k, n) if o.class_probs is None else rng.choice(k, n, p=_normed(o.class_probs))
                 latent = {m: label for m in names}
             else:
                 latent = {m: rng.integers(0, k, n) for m in names}
@@ -146,6 +207,9 @@ class SyntheticAdapter(DatasetAdapter):
 
         features = {m: self._features(m, latent[m], rng) for m in names}
         present = self._presence(n, len(names), rng)
+        drawn = self._drawn_presence(n, names, _rng(o.seed, split, "presence"))
+        if drawn is not None:
+            present = _keep_one(present & drawn, drawn, _rng(o.seed, split, "presence", "repair"))
         group = rng.integers(0, o.groups, n)
         width = max(2, len(str(o.groups - 1)))
         samples = []
@@ -177,7 +241,10 @@ class SyntheticAdapter(DatasetAdapter):
         signal = mo.informativeness * signal + noise * rng.standard_normal(signal.shape)
         if mo.seq_len == 0:
             return list(signal.astype(np.float32))
-        lengths = rng.integers(max(1, mo.seq_len // 2), mo.seq_len + 1, len(latent))
+        if mo.fixed_length:
+            lengths = np.full(len(latent), mo.seq_len)
+        else:
+            lengths = rng.integers(max(1, mo.seq_len // 2), mo.seq_len + 1, len(latent))
         return [
             (s + noise * rng.standard_normal((t, mo.dim))).astype(np.float32)
             for s, t in zip(signal, lengths, strict=True)
@@ -189,3 +256,44 @@ class SyntheticAdapter(DatasetAdapter):
         empty = ~present.any(axis=1)
         present[np.flatnonzero(empty), rng.integers(0, m, int(empty.sum()))] = True
         return present
+
+    def _drawn_presence(self, n: int, names: list[str], rng: np.random.Generator) -> np.ndarray | None:
+        """[n, m] bool from ``presence_patterns`` or per-modality ``presence``; None if neither is set.
+
+        Every row keeps at least one modality: a sample that drew none keeps one, chosen with
+        probability proportional to the modalities' presence.
+        """
+        o = self.options
+        if o.presence_patterns is not None:
+            masks = np.array([[m in parse_pattern(p) for m in names] for p in o.presence_patterns], dtype=bool)
+            return masks[rng.choice(len(masks), n, p=_normed(list(o.presence_patterns.values())))]
+        probs = np.array([o.modalities[m].presence for m in names])
+        if (probs >= 1.0).all():
+            return None
+        present = rng.random((n, len(names))) < probs
+        empty = np.flatnonzero(~present.any(axis=1))
+        present[empty, rng.choice(len(names), len(empty), p=probs / probs.sum())] = True
+        return present
+
+
+def parse_pattern(name: str) -> list[str]:
+    """'text+image' -> ['text', 'image'] (whitespace around names ignored, empty parts dropped)."""
+    return [part.strip() for part in name.split(PATTERN_SEPARATOR) if part.strip()]
+
+
+def _check_distribution(values: list[float], field: str) -> None:
+    if any(v < 0 for v in values) or abs(sum(values) - 1.0) > 1e-6:
+        raise ValueError(f"{field} must be non-negative probabilities summing to 1, got {values} (sum {sum(values)})")
+
+
+def _normed(values: list[float]) -> np.ndarray:
+    """Probabilities that sum to exactly 1 (numpy's ``choice`` is stricter than the 1e-6 we accept)."""
+    p = np.asarray(values, dtype=np.float64)
+    return p / p.sum()
+
+
+def _keep_one(present: np.ndarray, allowed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Rows left empty (``missing_rate`` removed all the drawn modalities) get one of ``allowed`` back."""
+    for i in np.flatnonzero(~present.any(axis=1)):
+        present[i, rng.choice(np.flatnonzero(allowed[i]))] = True
+    return present
