@@ -1,0 +1,409 @@
+"""``affectfusion train <config>`` for ``kind: vlm``: LoRA fine-tuning of a local BLIP-2 on face images.
+
+Each labelled image is aligned and cropped by the face pipeline, paired with the prompt and the
+answer built from its label (:mod:`affectfusion.vlm.targets`), and the LoRA weights (only those)
+are trained with AdamW on the answer tokens' cross-entropy. After training the adapter is saved
+(safetensors + JSON) and the model answers every validation (and test) image; the parsed answers
+are scored against the labels.
+
+Run directory::
+
+    runs/<name>/
+      config.yaml            resolved config (kind: vlm; model.path made absolute)
+      meta.json              classes and label map, base model summary, parameter counts, timings, versions
+      history.jsonl          mean training loss every train.log_every steps
+      adapter/               adapter_config.json + adapter_model.safetensors (LoRA weights only)
+      eval/<split>/          metrics.json, predictions.csv (generated text and parsed fields per image)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from rich.console import Console
+
+from affectfusion.errors import AffectFusionError
+from affectfusion.io import append_jsonl, write_csv, write_json, write_text
+from affectfusion.vlm.config import VLMConfig, load_vlm_config, require_model_path
+from affectfusion.vlm.model import ADAPTER_DIR, add_lora, load_blip2, trainable_parameters, training_batch
+from affectfusion.vlm.predictor import FacePreparer, VLMPrediction, VLMPredictor, base_model_summary
+from affectfusion.vlm.targets import EMOTIONS, PROTOTYPES, au_code, resolve_label_map, target_text, target_vector
+
+NO_LABEL = "<none>"  # the predicted class when the answer names no usable emotion
+
+
+@dataclass(frozen=True)
+class FaceItem:
+    """One labelled image of a split."""
+
+    id: str
+    source: str | None
+    path: Path
+    label: str
+
+
+def load_items(cfg: VLMConfig, split: str) -> list[FaceItem]:
+    """All labelled images of a split, from the configured dataset adapter."""
+    from affectfusion.config import DataConfig
+    from affectfusion.data import build_adapter
+
+    data = cfg.data
+    adapter = build_adapter(DataConfig(adapter=data.adapter, root=data.root, options=data.options))
+    root = Path(data.root).expanduser() if data.root is not None else None
+    if adapter.needs_root and root is None:
+        raise AffectFusionError(f"data.root is not set; the {data.adapter!r} adapter reads a folder")
+    if root is not None and not root.exists():
+        raise AffectFusionError(f"data.root {str(root)!r} does not exist")
+    items = []
+    for s in adapter.load(root, split):
+        path = s.raw.get("image")
+        if path is None:
+            raise AffectFusionError(f"data.adapter {data.adapter!r} gives no raw image for sample {s.id!r}")
+        labels = [v for v in s.targets.values() if v is not None]
+        if len(labels) != 1:
+            raise AffectFusionError(f"{data.adapter} split {split!r}: sample {s.id!r} needs exactly one class label")
+        items.append(FaceItem(s.id, s.source, Path(path), str(labels[0])))
+    if not items:
+        raise AffectFusionError(f"{data.adapter} split {split!r}: no samples")
+    return items
+
+
+def cap_items(items: list[FaceItem], cap: int | None, seed: int) -> list[FaceItem]:
+    """At most ``cap`` items, a seeded random subset kept in its original order."""
+    if cap is None or cap >= len(items):
+        return items
+    keep = np.sort(np.random.default_rng(seed).choice(len(items), size=cap, replace=False))
+    return [items[i] for i in keep]
+
+
+def prepare_faces(
+    items: Sequence[FaceItem], preparer: FacePreparer
+) -> tuple[list[tuple[np.ndarray | None, bool]], list[str]]:
+    """Face crops per item; unreadable images yield ``(None, False)`` and a one-line reason each."""
+    from affectfusion.extract.face import load_image
+
+    prepared, failures = [], []
+    for item in items:
+        try:
+            prepared.append(preparer(load_image(item.path)))
+        except AffectFusionError as e:
+            prepared.append((None, False))
+            failures.append(f"{item.source or item.path}: {e}")
+    return prepared, failures
+
+
+def _check_run_dir(out: Path, overwrite: bool) -> None:
+    """Refuse an existing folder unless ``overwrite`` (and then only a run directory): before any work."""
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise AffectFusionError(f"{out} already exists; pass --overwrite to replace it or --out to train elsewhere")
+        if not (out / "config.yaml").is_file():
+            raise AffectFusionError(f"{out} is not empty and is not a run directory; refusing to delete it")
+
+
+def _prepare_run_dir(out: Path, overwrite: bool) -> None:
+    _check_run_dir(out, overwrite)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+
+def fit_lora(
+    model: Any,
+    processor: Any,
+    cfg: VLMConfig,
+    crops: Sequence[np.ndarray],
+    answers: Sequence[str],
+    on_log: Callable[[dict[str, Any]], None] | None = None,
+) -> list[float]:
+    """Train the model's trainable (LoRA) parameters; returns the loss of every step.
+
+    Batches are drawn from a seeded permutation of the examples, one pass after another.
+    """
+    t = cfg.train
+    n = len(crops)
+    steps_per_epoch = math.ceil(n / t.batch_size)
+    total = t.steps if t.steps is not None else (t.epochs or 1) * steps_per_epoch
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+    rng = np.random.default_rng(t.seed)
+    order: list[int] = []
+    losses: list[float] = []
+    window: list[float] = []
+    started = time.perf_counter()
+    model.train()
+    for step in range(1, total + 1):
+        if len(order) < t.batch_size:  # refill with the next pass (a short tail joins the next pass)
+            order.extend(rng.permutation(n).tolist())
+        batch, order = order[: t.batch_size], order[t.batch_size :]
+        inputs = training_batch(processor, model, [crops[i] for i in batch], cfg.prompt, [answers[i] for i in batch])
+        loss = model(**inputs).loss
+        if not torch.isfinite(loss):
+            raise AffectFusionError(f"training loss is {loss.item()} at step {step}; lower train.lr")
+        loss.backward()
+        if t.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss.item()))
+        window.append(losses[-1])
+        if on_log is not None and (step % t.log_every == 0 or step == total):
+            on_log(
+                {
+                    "step": step,
+                    "epoch": (step - 1) // steps_per_epoch + 1,
+                    "loss": float(np.mean(window)),
+                    "lr": t.lr,
+                    "seconds": time.perf_counter() - started,
+                }
+            )
+            window = []
+    model.eval()
+    return losses
+
+
+def score_predictions(
+    items: Sequence[FaceItem],
+    predictions: Sequence[VLMPrediction | None],
+    label_map: dict[str, str],
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Metrics of the parsed answers against the labels, and one row per image.
+
+    ``None`` predictions (unreadable image, or no face with ``on_no_face: skip``) are not scored.
+    Action units are scored against the label's EMFACS prototype, not against annotated AUs.
+    """
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+    rows = []
+    for item, pred in zip(items, predictions, strict=True):
+        if pred is None:
+            continue
+        rows.append(
+            {
+                "id": item.id,
+                "source": item.source,
+                "label": item.label,
+                "pred_label": pred.label,
+                "correct": pred.label == item.label,
+                "parse_ok": pred.parse_ok,
+                "face_found": pred.face_found,
+                "emotions": ";".join(pred.emotions),
+                "emotion_vector": ";".join(f"{pred.emotion_vector[e]:g}" for e in EMOTIONS)
+                if pred.emotion_vector
+                else "",
+                "action_units": ";".join(pred.action_units),
+                "issues": "; ".join(pred.issues),
+                "text": pred.text,
+            }
+        )
+    df = pd.DataFrame(rows)
+    metrics: dict[str, Any] = {"n": len(rows), "n_not_scored": len(items) - len(rows), "classes": list(label_map)}
+    if not rows:
+        return metrics, df
+    y_true = df["label"].tolist()
+    y_pred = [p if p is not None else NO_LABEL for p in df["pred_label"].tolist()]
+    classes = list(label_map)
+    tp = fp = fn = 0
+    errors = []
+    for item, pred in zip(items, predictions, strict=True):
+        if pred is None:
+            continue
+        expected = {au_code(a) for a in PROTOTYPES[label_map[item.label]]}
+        got = set(pred.action_units)
+        tp, fp, fn = tp + len(expected & got), fp + len(got - expected), fn + len(expected - got)
+        if pred.emotion_vector:
+            target = np.array(target_vector(label_map[item.label]))
+            errors.append(np.abs(np.array([pred.emotion_vector[e] for e in EMOTIONS]) - target).mean())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    with warnings.catch_warnings():  # "y_pred contains classes not in y_true" is expected with a few images
+        warnings.simplefilter("ignore", UserWarning)
+        balanced_accuracy = balanced_accuracy_score(y_true, y_pred)
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    metrics.update(
+        {
+            "accuracy": accuracy_score(y_true, y_pred),
+            "balanced_accuracy": balanced_accuracy,
+            "macro_f1": f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0),
+            "weighted_f1": f1_score(y_true, y_pred, labels=classes, average="weighted", zero_division=0),
+            "parse_rate": float(df["parse_ok"].mean()),
+            "label_rate": float(df["pred_label"].notna().mean()),
+            "face_found_rate": float(df["face_found"].mean()),
+            "au_precision_vs_prototype": precision,
+            "au_recall_vs_prototype": recall,
+            "au_f1_vs_prototype": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+            "vector_mae": float(np.mean(errors)) if errors else None,
+            "per_class_f1": dict(
+                zip(classes, f1_score(y_true, y_pred, labels=classes, average=None, zero_division=0), strict=True)
+            ),
+        }
+    )
+    return metrics, df
+
+
+def evaluate_items(
+    predictor: VLMPredictor, items: Sequence[FaceItem], out_dir: Path, split: str, console: Console | None = None
+) -> dict[str, Any]:
+    """Generate for every item (face prep in chunks, so memory stays flat), score, write eval files."""
+    chunk = max(1, predictor.cfg.generation.batch_size) * 4
+    predictions: list[VLMPrediction | None] = []
+    failures: list[str] = []
+    started = time.perf_counter()
+    for start in range(0, len(items), chunk):
+        part = items[start : start + chunk]
+        prepared, bad = prepare_faces(part, predictor.preparer)
+        failures += bad
+        preds = predictor.predict_prepared(prepared)
+        for (crop, _), pred in zip(prepared, preds, strict=True):
+            predictions.append(pred if crop is not None else None)
+        if console is not None:
+            console.print(f"  {split}: {min(start + chunk, len(items))}/{len(items)} images", highlight=False)
+    metrics, df = score_predictions(items, predictions, predictor.label_map)
+    metrics.update(
+        {
+            "split": split,
+            "n_unreadable": len(failures),
+            "unreadable": failures[:20],
+            "seconds_per_image": (time.perf_counter() - started) / max(1, len(items)),
+        }
+    )
+    write_json(out_dir / "metrics.json", metrics)
+    write_csv(df, out_dir / "predictions.csv")
+    return metrics
+
+
+def _versions() -> dict[str, str]:
+    import affectfusion
+
+    out = {"affectfusion": affectfusion.__version__, "python": platform.python_version()}
+    for pkg in ("torch", "transformers", "peft", "opencv-python-headless"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def save_adapter(model: Any, out: Path) -> Path:
+    """LoRA weights only, as safetensors + JSON, written to a temp folder and renamed into place."""
+    final = out / ADAPTER_DIR
+    tmp = out / f".{ADAPTER_DIR}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    (tmp / "README.md").unlink(missing_ok=True)  # peft's model-card template; says nothing about this run
+    pickled = [p.name for p in tmp.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl")]
+    if pickled or not (tmp / "adapter_model.safetensors").is_file():
+        raise AffectFusionError(f"adapter was not saved as safetensors (found {pickled or 'no weights'})")
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in tmp.iterdir():  # safetensors writes 0600; results should be as readable as any file
+        f.chmod(0o666 & ~umask)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
+def train_vlm(config: str, overrides: dict[str, Any], out: Path | None, overwrite: bool) -> Path:
+    """Train LoRA adapters for a ``kind: vlm`` config; returns the run directory."""
+    cfg = load_vlm_config(config, overrides)
+    model_dir = require_model_path(cfg, str(config))
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": str(model_dir.resolve())})})
+    out = Path(out) if out is not None else Path("runs") / cfg.name
+    console = Console(stderr=True)
+    log = console.print if cfg.train.progress else (lambda *a, **k: None)
+    t = cfg.train
+
+    # Run folder and data first: a wrong --out or data.root fails before a multi-GB model loads.
+    _check_run_dir(out, overwrite)
+    splits = [cfg.data.train_split, cfg.data.val_split] + ([cfg.data.test_split] if cfg.data.test_split else [])
+    all_items = {s: load_items(cfg, s) for s in dict.fromkeys(splits)}
+    classes = sorted({i.label for items in all_items.values() for i in items})
+    label_map = resolve_label_map(classes, cfg.targets.label_map)
+    items = {s: cap_items(v, t.cap(s), t.seed) for s, v in all_items.items()}
+
+    _prepare_run_dir(out, overwrite)
+    torch.manual_seed(t.seed)
+    started = time.perf_counter()
+    model, processor = load_blip2(model_dir, cfg.model.dtype)
+    base = base_model_summary(model)
+    model = add_lora(model, cfg.lora)
+    counts = trainable_parameters(model)
+    meta: dict[str, Any] = {
+        "kind": "vlm",
+        "base_model_path": cfg.model.path,
+        "base_model": base,
+        "classes": classes,
+        "label_map": label_map,
+        "prompt": cfg.prompt,
+        "n_samples": {s: len(v) for s, v in items.items()},
+        **counts,
+        "load_seconds": time.perf_counter() - started,
+        "versions": _versions(),
+        "finished": False,
+    }
+    write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    write_json(out / "meta.json", meta)
+    log(
+        f"[bold]{cfg.name}[/]: BLIP-2 ({base['language_model']}) + LoRA r={cfg.lora.r} on "
+        f"{', '.join(cfg.lora.target_modules)}: {counts['n_trainable']:,} of {counts['n_parameters']:,} "
+        f"parameters train; {len(items[cfg.data.train_split])} train images"
+    )
+
+    preparer = FacePreparer(cfg.face, cfg.image_size)
+    train_items = items[cfg.data.train_split]
+    log(f"aligning faces in {len(train_items)} train images ({cfg.face.detector}, {cfg.image_size}x{cfg.image_size})")
+    prepared, failures = prepare_faces(train_items, preparer)
+    keep = [(item, crop, found) for item, (crop, found) in zip(train_items, prepared, strict=True) if crop is not None]
+    if not keep:
+        raise AffectFusionError(f"train split {cfg.data.train_split!r}: no usable image ({'; '.join(failures[:3])})")
+    crops = [crop for _, crop, _ in keep]
+    answers = [target_text(label_map[item.label]) for item, _, _ in keep]
+    meta["train_faces_found"] = sum(found for _, _, found in keep)
+    meta["train_images_left_out"] = len(train_items) - len(keep)
+    meta["train_unreadable"] = failures[:20]
+
+    history = out / "history.jsonl"
+
+    def on_log(record: dict[str, Any]) -> None:
+        append_jsonl(history, record)
+        log(f"  step {record['step']}: loss {record['loss']:.4f} ({record['seconds']:.0f} s)", highlight=False)
+
+    train_started = time.perf_counter()
+    losses = fit_lora(model, processor, cfg, crops, answers, on_log)
+    meta["train_seconds"] = time.perf_counter() - train_started
+    meta["steps"] = len(losses)
+    meta["seconds_per_step"] = meta["train_seconds"] / max(1, len(losses))
+    meta["first_loss"], meta["last_loss"] = losses[0], losses[-1]
+    adapter = save_adapter(model, out)
+    meta["adapter_bytes"] = sum(f.stat().st_size for f in adapter.iterdir())
+    write_json(out / "meta.json", meta)
+
+    predictor = VLMPredictor(cfg, model, processor, label_map)
+    meta["eval"] = {}
+    for split in dict.fromkeys(s for s in (cfg.data.val_split, cfg.data.test_split) if s):
+        log(f"generating answers for {len(items[split])} {split!r} images")
+        metrics = evaluate_items(predictor, items[split], out / "eval" / split, split, console if t.progress else None)
+        meta["eval"][split] = {k: metrics.get(k) for k in ("n", "accuracy", "macro_f1", "parse_rate")}
+        log(
+            f"  {split}: accuracy {metrics.get('accuracy', float('nan')):.3f}, macro F1 "
+            f"{metrics.get('macro_f1', float('nan')):.3f}, parse rate {metrics.get('parse_rate', float('nan')):.3f} "
+            f"(n={metrics['n']})",
+            highlight=False,
+        )
+    meta["finished"] = True
+    meta["total_seconds"] = time.perf_counter() - started
+    write_json(out / "meta.json", meta)
+    return out
