@@ -375,8 +375,10 @@ def _register_analysis_commands() -> None:
 def _register_serving_commands() -> None:
     """Prediction and serving commands live with the Predictor (``affectfusion.serve``)."""
     from affectfusion.serve.cli_predict import predict_command
+    from affectfusion.serve.cli_serve import serve_app
 
     app.command("predict")(predict_command)
+    app.add_typer(serve_app, name="serve")
 
 
 _register_analysis_commands()

@@ -207,18 +207,19 @@ class Predictor:
         """Features for one modality's values: through its extractor, or read as arrays."""
         ex = self.extractors.get(modality)
         if ex is None:
-            return [_safe(lambda v=v: _read_array(v), AffectFusionError) for v in values]
-        raw = [_safe(lambda v=v: _raw_input(ex.kind, v), AffectFusionError) for v in values]
-        good = [r for r in raw if not isinstance(r, Exception)]
-        extracted = iter(ex.extract_batch(good)) if good else iter(())
+            arrays = [_safe(lambda v=v: _read_array(v), AffectFusionError) for v in values]
+        else:
+            raw = [_safe(lambda v=v: _raw_input(ex.kind, v), AffectFusionError) for v in values]
+            good = [r for r in raw if not isinstance(r, Exception)]
+            extracted = iter(ex.extract_batch(good)) if good else iter(())
+            arrays = [r if isinstance(r, Exception) else next(extracted) for r in raw]
         dim = self.run.modalities[modality].dim
-        out: list[np.ndarray | Exception] = []
-        for r in raw:
-            x = r if isinstance(r, Exception) else next(extracted)
-            if isinstance(x, np.ndarray) and x.reshape(-1, x.shape[-1]).shape[1] != dim:
-                x = ExtractionError(f"features of dimension {x.shape[-1]}, the model expects {dim}")
-            out.append(x)
-        return out
+        return [
+            ExtractionError(f"features of dimension {x.shape[-1]}, the model expects {dim}")
+            if isinstance(x, np.ndarray) and x.shape[-1] != dim
+            else x
+            for x in arrays
+        ]
 
     def _score(self, samples: list[Sample], results: list[Prediction]) -> None:
         from affectfusion.training.predict import predict

@@ -1,0 +1,52 @@
+"""A run trained once per test session on the raw text + wav + image fixture dataset.
+
+Serving tests (API, CLI ``predict``, dashboard) need a real run directory whose extractors read
+raw media; training one takes about 2 s, so it is shared. Import the fixture into a test module
+with ``from tests.fixtures_serve import trained_media_run  # noqa: F401``.
+
+Layout: ``<tmp>/run`` is the run directory and ``<tmp>/data`` (= ``run_dir.parent / "data"``) the
+dataset (``{train,dev,test}.csv`` + ``media/*.wav|png``). Tests must treat both as read-only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from tests.fixtures_media import make_media_table, media_config
+
+
+def train_media_run(base: Path) -> Path:
+    """Make the fixture dataset under ``base/data`` and train the media config into ``base/run``."""
+    from affectfusion.config import validate
+    from affectfusion.training.trainer import Trainer
+
+    root = make_media_table(base / "data")
+    cfg = validate(media_config(root, base / "cache"))
+    run_dir = base / "run"
+    Trainer(cfg, run_dir, console=Console(stderr=True, quiet=True)).fit(overwrite=True)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def trained_media_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run directory; the dataset it was trained on is at ``run_dir.parent / "data"``."""
+    return train_media_run(tmp_path_factory.mktemp("media_run"))
+
+
+def train_features_run(base: Path) -> Path:
+    """The tiny synthetic config (every modality pre-extracted features) trained into ``base/run``."""
+    from affectfusion.training.trainer import Trainer
+    from tests.helpers import tiny_config
+
+    run_dir = base / "run"
+    Trainer(tiny_config(), run_dir, console=Console(stderr=True, quiet=True)).fit(overwrite=True)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def trained_features_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run whose modalities (text [8], audio [5, 6], video [4, 4]) take feature arrays / ``.npy`` files."""
+    return train_features_run(tmp_path_factory.mktemp("features_run"))
