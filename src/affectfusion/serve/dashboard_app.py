@@ -1,0 +1,469 @@
+"""The Streamlit dashboard script: ``streamlit run dashboard_app.py -- RUN_DIR`` (see ``dashboard.launch``).
+
+Three tabs over one run: *Analyse* (one input: text and/or media -> prediction, face crop, class
+probabilities, modality weights, raw JSON), *Batch* (many files of one kind, or a CSV/JSONL table
+plus the files it references -> table -> CSV download, the same CSV as ``affectfusion predict
+--batch``), *Model* (summary, metrics per split, confusion matrices, config, how to use the run).
+
+Page logic lives in small functions (``run_analysis``, ``run_table_batch``, ...) that tests call
+directly or through ``streamlit.testing``. Every prediction call is guarded: bad input becomes a
+readable ``st.error``, never a traceback (and ``client.showErrorDetails`` is ``none`` anyway).
+Uploads are written to a temporary folder only for the duration of one prediction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from affectfusion.errors import AffectFusionError
+from affectfusion.serve.dashboard import (
+    Analysis,
+    Backend,
+    FacePreview,
+    InputSlot,
+    confusions,
+    load_backend,
+    metrics_table,
+    safe_relative,
+)
+
+log = logging.getLogger("affectfusion.dashboard")
+T = TypeVar("T")
+TABS = ("Analyse", "Batch", "Model")
+
+
+def run_dir_from_argv(argv: Sequence[str]) -> Path:
+    """The run folder given after ``--`` on the ``streamlit run`` command line."""
+    args = [a for a in argv if a != "--"]
+    if len(args) != 1:
+        raise AffectFusionError(
+            "usage: streamlit run dashboard_app.py -- RUN_DIR (or: affectfusion serve dashboard RUN)"
+        )
+    return Path(args[0])
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def get_backend(run_dir: str) -> Backend:
+    """One backend (model, extractors) per server process and run, shared by every browser session."""
+    return load_backend(Path(run_dir))
+
+
+def guarded(fn: Callable[[], T], what: str) -> tuple[T | None, str | None]:
+    """``fn()`` or a readable message: user errors as they are, anything else as a one-line summary.
+
+    The full traceback of an unexpected error goes to the server log, not to the page.
+    """
+    try:
+        return fn(), None
+    except AffectFusionError as e:
+        return None, str(e)
+    except Exception as e:
+        log.exception("dashboard: %s failed", what)
+        first = str(e).splitlines()[0] if str(e) else ""
+        return None, f"{what} failed: {type(e).__name__}{': ' + first if first else ''}"
+
+
+# -- uploads --------------------------------------------------------------------------------------
+
+
+def save_upload(upload: Any, folder: Path, relative: str | None = None) -> Path:
+    """Write an uploaded file under ``folder`` (at ``relative`` or its own name) and return the path."""
+    path = folder / safe_relative(relative or upload.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(upload.getvalue())
+    return path
+
+
+def check_type(slot: InputSlot, name: str) -> None:
+    """Uploads are not filtered by the widgets (see ``analyse_page``): a wrong extension is refused here."""
+    suffix = Path(name).suffix.lower().lstrip(".")
+    if slot.file_types and suffix not in slot.file_types:
+        allowed = "/".join(t.upper() for t in slot.file_types)
+        raise AffectFusionError(f"{name}: {slot.kind} input must be a {allowed} file")
+
+
+def strip_folder(text: str, folder: Path) -> str:
+    """Messages name uploads relative to the temporary upload folder, as the user named them."""
+    return text.replace(f"{folder}{os.sep}", "")
+
+
+# -- Analyse --------------------------------------------------------------------------------------
+
+
+def run_analysis(backend: Backend, values: dict[str, Any]) -> Analysis:
+    """One prediction from the Analyse form: slot key -> text or an uploaded file (or None)."""
+    slots = {s.key: s for s in backend.slots()}
+    with tempfile.TemporaryDirectory(prefix="affectfusion-dashboard-") as tmp:
+        folder = Path(tmp)
+
+        def predict() -> Analysis:
+            inputs: dict[str, str] = {}
+            for key, value in values.items():
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    continue
+                if isinstance(value, str):
+                    inputs[key] = value
+                else:
+                    check_type(slots[key], value.name)
+                    name = safe_relative(value.name).name
+                    taken = (folder / name).exists()  # two inputs with one file name: keep both
+                    inputs[key] = str(save_upload(value, folder / key if taken else folder, name))
+            if not inputs:
+                wanted = ", ".join(s.label for s in slots.values())
+                raise AffectFusionError(f"nothing to analyse: give at least one input ({wanted})")
+            return backend.analyse(inputs)
+
+        analysis, error = guarded(predict, "analysis")
+        if analysis is None:
+            return Analysis(error=strip_folder(error or "", folder))
+        if analysis.error:
+            analysis.error = strip_folder(analysis.error, folder)
+        return analysis
+
+
+def analyse_page(backend: Backend) -> None:
+    # Upload widgets take any file: with ``type=`` Streamlit raises (a red exception box) when a
+    # client sends another extension anyway; checking here turns every wrong file into a message.
+    slots = backend.slots()
+    with st.form("analyse", border=True):
+        values: dict[str, Any] = {}
+        for slot in slots:
+            if slot.kind == "text":
+                values[slot.key] = st.text_area(slot.label, key=f"in_{slot.key}", height=100)
+            else:
+                values[slot.key] = st.file_uploader(slot.label, key=f"in_{slot.key}")
+        submitted = st.form_submit_button("Analyse", type="primary")
+    if submitted:
+        with st.spinner("Analysing…"):
+            st.session_state["analysis"] = run_analysis(backend, values)
+    analysis = st.session_state.get("analysis")
+    if analysis is not None:
+        render_analysis(analysis)
+
+
+def render_analysis(a: Analysis) -> None:
+    if a.error:
+        st.error(f"Could not analyse this input: {a.error}")
+    if a.headline and not a.error:
+        with st.container(key="prediction"):
+            for col, (task, value) in zip(st.columns(len(a.headline)), a.headline.items(), strict=True):
+                col.metric(task, value)
+    if a.faces:
+        st.subheader("Face")
+        for face in a.faces:
+            render_face(face)
+    if a.generated_text is not None:
+        st.subheader("Generated text")
+        st.code(a.generated_text, language=None, wrap_lines=True)
+    if a.fields:
+        st.dataframe(
+            pd.DataFrame({"field": list(a.fields), "value": [_cell(v) for v in a.fields.values()]}), hide_index=True
+        )
+    for title, values in a.charts.items():
+        st.subheader(f"{title}: {'probabilities' if a.probability_charts else 'values'}")
+        show_bars(values, "class", "probability" if a.probability_charts else "value", a.probability_charts)
+    if a.weights:
+        st.subheader("Modality weights")
+        st.caption("How much the fusion relied on each modality for this input (0 = not given).")
+        show_bars(a.weights, "modality", "weight", True)
+    if a.raw:
+        with st.expander("Raw JSON (as the API returns it)"):
+            st.json(a.raw)
+
+
+def render_face(face: FacePreview) -> None:
+    left, right = st.columns(2)
+    left.image(face.annotated, caption=f"{face.modality}: {face.caption}", width=320)
+    if face.model_input is None:
+        right.warning(face.caption)
+        return
+    shown = face.model_input
+    scale = max(1, 192 // shown.shape[0])  # small crops enlarged by whole pixels, so they stay exact
+    if scale > 1:
+        shown = np.repeat(np.repeat(shown, scale, axis=0), scale, axis=1)
+    right.image(shown, caption=face.model_caption, width=min(320, shown.shape[1]))
+
+
+def bar_chart(values: dict[str, float], name: str, measure: str, unit_range: bool) -> alt.LayerChart:
+    """Horizontal bars, largest first, each labelled with its value."""
+    df = pd.DataFrame({name: list(values), measure: list(values.values())})
+    x = alt.X(f"{measure}:Q", scale=alt.Scale(domain=[0, 1]) if unit_range else alt.Undefined)
+    y = alt.Y(f"{name}:N", sort="-x", title=None)
+    base = alt.Chart(df).encode(x=x, y=y, tooltip=[name, alt.Tooltip(measure, format=".3f")])
+    labels = base.mark_text(align="left", dx=4).encode(text=alt.Text(f"{measure}:Q", format=".3f"))
+    return base.mark_bar() + labels
+
+
+def show_bars(values: dict[str, float], name: str, measure: str, unit_range: bool) -> None:
+    # An explicit pixel height: with Streamlit's default ("content") the bands collapse to a line.
+    st.altair_chart(bar_chart(values, name, measure, unit_range), height=70 + 30 * len(values), width=720)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, list | tuple):
+        return ", ".join(str(x) for x in v) or "(none)"
+    return str(v)
+
+
+# -- Batch ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchResult:
+    table: pd.DataFrame | None = None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def csv(self) -> bytes:
+        """The predictions CSV, written as ``affectfusion predict --batch`` writes it."""
+        return b"" if self.table is None else self.table.to_csv(index=False).encode("utf-8")
+
+    @property
+    def failed(self) -> int:
+        return 0 if self.table is None else int((self.table["error"] != "").sum())
+
+
+def _finish(table: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    table = table.copy()
+    table["error"] = [strip_folder(str(e), folder) for e in table["error"]]
+    return table
+
+
+def run_file_batch(backend: Backend, slot: InputSlot, uploads: Sequence[Any]) -> BatchResult:
+    """Many uploaded files of one kind -> one prediction row per file (id = file name)."""
+    if not uploads:
+        return BatchResult(error=f"upload one or more files ({slot.label})")
+    with tempfile.TemporaryDirectory(prefix="affectfusion-dashboard-") as tmp:
+        folder = Path(tmp)
+
+        def predict() -> pd.DataFrame:
+            names: list[str] = []
+            for upload in uploads:
+                check_type(slot, upload.name)
+                name = safe_relative(upload.name).name
+                if name in names:
+                    raise AffectFusionError(f"{name} was uploaded twice; file names become row ids and must be unique")
+                names.append(name)
+                save_upload(upload, folder, name)
+            return backend.predict_files(slot, [folder / n for n in names], names)
+
+        table, error = guarded(predict, "batch prediction")
+        if table is None:
+            return BatchResult(error=strip_folder(error or "", folder))
+        return BatchResult(_finish(table, folder))
+
+
+def run_table_batch(backend: Backend, table_upload: Any, media: Sequence[Any]) -> BatchResult:
+    """A CSV/JSONL table + the files it references -> predictions for every row.
+
+    A file cell is matched to the uploaded file of the same name and placed at the cell's relative
+    path, so rows read exactly as ``affectfusion predict --batch TABLE`` reads them next to the table.
+    """
+    from affectfusion.data.media_table import read_table
+
+    if table_upload is None:
+        return BatchResult(error="upload a CSV or JSONL table of inputs")
+    with tempfile.TemporaryDirectory(prefix="affectfusion-dashboard-") as tmp:
+        folder = Path(tmp)
+        warnings: list[str] = []
+
+        def predict() -> pd.DataFrame:
+            suffix = Path(table_upload.name).suffix.lower()
+            if suffix not in (".csv", ".jsonl"):
+                raise AffectFusionError(f"{table_upload.name}: the table must be a .csv or .jsonl file")
+            table_path = save_upload(table_upload, folder, f"table{suffix}")
+            df = read_table(table_path)
+            if df.empty:
+                raise AffectFusionError(f"{table_upload.name}: the table has no rows")
+            uploaded = {safe_relative(u.name).name: u for u in media}
+            missing: list[str] = []
+            used: set[str] = set()
+            for col in backend.file_columns(list(df.columns)):
+                # Cells become paths inside the upload folder: a table must not make the server read
+                # its own files (an absolute path, ``../..``); relative cells stay as written.
+                df[col] = [str(safe_relative(cell)) if cell else "" for cell in df[col]]
+                for cell in df[col]:
+                    if not cell:
+                        continue
+                    rel = safe_relative(cell)
+                    upload = uploaded.get(rel.name)
+                    if upload is None:
+                        missing.append(cell)
+                        continue
+                    used.add(rel.name)
+                    if not (folder / rel).exists():
+                        save_upload(upload, folder, str(rel))
+            if missing:
+                shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                warnings.append(f"{len(missing)} file(s) named in the table were not uploaded: {shown}")
+            unused = sorted(set(uploaded) - used)
+            if unused:
+                warnings.append(f"{len(unused)} uploaded file(s) are not named in the table: {', '.join(unused[:5])}")
+            return backend.predict_table(df, folder)
+
+        table, error = guarded(predict, "batch prediction")
+        if table is None:
+            return BatchResult(error=strip_folder(error or "", folder), warnings=warnings)
+        return BatchResult(_finish(table, folder), warnings=warnings)
+
+
+def batch_page(backend: Backend) -> None:
+    files_col, table_col = st.columns(2, border=True)
+    result: BatchResult | None = None
+    with files_col:
+        st.markdown("**Many files of one kind**: one row per file, the file name as id.")
+        slots = backend.batch_slots()
+        if slots:
+            slot = slots[0]
+            if len(slots) > 1:
+                slot = st.selectbox("Kind", slots, format_func=lambda s: s.label, key="batch_kind")
+            uploads = st.file_uploader(slot.label, accept_multiple_files=True, key=f"batch_files_{slot.key}")
+            with st.container(key="batch_files_count"):
+                st.caption(f"{len(uploads or [])} file(s) uploaded")
+            if st.button("Predict files", key="batch_run_files", type="primary"):
+                with st.spinner("Predicting…"):
+                    result = run_file_batch(backend, slot, uploads or [])
+        else:
+            st.info("This model reads text only: use a table.")
+    with table_col:
+        columns = ["id", *(s.key for s in backend.slots())]
+        st.markdown(
+            f"**A table (CSV/JSONL)** with columns {', '.join(f'`{c}`' for c in columns)} (empty cell = not given), "
+            "plus the media files it names."
+        )
+        table = st.file_uploader("Table of inputs (CSV/JSONL)", key="batch_table")
+        media = st.file_uploader("Media files named in the table", accept_multiple_files=True, key="batch_media")
+        with st.container(key="batch_media_count"):
+            st.caption(f"{len(media or [])} media file(s) uploaded")
+        if st.button("Predict table", key="batch_run_table", type="primary"):
+            with st.spinner("Predicting…"):
+                result = run_table_batch(backend, table, media or [])
+    if result is not None:
+        st.session_state["batch"] = result
+    render_batch(st.session_state.get("batch"))
+
+
+def render_batch(result: BatchResult | None) -> None:
+    if result is None:
+        return
+    for w in result.warnings:
+        st.warning(w)
+    if result.error:
+        st.error(f"Could not run the batch: {result.error}")
+        return
+    assert result.table is not None
+    n = len(result.table)
+    with st.container(key="batch_summary"):
+        st.markdown(
+            f"**{n} row(s): {n - result.failed} predicted, {result.failed} with errors** (see the error column)"
+        )
+    st.dataframe(result.table, hide_index=True)
+    st.download_button(
+        "Download CSV",
+        data=result.csv,
+        file_name="predictions.csv",
+        mime="text/csv",
+        key="batch_download",
+        on_click="ignore",
+        type="primary",
+    )
+
+
+# -- Model ----------------------------------------------------------------------------------------
+
+
+def model_page(backend: Backend) -> None:
+    summary = backend.summary()
+    st.subheader(f"Run `{backend.name}`")
+    st.caption(str(backend.run_dir))
+    for key, value in summary.items():
+        if key in ("tasks", "modalities"):
+            continue
+        if value not in (None, "", {}, []):
+            st.markdown(f"**{key}:** {_cell(value) if not isinstance(value, dict) else ''}")
+            if isinstance(value, dict):
+                st.json(value, expanded=False)
+    if summary.get("tasks"):
+        tasks = pd.DataFrame(
+            [
+                {"task": t["name"], "type": t["type"], "classes": ", ".join(t.get("classes") or [])}
+                for t in summary["tasks"]
+            ]
+        )
+        st.dataframe(tasks, hide_index=True)
+    if summary.get("modalities"):
+        st.dataframe(pd.DataFrame(summary["modalities"]), hide_index=True)
+
+    st.subheader("Metrics")
+    metrics = backend.metrics()
+    table = metrics_table(metrics)
+    if table.empty:
+        st.info("No evaluation results yet (no eval/<split>/metrics.json): run `affectfusion test` on this run.")
+    else:
+        with st.container(key="metrics"):
+            st.dataframe(table, hide_index=True)
+    with st.container(key="model_plots"):
+        for cm in confusions(backend.run_dir, metrics):
+            title = f"Confusion matrix: {cm.task} ({cm.split})" if cm.task else f"Confusion matrix ({cm.split})"
+            st.markdown(f"**{title}**")
+            if cm.image is not None:
+                st.image(str(cm.image), width=720)
+            else:  # metrics without a plot (e.g. copied from elsewhere): the counts as a table
+                st.dataframe(cm.table())
+        curves = backend.run_dir / "plots" / "training_curves.png"
+        if curves.is_file():
+            st.subheader("Training curves")
+            st.image(str(curves), width=720)
+
+    st.subheader("How to use this run")
+    for title, language, code in backend.usage():
+        st.markdown(title)
+        st.code(code, language=language)
+    st.subheader("Configuration (config.yaml)")
+    st.code(backend.config_text(), language="yaml", height=360)
+
+
+# -- the page -------------------------------------------------------------------------------------
+
+
+def main(run_dir: Path | None = None) -> None:
+    """The whole page for a run folder (default: the one named on the command line)."""
+    st.set_page_config(page_title="AffectFusion dashboard", layout="wide")
+    resolved, error = guarded(lambda: run_dir or run_dir_from_argv(sys.argv[1:]), "reading the command line")
+    backend, error = (
+        (None, error) if resolved is None else guarded(lambda: get_backend(str(resolved)), "loading the run")
+    )
+    if backend is None:
+        st.title("AffectFusion")
+        st.error(f"Cannot open the run: {error}")
+        return
+    render(backend)
+
+
+def render(backend: Backend) -> None:
+    st.title(f"AffectFusion: {backend.name}")
+    st.caption("Predictions run on this machine; uploads are deleted as soon as they are predicted.")
+    analyse_tab, batch_tab, model_tab = st.tabs(list(TABS))
+    with analyse_tab:
+        analyse_page(backend)
+    with batch_tab:
+        batch_page(backend)
+    with model_tab:
+        model_page(backend)
+
+
+if __name__ == "__main__":
+    main()
