@@ -30,15 +30,8 @@ from streamlit.testing.v1 import AppTest
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.serve import Predictor
-from affectfusion.serve.dashboard import (
-    APP_FILE,
-    VLMBackend,
-    confusions,
-    face_preview,
-    launch,
-    run_kind,
-    streamlit_command,
-)
+from affectfusion.serve.backends import VLMBackend, confusions, face_preview, run_kind
+from affectfusion.serve.dashboard import APP_FILE, launch, streamlit_command
 from affectfusion.serve.dashboard_app import run_dir_from_argv
 from tests.fixtures_serve import trained_media_run  # noqa: F401
 from tests.helpers import SHARED_DATA
@@ -410,7 +403,7 @@ def test_vlm_backend_renders_through_the_same_pages(tmp_path: Path, media: Path)
 
     at = AppTest.from_string(
         "from pathlib import Path\n"
-        "from affectfusion.serve.dashboard import VLMBackend\n"
+        "from affectfusion.serve.backends import VLMBackend\n"
         "from affectfusion.serve.dashboard_app import render\n"
         "from tests.test_serve_dashboard import FakeVLMPredictor\n"
         f"render(VLMBackend(Path({str(run)!r}), predictor=FakeVLMPredictor()))\n",

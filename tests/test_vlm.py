@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -437,3 +438,23 @@ def test_shipped_config_trains_on_fer2013_subset(
         assert 0.0 <= metrics["parse_rate"] <= 1.0 and 0.0 <= metrics["face_found_rate"] <= 1.0
     meta = json.loads((out / "meta.json").read_text())
     assert meta["n_samples"] == {"train": 12, "dev": 12, "test_small": 12} and meta["train_faces_found"] > 0
+
+
+def test_predict_cli_serves_a_vlm_run(
+    trained_run: Path, two_image_folder: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """`affectfusion predict` takes a VLM run too: one image as JSON, and a batch table with a bad row."""
+    happy = two_image_folder / "dev" / "happy" / "happy.png"
+    monkeypatch.setattr(sys, "argv", ["affectfusion", "predict", str(trained_run), "--image", str(happy), "--json"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code in (0, None)
+    assert json.loads(capsys.readouterr().out)["label"] == "happy"
+    table = tmp_path / "faces.csv"
+    table.write_text(f"id,image\na,{happy}\nb,missing.png\n")
+    monkeypatch.setattr(sys, "argv", ["affectfusion", "predict", str(trained_run), "--batch", str(table)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code in (0, None)
+    rows = pd.read_csv(tmp_path / "faces.predictions.csv", keep_default_na=False)
+    assert rows["label"].tolist() == ["happy", ""] and "missing.png" in rows["error"][1]

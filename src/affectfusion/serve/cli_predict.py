@@ -56,6 +56,11 @@ def predict_command(
         raise AffectFusionError("give either --batch or single inputs (--text/--audio/...), not both")
     if batch is None and not single:
         raise AffectFusionError("nothing to predict: give --text/--audio/--image/--video/--eeg/--features or --batch")
+    from affectfusion.serve.backends import run_kind
+
+    if run_kind(run) == "vlm":
+        _predict_vlm(run, single, batch, out, as_json)
+        return
     predictor = Predictor.load(run)
     if batch is not None:
         df = predict_table(predictor, batch, progress=progress)
@@ -90,3 +95,30 @@ def print_prediction(p: Prediction) -> None:
         weights = ", ".join(f"{m} {w:.2f}" for m, w in p.modality_weights.items())
         console.print(f"modality weights: {weights}")
     console.print(f"modalities used: {', '.join(p.modalities_used)}")
+
+
+def _predict_vlm(run: Path, single: dict[str, str], batch: Path | None, out: Path | None, as_json: bool) -> None:
+    """A vision-language run (``kind: vlm``): face images -> generated text and its parsed fields."""
+    from affectfusion.data.media_table import read_table
+    from affectfusion.serve.backends import VLMBackend
+
+    if set(single) - {"image"}:
+        raise AffectFusionError(f"a vision-language run takes only --image, not {', '.join(set(single) - {'image'})}")
+    backend = VLMBackend(run)
+    if batch is not None:
+        df = backend.predict_table(read_table(batch), batch.parent)
+        out = out or batch.with_suffix(".predictions.csv")
+        write_csv(df, out)
+        failed = int((df["error"] != "").sum())
+        err_console.print(f"{len(df)} rows, {len(df) - failed} predicted, {failed} with errors -> {out}")
+        return
+    analysis = backend.analyse(single)
+    if analysis.error:
+        raise AffectFusionError(analysis.error)
+    if as_json:
+        console.print_json(json.dumps(analysis.raw))
+        return
+    console.print(f"[bold]emotion[/]: {analysis.headline.get('emotion')}")
+    console.print(f"generated: {analysis.generated_text}", highlight=False)
+    for name, value in analysis.fields.items():
+        console.print(f"{name}: {value}", highlight=False)

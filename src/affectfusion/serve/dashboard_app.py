@@ -28,7 +28,7 @@ import pandas as pd
 import streamlit as st
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.serve.dashboard import (
+from affectfusion.serve.backends import (
     Analysis,
     Backend,
     FacePreview,
