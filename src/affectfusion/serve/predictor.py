@@ -97,6 +97,13 @@ class Predictor:
 
     @classmethod
     def load(cls, run_dir: str | Path, which: str = "best") -> Predictor:
+        from affectfusion.serve.backends import run_kind
+
+        if run_kind(Path(run_dir)) == "vlm":
+            raise AffectFusionError(
+                f"{run_dir} is a vision-language run: load it with affectfusion.vlm.predictor.VLMPredictor "
+                "(`affectfusion predict` and `affectfusion serve dashboard` take it directly)"
+            )
         return cls(read_run(run_dir), which)
 
     # -- what the run accepts -------------------------------------------------------------------
