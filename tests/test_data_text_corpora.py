@@ -154,6 +154,14 @@ def test_goemotions_multilabel_names(goemotions: Path) -> None:
     assert ekman[1].targets == {"ekman": ["joy", "anger"]}
 
 
+def test_extra_views_give_the_same_text_to_more_modalities(goemotions: Path, meld: Path) -> None:
+    samples = load("goemotions", goemotions, "dev", extra_views=["lexicon"])
+    assert samples[1].raw == {"text": "So angry\u2028and happy", "lexicon": "So angry\u2028and happy"}
+    assert set(load("meld", meld, "train", extra_views=["lexicon"])[0].raw) == {"text", "lexicon"}
+    with pytest.raises(AffectFusionError, match="extra_views"):
+        load("goemotions", goemotions, "dev", extra_views=["text"])
+
+
 def test_goemotions_errors(goemotions: Path) -> None:
     with pytest.raises(AffectFusionError, match=r"train\.tsv does not exist; files in .*: dev\.tsv, labels\.txt"):
         load("goemotions", goemotions, "train")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from affectfusion.data.registry import DATASETS, DatasetAdapter
 from affectfusion.data.types import Sample
@@ -66,7 +66,26 @@ def _int(value: str, column: str, where: str) -> int:
         raise AffectFusionError(f"{where}: column {column!r} = {value!r} is not an integer") from None
 
 
-class _DialogueOptions(DatasetAdapter.Options):
+class _TextOptions(DatasetAdapter.Options):
+    extra_views: list[str] = Field(
+        default_factory=list,
+        description="more modality names that get the same text, so several extractors can read it "
+        "(e.g. [lexicon] with data.extract: {text: {name: minilm}, lexicon: {name: lexicon}})",
+    )
+
+    @field_validator("extra_views")
+    @classmethod
+    def _distinct(cls, views: list[str]) -> list[str]:
+        if len(set(views)) != len(views) or "text" in views:
+            raise ValueError(f"extra_views must be distinct names other than 'text', got {views}")
+        return views
+
+    def raw(self, text: str) -> dict[str, str]:
+        """``raw`` of a sample: the text under ``text`` and every extra view."""
+        return dict.fromkeys(["text", *self.extra_views], text)
+
+
+class _DialogueOptions(_TextOptions):
     context: int = Field(
         0,
         ge=0,
@@ -136,7 +155,7 @@ class _DialogueCsvAdapter(DatasetAdapter):
                     targets=targets,
                     group=group if o.group_by == "dialogue" else speaker,
                     source=where,
-                    raw={"text": text},
+                    raw=o.raw(text),
                 )
             )
         ids = [s.id for s in samples]
@@ -198,7 +217,7 @@ class EmoryNlpAdapter(_DialogueCsvAdapter):
 class GoEmotionsAdapter(DatasetAdapter):
     """GoEmotions Reddit comments (<root>/<labels>/<split>.tsv + labels.txt): multi-label, a list of label names."""
 
-    class Options(DatasetAdapter.Options):
+    class Options(_TextOptions):
         labels: Literal["original", "ekman"] = Field(
             "original",
             description="original = 27 emotions + neutral; ekman = anger, disgust, fear, joy, "
@@ -241,7 +260,7 @@ class GoEmotionsAdapter(DatasetAdapter):
                     targets={self.options.target_name: labels or None},
                     group=comment,
                     source=where,
-                    raw={"text": text.strip()},
+                    raw=self.options.raw(text.strip()),
                 )
             )
         return samples
@@ -262,7 +281,7 @@ def _ratings(row: dict[str, str], targets: dict[str, str], where: str) -> dict[s
 class EmoBankAdapter(DatasetAdapter):
     """EmoBank sentences (<root>/<split>.csv, or the original emobank.csv filtered on its split column): V/A/D 1-5."""
 
-    class Options(DatasetAdapter.Options):
+    class Options(_TextOptions):
         targets: dict[str, str] = Field(
             {"valence": "V", "arousal": "A", "dominance": "D"}, description="task name -> CSV column"
         )
@@ -293,7 +312,7 @@ class EmoBankAdapter(DatasetAdapter):
                     # MASC ids are <document>_<start>_<end>; the official split is by sentence, not document.
                     group=re.sub(r"_\d+_\d+$", "", row["id"]),
                     source=where,
-                    raw={"text": row["text"].strip()},
+                    raw=self.options.raw(row["text"].strip()),
                 )
             )
         return samples
@@ -303,7 +322,7 @@ class EmoBankAdapter(DatasetAdapter):
 class FbValenceArousalAdapter(DatasetAdapter):
     """Facebook posts (<root>/<split>.csv) rated for valence and arousal, 1-9 (mean of two raters)."""
 
-    class Options(DatasetAdapter.Options):
+    class Options(_TextOptions):
         text_column: str = Field("Anonymized Message", description="CSV column holding the post")
         targets: dict[str, str] = Field(
             {"valence": "valence", "arousal": "arousal"},
@@ -326,7 +345,7 @@ class FbValenceArousalAdapter(DatasetAdapter):
                     targets=_ratings(row, o.targets, where),
                     group=row["id"],
                     source=where,
-                    raw={"text": row[o.text_column].strip()},
+                    raw=o.raw(row[o.text_column].strip()),
                 )
             )
         return samples
