@@ -52,7 +52,11 @@ class Run:
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """HF_HUB_OFFLINE=1, and any attempt to open a network connection is recorded and refused."""
+    """HF_HUB_OFFLINE=1, and any attempt to open a network connection is recorded and refused.
+
+    Extractors (and their models) are shared within a process; each test starts as a fresh process would.
+    """
+    extract_pkg._shared_extractor.cache_clear()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     attempts: list[Any] = []
