@@ -8,6 +8,9 @@ import pytest
 
 from tests.helpers import SHARED_DATA
 
+# Trained runs for the serving tests (session-scoped, so each trains once per test session).
+pytest_plugins = ["tests.fixtures_serve"]
+
 
 @pytest.fixture
 def shared_data() -> Path:

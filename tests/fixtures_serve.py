@@ -1,8 +1,8 @@
 """A run trained once per test session on the raw text + wav + image fixture dataset.
 
 Serving tests (API, CLI ``predict``, dashboard) need a real run directory whose extractors read
-raw media; training one takes about 2 s, so it is shared. Import the fixture into a test module
-with ``from tests.fixtures_serve import trained_media_run  # noqa: F401``.
+raw media; training one takes about 2 s, so it is shared. Test modules use the fixtures directly
+(``tests/conftest.py`` loads this module as a plugin).
 
 Layout: ``<tmp>/run`` is the run directory and ``<tmp>/data`` (= ``run_dir.parent / "data"``) the
 dataset (``{train,dev,test}.csv`` + ``media/*.wav|png``). Tests must treat both as read-only.
@@ -50,3 +50,9 @@ def train_features_run(base: Path) -> Path:
 def trained_features_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run whose modalities (text [8], audio [5, 6], video [4, 4]) take feature arrays / ``.npy`` files."""
     return train_features_run(tmp_path_factory.mktemp("features_run"))
+
+
+@pytest.fixture(scope="session")
+def media(trained_media_run: Path) -> Path:
+    """The fixture dataset's media folder (``<id>.wav`` / ``<id>.png``)."""
+    return trained_media_run.parent / "data" / "media"

@@ -35,3 +35,20 @@ def tiny_config(overrides: dict[str, Any] | None = None) -> RunConfig:
         "train": {"epochs": 3, "batch_size": 32, "lr": 0.01, "progress": False},
     }
     return validate(apply_overrides(raw, overrides or {}))
+
+
+def run_cli(args: list[str], capsys: Any, monkeypatch: Any) -> tuple[int, str, str]:
+    """``affectfusion <args>`` through the real entry point: (exit code, stdout, stderr)."""
+    import sys
+
+    import pytest
+
+    from affectfusion.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["affectfusion", *args])
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out = capsys.readouterr()
+    code = exit_info.value.code
+    return (0 if code is None else int(code)), out.out, out.err

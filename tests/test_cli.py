@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from affectfusion.cli import main
 from affectfusion.models import FUSIONS
-from tests.helpers import tiny_config
-
-
-def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["affectfusion", *args])
-    monkeypatch.setenv("COLUMNS", "200")
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    out = capsys.readouterr()
-    code = exit_info.value.code
-    return (0 if code is None else int(code)), out.out, out.err
+from tests.helpers import run_cli, tiny_config
 
 
 def write_config(tmp_path: Path, overrides: dict | None = None) -> Path:

@@ -28,13 +28,12 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.serve import Predictor
 from affectfusion.serve.api import UPLOAD_TYPES, check_upload, create_app
 from affectfusion.serve.cli_serve import serve_app
-from tests.fixtures_serve import trained_features_run, trained_media_run  # noqa: F401
 
 MEDIA_TYPES = {".wav": "audio/wav", ".png": "image/png"}
 
 
 @pytest.fixture(scope="module")
-def predictor(trained_media_run: Path) -> Predictor:  # noqa: F811
+def predictor(trained_media_run: Path) -> Predictor:
     return Predictor.load(trained_media_run)
 
 
@@ -43,11 +42,6 @@ def client(predictor: Predictor) -> Iterator[TestClient]:
     """An app with a 1 MB file limit (so limits are testable with small bodies): request limit 5 MB."""
     with TestClient(create_app(predictor, max_upload_mb=1, max_batch=8)) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def media(trained_media_run: Path) -> Path:  # noqa: F811
-    return trained_media_run.parent / "data" / "media"
 
 
 def files_for(media: Path, sid: str, kinds: tuple[str, ...] = ("audio", "image")) -> dict[str, Any]:
@@ -315,7 +309,7 @@ def test_batch_files_predicts_each_file(client: TestClient, predictor: Predictor
     assert no_files.status_code == 422 and "files: Field required" in no_files.json()["detail"]
 
 
-def test_features_model_takes_npy_uploads_and_json_arrays(trained_features_run: Path) -> None:  # noqa: F811
+def test_features_model_takes_npy_uploads_and_json_arrays(trained_features_run: Path) -> None:
     predictor = Predictor.load(trained_features_run)
     client = TestClient(create_app(predictor))
     rng = np.random.default_rng(0)
@@ -413,7 +407,7 @@ def test_concurrent_requests_get_their_own_predictions(live_server: str, predict
 # -- the serve CLI ----------------------------------------------------------------------------------
 
 
-def test_serve_api_binds_loopback_by_default(trained_media_run: Path, monkeypatch) -> None:  # noqa: F811
+def test_serve_api_binds_loopback_by_default(trained_media_run: Path, monkeypatch) -> None:
     import uvicorn
 
     calls: list[tuple[Any, dict]] = []
@@ -436,7 +430,7 @@ def test_serve_api_rejects_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     assert "not a run directory" in str(result.exception)
 
 
-def test_serve_dashboard_calls_launch(trained_media_run: Path, monkeypatch) -> None:  # noqa: F811
+def test_serve_dashboard_calls_launch(trained_media_run: Path, monkeypatch) -> None:
     import affectfusion.serve.dashboard as dashboard
 
     calls: list[tuple] = []

@@ -33,7 +33,6 @@ from affectfusion.serve import Predictor
 from affectfusion.serve.backends import VLMBackend, confusions, face_preview, run_kind
 from affectfusion.serve.dashboard import APP_FILE, launch, streamlit_command
 from affectfusion.serve.dashboard_app import run_dir_from_argv
-from tests.fixtures_serve import trained_media_run  # noqa: F401
 from tests.helpers import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,13 +54,8 @@ def png_bytes(size: int = 64) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def predictor(trained_media_run: Path) -> Predictor:  # noqa: F811
+def predictor(trained_media_run: Path) -> Predictor:
     return Predictor.load(trained_media_run)
-
-
-@pytest.fixture(scope="module")
-def media(trained_media_run: Path) -> Path:  # noqa: F811
-    return trained_media_run.parent / "data" / "media"
 
 
 def new_app(run_dir: Path) -> AppTest:
@@ -72,7 +66,7 @@ def new_app(run_dir: Path) -> AppTest:
 
 
 @pytest.fixture
-def app(trained_media_run: Path) -> AppTest:  # noqa: F811
+def app(trained_media_run: Path) -> AppTest:
     return new_app(trained_media_run)
 
 
@@ -202,7 +196,7 @@ def test_face_preview_detects_and_aligns_like_the_extractor(shared_data: Path, t
 
 def test_batch_table_csv_equals_predict_batch(
     app: AppTest,
-    trained_media_run: Path,  # noqa: F811
+    trained_media_run: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -271,7 +265,7 @@ def test_batch_problems_are_messages(app: AppTest) -> None:
 # -- model tab and launching ----------------------------------------------------------------------
 
 
-def test_model_tab_shows_metrics_confusion_and_commands(app: AppTest, trained_media_run: Path) -> None:  # noqa: F811
+def test_model_tab_shows_metrics_confusion_and_commands(app: AppTest, trained_media_run: Path) -> None:
     metrics = json.loads((trained_media_run / "eval" / "test" / "metrics.json").read_text())
     tables = [df.value for df in app.dataframe]
     [table] = [t for t in tables if "macro_f1" in t.columns]
@@ -302,7 +296,7 @@ def test_streamlit_command_is_local_and_quiet(tmp_path: Path) -> None:
     assert cmd[-2:] == ["--", str((tmp_path / "run").resolve())]
 
 
-def test_launch_refuses_a_non_run_and_a_busy_port(tmp_path: Path, trained_media_run: Path) -> None:  # noqa: F811
+def test_launch_refuses_a_non_run_and_a_busy_port(tmp_path: Path, trained_media_run: Path) -> None:
     with pytest.raises(AffectFusionError, match="not a run directory"):
         launch(tmp_path)
     assert run_kind(trained_media_run) == "classifier"
@@ -313,7 +307,7 @@ def test_launch_refuses_a_non_run_and_a_busy_port(tmp_path: Path, trained_media_
             launch(trained_media_run, port=s.getsockname()[1])
 
 
-def test_launch_serves_until_sigterm_and_stops_streamlit(trained_media_run: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_launch_serves_until_sigterm_and_stops_streamlit(trained_media_run: Path, tmp_path: Path) -> None:
     """``launch`` in its own process: healthy on the port, and SIGTERM leaves no Streamlit behind."""
     port = free_port()
     log = tmp_path / "launch.log"
@@ -520,7 +514,7 @@ def face_image(media: Path) -> Path:
 
 
 def test_dashboard_in_headless_chromium(
-    trained_media_run: Path,  # noqa: F811
+    trained_media_run: Path,
     predictor: Predictor,
     media: Path,
     tmp_path: Path,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from itertools import combinations
 from pathlib import Path
 
@@ -15,33 +14,17 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from affectfusion.cli import main
 from affectfusion.errors import AffectFusionError
 from affectfusion.serve import Predictor
 from affectfusion.serve.api import create_app
-from tests.fixtures_serve import trained_features_run, trained_media_run  # noqa: F401
+from tests.helpers import run_cli
 
 CLASSES = ["happy", "sad", "angry"]
 
 
 @pytest.fixture(scope="module")
-def predictor(trained_media_run: Path) -> Predictor:  # noqa: F811
+def predictor(trained_media_run: Path) -> Predictor:
     return Predictor.load(trained_media_run)
-
-
-@pytest.fixture(scope="module")
-def media(trained_media_run: Path) -> Path:  # noqa: F811
-    return trained_media_run.parent / "data" / "media"
-
-
-def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["affectfusion", *args])
-    monkeypatch.setenv("COLUMNS", "200")
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    out = capsys.readouterr()
-    code = exit_info.value.code
-    return (0 if code is None else int(code)), out.out, out.err
 
 
 def probabilities(row: pd.Series) -> dict[str, float]:
@@ -133,7 +116,7 @@ def test_predictor_info_describes_the_run(predictor: Predictor) -> None:
     assert predictor.accepted_inputs == {"text": ["text"], "audio": ["audio"], "image": ["image"]}
 
 
-def test_features_predictor_reads_arrays_and_npy(trained_features_run: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_features_predictor_reads_arrays_and_npy(trained_features_run: Path, tmp_path: Path) -> None:
     predictor = Predictor.load(trained_features_run)
     rng = np.random.default_rng(1)
     audio = rng.normal(size=(5, 6)).astype(np.float32)
@@ -156,7 +139,7 @@ def test_features_predictor_reads_arrays_and_npy(trained_features_run: Path, tmp
     assert "junk.npy" in preds[4].error
 
 
-def test_features_of_the_wrong_dimension_fail_only_their_row(trained_features_run: Path) -> None:  # noqa: F811
+def test_features_of_the_wrong_dimension_fail_only_their_row(trained_features_run: Path) -> None:
     predictor = Predictor.load(trained_features_run)
     preds = predictor.predict([{"text": np.zeros(8, np.float32)}, {"text": np.zeros(3, np.float32)}])
     assert preds[0].error is None
@@ -166,7 +149,7 @@ def test_features_of_the_wrong_dimension_fail_only_their_row(trained_features_ru
 # -- the predict CLI ---------------------------------------------------------------------------------
 
 
-def test_cli_single_json_matches_predictor(trained_media_run, predictor, media, capsys, monkeypatch) -> None:  # noqa: F811
+def test_cli_single_json_matches_predictor(trained_media_run, predictor, media, capsys, monkeypatch) -> None:
     args = ["predict", str(trained_media_run), "--text", "I love it", "--audio", str(media / "test000.wav")]
     code, out, _ = run_cli([*args, "--image", str(media / "test000.png"), "--json"], capsys, monkeypatch)
     assert code == 0
@@ -177,7 +160,7 @@ def test_cli_single_json_matches_predictor(trained_media_run, predictor, media, 
     assert got["tasks"] == want.tasks and got["modalities_used"] == ["audio", "image", "text"]
 
 
-def test_cli_single_prints_a_table(trained_media_run, capsys, monkeypatch) -> None:  # noqa: F811
+def test_cli_single_prints_a_table(trained_media_run, capsys, monkeypatch) -> None:
     code, out, _ = run_cli(["predict", str(trained_media_run), "--text", "furious rage"], capsys, monkeypatch)
     assert code == 0
     assert "emotion:" in out and all(c in out for c in CLASSES) and "modalities used: text" in out
@@ -194,7 +177,7 @@ def test_cli_single_prints_a_table(trained_media_run, capsys, monkeypatch) -> No
         (["--batch", "{missing}"], "table not found"),
     ],
 )
-def test_cli_errors_are_one_line(trained_media_run, tmp_path, capsys, monkeypatch, extra, phrase) -> None:  # noqa: F811
+def test_cli_errors_are_one_line(trained_media_run, tmp_path, capsys, monkeypatch, extra, phrase) -> None:
     extra = [a.replace("{missing}", str(tmp_path / "missing.png")) for a in extra]
     code, out, err = run_cli(["predict", str(trained_media_run), *extra], capsys, monkeypatch)
     assert code == 2
@@ -208,7 +191,7 @@ def copy_media(media: Path, dest: Path, names: list[str]) -> None:
         shutil.copy(media / n, dest / "media" / n)
 
 
-def test_cli_batch_csv_with_relative_paths(trained_media_run, media, tmp_path, capsys, monkeypatch) -> None:  # noqa: F811
+def test_cli_batch_csv_with_relative_paths(trained_media_run, media, tmp_path, capsys, monkeypatch) -> None:
     """Paths are relative to the table's folder (not the working directory); bad rows get an error."""
     folder = tmp_path / "inputs"
     copy_media(media, folder, ["test000.wav", "test000.png", "test001.wav"])
@@ -235,7 +218,7 @@ def test_cli_batch_csv_with_relative_paths(trained_media_run, media, tmp_path, c
     assert "not found" in df.loc["missing", "error"] and "no input" in df.loc["empty", "error"]
 
 
-def test_cli_batch_jsonl_and_unknown_columns(trained_media_run, media, tmp_path, capsys, monkeypatch) -> None:  # noqa: F811
+def test_cli_batch_jsonl_and_unknown_columns(trained_media_run, media, tmp_path, capsys, monkeypatch) -> None:
     copy_media(media, tmp_path, ["test004.png"])
     rows = [{"id": "a", "text": "hate", "image": "media/test004.png"}, {"id": "b", "text": "love"}]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -255,7 +238,7 @@ def test_cli_batch_jsonl_and_unknown_columns(trained_media_run, media, tmp_path,
 # -- acceptance: the same inputs give the same predictions everywhere ----------------------------------
 
 
-def test_cli_single_cli_batch_and_api_agree(trained_media_run, predictor, media, tmp_path, capsys, monkeypatch) -> None:  # noqa: F811
+def test_cli_single_cli_batch_and_api_agree(trained_media_run, predictor, media, tmp_path, capsys, monkeypatch) -> None:
     copy_media(media, tmp_path, ["test006.wav", "test006.png", "test007.png", "test008.wav"])
     inputs = {
         "all": {"text": "I am delighted", "audio": "media/test006.wav", "image": "media/test006.png"},

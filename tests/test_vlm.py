@@ -25,6 +25,7 @@ from affectfusion.vlm.targets import (
     target_text,
     target_vector,
 )
+from tests.helpers import run_cli
 
 FER_CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 DARK, BRIGHT = 40, 210  # two images a tiny model can tell apart
@@ -445,16 +446,11 @@ def test_predict_cli_serves_a_vlm_run(
 ) -> None:
     """`affectfusion predict` takes a VLM run too: one image as JSON, and a batch table with a bad row."""
     happy = two_image_folder / "dev" / "happy" / "happy.png"
-    monkeypatch.setattr(sys, "argv", ["affectfusion", "predict", str(trained_run), "--image", str(happy), "--json"])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    assert exit_info.value.code in (0, None)
-    assert json.loads(capsys.readouterr().out)["label"] == "happy"
+    code, out, _ = run_cli(["predict", str(trained_run), "--image", str(happy), "--json"], capsys, monkeypatch)
+    assert code == 0 and json.loads(out)["label"] == "happy"
     table = tmp_path / "faces.csv"
     table.write_text(f"id,image\na,{happy}\nb,missing.png\n")
-    monkeypatch.setattr(sys, "argv", ["affectfusion", "predict", str(trained_run), "--batch", str(table)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    assert exit_info.value.code in (0, None)
+    code, _, _ = run_cli(["predict", str(trained_run), "--batch", str(table)], capsys, monkeypatch)
+    assert code == 0
     rows = pd.read_csv(tmp_path / "faces.predictions.csv", keep_default_na=False)
     assert rows["label"].tolist() == ["happy", ""] and "missing.png" in rows["error"][1]
