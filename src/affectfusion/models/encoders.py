@@ -64,9 +64,13 @@ class TemporalCNNEncoder(Encoder):
         self.norm = nn.LayerNorm(out_dim)
 
     def forward(self, x: Tensor, mask: Tensor) -> Encoded:
-        x = x * mask.unsqueeze(-1).to(x.dtype)
-        seq = self.net(x.transpose(1, 2)).transpose(1, 2)[:, : x.shape[1]]
-        seq = self.norm(seq)
+        keep = mask.unsqueeze(1).to(x.dtype)  # [B, 1, T]
+        h = x.transpose(1, 2) * keep
+        for layer in self.net:
+            h = layer(h)[..., : x.shape[1]]
+            if isinstance(layer, nn.Dropout):  # end of a block: padded steps back to zero, so the
+                h = h * keep  # next (dilated) convolution cannot carry them into real steps
+        seq = self.norm(h.transpose(1, 2))
         return Encoded(seq=seq, mask=mask, pooled=masked_mean(seq, mask))
 
 
