@@ -43,7 +43,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
@@ -57,7 +57,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import affectfusion
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract.face import IMAGE_FORMATS, MAX_IMAGE_BYTES
-from affectfusion.serve.predictor import KIND_HINTS, Prediction, Predictor
+from affectfusion.serve.predictor import KIND_HINTS, Prediction, Predictor, load_predictor
+
+if TYPE_CHECKING:
+    from affectfusion.serve.specialists import SpecialistsPredictor
 
 MB = 2**20
 # What a client sends when it does not know the type (curl -F for a .wav, many scripts): the
@@ -320,7 +323,9 @@ class _Upload:
 class _Service:
     """Validation, temporary files and the locked Predictor calls; the routes only parse and respond."""
 
-    def __init__(self, predictor: Predictor, max_upload_mb: float, max_request_mb: float, max_batch: int) -> None:
+    def __init__(
+        self, predictor: Predictor | SpecialistsPredictor, max_upload_mb: float, max_request_mb: float, max_batch: int
+    ) -> None:
         self.predictor = predictor
         self.lock = threading.Lock()
         self.max_upload = int(max_upload_mb * MB)
@@ -431,7 +436,7 @@ class _Service:
                     x = np.asarray(values, dtype=np.float32)
                 except ValueError:
                     raise UploadRejected(422, f"items[{i}].features.{m}: rows of different lengths") from None
-                dim = self.predictor.run.modalities[m].dim
+                dim = self.predictor.feature_dim(m)
                 if x.size and x.shape[-1] != dim:
                     raise UploadRejected(
                         422, f"items[{i}].features.{m}: dimension {x.shape[-1]}, the model expects {dim}"
@@ -518,12 +523,12 @@ FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
 def create_app(
-    predictor_or_run_dir: Predictor | str | Path,
+    predictor_or_run_dir: Predictor | SpecialistsPredictor | str | Path,
     max_upload_mb: float = 50,
     max_request_mb: float | None = None,
     max_batch: int = 64,
 ) -> FastAPI:
-    """A FastAPI app serving one trained run.
+    """A FastAPI app serving one trained run (or a specialists output folder, see ``load_predictor``).
 
     ``max_upload_mb`` bounds each file (images also by the P4 limit), ``max_request_mb`` the whole
     body (default ``4 * max_upload_mb + 1``: a text and up to four files at the limit),
@@ -532,11 +537,11 @@ def create_app(
     if max_upload_mb <= 0 or max_batch < 1:
         raise AffectFusionError("max_upload_mb must be > 0 and max_batch >= 1")
     predictor = (
-        predictor_or_run_dir if isinstance(predictor_or_run_dir, Predictor) else Predictor.load(predictor_or_run_dir)
+        load_predictor(predictor_or_run_dir) if isinstance(predictor_or_run_dir, str | Path) else predictor_or_run_dir
     )
     max_request_mb = max_request_mb if max_request_mb is not None else 4 * max_upload_mb + 1
     service = _Service(predictor, max_upload_mb, max_request_mb, max_batch)
-    name = predictor.run.config.name
+    name = predictor.name
     app = FastAPI(
         title=f"AffectFusion: {name}",
         version=affectfusion.__version__,

@@ -3,10 +3,11 @@
 The pages talk to a :class:`Backend`, not to a model class, so page code does not branch on the
 kind of run. :class:`ClassifierBackend` serves a trained fusion run through the same
 :class:`~affectfusion.serve.predictor.Predictor` as ``affectfusion predict`` and the REST API (so
-all give the same predictions); :class:`VLMBackend` serves a vision-language run (``kind: vlm``:
-generated text parsed into emotions, a 6-d emotion vector and action units). ``affectfusion
-predict`` uses the VLM backend too. Nothing here imports Streamlit, torch or the face libraries at
-module level.
+all give the same predictions), and a P3 specialists run through its composed
+:class:`~affectfusion.serve.specialists.SpecialistsPredictor`; :class:`VLMBackend` serves a
+vision-language run (``kind: vlm``: generated text parsed into emotions, a 6-d emotion vector and
+action units). ``affectfusion predict`` uses the VLM backend too. Nothing here imports Streamlit,
+torch or the face libraries at module level.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from affectfusion.errors import AffectFusionError
 if TYPE_CHECKING:
     from affectfusion.extract.face import FaceOptions
     from affectfusion.serve.predictor import Prediction, Predictor
+    from affectfusion.serve.specialists import SpecialistsPredictor
 
 
 # File types each input kind accepts (upload widgets filter on them; the server checks them again).
@@ -58,7 +60,8 @@ EXAMPLE_VALUES = {
 
 
 def run_kind(run_dir: Path) -> str:
-    """``classifier`` (a fusion run) or ``vlm`` (``kind: vlm`` in config.yaml); an error for anything else."""
+    """``classifier`` (a fusion run), ``vlm`` (``kind: vlm`` in config.yaml) or ``specialists`` (the
+    output folder of a ``kind: specialists`` config: specialists, then fusion); an error for anything else."""
     run_dir = Path(run_dir)
     config = run_dir / "config.yaml"
     if not config.is_file():
@@ -69,6 +72,13 @@ def run_kind(run_dir: Path) -> str:
         raise AffectFusionError(f"{config}: not readable YAML ({str(e).splitlines()[0]})") from None
     if isinstance(raw, dict) and raw.get("kind") == "vlm":
         return "vlm"
+    if isinstance(raw, dict) and raw.get("kind") == "specialists":
+        if not (run_dir / "fusion" / "meta.json").is_file():
+            raise AffectFusionError(
+                f"{run_dir} is a specialists run whose fusion is not trained yet (expected fusion/meta.json in it); "
+                f"run `affectfusion train {run_dir / 'config.yaml'} --out {run_dir}` to finish it"
+            )
+        return "specialists"
     if not (run_dir / "meta.json").is_file():
         raise AffectFusionError(f"{run_dir} is not a trained run (expected meta.json next to config.yaml)")
     return "classifier"
@@ -124,6 +134,8 @@ class Backend(ABC):
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir).resolve()
+        # Where eval/ and plots/ are: the run itself, or the fusion stage of a specialists run.
+        self.results_dir = self.run_dir
         # Streamlit runs each browser session in its own thread; models and extractors (TFLite,
         # MediaPipe, openSMILE) are not thread-safe, so predictions run one at a time.
         self.lock = threading.RLock()
@@ -185,7 +197,7 @@ class Backend(ABC):
     def metrics(self) -> dict[str, dict[str, Any]]:
         """Split -> ``eval/<split>/metrics.json``."""
         out = {}
-        for path in sorted((self.run_dir / "eval").glob("*/metrics.json")):
+        for path in sorted((self.results_dir / "eval").glob("*/metrics.json")):
             try:
                 out[path.parent.name] = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError):
@@ -193,7 +205,7 @@ class Backend(ABC):
         return out
 
     def plots(self) -> list[Path]:
-        return sorted((self.run_dir / "plots").glob("*.png"))
+        return sorted((self.results_dir / "plots").glob("*.png"))
 
 
 def metrics_table(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
@@ -303,15 +315,20 @@ def _draw_face(image: np.ndarray, box: tuple[int, int, int, int], eyes: Any) -> 
 
 
 class ClassifierBackend(Backend):
-    """A fusion run through the Predictor: the same features, model and outputs as ``predict``."""
+    """A fusion run through the Predictor: the same features, model and outputs as ``predict``.
+
+    A specialists run (P3) is served the same way through its composed
+    :class:`~affectfusion.serve.specialists.SpecialistsPredictor`; its metrics are the fusion's.
+    """
 
     kind = "classifier"
 
-    def __init__(self, run_dir: Path, predictor: Predictor | None = None) -> None:
-        from affectfusion.serve.predictor import Predictor
+    def __init__(self, run_dir: Path, predictor: Predictor | SpecialistsPredictor | None = None) -> None:
+        from affectfusion.serve.predictor import load_predictor
 
         super().__init__(run_dir)
-        self.predictor = predictor or Predictor.load(self.run_dir)
+        self.predictor = predictor or load_predictor(self.run_dir)
+        self.results_dir = Path(self.predictor.results_dir).resolve()
 
     def slots(self) -> list[InputSlot]:
         """Text first, then media in a fixed order, then modalities that take feature files."""
@@ -367,9 +384,13 @@ class ClassifierBackend(Backend):
 
     def summary(self) -> dict[str, Any]:
         info = self.predictor.info()
+        specialists = info.get("specialists")
         return {
-            "kind": "multimodal fusion model",
+            "kind": "specialists, then a fusion of their frozen embeddings"
+            if specialists
+            else "multimodal fusion model",
             "fusion": info["fusion"],
+            **({"specialists": specialists} if specialists else {}),
             "tasks": info["tasks"],
             "modalities": [
                 {
@@ -390,6 +411,15 @@ class ClassifierBackend(Backend):
         flags += [f"--features {m}={m}.npy" for m in accepted.get("features", [])]
         columns = ["id", *(k for k in accepted if k != "features"), *accepted.get("features", [])]
         example = {k: EXAMPLE_VALUES.get(k, f"{k}.npy") for k in columns if k != "id"}
+        if "specialists" in self.predictor.info():
+            load_code = (
+                "from affectfusion.serve.predictor import load_predictor\n\n"
+                f"predictor = load_predictor({str(self.run_dir)!r})  # specialists, then fusion\n"
+            )
+        else:
+            load_code = (
+                f"from affectfusion.serve import Predictor\n\npredictor = Predictor.load({str(self.run_dir)!r})\n"
+            )
         curl = [
             f"-F {k}={shlex.quote(v) if k == 'text' else '@' + v}" for k, v in example.items() if k in CLI_FLAGS
         ] + [f"-F features_{m}=@{m}.npy" for m in accepted.get("features", [])]
@@ -415,9 +445,7 @@ class ClassifierBackend(Backend):
             (
                 "Python",
                 "python",
-                "from affectfusion.serve import Predictor\n\n"
-                f"predictor = Predictor.load({str(self.run_dir)!r})\n"
-                f"prediction = predictor.predict_one({example!r})\n"
+                load_code + f"prediction = predictor.predict_one({example!r})\n"
                 "print(prediction.tasks, prediction.modality_weights, prediction.error)",
             ),
         ]
@@ -571,7 +599,7 @@ def _flat_row(id: str, d: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_backend(run_dir: Path) -> Backend:
-    """The backend for a run folder, by its kind."""
+    """The backend for a run folder, by its kind (a specialists run is served as a classifier)."""
     return VLMBackend(run_dir) if run_kind(run_dir) == "vlm" else ClassifierBackend(run_dir)
 
 

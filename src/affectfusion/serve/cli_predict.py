@@ -12,14 +12,16 @@ from rich.table import Table
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import write_csv
-from affectfusion.serve.predictor import Prediction, Predictor
+from affectfusion.serve.predictor import Prediction, load_predictor
 
 console = Console()
 err_console = Console(stderr=True)
 
 
 def predict_command(
-    run: Annotated[Path, typer.Argument(help="Run directory written by `affectfusion train`")],
+    run: Annotated[
+        Path, typer.Argument(help="Run directory written by `affectfusion train` (or a specialists output folder)")
+    ],
     text: Annotated[str | None, typer.Option(help="Text (transcript, post, utterance)")] = None,
     audio: Annotated[Path | None, typer.Option(help="Audio file (WAV/FLAC/OGG/MP3)")] = None,
     image: Annotated[Path | None, typer.Option(help="Face image (JPG/PNG/BMP)")] = None,
@@ -61,7 +63,7 @@ def predict_command(
     if run_kind(run) == "vlm":
         _predict_vlm(run, single, batch, out, as_json)
         return
-    predictor = Predictor.load(run)
+    predictor = load_predictor(run)  # a trained run, or a specialists folder (specialists, then fusion)
     if batch is not None:
         df = predict_table(predictor, batch, progress=progress)
         out = out or batch.with_suffix(".predictions.csv")

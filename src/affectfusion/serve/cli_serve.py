@@ -18,7 +18,9 @@ from affectfusion.errors import AffectFusionError
 serve_app = typer.Typer(help="Serve a trained run: REST API or web dashboard.", no_args_is_help=True)
 err_console = Console(stderr=True)
 
-RunArg = Annotated[Path, typer.Argument(help="Run directory written by `affectfusion train`")]
+RunArg = Annotated[
+    Path, typer.Argument(help="Run directory written by `affectfusion train` (or a specialists output folder)")
+]
 
 
 def _check_bind(host: str, port: int) -> None:
@@ -50,15 +52,15 @@ def api_command(
     import uvicorn
 
     from affectfusion.serve.api import create_app
-    from affectfusion.serve.predictor import Predictor
+    from affectfusion.serve.predictor import load_predictor
 
     _check_bind(host, port)
     if max_upload_mb <= 0 or max_batch < 1:
         raise AffectFusionError("--max-upload-mb must be > 0 and --max-batch >= 1")
-    predictor = Predictor.load(run)  # a wrong folder is a one-line error here, before uvicorn starts
+    predictor = load_predictor(run)  # a wrong folder is a one-line error here, before uvicorn starts
     app = create_app(predictor, max_upload_mb=max_upload_mb, max_batch=max_batch)
     err_console.print(
-        f"serving {predictor.run.config.name} ({run}) at http://{host}:{port} (docs: /docs); "
+        f"serving {predictor.name} ({run}) at http://{host}:{port} (docs: /docs); "
         f"model loaded in {predictor.load_seconds:.2f} s",
         highlight=False,
     )

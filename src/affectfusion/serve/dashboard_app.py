@@ -416,14 +416,14 @@ def model_page(backend: Backend) -> None:
         with st.container(key="metrics"):
             st.dataframe(table, hide_index=True)
     with st.container(key="model_plots"):
-        for cm in confusions(backend.run_dir, metrics):
+        for cm in confusions(backend.results_dir, metrics):
             title = f"Confusion matrix: {cm.task} ({cm.split})" if cm.task else f"Confusion matrix ({cm.split})"
             st.markdown(f"**{title}**")
             if cm.image is not None:
                 st.image(str(cm.image), width=720)
             else:  # metrics without a plot (e.g. copied from elsewhere): the counts as a table
                 st.dataframe(cm.table())
-        curves = backend.run_dir / "plots" / "training_curves.png"
+        curves = backend.results_dir / "plots" / "training_curves.png"
         if curves.is_file():
             st.subheader("Training curves")
             st.image(str(curves), width=720)

@@ -9,6 +9,10 @@ Inputs are given per *input kind* (``text``, ``audio``, ``image``, ``video``, ``
 modality name. One input feeds every modality whose extractor reads that kind: a video file
 fills both the face-sequence and the audio-track modalities of a model trained on both. A
 modality the run did not extract (pre-extracted features) takes an array or a ``.npy`` file.
+
+:meth:`Predictor.embed` gives the encoders' pooled outputs instead of predictions; a P3
+specialists output folder is served by composing its specialists' embeddings with its fusion
+(:mod:`affectfusion.serve.specialists`). :func:`load_predictor` picks the right class for a folder.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +30,9 @@ from affectfusion.data.types import MultimodalDataset, Sample, Signal
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract import ExtractionError, Extractor, build_extractor
 from affectfusion.rundir import LoadedRun, read_run
+
+if TYPE_CHECKING:
+    from affectfusion.serve.specialists import SpecialistsPredictor
 
 INPUT_KINDS = ("text", "audio", "image", "video", "signal")
 # What one value of each input kind looks like, for messages and the API/CLI help.
@@ -99,12 +106,32 @@ class Predictor:
     def load(cls, run_dir: str | Path, which: str = "best") -> Predictor:
         from affectfusion.serve.backends import run_kind
 
-        if run_kind(Path(run_dir)) == "vlm":
+        kind = run_kind(Path(run_dir))
+        if kind == "vlm":
             raise AffectFusionError(
                 f"{run_dir} is a vision-language run: load it with affectfusion.vlm.predictor.VLMPredictor "
                 "(`affectfusion predict` and `affectfusion serve dashboard` take it directly)"
             )
+        if kind == "specialists":
+            raise AffectFusionError(
+                f"{run_dir} is a specialists run (specialists, then fusion): load it with "
+                "affectfusion.serve.predictor.load_predictor, which composes its specialists and fusion"
+            )
         return cls(read_run(run_dir), which)
+
+    @property
+    def name(self) -> str:
+        """The run's config name (what the API and dashboard call the model)."""
+        return self.run.config.name
+
+    @property
+    def results_dir(self) -> Path:
+        """The folder whose ``eval/`` and ``plots/`` hold this model's evaluation."""
+        return self.run.paths.root
+
+    def feature_dim(self, modality: str) -> int:
+        """The last dimension of the features the model reads for ``modality``."""
+        return self.run.modalities[modality].dim
 
     # -- what the run accepts -------------------------------------------------------------------
 
@@ -131,7 +158,7 @@ class Predictor:
                 m: {
                     "input": self.input_kind(m),
                     "extractor": self.extractors[m].describe() if m in self.extractors else None,
-                    "dim": self.run.modalities[m].dim,
+                    "dim": self.feature_dim(m),
                 }
                 for m in self.modalities
             },
@@ -143,7 +170,7 @@ class Predictor:
     def metrics(self) -> dict[str, dict[str, Any]]:
         """Split -> the metrics the run was evaluated with (``eval/<split>/metrics.json``)."""
         out = {}
-        for path in sorted((self.run.paths.root / "eval").glob("*/metrics.json")):
+        for path in sorted((self.results_dir / "eval").glob("*/metrics.json")):
             out[path.parent.name] = json.loads(path.read_text())
         return out
 
@@ -158,57 +185,64 @@ class Predictor:
         An input that cannot be used (unknown key, failed extraction, nothing the model reads)
         gets a Prediction with ``error`` set; the others are unaffected.
         """
-        ids = list(ids) if ids is not None else [str(i) for i in range(len(inputs))]
-        if len(ids) != len(inputs):
-            raise AffectFusionError(f"{len(ids)} ids for {len(inputs)} inputs")
+        ids = check_ids(inputs, ids)
         results = [Prediction(id=i) for i in ids]
+        features, errors = self._gather(inputs)
+        for res, error in zip(results, errors, strict=True):
+            res.error = error
+        ok = [k for k in range(len(inputs)) if errors[k] is None]
+        if ok:
+            self._score([Sample(id=ids[k], features=features[k]) for k in ok], [results[k] for k in ok])
+        return results
+
+    def embed(
+        self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None
+    ) -> list[dict[str, np.ndarray] | AffectFusionError]:
+        """Per input, modality -> the model's pooled encoder output (``[hidden_dim]``), or the error.
+
+        Inputs are routed and extracted as in :meth:`predict`; the embedding is computed exactly as
+        the P3 export does (``training.predict.predict(..., keep_embeddings=True)``, eval mode), so
+        a specialist's embedding of a sample equals its row in ``<out>/embeddings``.
+        """
+        from affectfusion.training.predict import predict
+
+        ids = check_ids(inputs, ids)
+        features, errors = self._gather(inputs)
+        out: list[dict[str, np.ndarray] | AffectFusionError] = [
+            AffectFusionError(e) if e is not None else {} for e in errors
+        ]
+        ok = [k for k in range(len(inputs)) if errors[k] is None]
+        if ok:
+            samples = [Sample(id=ids[k], features=features[k]) for k in ok]
+            ds = MultimodalDataset(samples, modalities=self.run.modalities, name="inputs")
+            emb = predict(self.model, ds, self.run.scalers, keep_embeddings=True).embeddings
+            for i, k in enumerate(ok):
+                out[k] = {m: emb[m][i] for m in self.modalities if m in samples[i].features}
+        return out
+
+    def _gather(self, inputs: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, np.ndarray]], list[str | None]]:
+        """Per input, modality -> features (routed, extracted in batches per modality) and its error."""
+        errors: list[str | None] = [None] * len(inputs)
         per_modality: dict[str, list[tuple[int, Any]]] = {}
         for k, item in enumerate(inputs):
             try:
                 for m, value in self._route(item).items():
                     per_modality.setdefault(m, []).append((k, value))
             except AffectFusionError as e:
-                results[k].error = str(e)
+                errors[k] = str(e)
         features: list[dict[str, np.ndarray]] = [{} for _ in inputs]
         for m, entries in per_modality.items():
-            todo = [(k, v) for k, v in entries if results[k].error is None]
+            todo = [(k, v) for k, v in entries if errors[k] is None]
             for (k, _), out in zip(todo, self._features(m, [v for _, v in todo]), strict=True):
                 if isinstance(out, Exception):
-                    results[k].error = f"{m}: {out}"
+                    errors[k] = f"{m}: {out}"
                 else:
                     features[k][m] = out
-        ok = [k for k in range(len(inputs)) if results[k].error is None]
-        if ok:
-            self._score([Sample(id=ids[k], features=features[k]) for k in ok], [results[k] for k in ok])
-        return results
+        return features, errors
 
     def _route(self, item: Mapping[str, Any]) -> dict[str, Any]:
         """Modality -> raw value for one input; checks keys and empty values."""
-        accepted = self.accepted_inputs
-        routed: dict[str, Any] = {}
-        for key, value in item.items():
-            if value is None or (isinstance(value, str) and not value.strip() and key != "text"):
-                continue  # an empty cell in a batch file = this input is absent
-            if key in self.modalities:
-                targets = [key]
-            elif key in accepted and key != "features":
-                targets = accepted[key]
-            else:
-                valid = sorted({*self.modalities, *(k for k in accepted if k != "features")})
-                raise AffectFusionError(f"unknown input {key!r}; this model takes: {', '.join(valid)}")
-            if isinstance(value, str) and not value.strip():
-                raise AffectFusionError(f"{key}: empty text")
-            for m in targets:
-                routed[m] = value
-        if not routed:
-            wanted = ", ".join(f"{k} ({KIND_HINTS[k]})" for k in accepted if k != "features")
-            named = accepted.get("features", [])
-            raise AffectFusionError(
-                "no input for any of the model's modalities; give "
-                + (wanted + (" or " if named else "") if wanted else "")
-                + (f"features for {', '.join(named)}" if named else "")
-            )
-        return routed
+        return route_input(item, self.modalities, self.accepted_inputs)
 
     def _features(self, modality: str, values: list[Any]) -> list[np.ndarray | Exception]:
         """Features for one modality's values: through its extractor, or read as arrays."""
@@ -220,7 +254,7 @@ class Predictor:
             good = [r for r in raw if not isinstance(r, Exception)]
             extracted = iter(ex.extract_batch(good)) if good else iter(())
             arrays = [r if isinstance(r, Exception) else next(extracted) for r in raw]
-        dim = self.run.modalities[modality].dim
+        dim = self.feature_dim(modality)
         return [
             ExtractionError(f"features of dimension {x.shape[-1]}, the model expects {dim}")
             if isinstance(x, np.ndarray) and x.shape[-1] != dim
@@ -240,6 +274,58 @@ class Predictor:
                 res.tasks[t.name] = _task_output(t, preds, i)
             if weights is not None and weights.ndim == 2 and weights.shape[1] == len(self.modalities):
                 res.modality_weights = {m: float(w) for m, w in zip(self.modalities, weights[i], strict=True)}
+
+
+def load_predictor(run_dir: str | Path, which: str = "best") -> Predictor | SpecialistsPredictor:
+    """The predictor for any servable run folder: a trained run, or a P3 specialists output folder
+    (``affectfusion train`` of a ``kind: specialists`` config), whose specialists and fusion are
+    composed so that raw inputs go in and the fusion's predictions come out."""
+    from affectfusion.serve.backends import run_kind
+
+    if run_kind(Path(run_dir)) == "specialists":
+        from affectfusion.serve.specialists import SpecialistsPredictor
+
+        return SpecialistsPredictor.load(run_dir, which)
+    return Predictor.load(run_dir, which)
+
+
+def route_input(
+    item: Mapping[str, Any], modalities: Sequence[str], accepted: Mapping[str, list[str]]
+) -> dict[str, Any]:
+    """Modality -> raw value for one input given by input kind or modality name; checks keys and
+    empty values. ``accepted`` maps input kind -> the modalities it fills (``accepted_inputs``)."""
+    routed: dict[str, Any] = {}
+    for key, value in item.items():
+        if value is None or (isinstance(value, str) and not value.strip() and key != "text"):
+            continue  # an empty cell in a batch file = this input is absent
+        if key in modalities:
+            targets = [key]
+        elif key in accepted and key != "features":
+            targets = accepted[key]
+        else:
+            valid = sorted({*modalities, *(k for k in accepted if k != "features")})
+            raise AffectFusionError(f"unknown input {key!r}; this model takes: {', '.join(valid)}")
+        if isinstance(value, str) and not value.strip():
+            raise AffectFusionError(f"{key}: empty text")
+        for m in targets:
+            routed[m] = value
+    if not routed:
+        wanted = ", ".join(f"{k} ({KIND_HINTS[k]})" for k in accepted if k != "features")
+        named = accepted.get("features", [])
+        raise AffectFusionError(
+            "no input for any of the model's modalities; give "
+            + (wanted + (" or " if named else "") if wanted else "")
+            + (f"features for {', '.join(named)}" if named else "")
+        )
+    return routed
+
+
+def check_ids(inputs: Sequence[Any], ids: Sequence[str] | None) -> list[str]:
+    """The ids of a batch of inputs (default: their positions); as many as there are inputs."""
+    ids = list(ids) if ids is not None else [str(i) for i in range(len(inputs))]
+    if len(ids) != len(inputs):
+        raise AffectFusionError(f"{len(ids)} ids for {len(inputs)} inputs")
+    return ids
 
 
 def _task_output(task: Any, preds: Any, i: int) -> dict[str, Any]:
