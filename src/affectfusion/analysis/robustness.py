@@ -4,7 +4,8 @@ Two curves per modality, on one split:
 
 * **noise**: Gaussian noise added to the modality's features, its level in units of the
   training split's per-feature std (the model's own input-normalisation statistics), so 1.0 means
-  "noise as large as the feature's natural spread" on any dataset;
+  "noise as large as the feature's natural spread" on any dataset (not for token ids, which have
+  no such scale: a fine-tuned text encoder gets only the missing curve);
 * **missing**: the modality marked missing for a random fraction of samples.
 
 Each point is the mean (and sample std) over ``repeats`` seeded draws. Repeat ``r`` uses seed
@@ -104,6 +105,8 @@ def run_robustness(
     for m in modalities:
         std = getattr(model, f"in_std_{m}")
         for kind, values in levels.items():
+            if kind == "noise" and model.raw_input(m):
+                continue  # token ids (hf_lora) have no feature scale: only the missing-rate curve applies
             for level in values:
                 deterministic = level == 0 or (kind == "missing" and level == 1)
                 if level == 0:
