@@ -447,10 +447,10 @@ def test_predict_cli_serves_a_vlm_run(
     """`affectfusion predict` takes a VLM run too: one image as JSON, and a batch table with a bad row."""
     happy = two_image_folder / "dev" / "happy" / "happy.png"
     code, out, _ = run_cli(["predict", str(trained_run), "--image", str(happy), "--json"], capsys, monkeypatch)
-    assert code == 0 and json.loads(out)["label"] == "happy"
+    assert code == 0 and json.loads(out)["tasks"]["emotion"]["label"] == "happy"
     table = tmp_path / "faces.csv"
     table.write_text(f"id,image\na,{happy}\nb,missing.png\n")
     code, _, _ = run_cli(["predict", str(trained_run), "--batch", str(table)], capsys, monkeypatch)
     assert code == 0
     rows = pd.read_csv(tmp_path / "faces.predictions.csv", keep_default_na=False)
-    assert rows["label"].tolist() == ["happy", ""] and "missing.png" in rows["error"][1]
+    assert rows["emotion"].tolist() == ["happy", ""] and "missing.png" in rows["error"][1]

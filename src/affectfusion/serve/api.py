@@ -1,16 +1,22 @@
 """REST API over a :class:`Predictor` (FastAPI): health, model info, single and batch prediction.
 
+Any run folder :func:`load_predictor` takes is served the same way: a fusion run, a P3 specialists
+output folder, or a P4 vision-language run (``kind: vlm``), which takes only ``image`` and adds the
+answer it wrote and its parsed fields under ``generated`` in each prediction.
+
 Endpoints (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``):
 
 - ``GET /health`` -- liveness and the model's name.
-- ``GET /info`` -- tasks and classes, modalities (input kind, extractor provenance, feature
-  dimension), accepted inputs, fusion, metrics per evaluated split, load time and upload limits.
+- ``GET /info`` -- kind of run, tasks and classes, modalities (input kind, extractor provenance,
+  feature dimension), accepted inputs, fusion, metrics per evaluated split, load time and upload
+  limits; for a vision-language run also its base model, prompt, LoRA and generation settings.
 - ``POST /predict`` -- one input as ``multipart/form-data``: a ``text`` field and file fields
   named by input kind (``audio``, ``image``, ``video``, ``signal``) or by modality, plus
   ``features_<modality>`` (``.npy``) for modalities trained on pre-extracted features; any
   subset of what the model takes. Optional ``id`` field.
 - ``POST /predict/batch`` -- many inputs as JSON ``{"items": [{"id", "text", "features"}]}``
-  (text and feature arrays only: a JSON batch never names files).
+  (text and feature arrays only: a JSON batch never names files; a model that takes neither, such
+  as a vision-language run, takes its images through ``/predict/batch/files``).
 - ``POST /predict/batch/files`` -- many files of one kind as ``multipart/form-data``: a ``kind``
   field and repeated ``files`` fields.
 
@@ -61,6 +67,9 @@ from affectfusion.serve.predictor import KIND_HINTS, Prediction, Predictor, load
 
 if TYPE_CHECKING:
     from affectfusion.serve.specialists import SpecialistsPredictor
+    from affectfusion.serve.vlm import VLMRunPredictor
+
+    AnyPredictor = Predictor | SpecialistsPredictor | VLMRunPredictor
 
 MB = 2**20
 # What a client sends when it does not know the type (curl -F for a .wav, many scripts): the
@@ -240,7 +249,9 @@ class TaskInfo(BaseModel):
 class ModalityInfo(BaseModel):
     input: str = Field(description="input kind that fills it: text, audio, image, video, signal or features")
     extractor: dict[str, Any] | None = Field(description="extractor name, version, options and package versions")
-    dim: int = Field(description="feature dimension the model expects")
+    dim: int | None = Field(
+        description="feature dimension the model expects (null for a vision-language run: it reads the face crop)"
+    )
 
 
 class LimitsOut(BaseModel):
@@ -253,21 +264,43 @@ class LimitsOut(BaseModel):
 
 class InfoOut(BaseModel):
     name: str
+    kind: str = Field(
+        description="classifier (a fusion run), specialists (P3: specialists, then fusion) or vlm (P4: "
+        "a vision-language model that writes its answer; predictions carry it under `generated`)"
+    )
     tasks: list[TaskInfo]
     modalities: dict[str, ModalityInfo]
     inputs: dict[str, list[str]] = Field(description="input kind -> the modalities it fills")
     fields: dict[str, str] = Field(description="POST /predict form field -> input kind")
-    fusion: str
+    fusion: str | None = Field(description="fusion strategy (null for a vision-language run)")
     metrics: dict[str, dict[str, Any]] = Field(description="split -> metrics the run was evaluated with")
     load_seconds: float
     limits: LimitsOut
+    vlm: dict[str, Any] | None = Field(
+        None,
+        description="vision-language run only: base_model_path, dtype, prompt, lora, classes, label_map, "
+        "emotion_vector (the 6 emotions of its vector, in order), generation settings",
+    )
 
 
 class TaskOutput(BaseModel):
     label: str | None = Field(None, description="classification: the predicted class")
     labels: list[str] | None = Field(None, description="multilabel: the predicted classes")
     value: float | None = Field(None, description="regression: the predicted value")
-    probabilities: dict[str, float] | None = Field(None, description="class -> probability")
+    probabilities: dict[str, float] | None = Field(
+        None,
+        description="class -> probability (a vision-language run: its parsed 6-d emotion vector, emotion -> "
+        "intensity in [0, 1], not a distribution)",
+    )
+
+
+class GeneratedOut(BaseModel):
+    text: str = Field(description="the answer the model wrote")
+    emotions: list[str] = Field(description="emotions named in it, strongest first")
+    action_units: list[str] = Field(description="facial action units named in it (AU6, AU12, ...)")
+    face_found: bool = Field(description="a face was detected (else the whole image was used)")
+    parse_ok: bool = Field(description="every section of the answer was read")
+    issues: list[str] = Field(description="what the parser could not read")
 
 
 class PredictionOut(BaseModel):
@@ -276,6 +309,9 @@ class PredictionOut(BaseModel):
     modality_weights: dict[str, float] = Field(description="fusion's weight per modality, where it has them")
     modalities_used: list[str]
     error: str | None = Field(None, description="batch only: why this item could not be predicted")
+    generated: GeneratedOut | None = Field(
+        None, description="vision-language run only: the generated answer and its parsed fields"
+    )
 
 
 class BatchOut(BaseModel):
@@ -323,9 +359,7 @@ class _Upload:
 class _Service:
     """Validation, temporary files and the locked Predictor calls; the routes only parse and respond."""
 
-    def __init__(
-        self, predictor: Predictor | SpecialistsPredictor, max_upload_mb: float, max_request_mb: float, max_batch: int
-    ) -> None:
+    def __init__(self, predictor: AnyPredictor, max_upload_mb: float, max_request_mb: float, max_batch: int) -> None:
         self.predictor = predictor
         self.lock = threading.Lock()
         self.max_upload = int(max_upload_mb * MB)
@@ -346,7 +380,7 @@ class _Service:
         return min(self.max_upload, MAX_IMAGE_BYTES) if kind == "image" else self.max_upload
 
     def _make_info(self) -> dict[str, Any]:
-        info = self.predictor.info()
+        info = self.predictor.info()  # every predictor says its kind: classifier, specialists or vlm
         info["inputs"] = self.predictor.accepted_inputs
         info["fields"] = {name: kind for name, (_, kind) in self.fields.items()}
         info["limits"] = {
@@ -427,6 +461,12 @@ class _Service:
             ids.append(item.id if item.id is not None else str(i))
             d: dict[str, Any] = {}
             if item.text is not None:
+                if "text" not in self.fields:
+                    media = any(k not in ("text", "features") for _, k in self.fields.values())
+                    files = "; send its files to /predict/batch/files" if media else ""
+                    raise UploadRejected(
+                        422, f"items[{i}].text: this model takes no text; it takes {self.takes()}{files}"
+                    )
                 d["text"] = item.text
             for m, values in (item.features or {}).items():
                 if m not in self.feature_modalities:
@@ -523,12 +563,13 @@ FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
 def create_app(
-    predictor_or_run_dir: Predictor | SpecialistsPredictor | str | Path,
+    predictor_or_run_dir: AnyPredictor | str | Path,
     max_upload_mb: float = 50,
     max_request_mb: float | None = None,
     max_batch: int = 64,
 ) -> FastAPI:
-    """A FastAPI app serving one trained run (or a specialists output folder, see ``load_predictor``).
+    """A FastAPI app serving one trained run, a specialists output folder or a vision-language run
+    (anything :func:`load_predictor` takes).
 
     ``max_upload_mb`` bounds each file (images also by the P4 limit), ``max_request_mb`` the whole
     body (default ``4 * max_upload_mb + 1``: a text and up to four files at the limit),

@@ -6,8 +6,10 @@ kind of run. :class:`ClassifierBackend` serves a trained fusion run through the 
 all give the same predictions), and a P3 specialists run through its composed
 :class:`~affectfusion.serve.specialists.SpecialistsPredictor`; :class:`VLMBackend` serves a
 vision-language run (``kind: vlm``: generated text parsed into emotions, a 6-d emotion vector and
-action units). ``affectfusion predict`` uses the VLM backend too. Nothing here imports Streamlit,
-torch or the face libraries at module level.
+action units) through :class:`~affectfusion.vlm.predictor.VLMPredictor` itself, whose fields it
+renders as they are (``affectfusion predict`` and the REST API serve the same run through
+:class:`~affectfusion.serve.vlm.VLMRunPredictor`, which wraps the same predictor). Nothing here
+imports Streamlit, torch or the face libraries at module level.
 """
 
 from __future__ import annotations
@@ -570,14 +572,31 @@ class VLMBackend(Backend):
     def usage(self) -> list[tuple[str, str, str]]:
         run = shlex.quote(str(self.run_dir))
         return [
-            ("This dashboard", "bash", f"affectfusion serve dashboard {run}"),
+            (
+                "One image from the command line (add `--json` for JSON), or a table of images "
+                "(columns id, image; paths relative to the table) to a predictions CSV",
+                "bash",
+                f"affectfusion predict {run} --image face.jpg\n"
+                f"affectfusion predict {run} --batch images.csv --out predictions.csv",
+            ),
+            (
+                "REST API (docs at http://127.0.0.1:8000/docs) and this dashboard",
+                "bash",
+                f"affectfusion serve api {run}\n"
+                "curl -F image=@face.jpg http://127.0.0.1:8000/predict\n"
+                f"affectfusion serve dashboard {run}",
+            ),
             (
                 "Python",
                 "python",
                 "from affectfusion.vlm.predictor import VLMPredictor\n\n"
                 f"predictor = VLMPredictor.load({str(self.run_dir)!r})\n"
                 "for p in predictor.predict(['face1.jpg', 'face2.png']):\n"
-                "    print(p.label, p.emotions, p.emotion_vector, p.action_units)",
+                "    print(p.label, p.emotions, p.emotion_vector, p.action_units)\n\n"
+                "# or as every run is served (CLI, API): a Prediction with the answer under `generated`\n"
+                "from affectfusion.serve import load_predictor\n\n"
+                f"prediction = load_predictor({str(self.run_dir)!r}).predict_one({{'image': 'face1.jpg'}})\n"
+                "print(prediction.tasks, prediction.generated, prediction.error)",
             ),
         ]
 

@@ -20,7 +20,11 @@ err_console = Console(stderr=True)
 
 def predict_command(
     run: Annotated[
-        Path, typer.Argument(help="Run directory written by `affectfusion train` (or a specialists output folder)")
+        Path,
+        typer.Argument(
+            help="Run directory written by `affectfusion train` (a fusion run, a specialists output folder "
+            "or a vision-language run)"
+        ),
     ],
     text: Annotated[str | None, typer.Option(help="Text (transcript, post, utterance)")] = None,
     audio: Annotated[Path | None, typer.Option(help="Audio file (WAV/FLAC/OGG/MP3)")] = None,
@@ -43,7 +47,8 @@ def predict_command(
     """Predict with a trained run from raw media or features, for any subset of its modalities.
 
     Inputs go through the same extractors the run was trained with. Rows of a --batch table that
-    cannot be used get their reason in the `error` column; the others are predicted.
+    cannot be used get their reason in the `error` column; the others are predicted. A
+    vision-language run takes --image and also prints the answer it generated.
     """
     from affectfusion.serve.batch import predict_table
 
@@ -58,12 +63,7 @@ def predict_command(
         raise AffectFusionError("give either --batch or single inputs (--text/--audio/...), not both")
     if batch is None and not single:
         raise AffectFusionError("nothing to predict: give --text/--audio/--image/--video/--eeg/--features or --batch")
-    from affectfusion.serve.backends import run_kind
-
-    if run_kind(run) == "vlm":
-        _predict_vlm(run, single, batch, out, as_json)
-        return
-    predictor = load_predictor(run)  # a trained run, or a specialists folder (specialists, then fusion)
+    predictor = load_predictor(run)  # a trained run, a specialists folder or a vision-language run
     if batch is not None:
         df = predict_table(predictor, batch, progress=progress)
         out = out or batch.with_suffix(".predictions.csv")
@@ -81,46 +81,30 @@ def predict_command(
 
 
 def print_prediction(p: Prediction) -> None:
-    """Per task the label (or value) and the class probabilities, then the modality weights."""
+    """Per task the label (or value) and the class probabilities, then the modality weights; for a
+    model that writes text (a vision-language run), its answer and the fields parsed from it."""
     for name, out in p.tasks.items():
         if "value" in out:
             console.print(f"[bold]{name}[/]: {out['value']:.4g}")
             continue
         shown = out.get("label") or ", ".join(out.get("labels", [])) or "(none)"
         table = Table(title=f"{name}: {shown}", title_justify="left")
-        table.add_column("class")
-        table.add_column("probability", justify="right")
+        # A VLM's "probabilities" are the emotion vector it wrote: intensities, not a distribution.
+        table.add_column("emotion" if p.generated is not None else "class")
+        table.add_column("intensity" if p.generated is not None else "probability", justify="right")
         for c, prob in sorted(out["probabilities"].items(), key=lambda kv: -kv[1]):
             table.add_row(c, f"{prob:.3f}")
-        console.print(table)
+        if out["probabilities"]:
+            console.print(table)
+        else:
+            console.print(f"[bold]{name}[/]: {shown}")
+    if p.generated is not None:
+        console.print(f"generated: {p.generated.get('text', '')}", highlight=False, soft_wrap=True)
+        for key, value in p.generated.items():
+            if key != "text":
+                shown_value = (", ".join(map(str, value)) or "(none)") if isinstance(value, list) else value
+                console.print(f"{key}: {shown_value}", highlight=False)
     if p.modality_weights:
         weights = ", ".join(f"{m} {w:.2f}" for m, w in p.modality_weights.items())
         console.print(f"modality weights: {weights}")
     console.print(f"modalities used: {', '.join(p.modalities_used)}")
-
-
-def _predict_vlm(run: Path, single: dict[str, str], batch: Path | None, out: Path | None, as_json: bool) -> None:
-    """A vision-language run (``kind: vlm``): face images -> generated text and its parsed fields."""
-    from affectfusion.data.media_table import read_table
-    from affectfusion.serve.backends import VLMBackend
-
-    if set(single) - {"image"}:
-        raise AffectFusionError(f"a vision-language run takes only --image, not {', '.join(set(single) - {'image'})}")
-    backend = VLMBackend(run)
-    if batch is not None:
-        df = backend.predict_table(read_table(batch), batch.parent)
-        out = out or batch.with_suffix(".predictions.csv")
-        write_csv(df, out)
-        failed = int((df["error"] != "").sum())
-        err_console.print(f"{len(df)} rows, {len(df) - failed} predicted, {failed} with errors -> {out}")
-        return
-    analysis = backend.analyse(single)
-    if analysis.error:
-        raise AffectFusionError(analysis.error)
-    if as_json:
-        console.print_json(json.dumps(analysis.raw))
-        return
-    console.print(f"[bold]emotion[/]: {analysis.headline.get('emotion')}")
-    console.print(f"generated: {analysis.generated_text}", highlight=False)
-    for name, value in analysis.fields.items():
-        console.print(f"{name}: {value}", highlight=False)

@@ -19,7 +19,11 @@ serve_app = typer.Typer(help="Serve a trained run: REST API or web dashboard.", 
 err_console = Console(stderr=True)
 
 RunArg = Annotated[
-    Path, typer.Argument(help="Run directory written by `affectfusion train` (or a specialists output folder)")
+    Path,
+    typer.Argument(
+        help="Run directory written by `affectfusion train` (a fusion run, a specialists output folder "
+        "or a vision-language run)"
+    ),
 ]
 
 

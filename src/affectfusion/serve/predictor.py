@@ -12,7 +12,8 @@ modality the run did not extract (pre-extracted features) takes an array or a ``
 
 :meth:`Predictor.embed` gives the encoders' pooled outputs instead of predictions; a P3
 specialists output folder is served by composing its specialists' embeddings with its fusion
-(:mod:`affectfusion.serve.specialists`). :func:`load_predictor` picks the right class for a folder.
+(:mod:`affectfusion.serve.specialists`); a vision-language run (``kind: vlm``) by wrapping its
+generator (:mod:`affectfusion.serve.vlm`). :func:`load_predictor` picks the right class for a folder.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from affectfusion.rundir import LoadedRun, read_run
 
 if TYPE_CHECKING:
     from affectfusion.serve.specialists import SpecialistsPredictor
+    from affectfusion.serve.vlm import VLMRunPredictor
 
 INPUT_KINDS = ("text", "audio", "image", "video", "signal")
 # What one value of each input kind looks like, for messages and the API/CLI help.
@@ -51,7 +53,8 @@ class Prediction:
     """One input's prediction: per task a label + probabilities, a value, or a label set.
 
     ``error`` is set (and ``tasks`` empty) when the input could not be used; batch callers
-    report it per row instead of stopping.
+    report it per row instead of stopping. ``generated`` is set by models that write text (a
+    vision-language run: the answer and its parsed fields, see :mod:`affectfusion.serve.vlm`).
     """
 
     id: str
@@ -59,12 +62,18 @@ class Prediction:
     modality_weights: dict[str, float] = field(default_factory=dict)
     modalities_used: list[str] = field(default_factory=list)
     error: str | None = None
+    generated: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON form; ``generated`` only when the model wrote text (other runs' output is unchanged)."""
+        d = asdict(self)
+        if d["generated"] is None:
+            del d["generated"]
+        return d
 
     def to_row(self) -> dict[str, Any]:
-        """A flat row for CSV: ``<task>``, ``<task>_prob_<class>``, ``weight_<modality>``, ``error``."""
+        """A flat row for CSV: ``<task>``, ``<task>_prob_<class>``, ``weight_<modality>``, then the generated
+        fields (lists joined with ';'; ``generated_<field>`` if a task has that name), ``error``."""
         row: dict[str, Any] = {"id": self.id, "modalities": ";".join(self.modalities_used)}
         for name, out in self.tasks.items():
             if "label" in out:
@@ -77,6 +86,10 @@ class Prediction:
                 row[f"{name}_prob_{c}"] = p
         for m, w in self.modality_weights.items():
             row[f"weight_{m}"] = w
+        for k, v in (self.generated or {}).items():
+            row[f"generated_{k}" if k in row or k == "error" else k] = (
+                ";".join(str(x) for x in v) if isinstance(v, list | tuple) else v
+            )
         row["error"] = self.error or ""
         return row
 
@@ -109,8 +122,8 @@ class Predictor:
         kind = run_kind(Path(run_dir))
         if kind == "vlm":
             raise AffectFusionError(
-                f"{run_dir} is a vision-language run: load it with affectfusion.vlm.predictor.VLMPredictor "
-                "(`affectfusion predict` and `affectfusion serve dashboard` take it directly)"
+                f"{run_dir} is a vision-language run (BLIP-2 + LoRA): load it with "
+                "affectfusion.serve.predictor.load_predictor, which serves it like any run"
             )
         if kind == "specialists":
             raise AffectFusionError(
@@ -153,6 +166,7 @@ class Predictor:
         cfg = self.run.config
         return {
             "name": cfg.name,
+            "kind": "classifier",
             "tasks": [{"name": t.name, "type": t.type, "classes": t.classes} for t in cfg.tasks],
             "modalities": {
                 m: {
@@ -276,16 +290,23 @@ class Predictor:
                 res.modality_weights = {m: float(w) for m, w in zip(self.modalities, weights[i], strict=True)}
 
 
-def load_predictor(run_dir: str | Path, which: str = "best") -> Predictor | SpecialistsPredictor:
-    """The predictor for any servable run folder: a trained run, or a P3 specialists output folder
+def load_predictor(run_dir: str | Path, which: str = "best") -> Predictor | SpecialistsPredictor | VLMRunPredictor:
+    """The predictor for any servable run folder: a trained run; a P3 specialists output folder
     (``affectfusion train`` of a ``kind: specialists`` config), whose specialists and fusion are
-    composed so that raw inputs go in and the fusion's predictions come out."""
+    composed so that raw inputs go in and the fusion's predictions come out; or a P4
+    vision-language run (``kind: vlm``), whose generated answers come out as predictions with
+    a ``generated`` field. All three offer the same methods and return :class:`Prediction` objects."""
     from affectfusion.serve.backends import run_kind
 
-    if run_kind(Path(run_dir)) == "specialists":
+    kind = run_kind(Path(run_dir))
+    if kind == "specialists":
         from affectfusion.serve.specialists import SpecialistsPredictor
 
         return SpecialistsPredictor.load(run_dir, which)
+    if kind == "vlm":
+        from affectfusion.serve.vlm import VLMRunPredictor
+
+        return VLMRunPredictor.load(run_dir, which)
     return Predictor.load(run_dir, which)
 
 

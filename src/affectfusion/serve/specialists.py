@@ -107,6 +107,7 @@ class SpecialistsPredictor:
         fusion = self.fusion.info()
         info: dict[str, Any] = {
             "name": self.name,
+            "kind": "specialists",
             "tasks": fusion["tasks"],
             "modalities": {
                 m: {
