@@ -49,7 +49,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
@@ -63,13 +63,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import affectfusion
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract.face import IMAGE_FORMATS, MAX_IMAGE_BYTES
-from affectfusion.serve.predictor import KIND_HINTS, Prediction, Predictor, load_predictor
-
-if TYPE_CHECKING:
-    from affectfusion.serve.specialists import SpecialistsPredictor
-    from affectfusion.serve.vlm import VLMRunPredictor
-
-    AnyPredictor = Predictor | SpecialistsPredictor | VLMRunPredictor
+from affectfusion.serve.predictor import KIND_HINTS, Prediction, RunPredictor, load_predictor
 
 MB = 2**20
 # What a client sends when it does not know the type (curl -F for a .wav, many scripts): the
@@ -359,7 +353,7 @@ class _Upload:
 class _Service:
     """Validation, temporary files and the locked Predictor calls; the routes only parse and respond."""
 
-    def __init__(self, predictor: AnyPredictor, max_upload_mb: float, max_request_mb: float, max_batch: int) -> None:
+    def __init__(self, predictor: RunPredictor, max_upload_mb: float, max_request_mb: float, max_batch: int) -> None:
         self.predictor = predictor
         self.lock = threading.Lock()
         self.max_upload = int(max_upload_mb * MB)
@@ -563,7 +557,7 @@ FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
 def create_app(
-    predictor_or_run_dir: AnyPredictor | str | Path,
+    predictor_or_run_dir: RunPredictor | str | Path,
     max_upload_mb: float = 50,
     max_request_mb: float | None = None,
     max_batch: int = 64,

@@ -31,8 +31,7 @@ from affectfusion.errors import AffectFusionError
 
 if TYPE_CHECKING:
     from affectfusion.extract.face import FaceOptions
-    from affectfusion.serve.predictor import Prediction, Predictor
-    from affectfusion.serve.specialists import SpecialistsPredictor
+    from affectfusion.serve.predictor import Prediction, RunPredictor
 
 
 # File types each input kind accepts (upload widgets filter on them; the server checks them again).
@@ -325,7 +324,7 @@ class ClassifierBackend(Backend):
 
     kind = "classifier"
 
-    def __init__(self, run_dir: Path, predictor: Predictor | SpecialistsPredictor | None = None) -> None:
+    def __init__(self, run_dir: Path, predictor: RunPredictor | None = None) -> None:
         from affectfusion.serve.predictor import load_predictor
 
         super().__init__(run_dir)

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import json
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -31,10 +32,6 @@ from affectfusion.data.types import MultimodalDataset, Sample, Signal
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract import ExtractionError, Extractor, build_extractor
 from affectfusion.rundir import LoadedRun, read_run
-
-if TYPE_CHECKING:
-    from affectfusion.serve.specialists import SpecialistsPredictor
-    from affectfusion.serve.vlm import VLMRunPredictor
 
 INPUT_KINDS = ("text", "audio", "image", "video", "signal")
 # What one value of each input kind looks like, for messages and the API/CLI help.
@@ -94,7 +91,33 @@ class Prediction:
         return row
 
 
-class Predictor:
+class RunPredictor(ABC):
+    """What serving needs from any run folder (classifier, P3 specialists, vision-language):
+    the CLI, batch tables, the REST API and the dashboard only use this interface."""
+
+    modalities: list[str]
+
+    @abstractmethod
+    def input_kind(self, modality: str) -> str:
+        """The kind of raw input a modality is made from, or ``features`` if it takes arrays."""
+
+    @abstractmethod
+    def predict(self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None) -> list[Prediction]:
+        """One prediction per input (a mapping of input kind or modality -> value); errors per input."""
+
+    @property
+    def accepted_inputs(self) -> dict[str, list[str]]:
+        """Input kind -> the modalities it fills (``features`` modalities are named directly)."""
+        out: dict[str, list[str]] = {}
+        for m in self.modalities:
+            out.setdefault(self.input_kind(m), []).append(m)
+        return out
+
+    def predict_one(self, inputs: Mapping[str, Any], id: str = "input") -> Prediction:
+        return self.predict([inputs], [id])[0]
+
+
+class Predictor(RunPredictor):
     """A trained run, loaded once, that predicts for any subset of its modalities."""
 
     def __init__(self, run: LoadedRun, which: str = "best") -> None:
@@ -149,17 +172,8 @@ class Predictor:
     # -- what the run accepts -------------------------------------------------------------------
 
     def input_kind(self, modality: str) -> str:
-        """The kind of raw input a modality is made from, or ``features`` if it takes arrays."""
         ex = self.extractors.get(modality)
         return ex.kind if ex is not None else "features"
-
-    @property
-    def accepted_inputs(self) -> dict[str, list[str]]:
-        """Input kind -> the modalities it fills (``features`` modalities are named directly)."""
-        out: dict[str, list[str]] = {}
-        for m in self.modalities:
-            out.setdefault(self.input_kind(m), []).append(m)
-        return out
 
     def info(self) -> dict[str, Any]:
         """What a client needs to know: tasks and classes, modalities and their inputs, metrics."""
@@ -189,9 +203,6 @@ class Predictor:
         return out
 
     # -- prediction -----------------------------------------------------------------------------
-
-    def predict_one(self, inputs: Mapping[str, Any], id: str = "input") -> Prediction:
-        return self.predict([inputs], [id])[0]
 
     def predict(self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None) -> list[Prediction]:
         """Predictions for many inputs (each a mapping of input kind or modality -> value), batched.
@@ -290,7 +301,7 @@ class Predictor:
                 res.modality_weights = {m: float(w) for m, w in zip(self.modalities, weights[i], strict=True)}
 
 
-def load_predictor(run_dir: str | Path, which: str = "best") -> Predictor | SpecialistsPredictor | VLMRunPredictor:
+def load_predictor(run_dir: str | Path, which: str = "best") -> RunPredictor:
     """The predictor for any servable run folder: a trained run; a P3 specialists output folder
     (``affectfusion train`` of a ``kind: specialists`` config), whose specialists and fusion are
     composed so that raw inputs go in and the fusion's predictions come out; or a P4

@@ -28,11 +28,11 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.extract import Extractor
 from affectfusion.io import read_json
 from affectfusion.rundir import read_run
-from affectfusion.serve.predictor import Prediction, Predictor, check_ids, route_input
+from affectfusion.serve.predictor import Prediction, Predictor, RunPredictor, check_ids, route_input
 from affectfusion.training.specialists import FUSION_EMBEDDINGS, SpecialistsConfig, sha256_of
 
 
-class SpecialistsPredictor:
+class SpecialistsPredictor(RunPredictor):
     """A specialists output folder, loaded once: raw inputs -> specialist embeddings -> fusion.
 
     Modalities are the fusion's; each takes what its specialist was trained on (raw media through
@@ -94,14 +94,6 @@ class SpecialistsPredictor:
         """The dimension of the features the modality's specialist reads (not its embedding's)."""
         return self.specialists[modality].feature_dim(modality)
 
-    @property
-    def accepted_inputs(self) -> dict[str, list[str]]:
-        """Input kind -> the modalities it fills (``features`` modalities are named directly)."""
-        out: dict[str, list[str]] = {}
-        for m in self.modalities:
-            out.setdefault(self.input_kind(m), []).append(m)
-        return out
-
     def info(self) -> dict[str, Any]:
         """As :meth:`Predictor.info`, plus each specialist and, if scored, the per-subset metrics."""
         fusion = self.fusion.info()
@@ -139,9 +131,6 @@ class SpecialistsPredictor:
         return self.fusion.metrics()
 
     # -- prediction -----------------------------------------------------------------------------
-
-    def predict_one(self, inputs: Mapping[str, Any], id: str = "input") -> Prediction:
-        return self.predict([inputs], [id])[0]
 
     def predict(self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None) -> list[Prediction]:
         """Predictions for many inputs: each specialist embeds its modality's inputs in one batch,

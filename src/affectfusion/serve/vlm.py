@@ -35,7 +35,7 @@ import numpy as np
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import read_json
-from affectfusion.serve.predictor import KIND_HINTS, Prediction, check_ids, route_input
+from affectfusion.serve.predictor import KIND_HINTS, Prediction, RunPredictor, check_ids, route_input
 from affectfusion.vlm.targets import EMOTIONS
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def task_name(cfg: VLMConfig) -> str:
     return DEFAULT_TASK
 
 
-class VLMRunPredictor:
+class VLMRunPredictor(RunPredictor):
     """A VLM run directory, loaded once: face images -> generated answers -> :class:`Prediction` objects."""
 
     def __init__(self, run_dir: str | Path, vlm: VLMPredictor, load_seconds: float = 0.0) -> None:
@@ -116,10 +116,6 @@ class VLMRunPredictor:
             f"{self.root} is a vision-language run: it reads face images ({KIND_HINTS['image']}), not feature arrays"
         )
 
-    @property
-    def accepted_inputs(self) -> dict[str, list[str]]:
-        return {"image": [MODALITY]}
-
     def info(self) -> dict[str, Any]:
         """Tasks and classes, the image input and its face preprocessing, metrics, and the VLM's settings."""
         cfg = self.cfg
@@ -155,9 +151,6 @@ class VLMRunPredictor:
         return {p.parent.name: read_json(p) for p in sorted((self.root / "eval").glob("*/metrics.json"))}
 
     # -- prediction -----------------------------------------------------------------------------
-
-    def predict_one(self, inputs: Mapping[str, Any], id: str = "input") -> Prediction:
-        return self.predict([inputs], [id])[0]
 
     def predict(self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None) -> list[Prediction]:
         """Predictions for many inputs (each ``{"image": path, array or PIL image}``), generated in batches.
