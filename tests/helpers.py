@@ -52,3 +52,18 @@ def run_cli(args: list[str], capsys: Any, monkeypatch: Any) -> tuple[int, str, s
     out = capsys.readouterr()
     code = exit_info.value.code
     return (0 if code is None else int(code)), out.out, out.err
+
+
+def call_cli(args: list[str]) -> int:
+    """``affectfusion <args>`` outside a test's own fixtures (e.g. to build a session fixture): exit code."""
+    import sys
+
+    import pytest
+
+    from affectfusion.cli import main
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "argv", ["affectfusion", *args])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+    return 0 if exit_info.value.code is None else int(exit_info.value.code)

@@ -33,7 +33,7 @@ from affectfusion.serve import Predictor
 from affectfusion.serve.backends import VLMBackend, confusions, face_preview, run_kind
 from affectfusion.serve.dashboard import APP_FILE, launch, streamlit_command
 from affectfusion.serve.dashboard_app import run_dir_from_argv
-from tests.helpers import SHARED_DATA
+from tests.helpers import SHARED_DATA, call_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
@@ -418,7 +418,6 @@ def tiny_vlm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("affectfusion.vlm.predictor", reason="the vision-language path is not installed")
     from PIL import Image
 
-    from affectfusion.cli import main
     from affectfusion.vlm.tiny import build_tiny_blip2
 
     base = tmp_path_factory.mktemp("vlm")
@@ -440,14 +439,7 @@ def tiny_vlm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     args = ["train", "face_vlm_lora", "--out", str(base / "run")]
     for key, value in sets.items():
         args += ["--set", f"{key}={value}"]
-    mp = pytest.MonkeyPatch()
-    try:
-        mp.setattr(sys, "argv", ["affectfusion", *args])
-        with pytest.raises(SystemExit) as exit_info:
-            main()
-    finally:
-        mp.undo()
-    assert exit_info.value.code in (0, None)
+    assert call_cli(args) == 0
     return base / "run"
 
 

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from affectfusion.serve.api import create_app
 from affectfusion.serve.cli_serve import serve_app
 from affectfusion.serve.predictor import Prediction, Predictor, load_predictor
 from affectfusion.vlm.targets import EMOTIONS
-from tests.helpers import run_cli
+from tests.helpers import call_cli, run_cli
 
 DARK, BRIGHT = 40, 210  # two images a tiny model can tell apart (as in tests/test_vlm.py)
 
@@ -54,7 +53,6 @@ def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def vlm_run(faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Train the shipped P4 config on a tiny random BLIP-2 through the CLI, as a user would."""
-    from affectfusion.cli import main
     from affectfusion.vlm.tiny import build_tiny_blip2
 
     base = tmp_path_factory.mktemp("vlm")
@@ -74,14 +72,7 @@ def vlm_run(faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     args = ["train", "face_vlm_lora", "--out", str(base / "run")]
     for key, value in sets.items():
         args += ["--set", f"{key}={value}"]
-    mp = pytest.MonkeyPatch()
-    try:
-        mp.setattr(sys, "argv", ["affectfusion", *args])
-        with pytest.raises(SystemExit) as exit_info:
-            main()
-    finally:
-        mp.undo()
-    assert exit_info.value.code in (0, None)
+    assert call_cli(args) == 0
     return base / "run"
 
 

@@ -25,7 +25,7 @@ from affectfusion.vlm.targets import (
     target_text,
     target_vector,
 )
-from tests.helpers import run_cli
+from tests.helpers import call_cli, run_cli
 
 FER_CLASSES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 DARK, BRIGHT = 40, 210  # two images a tiny model can tell apart
@@ -298,14 +298,7 @@ def trained_run(tiny_model: Path, two_image_folder: Path, tmp_path_factory) -> P
         "--set",
         "generation.max_new_tokens=100",
     ]
-    mp = pytest.MonkeyPatch()
-    try:
-        mp.setattr(sys, "argv", ["affectfusion", *args])
-        with pytest.raises(SystemExit) as exit_info:
-            main()
-    finally:
-        mp.undo()
-    assert exit_info.value.code in (0, None)
+    assert call_cli(args) == 0
     return out
 
 
