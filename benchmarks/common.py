@@ -3,6 +3,7 @@ and the steps several of them take (train a config, turn a config's features int
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -103,3 +104,33 @@ def train_config(config: str, overrides: dict[str, Any], run_dir: Path, threads:
 def mean_std(values: list[float]) -> dict[str, float | None]:
     """Mean and sample std (None for a single value) of one metric over seeds."""
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None}
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def seeded_args(
+    argv: list[str] | None, *, name: str, description: str, data: Path, data_help: str, config: str, quick: bool
+) -> argparse.Namespace:
+    """The flags every "shipped config (seeds) vs classic baseline" benchmark takes.
+
+    ``--out`` defaults to ``results/<name>.json`` (``<name>_quick.json`` with ``--quick``, which
+    also means one seed), so a smoke run never overwrites measured results.
+    """
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--data", type=Path, default=data, help=data_help)
+    p.add_argument("--config", default=config, help=f"config name or YAML path (default: the shipped {config})")
+    p.add_argument("--seeds", type=int, default=3, help="seeds for the toolkit model (train.seed, +1, ...)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: small models, shared cores)")
+    p.add_argument("--out", type=Path, default=None, help=f"JSON results file (default {RESULTS.name}/{name}.json)")
+    p.add_argument("--runs-dir", type=Path, default=None, help="keep run folders here (default: a temp dir)")
+    if quick:
+        p.add_argument("--quick", action="store_true", help="smoke run: shrunk data copy, 1 seed, 2 epochs")
+    args = p.parse_args(argv)
+    if args.seeds < 1:
+        p.error("--seeds must be >= 1")
+    args.quick = getattr(args, "quick", False)
+    if args.quick:
+        args.seeds = 1
+    args.out = args.out or RESULTS / (f"{name}_quick.json" if args.quick else f"{name}.json")
+    return args

@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import environment, mean_std, split_arrays, train_config  # benchmarks/ is on sys.path
+from common import environment, mean_std, seeded_args, split_arrays, train_config  # benchmarks/ is on sys.path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "emobank"
-RESULTS = REPO_ROOT / "benchmarks" / "results"
 CONFIG = "emobank_text"
 SPLITS = ("dev", "test_small")
 METRICS = ("pearson_r", "mae")
@@ -42,21 +41,15 @@ QUICK_ROWS = {"train": 300, "dev": 150, "test_small": 150}
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="EmoBank V/A/D regression: shipped emobank_text config vs MiniLM + ridge")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="emobank folder (train.csv, dev.csv, ...)")
-    p.add_argument("--config", default=CONFIG, help="config name or YAML path (default: the shipped emobank_text)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds for the toolkit model (train.seed, +1, ...)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: small models, shared cores)")
-    p.add_argument("--out", type=Path, default=None, help="JSON results file (default benchmarks/results/emobank.json)")
-    p.add_argument("--runs-dir", type=Path, default=None, help="keep run folders here (default: a temp dir)")
-    p.add_argument("--quick", action="store_true", help="smoke run: shrunk data copy, 1 seed, 2 epochs")
-    args = p.parse_args(argv)
-    if args.seeds < 1:
-        p.error("--seeds must be >= 1")
-    if args.quick:
-        args.seeds = 1
-    args.out = args.out or RESULTS / ("emobank_quick.json" if args.quick else "emobank.json")
-    return args
+    return seeded_args(
+        argv,
+        name="emobank",
+        description="EmoBank V/A/D regression: shipped emobank_text config vs MiniLM + ridge",
+        data=DEFAULT_DATA,
+        data_help="emobank folder (train.csv, dev.csv, ...)",
+        config=CONFIG,
+        quick=True,
+    )
 
 
 def shrink_copy(data: Path, dest: Path) -> Path:

@@ -34,11 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import environment, mean_std, split_arrays, train_config  # benchmarks/ is on sys.path
+from common import environment, mean_std, seeded_args, split_arrays, train_config  # benchmarks/ is on sys.path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "goemotions"
-RESULTS = REPO_ROOT / "benchmarks" / "results"
 CONFIG = "goemotions_ekman"
 SPLITS = ("dev", "test_small")
 METRICS = ("macro_f1", "micro_f1")
@@ -48,23 +47,15 @@ QUICK_ROWS = {"train": 1500, "dev": 500, "test_small": 500}
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description="GoEmotions Ekman-7 multi-label: shipped goemotions_ekman config vs MiniLM + one-vs-rest LR"
+    return seeded_args(
+        argv,
+        name="goemotions",
+        description="GoEmotions Ekman-7 multi-label: shipped goemotions_ekman config vs MiniLM + one-vs-rest LR",
+        data=DEFAULT_DATA,
+        data_help="goemotions folder (with ekman/)",
+        config=CONFIG,
+        quick=True,
     )
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="goemotions folder (with ekman/)")
-    p.add_argument("--config", default=CONFIG, help="config name or YAML path (default: the shipped goemotions_ekman)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds for the toolkit model (train.seed, +1, ...)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: small models, shared cores)")
-    p.add_argument("--out", type=Path, default=None, help="JSON file (default benchmarks/results/goemotions.json)")
-    p.add_argument("--runs-dir", type=Path, default=None, help="keep run folders here (default: a temp dir)")
-    p.add_argument("--quick", action="store_true", help="smoke run: shrunk data copy, 1 seed, 2 epochs")
-    args = p.parse_args(argv)
-    if args.seeds < 1:
-        p.error("--seeds must be >= 1")
-    if args.quick:
-        args.seeds = 1
-    args.out = args.out or RESULTS / ("goemotions_quick.json" if args.quick else "goemotions.json")
-    return args
 
 
 def shrink_copy(data: Path, labels: str, dest: Path) -> Path:

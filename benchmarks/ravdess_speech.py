@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import environment  # benchmarks/ is on sys.path when a script runs
+from common import environment, seeded_args  # benchmarks/ is on sys.path when a script runs
 
 # Registration of the speech adapters and audio extractors (also for spawned extraction workers).
 import affectfusion.data.speech
@@ -35,26 +35,21 @@ import affectfusion.extract.audio  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "ravdess_speech_16k"
-DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "ravdess_speech.json"
 CONFIG = "ravdess_speech"
 SPLITS = ("dev", "test_small")
 SVM_C = (0.01, 0.1, 1.0, 10.0, 100.0)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description="RAVDESS speaker-independent 8-class: shipped ravdess_speech config vs eGeMAPS + SVM"
+    return seeded_args(
+        argv,
+        name="ravdess_speech",
+        description="RAVDESS speaker-independent 8-class: shipped ravdess_speech config vs eGeMAPS + SVM",
+        data=DEFAULT_DATA,
+        data_help="ravdess_speech_16k folder",
+        config=CONFIG,
+        quick=False,
     )
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="ravdess_speech_16k folder")
-    p.add_argument("--config", default=CONFIG, help="config name or YAML path (default: the shipped ravdess_speech)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds for the toolkit model (train.seed, +1, ...)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: small models, shared cores)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file")
-    p.add_argument("--runs-dir", type=Path, default=None, help="keep run folders here (default: a temp dir)")
-    args = p.parse_args(argv)
-    if args.seeds < 1:
-        p.error("--seeds must be >= 1")
-    return args
 
 
 def _scores(y_true: Any, y_pred: Any) -> dict[str, float]:
