@@ -41,3 +41,28 @@ def test_two_process_torchrun_matches_single_process_format(tmp_path: Path) -> N
     history = [json.loads(line) for line in (tmp_path / "ddp/history.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in history] == [1, 2], "rank 0 alone writes the history"
     assert (tmp_path / "ddp/eval/test/metrics.json").is_file()
+
+
+@pytest.mark.skipif(not TORCHRUN.exists() and shutil.which("torchrun") is None, reason="torchrun not installed")
+def test_two_process_torchrun_trains_a_lora_text_encoder(tmp_path: Path, tiny_distilbert: Path) -> None:
+    """Frozen base weights and adapters under DDP: both ranks train, rank 0 saves adapters only."""
+    from tests.fixtures_media import make_media_table, media_config
+
+    raw = media_config(make_media_table(tmp_path / "data"), tmp_path / "cache")
+    raw["data"]["extract"] = {"text": {"name": "hf_tokens", "options": {"model_path": str(tiny_distilbert)}}}
+    raw["data"]["options"]["inputs"] = {"text": "text"}
+    raw["model"]["encoders"] = {"text": {"name": "hf_lora", "options": {"model_path": str(tiny_distilbert)}}}
+    raw["train"]["epochs"] = 2
+    cfg_path = tmp_path / "lora.yaml"
+    cfg_path.write_text(yaml.safe_dump(raw))
+    torchrun = str(TORCHRUN) if TORCHRUN.exists() else "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "affectfusion.cli", "train", str(cfg_path)]
+    proc = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "ddp")], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saved = load_tensors(tmp_path / "ddp/checkpoints/best.safetensors")
+    text = [k for k in saved if k.startswith("encoders.text.")]
+    assert text and all(".lora_" in k or k.startswith("encoders.text.proj.") for k in text)
+    assert json.loads((tmp_path / "ddp/meta.json").read_text())["world_size"] == 2
