@@ -67,7 +67,7 @@ def test_subsample_is_stratified_capped_and_seeded() -> None:
 
 def test_regression_only_run_is_rejected() -> None:
     cfg = tiny_config({"data.options.task": "regression", "tasks": [{"name": "label", "type": "regression"}]})
-    with pytest.raises(AffectFusionError, match="only regression tasks"):
+    with pytest.raises(AffectFusionError, match="no single-label classification task"):
         classification_task(cfg)
 
 

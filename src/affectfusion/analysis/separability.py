@@ -84,9 +84,10 @@ def classification_task(cfg: RunConfig) -> TaskConfig:
     for task in cfg.tasks:
         if task.type == "classification":
             return task
-    names = ", ".join(t.name for t in cfg.tasks)
+    names = ", ".join(f"{t.name} ({t.type})" for t in cfg.tasks)
     raise AffectFusionError(
-        f"run {cfg.name!r} has only regression tasks ({names}); separability and failure analysis need class labels"
+        f"run {cfg.name!r} has no single-label classification task ({names}); separability and failure "
+        "analysis need one class per sample (multi-label and regression runs are not supported yet)"
     )
 
 
