@@ -96,10 +96,15 @@ class RunPredictor(ABC):
     the CLI, batch tables, the REST API and the dashboard only use this interface."""
 
     modalities: list[str]
+    extractors: dict[str, Extractor]  # modality -> the extractor its raw inputs go through
 
     @abstractmethod
     def input_kind(self, modality: str) -> str:
         """The kind of raw input a modality is made from, or ``features`` if it takes arrays."""
+
+    @abstractmethod
+    def feature_dim(self, modality: str) -> int:
+        """The feature dimension the modality's model reads."""
 
     @abstractmethod
     def predict(self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None) -> list[Prediction]:
@@ -115,6 +120,17 @@ class RunPredictor(ABC):
 
     def predict_one(self, inputs: Mapping[str, Any], id: str = "input") -> Prediction:
         return self.predict([inputs], [id])[0]
+
+    def modalities_info(self) -> dict[str, dict[str, Any]]:
+        """Per modality: its input kind, the extractor's provenance (if any) and the feature size read."""
+        return {
+            m: {
+                "input": self.input_kind(m),
+                "extractor": self.extractors[m].describe() if m in self.extractors else None,
+                "dim": self.feature_dim(m),
+            }
+            for m in self.modalities
+        }
 
 
 class Predictor(RunPredictor):
@@ -182,14 +198,7 @@ class Predictor(RunPredictor):
             "name": cfg.name,
             "kind": "classifier",
             "tasks": [{"name": t.name, "type": t.type, "classes": t.classes} for t in cfg.tasks],
-            "modalities": {
-                m: {
-                    "input": self.input_kind(m),
-                    "extractor": self.extractors[m].describe() if m in self.extractors else None,
-                    "dim": self.feature_dim(m),
-                }
-                for m in self.modalities
-            },
+            "modalities": self.modalities_info(),
             "fusion": cfg.model.fusion.name,
             "metrics": self.metrics(),
             "load_seconds": round(self.load_seconds, 3),

@@ -101,14 +101,7 @@ class SpecialistsPredictor(RunPredictor):
             "name": self.name,
             "kind": "specialists",
             "tasks": fusion["tasks"],
-            "modalities": {
-                m: {
-                    "input": self.input_kind(m),
-                    "extractor": self.extractors[m].describe() if m in self.extractors else None,
-                    "dim": self.feature_dim(m),
-                }
-                for m in self.modalities
-            },
+            "modalities": self.modalities_info(),
             "fusion": fusion["fusion"],
             "metrics": fusion["metrics"],
             "load_seconds": round(self.load_seconds, 3),
