@@ -134,3 +134,14 @@ def seeded_args(
         args.seeds = 1
     args.out = args.out or RESULTS / (f"{name}_quick.json" if args.quick else f"{name}.json")
     return args
+
+
+def class_scores(y_true: Any, y_pred: Any) -> dict[str, float]:
+    """Accuracy, macro and weighted F1 of single-label predictions (scikit-learn)."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro")),
+        "weighted_f1": float(f1_score(y_true, y_pred, average="weighted")),
+    }

@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from common import class_scores  # benchmarks/ is on sys.path when a script runs
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "fer2013_subset"
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "fer2013.json"
@@ -49,12 +51,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _scores(y_true: list[str], y_pred: list[str]) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, f1_score
-
-    return {"accuracy": accuracy_score(y_true, y_pred), "macro_f1": f1_score(y_true, y_pred, average="macro")}
-
-
 def shipped_cnn(data: Path, cache: Path, flip: bool) -> dict[str, dict[str, float]]:
     """Argmax of the CNN's own probabilities, class names mapped to the dataset's folders."""
     import numpy as np
@@ -72,7 +68,7 @@ def shipped_cnn(data: Path, cache: Path, flip: bool) -> dict[str, dict[str, floa
         if report.failures:
             raise SystemExit(f"error: {len(report.failures)} {split} images failed: {report.failures[0]}")
         preds = [FER_CLASSES[int(np.argmax(feats[s.id]))] for s in samples]
-        out[split] = {**_scores([s.targets["emotion"] for s in samples], preds), "n": len(samples)}
+        out[split] = {**class_scores([s.targets["emotion"] for s in samples], preds), "n": len(samples)}
     return out
 
 

@@ -21,8 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from common import environment, split_arrays, train_config  # benchmarks/ is on sys.path when a script runs
+from common import (  # benchmarks/ is on sys.path when a script runs
+    class_scores,
+    environment,
+    split_arrays,
+    train_config,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "meld"
@@ -40,16 +44,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file")
     return p.parse_args(argv)
-
-
-def _scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, f1_score
-
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "weighted_f1": float(f1_score(y_true, y_pred, average="weighted")),
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro")),
-    }
 
 
 def toolkit(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -94,12 +88,12 @@ def baseline(data: Path) -> dict[str, Any]:
         for weights in (None, "balanced"):
             clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight=weights, max_iter=2000))
             clf.fit(x_train, y_train)
-            dev = _scores(y_dev["emotion"], clf.predict(x_dev))["weighted_f1"]
+            dev = class_scores(y_dev["emotion"], clf.predict(x_dev))["weighted_f1"]
             if best is None or dev > best[0]:
                 best = (dev, {"C": c, "class_weight": weights}, clf)
     assert best is not None
     _, chosen, clf = best
-    metrics = {s: _scores(y["emotion"], clf.predict(x)) for s, (x, y, _) in evals.items()}
+    metrics = {s: class_scores(y["emotion"], clf.predict(x)) for s, (x, y, _) in evals.items()}
     return {**chosen, "seconds": time.perf_counter() - t0, "metrics": metrics}
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import environment, seeded_args  # benchmarks/ is on sys.path when a script runs
+from common import class_scores, environment, seeded_args  # benchmarks/ is on sys.path when a script runs
 
 # Registration of the speech adapters and audio extractors (also for spawned extraction workers).
 import affectfusion.data.speech
@@ -50,15 +50,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         config=CONFIG,
         quick=False,
     )
-
-
-def _scores(y_true: Any, y_pred: Any) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, f1_score
-
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro")),
-    }
 
 
 def svm_baseline(cfg: Any, data: Path) -> dict[str, Any]:
@@ -85,7 +76,7 @@ def svm_baseline(cfg: Any, data: Path) -> dict[str, Any]:
     per_c = []
     for c in SVM_C:
         model = make_pipeline(StandardScaler(), SVC(C=c, kernel="rbf", gamma="scale")).fit(*xy["train"])
-        per_c.append({"C": c, **{split: _scores(xy[split][1], model.predict(xy[split][0])) for split in SPLITS}})
+        per_c.append({"C": c, **{split: class_scores(xy[split][1], model.predict(xy[split][0])) for split in SPLITS}})
     best = max(per_c, key=lambda r: r["dev"]["macro_f1"])  # max() keeps the first (smallest C) of ties
     return {"chosen_C": best["C"], "metrics": {split: best[split] for split in SPLITS}, "per_C": per_c}
 
