@@ -49,8 +49,8 @@ def split_arrays(cfg: Any, split: str) -> tuple[Any, dict[str, Any], list[str]]:
     """
     import numpy as np
 
-    from affectfusion.data import load_dataset
     from affectfusion.errors import AffectFusionError
+    from affectfusion.pipeline import load_dataset
 
     ds = load_dataset(cfg, split)
     names = sorted(ds.modalities)

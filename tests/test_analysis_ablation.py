@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from affectfusion.analysis.ablation import modality_effects, modality_subsets
-from affectfusion.analysis.cli_ablate import ablate_command, robustness_command
+from affectfusion.cli.analysis import ablate_command, robustness_command
 from affectfusion.errors import AffectFusionError
 from tests.helpers import tiny_config
 

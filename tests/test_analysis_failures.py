@@ -12,11 +12,11 @@ import typer
 from typer.testing import CliRunner
 
 from affectfusion.analysis.analyze import analyze_run, analyze_runs, parse_methods
-from affectfusion.analysis.cli_analyze import analyze_command
 from affectfusion.analysis.failures import confusion_pairs, cross_variant_failures
+from affectfusion.cli.analysis import analyze_command
 from affectfusion.config import TaskConfig
-from affectfusion.data import load_dataset
 from affectfusion.errors import AffectFusionError
+from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import read_run
 from affectfusion.training.predict import Predictions
 from affectfusion.training.trainer import Trainer

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +11,7 @@ import yaml
 from rich.console import Console
 from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, root_mean_squared_error
 
-from affectfusion import cli
-from affectfusion.analysis.cli_seeds import print_seed_summary
-from affectfusion.analysis.seeds import group_by_variant, parse_seeds, train_seeds
+from affectfusion.analysis.seeds import group_by_variant, parse_seeds
 from affectfusion.analysis.significance import (
     accuracy,
     aggregate_seeds,
@@ -25,7 +22,9 @@ from affectfusion.analysis.significance import (
     permutation_test,
     rmse,
 )
+from affectfusion.cli.tables import print_seed_summary
 from affectfusion.errors import AffectFusionError
+from affectfusion.recipes.fusion import train_seeds
 from tests.helpers import tiny_config
 from tests.test_cli import run_cli
 
@@ -206,12 +205,6 @@ def test_seed_aggregate_gives_mean_std_and_an_interval_for_the_difference(sweep:
     assert " ± " in text and "concat − gated" in text and "60 × 3" in text
 
 
-CLI_WIRED = {"seeds", "seeds_aggregate"} <= set(inspect.signature(cli.train).parameters) | set(
-    inspect.signature(cli.compare).parameters
-)
-
-
-@pytest.mark.skipif(not CLI_WIRED, reason="train --seeds / compare --seeds-aggregate are not wired into cli.py yet")
 def test_cli_train_seeds_resumes_and_compare_aggregates(
     sweep: tuple[Path, list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,7 +2,6 @@ from pathlib import Path
 
 import pytest
 
-from affectfusion.cli import config_kind
 from affectfusion.config import (
     apply_overrides,
     expand_variants,
@@ -11,6 +10,7 @@ from affectfusion.config import (
     parse_set_options,
 )
 from affectfusion.errors import AffectFusionError
+from affectfusion.recipes import config_kind
 from tests.helpers import tiny_config
 
 

@@ -92,7 +92,7 @@ def test_muxspace_subset_has_identities(shared_data: Path) -> None:
 def test_image_folder_through_load_dataset(tmp_path: Path) -> None:
     """Adapter + data.extract: raw images become fer_cnn features in a real config."""
     pytest.importorskip("ai_edge_litert")
-    from affectfusion.data import load_dataset
+    from affectfusion.pipeline import load_dataset
     from tests.helpers import tiny_config
 
     rng = np.random.default_rng(0)

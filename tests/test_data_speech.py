@@ -13,8 +13,9 @@ import soundfile as sf
 import affectfusion.data.speech  # registers the speech adapters
 import affectfusion.extract.audio  # noqa: F401  (registers the audio extractors)
 from affectfusion.config import validate
-from affectfusion.data import DATASETS, Sample, load_dataset
+from affectfusion.data import DATASETS, Sample
 from affectfusion.errors import AffectFusionError
+from affectfusion.pipeline import load_dataset
 from affectfusion.registry import validate_options
 
 SR = 16000

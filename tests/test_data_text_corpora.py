@@ -11,8 +11,9 @@ import pytest
 import affectfusion.data.text_corpora  # registers the adapters
 import affectfusion.extract.text  # noqa: F401  (registers the extractors)
 from affectfusion.config import validate
-from affectfusion.data import DATASETS, Sample, load_dataset
+from affectfusion.data import DATASETS, Sample
 from affectfusion.errors import AffectFusionError
+from affectfusion.pipeline import load_dataset
 from affectfusion.registry import validate_options
 
 

@@ -13,30 +13,20 @@ import yaml
 
 from affectfusion.config import RunConfig, TaskConfig
 from affectfusion.errors import AffectFusionError
-from affectfusion.evaluation import (
-    append_jsonl,
-    atomic_file,
+from affectfusion.evaluation.compare import compare_runs, format_table
+from affectfusion.evaluation.metrics import (
     best_epoch,
     classification_metrics,
-    compare_runs,
     default_monitor,
-    format_table,
     metric_mode,
     metric_value,
-    plot_comparison,
-    plot_confusion_matrix,
-    plot_run,
-    plot_training_curves,
-    read_json,
-    read_jsonl,
     regression_metrics,
     summarize,
     task_metrics,
-    write_csv,
-    write_json,
-    write_run_report,
-    write_text,
 )
+from affectfusion.evaluation.plots import plot_comparison, plot_confusion_matrix, plot_training_curves
+from affectfusion.evaluation.report import plot_run, write_run_report
+from affectfusion.io import append_jsonl, atomic_file, read_json, read_jsonl, write_csv, write_json, write_text
 
 EMOTION = TaskConfig(name="emotion", type="classification", classes=["ang", "hap", "sad"])
 SENTIMENT = TaskConfig(name="sentiment", type="regression", signed=True)

@@ -30,10 +30,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before any Hugging Face import: 
 import affectfusion.extract as extract_pkg
 from affectfusion.cli import main
 from affectfusion.config import load_config
-from affectfusion.data import load_dataset
 from affectfusion.extract import Item, build_extractor
 from affectfusion.extract.base import Extractor
 from affectfusion.extract.store import FeatureStore
+from affectfusion.pipeline import load_dataset
 
 SPLITS = ("train", "dev", "test_small")
 

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 import torch
 
-import affectfusion.models.fusion  # noqa: F401  (registers the strategies)
+import affectfusion.models.fusions  # noqa: F401  (registers the strategies)
 from affectfusion.config import RunConfig
-from affectfusion.data import load_dataset
 from affectfusion.models.base import FUSIONS
+from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import read_run
 from affectfusion.training.predict import predict
 from affectfusion.training.trainer import Trainer, load_model

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from affectfusion.data import load_dataset
 from affectfusion.data.types import Collator
 from affectfusion.models import FUSIONS, MultimodalModel
+from affectfusion.pipeline import load_dataset
 from affectfusion.training.checkpoint import load_checkpoint, save_checkpoint
 from tests.helpers import tiny_config
 

@@ -15,12 +15,13 @@ import torch
 import torch.nn.functional as F
 
 from affectfusion.config import ModelConfig, RunConfig, TaskConfig, apply_overrides, validate
-from affectfusion.data import ModalitySpec, Sample, load_dataset
+from affectfusion.data import ModalitySpec, Sample
 from affectfusion.data.tasks import balanced_pos_weight, class_counts, collator_for, encode_targets
 from affectfusion.errors import AffectFusionError
-from affectfusion.evaluation import compare_runs, default_monitor, task_metrics
-from affectfusion.evaluation.metrics import multilabel_metrics, tune_thresholds
+from affectfusion.evaluation.compare import compare_runs
+from affectfusion.evaluation.metrics import default_monitor, multilabel_metrics, task_metrics, tune_thresholds
 from affectfusion.models.model import MultimodalModel
+from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import read_run
 from affectfusion.training import trainer as trainer_module
 from affectfusion.training.losses import MultiTaskLoss

@@ -24,10 +24,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from affectfusion.cli.serve import serve_app
 from affectfusion.errors import AffectFusionError
 from affectfusion.serve import Predictor
 from affectfusion.serve.api import UPLOAD_TYPES, check_upload, create_app
-from affectfusion.serve.cli_serve import serve_app
 
 MEDIA_TYPES = {".wav": "audio/wav", ".png": "image/png"}
 

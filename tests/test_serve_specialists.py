@@ -19,8 +19,8 @@ import pytest
 from fastapi.testclient import TestClient
 from rich.console import Console
 
-from affectfusion.data import load_dataset
 from affectfusion.errors import AffectFusionError
+from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import read_run
 from affectfusion.serve.api import create_app
 from affectfusion.serve.backends import ClassifierBackend, load_backend, run_kind

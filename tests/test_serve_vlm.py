@@ -16,9 +16,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from affectfusion.cli.serve import serve_app
 from affectfusion.errors import AffectFusionError
 from affectfusion.serve.api import create_app
-from affectfusion.serve.cli_serve import serve_app
 from affectfusion.serve.predictor import Prediction, Predictor, load_predictor
 from affectfusion.vlm.targets import EMOTIONS
 from tests.helpers import call_cli, run_cli

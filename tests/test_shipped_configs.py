@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from affectfusion.cli import config_kind, main
+from affectfusion.cli import main
 from affectfusion.config import expand_variants, list_packaged_configs, load_config
+from affectfusion.recipes import config_kind
 from tests.fixtures_daic_woz import make_daic_woz
 from tests.fixtures_eav import make_eav
 from tests.helpers import SHARED_DATA

@@ -17,8 +17,9 @@ from rich.console import Console
 
 from affectfusion.cli import main
 from affectfusion.config import load_raw, resolve_config_path
-from affectfusion.data import DATASETS, load_dataset
+from affectfusion.data import DATASETS
 from affectfusion.errors import AffectFusionError
+from affectfusion.pipeline import load_dataset
 from affectfusion.registry import validate_options
 from affectfusion.rundir import read_run
 from affectfusion.training.predict import predict

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from affectfusion.data import load_dataset
 from affectfusion.data.types import Collator
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import read_jsonl
 from affectfusion.models import ENCODERS
+from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import read_run
 from affectfusion.training.checkpoint import load_tensors
 from affectfusion.training.predict import predict

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from affectfusion.cli import config_kind, main
+from affectfusion.cli import main
 from affectfusion.errors import AffectFusionError
+from affectfusion.recipes import config_kind
 from affectfusion.vlm.config import VLMConfig, load_vlm_config, validate_vlm
 from affectfusion.vlm.parse import parse_output
 from affectfusion.vlm.targets import (
@@ -336,9 +337,10 @@ def test_cli_run_scores_the_generated_answers(trained_run: Path) -> None:
 
 
 def test_predictor_reloads_the_run_and_generates_parsed_fields(trained_run: Path, two_image_folder: Path) -> None:
-    from affectfusion.vlm.predictor import VLMPrediction, VLMPredictor, is_vlm_run
+    from affectfusion.rundir import run_kind
+    from affectfusion.vlm.predictor import VLMPrediction, VLMPredictor
 
-    assert is_vlm_run(trained_run)
+    assert run_kind(trained_run) == "vlm"
     predictor = VLMPredictor.load(trained_run)
     assert predictor.classes == ["happy", "sad"]
     images = [

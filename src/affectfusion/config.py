@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from affectfusion.errors import AffectFusionError
 
+# The shipped configs: `configs/` at the repository root, linked into the package as package data.
 PACKAGED_CONFIGS = Path(__file__).parent / "configs"
 
 
@@ -274,8 +275,8 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
-    packaged = PACKAGED_CONFIGS / f"{Path(str(name_or_path)).stem}.yaml"
-    if packaged.is_file() and path.suffix in ("", ".yaml", ".yml") and len(path.parts) <= 2:
+    packaged = PACKAGED_CONFIGS / f"{path.stem}.yaml"
+    if packaged.is_file() and path.suffix in ("", ".yaml", ".yml") and len(path.parts) == 1:
         return packaged
     raise AffectFusionError(
         f"config file not found: {name_or_path} (shipped configs: {', '.join(list_packaged_configs())})"
@@ -289,9 +290,13 @@ def list_packaged_configs() -> list[str]:
 def load_raw(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise AffectFusionError(f"cannot read config {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise AffectFusionError(
+            f"config {path} is not UTF-8 text (byte {e.object[e.start]:#x} at offset {e.start}); save it as UTF-8"
+        ) from None
     except yaml.YAMLError as e:
         raise AffectFusionError(f"config {path} is not valid YAML: {e}") from None
     if not isinstance(raw, dict):

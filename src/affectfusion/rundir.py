@@ -1,26 +1,38 @@
-"""The run directory: everything about one trained model, and the one way to load it back.
+"""The run directory: every file name in it, the readers, and the writer's lock.
 
-``train`` writes it; ``test``, ``compare`` (and later ``analyze``, ``predict``, ``serve``) need
-nothing else.
+``train`` writes a run; ``test``, ``compare``, ``analyze``, ``predict`` and ``serve`` read it back
+through this module only, so a file name lives here and nowhere else.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+import socket
+import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from affectfusion.config import RunConfig, validate
+from affectfusion.config import RunConfig, load_raw, validate
 from affectfusion.data.tasks import TargetScaler
 from affectfusion.data.types import ModalitySpec
 from affectfusion.errors import AffectFusionError
+from affectfusion.io import read_json, read_jsonl
 
 
 @dataclass(frozen=True)
 class RunPaths:
+    """Where each file of a run lives (the only place that names them)."""
+
     root: Path
+
+    METRICS = "metrics.json"  # in each eval/<split>/ folder
+    PREDICTIONS = "predictions.csv"
 
     @property
     def config(self) -> Path:
@@ -33,6 +45,19 @@ class RunPaths:
     @property
     def history(self) -> Path:
         return self.root / "history.jsonl"
+
+    @property
+    def thresholds(self) -> Path:
+        """Tuned multi-label decision thresholds."""
+        return self.root / "thresholds.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".lock"
 
     @property
     def checkpoints(self) -> Path:
@@ -53,6 +78,58 @@ class RunPaths:
     def eval_dir(self, split: str) -> Path:
         return self.root / "eval" / split
 
+    def metrics(self, split: str) -> Path:
+        return self.eval_dir(split) / self.METRICS
+
+    def predictions(self, split: str) -> Path:
+        return self.eval_dir(split) / self.PREDICTIONS
+
+    def analysis_dir(self, name: str) -> Path:
+        return self.root / "analysis" / name
+
+    def evaluated_splits(self) -> list[str]:
+        return [p.parent.name for p in sorted(self.root.glob(f"eval/*/{self.METRICS}"))]
+
+
+def is_run(path: Path) -> bool:
+    """A folder holding a trained run (its config and metadata)."""
+    paths = RunPaths(Path(path))
+    return paths.config.is_file() and paths.meta.is_file()
+
+
+def run_dirs_or_none(path: Path) -> list[Path]:
+    """The run at ``path``, or the variant runs directly inside it; empty if neither."""
+    path = Path(path)
+    return [path] if is_run(path) else sorted(p for p in path.glob("*") if is_run(p))
+
+
+def run_dirs(path: Path) -> list[Path]:
+    """The run at ``path``, or the variant runs inside it; an error if there are none."""
+    found = run_dirs_or_none(path)
+    if not found:
+        raise AffectFusionError(f"{path} is not a run directory and holds none (expected config.yaml and meta.json)")
+    return found
+
+
+def run_kind(path: Path) -> str | None:
+    """The ``kind`` its config.yaml declares (``fusion`` when absent); None without a readable config."""
+    config = RunPaths(Path(path)).config
+    if not config.is_file():
+        return None
+    try:
+        raw = yaml.safe_load(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return str(raw.get("kind", "fusion")) if isinstance(raw, dict) else None
+
+
+def read_metrics(run_dir: Path, split: str) -> dict[str, Any]:
+    """The metrics.json a run wrote for ``split``."""
+    path = RunPaths(Path(run_dir)).metrics(split)
+    if not path.is_file():
+        raise AffectFusionError(f"{run_dir} has no evaluation of split {split!r} (expected {path})")
+    return read_json(path)
+
 
 @dataclass
 class LoadedRun:
@@ -64,12 +141,106 @@ class LoadedRun:
 
 
 def read_run(run_dir: str | Path) -> LoadedRun:
-    """Config and metadata of a trained run (no weights; see ``training.trainer.load_model``)."""
+    """Validated config and metadata of a trained fusion run (weights: ``training.trainer.load_model``)."""
     paths = RunPaths(Path(run_dir))
-    if not paths.config.is_file() or not paths.meta.is_file():
+    if not is_run(paths.root):
         raise AffectFusionError(f"{run_dir} is not a run directory (expected config.yaml and meta.json in it)")
-    cfg = validate(yaml.safe_load(paths.config.read_text()), str(paths.config))
-    meta = json.loads(paths.meta.read_text())
+    cfg = validate(load_raw(paths.config), str(paths.config))
+    meta = read_json(paths.meta)
     modalities = {m: ModalitySpec(**spec) for m, spec in meta["modalities"].items()}
     scalers = {t: TargetScaler(**s) for t, s in meta.get("scalers", {}).items()}
     return LoadedRun(paths, cfg, meta, modalities, scalers)
+
+
+@dataclass
+class RunFolder:
+    """The raw files of a run folder, tolerant of a partial run: a missing file leaves its field empty."""
+
+    path: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    evals: dict[str, dict[str, Any]] = field(default_factory=dict)  # split -> metrics dict
+    thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)  # multilabel task -> tuned thresholds
+
+    @property
+    def has_config(self) -> bool:
+        return RunPaths(self.path).config.is_file()
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name") or self.path.name)
+
+    @property
+    def fusion(self) -> str | None:
+        fusion = ((self.config.get("model") or {}).get("fusion") or {}).get("name")
+        return fusion or self.meta.get("fusion")
+
+    def seconds_per_epoch(self) -> float | None:
+        seconds = [float(r["seconds"]) for r in self.history if r.get("seconds") is not None]
+        return statistics.fmean(seconds) if seconds else None
+
+
+def read_run_folder(run_dir: Path) -> RunFolder:
+    """Whatever of config, meta, history, thresholds and per-split metrics a run folder holds."""
+    paths = RunPaths(Path(run_dir))
+    run = RunFolder(path=paths.root)
+    if paths.config.is_file():
+        run.config = load_raw(paths.config)
+    if paths.meta.is_file():
+        run.meta = read_json(paths.meta)
+    if paths.history.is_file():
+        run.history = read_jsonl(paths.history)
+    if paths.thresholds.is_file():
+        run.thresholds = read_json(paths.thresholds)
+    for split in paths.evaluated_splits():
+        run.evals[split] = read_json(paths.metrics(split))
+    return run
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+@contextmanager
+def run_lock(run_dir: Path, action: str) -> Iterator[None]:
+    """Hold the run folder for one writer (``train``, resume, ``test``); refuse a second one.
+
+    The lock file names its holder. A lock left by a killed process on this host is detected
+    (its pid is gone) and taken over.
+    """
+    path = RunPaths(Path(run_dir)).lock
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "action": action}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                holder = {}
+            pid = holder.get("pid")
+            stale = holder.get("host") == me["host"] and isinstance(pid, int) and not _alive(pid)
+            if stale or not holder:
+                path.unlink(missing_ok=True)
+                continue
+            raise AffectFusionError(
+                f"{run_dir} is in use by another writer ({holder.get('action', '?')}, pid {holder.get('pid')} "
+                f"on {holder.get('host')}); wait for it to finish, or write to another --out"
+            ) from None
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(me, f)
+        break
+    else:
+        raise AffectFusionError(f"{run_dir}: could not take the run lock {path}")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)

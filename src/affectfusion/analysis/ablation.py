@@ -34,13 +34,14 @@ import pandas as pd
 
 from affectfusion.analysis.perturb import keep_only
 from affectfusion.config import RunConfig, TaskConfig, apply_overrides, validate
-from affectfusion.data import build_adapter, load_dataset
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import format_table
 from affectfusion.evaluation.metrics import default_monitor, metric_mode, metric_value
 from affectfusion.evaluation.plots import save_figure
-from affectfusion.io import read_json, write_csv, write_json, write_text
-from affectfusion.rundir import RunPaths, read_run
+from affectfusion.io import write_csv, write_json, write_text
+from affectfusion.pipeline import config_modalities, load_dataset
+from affectfusion.recipes.fusion import train_config
+from affectfusion.rundir import read_metrics, read_run
 from affectfusion.training.predict import predict, score
 from affectfusion.training.trainer import load_model
 
@@ -61,30 +62,6 @@ def subset_name(subset: tuple[str, ...]) -> str:
     return "+".join(subset)
 
 
-def config_modalities(cfg: RunConfig) -> list[str]:
-    """The modalities a model of ``cfg`` uses, in the config's order (subset names follow it).
-
-    Synthetic data declares them in ``data.options.modalities``; for any other adapter only the
-    data knows, so the train split is loaded once. ``model.modalities``, if set, selects among them.
-    """
-    declared = getattr(build_adapter(cfg.data).options, "modalities", None)
-    if cfg.data.adapter == "synthetic":
-        found = list(declared)
-    else:
-        unfiltered = validate(apply_overrides(cfg.to_dict(), {"model.modalities": None}), "config")
-        found = list(load_dataset(unfiltered, cfg.data.train_split).modalities)
-    wanted = cfg.model.modalities
-    if wanted:
-        unknown = [m for m in wanted if m not in found]
-        if unknown:
-            raise AffectFusionError(
-                f"model.modalities names unknown modality {', '.join(unknown)}; the data has: {', '.join(found)}"
-            )
-        return list(dict.fromkeys(wanted))
-    order = [m for m in (declared or []) if m in found]
-    return order + [m for m in found if m not in order]
-
-
 def modality_subsets(modalities: list[str]) -> list[tuple[str, ...]]:
     """Every non-empty subset, smallest first, each in the config's modality order."""
     return [c for k in range(1, len(modalities) + 1) for c in itertools.combinations(modalities, k)]
@@ -97,9 +74,6 @@ def derived_config(cfg: RunConfig, name: str, overrides: dict[str, Any]) -> RunC
 
 
 def _train(cfg: RunConfig, run_dir: Path, overwrite: bool) -> None:
-    # Imported here: the CLI module imports this one to register the command.
-    from affectfusion.cli import train_config
-
     train_config(cfg, run_dir, overwrite)
 
 
@@ -114,7 +88,7 @@ def _scores_retrain(
             run_dir = out / name / f"seed{seed}"
             overrides = {"model.modalities": list(subset), "train.seed": seed}
             _train(derived_config(cfg, f"{cfg.name}/{name}/seed{seed}", overrides), run_dir, overwrite)
-            scores.setdefault(name, []).append(read_json(RunPaths(run_dir).eval_dir(split) / "metrics.json"))
+            scores.setdefault(name, []).append(read_metrics(run_dir, split))
     return scores
 
 

@@ -45,11 +45,11 @@ from affectfusion.analysis.separability import (
     separability_frame,
     separability_scores,
 )
-from affectfusion.data import load_dataset
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import _run_names
 from affectfusion.evaluation.report import fmt_value, markdown_table
 from affectfusion.io import write_csv, write_json, write_text
+from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import LoadedRun, read_run
 from affectfusion.training.predict import Predictions, predict
 from affectfusion.training.trainer import load_model

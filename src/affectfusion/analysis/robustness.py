@@ -32,11 +32,11 @@ import pandas as pd
 
 from affectfusion.analysis.ablation import mean_std, primary_metrics, write_html_report
 from affectfusion.analysis.perturb import Transform, drop_at_rate, gaussian_noise
-from affectfusion.data import load_dataset
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.metrics import metric_value
 from affectfusion.evaluation.plots import save_figure
 from affectfusion.io import write_csv, write_json
+from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import read_run
 from affectfusion.training.predict import predict, score
 from affectfusion.training.trainer import load_model

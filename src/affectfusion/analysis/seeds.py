@@ -15,9 +15,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from affectfusion.config import RunConfig, apply_overrides, validate
 from affectfusion.errors import AffectFusionError
-from affectfusion.evaluation.report import load_run
+from affectfusion.rundir import read_run_folder
 
 _SEED_SUFFIX = re.compile(r"_seed\d+$")
 _SEED_FOLDER = re.compile(r"seed\d+")
@@ -32,28 +31,6 @@ def parse_seeds(text: str) -> list[int]:
     if len(set(seeds)) != len(seeds):
         raise AffectFusionError(f"--seeds lists a seed twice: {text!r}")
     return seeds
-
-
-def _seed_config(cfg: RunConfig, seed: int) -> RunConfig:
-    """``cfg`` with ``train.seed`` set and ``_seed<k>`` appended to its name. Variant runs are then
-    named ``<name>_seed<k>/<variant>``."""
-    return validate(apply_overrides(cfg.to_dict(), {"train.seed": seed, "name": f"{cfg.name}_seed{seed}"}))
-
-
-def train_seeds(cfg: RunConfig, out: Path, seeds: list[int], overwrite: bool = False) -> list[Path]:
-    """Train ``cfg`` once per seed into ``<out>/seed<k>`` (variants into ``<out>/seed<k>/<variant>``,
-    each seed with its usual comparison). Returns every run directory, in seed order."""
-    from affectfusion.cli import train_config  # the CLI imports analysis modules; import late to avoid a cycle
-
-    if not seeds:
-        raise AffectFusionError("no seeds given (e.g. --seeds 1,2,3)")
-    out = Path(out)
-    run_dirs = []
-    for seed in seeds:
-        seed_dir = out / f"seed{seed}"
-        train_config(_seed_config(cfg, seed), seed_dir, overwrite)
-        run_dirs += [seed_dir / v for v in cfg.variants] if cfg.variants else [seed_dir]
-    return run_dirs
 
 
 def _identity(config: dict[str, Any]) -> str:
@@ -103,7 +80,7 @@ def group_by_variant(run_dirs: list[Path]) -> dict[str, list[Path]]:
     groups: dict[str, list[tuple[int, Path]]] = {}
     firsts: dict[str, tuple[dict[str, Any], Path]] = {}
     for path in paths:
-        run = load_run(path)
+        run = read_run_folder(path)
         if not run.has_config:
             raise AffectFusionError(f"{path} is not a run directory (no config.yaml)")
         key = _identity(run.config)

@@ -36,9 +36,10 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from affectfusion.config import RunConfig, TaskConfig
-from affectfusion.data import MultimodalDataset, load_dataset
+from affectfusion.data import MultimodalDataset
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.plots import save_figure
+from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import LoadedRun
 from affectfusion.training.predict import Predictions, predict
 from affectfusion.training.trainer import load_model

@@ -43,8 +43,9 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import SPLIT_PREFERENCE
 from affectfusion.evaluation.metrics import METRIC_DIRECTION, SCALAR_ORDER
 from affectfusion.evaluation.plots import save_figure
-from affectfusion.evaluation.report import RunFolder, load_run, markdown_table
+from affectfusion.evaluation.report import markdown_table
 from affectfusion.io import write_csv, write_text
+from affectfusion.rundir import RunFolder, RunPaths, read_run_folder
 
 MetricFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``metric_fn(y_true, y_pred)``: two ``[R, n]`` arrays (a 1-D array counts as R = 1) -> ``[R]``, one score per row."""
@@ -337,7 +338,7 @@ def _pairwise(
     for label_a, label_b in itertools.combinations(groups, 2):
         pairs = list(zip(groups[label_a], groups[label_b], strict=False))  # in seed order, the shorter group sets k
         runs = [ra for ra, _ in pairs] + [rb for _, rb in pairs]
-        _, y, preds = paired_samples([r.path / "eval" / split / "predictions.csv" for r in runs], name, classes)
+        _, y, preds = paired_samples([RunPaths(r.path).predictions(split) for r in runs], name, classes)
         pred_a, pred_b = preds[: len(pairs)], preds[len(pairs) :]
         for m in tested:
             boot = paired_bootstrap(y, pred_a, pred_b, METRICS[m], n_boot, seed, ci)
@@ -480,7 +481,7 @@ def aggregate_seeds(
     """
     if not groups or not all(groups.values()):
         raise AffectFusionError("no seed groups to aggregate (every group needs at least one run)")
-    loaded = {label: sorted((load_run(Path(p)) for p in paths), key=_seed) for label, paths in groups.items()}
+    loaded = {label: sorted((read_run_folder(Path(p)) for p in paths), key=_seed) for label, paths in groups.items()}
     for label, runs in loaded.items():
         if not all(r.has_config for r in runs):
             raise AffectFusionError(

@@ -10,8 +10,9 @@ import pandas as pd
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.metrics import SCALAR_ORDER
 from affectfusion.evaluation.plots import plot_comparison
-from affectfusion.evaluation.report import RunFolder, load_run, markdown_table
+from affectfusion.evaluation.report import markdown_table, run_best
 from affectfusion.io import write_csv, write_text
+from affectfusion.rundir import RunFolder, read_run_folder
 
 # Without an explicit split, the most final evaluation available is compared.
 SPLIT_PREFERENCE = ("test", "test_small", "dev")
@@ -49,7 +50,7 @@ def _choose_split(run: RunFolder, split: str | None) -> str | None:
 
 def _row(run: RunFolder, name: str, split: str | None) -> dict:
     metrics = run.evals.get(split, {}) if split else {}
-    best = run.best()
+    best = run_best(run)
     row = {
         "run": name,
         "fusion": run.fusion,
@@ -74,7 +75,7 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, split: str | None = None) 
         raise AffectFusionError("no run folders given to compare")
     runs = []
     for path in paths:
-        run = load_run(path)
+        run = read_run_folder(path)
         if not run.has_config:
             raise AffectFusionError(f"{path} is not a run directory (no config.yaml)")
         runs.append(run)

@@ -7,76 +7,31 @@ absent files are shown as absent, never an error.
 from __future__ import annotations
 
 import math
-import statistics
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from affectfusion.config import load_raw, validate
+from affectfusion.config import validate
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.metrics import SCALAR_ORDER, best_epoch, resolve_monitor
 from affectfusion.evaluation.plots import plot_confusion_matrix, plot_training_curves
-from affectfusion.io import read_json, read_jsonl, write_text
+from affectfusion.io import write_text
+from affectfusion.rundir import RunFolder, read_run_folder
 
 
-@dataclass
-class RunFolder:
-    """The parsed files of one run folder; a missing file leaves its field empty."""
-
-    path: Path
-    config: dict[str, Any] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    evals: dict[str, dict[str, Any]] = field(default_factory=dict)  # split -> metrics dict
-    thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)  # multilabel task -> tuned thresholds
-
-    @property
-    def has_config(self) -> bool:
-        return (self.path / "config.yaml").is_file()
-
-    @property
-    def name(self) -> str:
-        return str(self.config.get("name") or self.path.name)
-
-    @property
-    def fusion(self) -> str | None:
-        fusion = ((self.config.get("model") or {}).get("fusion") or {}).get("name")
-        return fusion or self.meta.get("fusion")
-
-    def monitor(self) -> tuple[str, str] | None:
-        """(metric, 'max'|'min') the trainer selects the best epoch by, as configured."""
-        try:
-            return resolve_monitor(validate(self.config))
-        except AffectFusionError:
-            return None
-
-    def best(self) -> tuple[int, float] | None:
-        """(epoch, value) of the best validation epoch in history.jsonl."""
-        monitor = self.monitor()
-        return best_epoch(self.history, *monitor) if monitor and self.history else None
-
-    def seconds_per_epoch(self) -> float | None:
-        seconds = [float(r["seconds"]) for r in self.history if r.get("seconds") is not None]
-        return statistics.fmean(seconds) if seconds else None
+def run_monitor(run: RunFolder) -> tuple[str, str] | None:
+    """(metric, 'max'|'min') the trainer selects the best epoch by, as configured."""
+    try:
+        return resolve_monitor(validate(run.config))
+    except AffectFusionError:
+        return None
 
 
-def load_run(run_dir: Path) -> RunFolder:
-    """Parse whatever of config.yaml, meta.json, history.jsonl, thresholds.json, eval/*/metrics.json exists."""
-    run_dir = Path(run_dir)
-    run = RunFolder(path=run_dir)
-    if run.has_config:
-        run.config = load_raw(run_dir / "config.yaml")
-    if (run_dir / "meta.json").is_file():
-        run.meta = read_json(run_dir / "meta.json")
-    if (run_dir / "history.jsonl").is_file():
-        run.history = read_jsonl(run_dir / "history.jsonl")
-    if (run_dir / "thresholds.json").is_file():
-        run.thresholds = read_json(run_dir / "thresholds.json")
-    for metrics_file in sorted(run_dir.glob("eval/*/metrics.json")):
-        run.evals[metrics_file.parent.name] = read_json(metrics_file)
-    return run
+def run_best(run: RunFolder) -> tuple[int, float] | None:
+    """(epoch, value) of the best validation epoch in the run's history."""
+    monitor = run_monitor(run)
+    return best_epoch(run.history, *monitor) if monitor and run.history else None
 
 
 def confusion_plot_name(split: str, task: str) -> str:
@@ -86,11 +41,11 @@ def confusion_plot_name(split: str, task: str) -> str:
 def plot_run(run_dir: Path) -> list[Path]:
     """(Re)draw ``plots/training_curves.png`` and one confusion matrix per split and classification
     task from the files in the run folder; returns the paths written."""
-    run = load_run(run_dir)
+    run = read_run_folder(run_dir)
     plots = run.path / "plots"
     written = []
     if run.history:
-        monitor = run.monitor()
+        monitor = run_monitor(run)
         written.append(plot_training_curves(run.history, plots / "training_curves.png", monitor and monitor[0]))
     for split, metrics in run.evals.items():
         for task, tm in (metrics.get("tasks") or {}).items():
@@ -154,7 +109,7 @@ def _overview(run: RunFolder) -> list[str]:
         per_epoch = run.seconds_per_epoch()
         timing = f" (mean {per_epoch:.2f} s/epoch)" if per_epoch is not None else ""
         lines.append(f"- **Epochs trained:** {len(run.history)}{timing}")
-        monitor, best = run.monitor(), run.best()
+        monitor, best = run_monitor(run), run_best(run)
         if monitor and best:
             lines.append(f"- **Best epoch:** {best[0]} (validation {monitor[0]} = {best[1]:.4f}, {monitor[1]})")
     else:
@@ -212,7 +167,7 @@ def _evaluation(run: RunFolder, embedded: set[str]) -> list[str]:
 def write_run_report(run_dir: Path) -> Path:
     """Write ``<run>/report.md`` from the files present and return its path; images are linked by
     relative path so the report renders wherever the folder is moved."""
-    run = load_run(run_dir)
+    run = read_run_folder(run_dir)
     lines = _overview(run) + _modalities(run)
     embedded: set[str] = set()
     if (run.path / "plots" / "training_curves.png").is_file():

@@ -95,8 +95,10 @@ class Extractor(ABC):
         }
 
     def fingerprint(self) -> str:
+        """Identity of the features: extractor, version, options and the versions of the packages that
+        compute them, so a library upgrade makes new features instead of mixing old and new ones."""
         d = self.describe()
-        key = json.dumps({k: d[k] for k in ("extractor", "version", "options")}, sort_keys=True)
+        key = json.dumps({k: d[k] for k in ("extractor", "version", "options", "packages")}, sort_keys=True)
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

@@ -8,7 +8,8 @@ last time it was asked for, one line each: a run over another split adds its lin
 erase the earlier ones).
 The key hashes the extractor fingerprint and the input's content, so re-running does no work (a
 failed input is not retried until its content or a package version changes), a changed option
-makes new features, and a renamed file is still found.
+makes new features, a package upgrade makes new features (package versions are part of the
+fingerprint), and a renamed file is still found.
 """
 
 from __future__ import annotations

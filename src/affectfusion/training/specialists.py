@@ -53,12 +53,12 @@ from affectfusion.config import (
     resolve_config_path,
     validate,
 )
-from affectfusion.data import load_dataset
 from affectfusion.data.types import MultimodalDataset
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.metrics import default_monitor, metric_mode
 from affectfusion.evaluation.report import fmt_value, markdown_table
 from affectfusion.io import atomic_file, read_json, write_csv, write_json, write_text
+from affectfusion.pipeline import config_modalities, load_dataset
 from affectfusion.rundir import LoadedRun, RunPaths, read_run
 from affectfusion.training.predict import Predictions, predict, score
 from affectfusion.training.trainer import (
@@ -188,8 +188,6 @@ def fusion_run_config(cfg: SpecialistsConfig, embeddings: Path) -> RunConfig:
 
 def check_data_modalities(cfg: SpecialistsConfig) -> None:
     """Every specialist's modality must exist in the data (synthetic: declared; else the train split)."""
-    from affectfusion.analysis.ablation import config_modalities
-
     base = validate(_stage_raw(cfg, "data", ModelConfig(), TrainConfig()), "data")
     found = config_modalities(base)
     for m in cfg.specialists:
@@ -231,7 +229,7 @@ def run_finished(run_dir: Path, cfg: RunConfig) -> bool:
     if not _same_config(run_dir, cfg):
         return False  # Trainer.fit reports the mismatch
     splits = [cfg.data.val_split] + ([cfg.data.test_split] if cfg.data.test_split else [])
-    return all((paths.eval_dir(s) / "metrics.json").is_file() for s in splits)
+    return all(paths.metrics(s).is_file() for s in splits)
 
 
 def train_specialist(
@@ -242,7 +240,7 @@ def train_specialist(
     run_dir = out / "specialists" / modality
     if not overwrite and run_finished(run_dir, run_cfg):
         console.print(f"specialist {modality}: {run_dir} is already trained, skipping", highlight=False)
-        return read_json(RunPaths(run_dir).eval_dir(cfg.data.val_split) / "metrics.json")
+        return read_json(RunPaths(run_dir).metrics(cfg.data.val_split))
     return Trainer(run_cfg, run_dir, console).fit(overwrite=overwrite).get(cfg.data.val_split)
 
 
@@ -569,7 +567,7 @@ def train_specialists(
     out = Path(out) if out is not None else Path("runs") / cfg.name
     dist = init_distributed()
     if dist.is_main:
-        write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        write_text(RunPaths(out).config, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     for m in cfg.specialists:
         log.print(f"[bold]specialist {m}[/]", highlight=False)
         train_specialist(cfg, m, out, overwrite, log)

@@ -29,7 +29,6 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 import affectfusion
 from affectfusion.config import RunConfig, validate
-from affectfusion.data import load_dataset
 from affectfusion.data.tasks import (
     TargetScaler,
     balanced_class_weights,
@@ -43,6 +42,7 @@ from affectfusion.evaluation.metrics import metric_value, resolve_monitor, task_
 from affectfusion.evaluation.report import fmt_value, plot_run, write_run_report
 from affectfusion.io import append_jsonl, read_json, read_jsonl, write_csv, write_json, write_text
 from affectfusion.models.model import MultimodalModel
+from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import LoadedRun, RunPaths, read_run
 from affectfusion.training.checkpoint import load_checkpoint, save_checkpoint
 from affectfusion.training.distributed import DistContext, init_distributed

@@ -8,16 +8,17 @@ batches and parses each answer (:func:`affectfusion.vlm.parse.parse_output`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from affectfusion.config import load_raw
 from affectfusion.errors import AffectFusionError
+from affectfusion.io import read_json
+from affectfusion.rundir import RunPaths, is_run, run_kind
 from affectfusion.vlm.config import FaceConfig, VLMConfig, validate_vlm
 from affectfusion.vlm.model import ADAPTER_DIR, generate_texts, load_adapter, load_blip2
 from affectfusion.vlm.parse import parse_output
@@ -88,25 +89,12 @@ def as_rgb(item: Any, where: str = "image") -> np.ndarray:
 
 def read_vlm_run(run_dir: str | Path) -> tuple[VLMConfig, dict[str, Any]]:
     """The config and metadata of a VLM run directory."""
-    root = Path(run_dir)
-    config_file, meta_file = root / "config.yaml", root / "meta.json"
-    if not config_file.is_file() or not meta_file.is_file():
-        raise AffectFusionError(f"{root} is not a run directory (expected config.yaml and meta.json in it)")
-    raw = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-    if not isinstance(raw, dict) or raw.get("kind") != "vlm":
-        raise AffectFusionError(f"{root} is not a VLM run (its config.yaml has no 'kind: vlm')")
-    return validate_vlm(raw, str(config_file)), json.loads(meta_file.read_text(encoding="utf-8"))
-
-
-def is_vlm_run(run_dir: str | Path) -> bool:
-    config_file = Path(run_dir) / "config.yaml"
-    if not config_file.is_file():
-        return False
-    try:
-        raw = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return False
-    return isinstance(raw, dict) and raw.get("kind") == "vlm"
+    paths = RunPaths(Path(run_dir))
+    if not is_run(paths.root):
+        raise AffectFusionError(f"{paths.root} is not a run directory (expected config.yaml and meta.json in it)")
+    if run_kind(paths.root) != "vlm":
+        raise AffectFusionError(f"{paths.root} is not a VLM run (its config.yaml has no 'kind: vlm')")
+    return validate_vlm(load_raw(paths.config), str(paths.config)), read_json(paths.meta)
 
 
 def base_model_summary(model: Any) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from rich.console import Console
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import append_jsonl, write_csv, write_json, write_text
+from affectfusion.rundir import RunPaths
 from affectfusion.vlm.config import VLMConfig, load_vlm_config, require_model_path
 from affectfusion.vlm.model import ADAPTER_DIR, add_lora, load_blip2, trainable_parameters, training_batch
 from affectfusion.vlm.predictor import FacePreparer, VLMPrediction, VLMPredictor, base_model_summary
@@ -111,7 +112,7 @@ def _check_run_dir(out: Path, overwrite: bool) -> None:
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise AffectFusionError(f"{out} already exists; pass --overwrite to replace it or --out to train elsewhere")
-        if not (out / "config.yaml").is_file():
+        if not RunPaths(out).config.is_file():
             raise AffectFusionError(f"{out} is not empty and is not a run directory; refusing to delete it")
 
 
@@ -280,8 +281,8 @@ def evaluate_items(
             "seconds_per_image": (time.perf_counter() - started) / max(1, len(items)),
         }
     )
-    write_json(out_dir / "metrics.json", metrics)
-    write_csv(df, out_dir / "predictions.csv")
+    write_json(out_dir / RunPaths.METRICS, metrics)
+    write_csv(df, out_dir / RunPaths.PREDICTIONS)
     return metrics
 
 
@@ -354,8 +355,8 @@ def train_vlm(config: str, overrides: dict[str, Any], out: Path | None, overwrit
         "versions": _versions(),
         "finished": False,
     }
-    write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    write_json(out / "meta.json", meta)
+    write_text(RunPaths(out).config, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    write_json(RunPaths(out).meta, meta)
     log(
         f"[bold]{cfg.name}[/]: BLIP-2 ({base['language_model']}) + LoRA r={cfg.lora.r} on "
         f"{', '.join(cfg.lora.target_modules)}: {counts['n_trainable']:,} of {counts['n_parameters']:,} "
@@ -375,7 +376,7 @@ def train_vlm(config: str, overrides: dict[str, Any], out: Path | None, overwrit
     meta["train_images_left_out"] = len(train_items) - len(keep)
     meta["train_unreadable"] = failures[:20]
 
-    history = out / "history.jsonl"
+    history = RunPaths(out).history
 
     def on_log(record: dict[str, Any]) -> None:
         append_jsonl(history, record)
@@ -389,13 +390,15 @@ def train_vlm(config: str, overrides: dict[str, Any], out: Path | None, overwrit
     meta["first_loss"], meta["last_loss"] = losses[0], losses[-1]
     adapter = save_adapter(model, out)
     meta["adapter_bytes"] = sum(f.stat().st_size for f in adapter.iterdir())
-    write_json(out / "meta.json", meta)
+    write_json(RunPaths(out).meta, meta)
 
     predictor = VLMPredictor(cfg, model, processor, label_map)
     meta["eval"] = {}
     for split in dict.fromkeys(s for s in (cfg.data.val_split, cfg.data.test_split) if s):
         log(f"generating answers for {len(items[split])} {split!r} images")
-        metrics = evaluate_items(predictor, items[split], out / "eval" / split, split, console if t.progress else None)
+        metrics = evaluate_items(
+            predictor, items[split], RunPaths(out).eval_dir(split), split, console if t.progress else None
+        )
         meta["eval"][split] = {k: metrics.get(k) for k in ("n", "accuracy", "macro_f1", "parse_rate")}
         log(
             f"  {split}: accuracy {metrics.get('accuracy', float('nan')):.3f}, macro F1 "
@@ -405,5 +408,5 @@ def train_vlm(config: str, overrides: dict[str, Any], out: Path | None, overwrit
         )
     meta["finished"] = True
     meta["total_seconds"] = time.perf_counter() - started
-    write_json(out / "meta.json", meta)
+    write_json(RunPaths(out).meta, meta)
     return out

@@ -1,21 +1,24 @@
-"""``affectfusion predict``: one input from flags, or a table of inputs to a predictions CSV."""
+"""``predict`` and ``serve api|dashboard``: prediction from the command line, the REST API and the dashboard.
+
+Servers bind 127.0.0.1 unless ``--host`` says otherwise: a model server on every interface is a
+choice the user makes, not a default. The serving library loads only when a command runs.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from affectfusion.cli.common import console, err_console
 from affectfusion.errors import AffectFusionError
-from affectfusion.io import write_csv
-from affectfusion.serve.predictor import Prediction, load_predictor
 
-console = Console()
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from affectfusion.serve.predictor import Prediction
 
 
 def predict_command(
@@ -50,7 +53,9 @@ def predict_command(
     cannot be used get their reason in the `error` column; the others are predicted. A
     vision-language run takes --image and also prints the answer it generated.
     """
+    from affectfusion.io import write_csv
     from affectfusion.serve.batch import predict_table
+    from affectfusion.serve.predictor import load_predictor
 
     single = {"text": text, "audio": audio, "image": image, "video": video, "signal": eeg}
     single = {k: (str(v) if isinstance(v, Path) else v) for k, v in single.items() if v is not None}
@@ -108,3 +113,78 @@ def print_prediction(p: Prediction) -> None:
         weights = ", ".join(f"{m} {w:.2f}" for m, w in p.modality_weights.items())
         console.print(f"modality weights: {weights}")
     console.print(f"modalities used: {', '.join(p.modalities_used)}")
+
+
+RunArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Run directory written by `affectfusion train` (a fusion run, a specialists output folder "
+        "or a vision-language run)"
+    ),
+]
+
+
+def _check_bind(host: str, port: int) -> None:
+    """Refuse a port out of range; warn when the server will be reachable from other machines."""
+    if not 0 <= port <= 65535:
+        raise AffectFusionError(f"--port must be between 0 and 65535, got {port}")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        err_console.print(
+            f"[yellow]warning:[/] binding {host}: the server is reachable from other machines; "
+            "it has no authentication",
+            highlight=False,
+        )
+
+
+def api_command(
+    run: RunArg,
+    host: Annotated[str, typer.Option(help="Interface to bind (default: loopback only)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted file, in MB (images: at most 50)")] = 50,
+    max_batch: Annotated[int, typer.Option(help="Most items in one batch request")] = 64,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """REST API: GET /health, GET /info, POST /predict, /predict/batch, /predict/batch/files; docs at /docs."""
+    import uvicorn
+
+    from affectfusion.serve.api import create_app
+    from affectfusion.serve.predictor import load_predictor
+
+    _check_bind(host, port)
+    if max_upload_mb <= 0 or max_batch < 1:
+        raise AffectFusionError("--max-upload-mb must be > 0 and --max-batch >= 1")
+    predictor = load_predictor(run)  # a wrong folder is a one-line error here, before uvicorn starts
+    app = create_app(predictor, max_upload_mb=max_upload_mb, max_batch=max_batch)
+    err_console.print(
+        f"serving {predictor.name} ({run}) at http://{host}:{port} (docs: /docs); "
+        f"model loaded in {predictor.load_seconds:.2f} s",
+        highlight=False,
+    )
+    # One process: the model is loaded once and calls into it are serialised (see serve/api.py).
+    uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)
+
+
+def dashboard_command(
+    run: RunArg,
+    host: Annotated[str, typer.Option(help="Interface to bind (default: loopback only)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8501,
+) -> None:
+    """Web dashboard: single input, batch with CSV export, model documentation."""
+    from affectfusion.serve.dashboard import launch
+
+    _check_bind(host, port)
+    launch(run, host, port)
+
+
+serve_app = typer.Typer(help="Serve a trained run: REST API or web dashboard.", no_args_is_help=True)
+serve_app.command("api")(api_command)
+serve_app.command("dashboard")(dashboard_command)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(predict_command)
+    app.add_typer(serve_app, name="serve")

@@ -1,26 +1,90 @@
-"""``affectfusion ablate`` and ``affectfusion robustness``: plain functions the CLI registers.
+"""``analyze``, ``ablate`` and ``robustness``: the analysis commands.
 
-They parse and check the command-line strings (one-line :class:`AffectFusionError` on bad input),
-run :func:`~affectfusion.analysis.ablation.run_ablation` /
-:func:`~affectfusion.analysis.robustness.run_robustness` and print a summary table.
+They parse and check the command-line strings (one-line errors on bad input), call the analysis
+library and print a summary; torch, scikit-learn and matplotlib load only when a command runs.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from affectfusion.analysis.seeds import parse_seeds
+from affectfusion.cli.common import SetOption, console, err_console, print_frame
 from affectfusion.config import load_config, parse_set_options
 from affectfusion.errors import AffectFusionError
 
-console = Console()
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _score(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _summary_table(runs: list[dict[str, Any]]) -> Table:
+    """Blocks × (n, chance, silhouette, k-NN, probe), one group of rows per run."""
+    several = len(runs) > 1
+    table = Table(title="separability (" + ", ".join(sorted({r["split"] for r in runs})) + ")")
+    if several:
+        table.add_column("variant")
+    table.add_column("block")
+    for name in ("n", "chance", "silhouette", "kNN acc", "probe acc", "accuracy"):
+        table.add_column(name, justify="right")
+    for r in runs:
+        for i, (block, s) in enumerate(r["separability"].items()):
+            accuracy = _score(r["failures"]["accuracy"]) if i == 0 else ""
+            cells = [
+                block,
+                str(s["n"]),
+                _score(s["chance"]),
+                _score(s["silhouette"]),
+                _score(s["knn_accuracy"]),
+                _score(s["probe_accuracy"]),
+                accuracy,
+            ]
+            table.add_row(*([r["name"] if i == 0 else ""] if several else []), *cells)
+        table.add_section()
+    return table
+
+
+def analyze_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory, or a folder of variant runs (also compared)")],
+    split: Annotated[
+        str | None, typer.Option(help="Split to analyse (default: data.test_split, else data.val_split)")
+    ] = None,
+    data: Annotated[Path | None, typer.Option(help="Data folder in the run's format (default: data.root)")] = None,
+    cap: Annotated[
+        int, typer.Option(help="At most this many samples (stratified, seeded) for separability and projections")
+    ] = 2000,
+    methods: Annotated[
+        str, typer.Option(help="Comma-separated projections: pca, tsne, umap (umap compiles ~30 s on first use)")
+    ] = "pca,tsne,umap",
+) -> None:
+    """Separability of each modality block and the fused block, failure cases, and where fusion helps.
+
+    Writes <run>/analysis/<split>/ (report.html, separability.csv/json, projections_<block>.png,
+    failures.json/md); a folder of variant runs also gets <folder>/analysis/<split>/ comparing them.
+    """
+    from affectfusion.analysis.analyze import analyze_run, analyze_runs, default_split
+    from affectfusion.rundir import is_run, read_run, run_dirs
+
+    if is_run(run_dir):
+        result = analyze_run(run_dir, split, data, cap, methods, console=err_console)
+        runs = [result]
+    else:
+        dirs = run_dirs(run_dir)
+        out = run_dir / "analysis" / (split or default_split(read_run(dirs[0])))
+        result = analyze_runs(dirs, out, split, data, cap, methods, console=err_console)
+        runs = result["runs"]
+    console.print(_summary_table(runs), width=max(console.width, 100))
+    for r in runs:
+        if r["subsampled"]:
+            err_console.print(f"{r['name']}: {r['cap']} of {r['n_labelled']} samples used (--cap)")
+    err_console.print(f"report: {result['report']}")
 
 
 def parse_numbers(text: str, option: str) -> list[float]:
@@ -40,15 +104,6 @@ def _cell(mean: float, std: float) -> str:
     return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
 
 
-def _print_frame(title: str, header: list[str], rows: list[list[str]]) -> None:
-    table = Table(title=title)
-    for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
-
-
 def ablate_command(
     config: Annotated[str, typer.Argument(help="YAML config file, or the name of a shipped config")],
     mode: Annotated[
@@ -61,10 +116,7 @@ def ablate_command(
     seeds: Annotated[
         str, typer.Option(help="Comma-separated training seeds, e.g. 1,2,3 (default: the config's train.seed)")
     ] = "",
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", "-s", help="Override a config key, e.g. --set train.epochs=5 --set data.root=PATH"),
-    ] = None,
+    set_: SetOption = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default runs/<config name>_ablation_<mode>)")] = None,
     overwrite: Annotated[bool, typer.Option(help="Retrain the subset runs instead of reusing finished ones")] = False,
 ) -> None:
@@ -75,6 +127,7 @@ def ablate_command(
     resumes an interrupted ablation and reuses finished runs.
     """
     from affectfusion.analysis.ablation import MODES, run_ablation
+    from affectfusion.analysis.seeds import parse_seeds
 
     if mode not in MODES:
         raise AffectFusionError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -84,7 +137,7 @@ def ablate_command(
     result = run_ablation(cfg, out, mode, seed_list, overwrite)
 
     metrics = result.metrics
-    _print_frame(
+    print_frame(
         f"{cfg.name}: modality ablation ({mode}, split {result.split})",
         ["subset", *metrics],
         [
@@ -92,7 +145,7 @@ def ablate_command(
             for r in result.table.to_dict(orient="records")
         ],
     )
-    _print_frame(
+    print_frame(
         "modality effect (mean change when the modality is added)",
         ["modality", *metrics],
         [
@@ -142,7 +195,7 @@ def robustness_command(
             for m, g in df.groupby("modality", sort=False)
         }
         levels = sorted(df["level"].unique())
-        _print_frame(
+        print_frame(
             f"{main} vs {kind} ({result.split})",
             ["modality", *(f"{kind} {lv:g}" for lv in levels)],
             [[m, *(_cell(*by_level[lv]) for lv in levels)] for m, by_level in pivot.items()],

@@ -1,0 +1,3 @@
+from affectfusion.cli.app import main
+
+main()

@@ -1,0 +1,44 @@
+"""The ``affectfusion`` Typer app: every command registered, and the error boundary.
+
+Command modules import only typer, rich and the config schema at module level; each command
+imports what it needs when it runs, so ``affectfusion --help`` starts in well under a second.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from affectfusion.cli import analysis, runs, serve, train
+from affectfusion.cli.common import err_console
+from affectfusion.errors import AffectFusionError
+
+app = typer.Typer(
+    help="AffectFusion: multimodal emotion and affect recognition with interchangeable fusion strategies.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(train.train)
+app.command()(runs.test)
+app.command()(runs.compare)
+app.command()(train.extract)
+app.command("list")(runs.list_)
+app.command()(train.demo)
+app.command("analyze")(analysis.analyze_command)
+app.command("ablate")(analysis.ablate_command)
+app.command("robustness")(analysis.robustness_command)
+serve.register(app)
+
+
+def main() -> None:
+    """Entry point: user errors become one red line and exit code 2, never a traceback."""
+    try:
+        app()
+    except AffectFusionError as e:
+        err_console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: run the same command again to resume")
+        sys.exit(130)

@@ -1,0 +1,131 @@
+"""``test``, ``compare`` and ``list``: commands that read runs and registries."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from affectfusion.cli.common import console, err_console, print_table
+from affectfusion.errors import AffectFusionError
+
+
+def test(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (or a folder of variant runs)")],
+    data: Annotated[Path | None, typer.Option(help="Data folder in the run's format (default: data.root)")] = None,
+    split: Annotated[
+        str | None, typer.Option(help="Split name (default: data.test_split, else data.val_split)")
+    ] = None,
+) -> None:
+    """Score a trained run on a split; writes eval/<split>/metrics.json, predictions and plots."""
+    import pandas as pd  # heavy: loaded only when scoring
+
+    from affectfusion.evaluation.report import plot_run, write_run_report
+    from affectfusion.rundir import read_run, run_dirs, run_lock
+    from affectfusion.training.trainer import evaluate_run
+
+    rows = []
+    for rd in run_dirs(run_dir):
+        run = read_run(rd)
+        s = split or run.config.data.test_split or run.config.data.val_split
+        with run_lock(rd, "test"):
+            metrics = evaluate_run(run, s, root=data)
+            plot_run(rd)
+            write_run_report(rd)
+        rows.append({"run": rd.name, "split": s, **_scalars(metrics)})
+        err_console.print(f"wrote {run.paths.metrics(s)}")
+    splits = sorted({r["split"] for r in rows})
+    print_table(pd.DataFrame(rows), f"metrics on {', '.join(splits)}")
+
+
+def _scalars(metrics: dict) -> dict:
+    skip = {"split", "n", "primary_task"}
+    return {k: v for k, v in metrics.items() if k not in skip and isinstance(v, (int, float))}
+
+
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories (or folders of variant runs)")],
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: <parent of first run>/comparison)")] = None,
+    split: Annotated[str | None, typer.Option(help="Split to compare (default: test, test_small, else dev)")] = None,
+    seeds_aggregate: Annotated[
+        bool,
+        typer.Option(
+            "--seeds-aggregate",
+            help="Group runs that differ only in train.seed: mean ± std per group and paired significance "
+            "tests between groups (default --out: <common folder>/seeds)",
+        ),
+    ] = False,
+) -> None:
+    """Compare runs side by side: one table (markdown + CSV) and one plot."""
+    from affectfusion.rundir import run_dirs, run_dirs_or_none  # numpy/pandas: not for --help
+
+    dirs = [d for r in runs if run_dirs_or_none(r) for d in run_dirs(r)]
+    skipped = [r for r in runs if not run_dirs_or_none(r)]
+    if skipped:
+        err_console.print(f"skipping {', '.join(map(str, skipped))}: not run directories")
+    if not dirs:
+        raise AffectFusionError(f"no run directories among {', '.join(map(str, runs))}")
+    if seeds_aggregate:
+        from affectfusion.analysis.seeds import group_by_variant
+        from affectfusion.analysis.significance import aggregate_seeds
+        from affectfusion.cli.tables import print_seed_summary
+
+        root = Path(os.path.commonpath([d.resolve() for d in dirs]))
+        out = out or (root.parent if len(dirs) == 1 else root) / "seeds"
+        summary, pairwise = aggregate_seeds(group_by_variant(dirs), out, split)
+        print_seed_summary(summary, pairwise, console)
+        err_console.print(f"wrote {out / 'seeds.md'}")
+        return
+    from affectfusion.evaluation.compare import compare_runs  # matplotlib: only when comparing
+
+    out = out or dirs[0].parent / "comparison"
+    df = compare_runs(dirs, out, split)
+    print_table(df, f"comparison ({out})")
+
+
+LISTABLE = ("fusions", "encoders", "datasets", "extractors", "configs")
+
+
+def list_(
+    what: Annotated[str, typer.Argument(help="One of: " + ", ".join(LISTABLE))],
+) -> None:
+    """List registered components (with their options) or shipped configs."""
+    from affectfusion.config import PACKAGED_CONFIGS, list_packaged_configs, load_raw
+
+    if what == "configs":
+        table = Table("config", "description")
+        for name in list_packaged_configs():
+            table.add_row(name, str(load_raw(PACKAGED_CONFIGS / f"{name}.yaml").get("description", "")))
+        console.print(table)
+        return
+    if what not in LISTABLE:
+        raise AffectFusionError(f"cannot list {what!r}; choose one of {', '.join(LISTABLE)}")
+    reg = _registry(what)
+    table = Table("name", "description", "options")
+    for name in reg.names():
+        fields = reg.get(name).Options.model_fields
+        opts = ", ".join(
+            f"{k}={f.get_default(call_default_factory=True)!r}" if not f.is_required() else f"{k} (required)"
+            for k, f in fields.items()
+        )
+        table.add_row(name, escape(reg.describe(name)), escape(opts))
+    console.print(table)
+
+
+def _registry(what: str):
+    """Import only the registry asked for: models need torch, extractors need numpy and pandas."""
+    if what in ("fusions", "encoders"):
+        from affectfusion.models import ENCODERS, FUSIONS
+
+        return FUSIONS if what == "fusions" else ENCODERS
+    if what == "datasets":
+        from affectfusion.data import DATASETS
+
+        return DATASETS
+    from affectfusion.extract import EXTRACTORS
+
+    return EXTRACTORS

@@ -1,0 +1,148 @@
+"""``train``, ``extract`` and ``demo``: commands that make runs and features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from affectfusion.cli.common import SetOption, console, err_console, print_table, wide_console
+from affectfusion.config import load_config, parse_set_options
+from affectfusion.errors import AffectFusionError
+
+
+def train(
+    config: Annotated[str, typer.Argument(help="YAML config file, or the name of a shipped config")],
+    set_: SetOption = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<config name>)")] = None,
+    fusion: Annotated[
+        str | None, typer.Option(help="Train only this fusion strategy (model.fusion.name; drops variants)")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Start afresh instead of resuming an existing run")] = False,
+    seeds: Annotated[
+        str | None,
+        typer.Option(help="Train once per seed, e.g. 1,2,3, into <out>/seed<k>/; then mean ± std and significance"),
+    ] = None,
+) -> None:
+    """Train a model; a config with `variants` trains each and writes a comparison.
+
+    Re-running the same command resumes an interrupted run from its last checkpoint. Under
+    `torchrun --nproc-per-node N` the same command trains with DDP. With `--seeds` every seed (and
+    variant) is its own run, and `<out>/seeds/` gets the aggregate over seeds. The validation split
+    and `data.test_split` (if set) are scored at the end, in the same process.
+    """
+    from affectfusion.analysis.seeds import parse_seeds
+    from affectfusion.recipes import config_kind, get_recipe
+
+    seed_list = parse_seeds(seeds) if seeds is not None else None
+    overrides = parse_set_options(set_)
+    kind = config_kind(config)
+    if kind != "fusion":
+        if fusion or seed_list is not None:
+            raise AffectFusionError(f"--fusion and --seeds apply to fusion configs, not to a {kind!r} config")
+        run_dir = get_recipe(kind)(config, overrides, out, overwrite)
+        err_console.print(f"run directory: {run_dir}")
+        return
+    if fusion:
+        overrides = {**fusion_switch(config, fusion), **overrides}
+    cfg = load_config(config, overrides)
+    out = out or Path("runs") / (cfg.name + (f"_{fusion}" if fusion else ""))
+    if seed_list is not None:
+        _train_seeds(cfg, out, seed_list, overwrite)
+        return
+    from affectfusion.recipes.fusion import train_config  # torch and the trainer: only when training
+
+    df = train_config(cfg, out, overwrite, err_console)
+    if df is not None:
+        print_table(df, f"{cfg.name}: comparison ({out / 'comparison'})")
+    err_console.print(f"run directory: {out}")
+
+
+def fusion_switch(config: str, fusion: str) -> dict[str, object]:
+    """Overrides for ``--fusion``: that strategy alone, without the options of the config's own one."""
+    from affectfusion.config import load_raw, resolve_config_path
+
+    own = (load_raw(resolve_config_path(config)).get("model") or {}).get("fusion") or {}
+    switch: dict[str, object] = {"model.fusion.name": fusion, "variants": None}
+    if own.get("name", "concat") != fusion:
+        switch["model.fusion.options"] = {}
+    return switch
+
+
+def _train_seeds(cfg, out: Path, seeds: list[int], overwrite: bool) -> None:
+    """Train every seed (resumable), then aggregate over seeds into <out>/seeds and print it."""
+    from affectfusion.analysis.seeds import group_by_variant
+    from affectfusion.analysis.significance import aggregate_seeds
+    from affectfusion.cli.tables import print_seed_summary
+    from affectfusion.recipes.fusion import train_seeds
+    from affectfusion.training.distributed import init_distributed
+
+    run_dirs = train_seeds(cfg, out, seeds, overwrite)
+    if not init_distributed().is_main:
+        return
+    summary, pairwise = aggregate_seeds(group_by_variant(run_dirs), out / "seeds")
+    print_seed_summary(summary, pairwise, console)
+    err_console.print(f"run directory: {out} (seed aggregate: {out / 'seeds' / 'seeds.md'})")
+
+
+def extract(
+    config: Annotated[str, typer.Argument(help="YAML config file, or the name of a shipped config")],
+    set_: SetOption = None,
+    split: Annotated[
+        list[str] | None, typer.Option(help="Split(s) to extract (default: the config's train, val and test splits)")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Parallel extraction processes (default: data.workers)")] = None,
+) -> None:
+    """Raw media -> cached features for every modality in `data.extract`; resumable.
+
+    Re-running does no work for inputs already extracted (cache keyed by extractor, options,
+    package versions and input content). Inputs that fail (corrupt audio, non-image file, empty
+    text) are listed in each extractor's failures.csv; the rest completes.
+    """
+    from affectfusion.data import build_adapter
+    from affectfusion.extract import apply_extraction  # loads the extractor registry (numpy, pandas)
+
+    overrides = parse_set_options(set_)
+    if workers is not None:
+        overrides["data.workers"] = workers
+    cfg = load_config(config, overrides)
+    if not cfg.data.extract:
+        raise AffectFusionError(f"{config}: data.extract is empty; there is nothing to extract")
+    adapter = build_adapter(cfg.data)
+    root = Path(cfg.data.root).expanduser() if cfg.data.root else None
+    splits = split or list(
+        dict.fromkeys(s for s in (cfg.data.train_split, cfg.data.val_split, cfg.data.test_split) if s)
+    )
+    table = Table("split", "extractor", "items", "cached", "computed", "failed", "failure report")
+    failures = []
+    for name in splits:
+        samples = adapter.load(root, name)
+        for r in apply_extraction(samples, cfg.data, err_console, progress=cfg.train.progress):
+            row = [name, r.extractor, str(r.total), str(r.cached), str(r.computed), str(len(r.failures))]
+            table.add_row(*row, f"{r.folder}/failures.csv")
+            failures += [(name, r.extractor, f) for f in r.failures]
+    wide_console(160).print(table)
+    for name, extractor, f in failures[:20]:
+        err_console.print(
+            f"[yellow]failed[/] {name} {extractor} {f['id']} ({f['source']}): {f['error']}", highlight=False
+        )
+    if len(failures) > 20:
+        err_console.print(f"... and {len(failures) - 20} more (see the failure reports)")
+
+
+def demo(
+    out: Annotated[Path, typer.Option(help="Where to write the runs")] = Path("runs/demo"),
+    set_: SetOption = None,
+    overwrite: Annotated[bool, typer.Option(help="Retrain instead of resuming")] = False,
+) -> None:
+    """Train every registered fusion strategy on a generated dataset and print the comparison."""
+    from affectfusion.models import FUSIONS
+    from affectfusion.recipes.fusion import train_config
+
+    overrides = {"variants": FUSIONS.names(), **parse_set_options(set_)}
+    cfg = load_config("demo", overrides)
+    df = train_config(cfg, out, overwrite, err_console)
+    if df is not None:
+        print_table(df, f"demo: every fusion strategy on synthetic data ({out / 'comparison'})")

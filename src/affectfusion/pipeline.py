@@ -1,0 +1,93 @@
+"""Data and extraction together: a config's split as a ready ``MultimodalDataset``.
+
+``data`` knows adapters and samples, ``extract`` turns raw media into features; this module is the
+one place that runs both, so neither package imports the other's upper half.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from affectfusion.config import RunConfig, apply_overrides, validate
+from affectfusion.data import build_adapter
+from affectfusion.data.tasks import encode_targets
+from affectfusion.data.types import ModalitySpec, MultimodalDataset, Sample
+from affectfusion.errors import AffectFusionError
+from affectfusion.extract import apply_extraction
+
+
+def extract_features(cfg: RunConfig, samples: list[Sample], where: str) -> list[Sample]:
+    """Raw media -> features (cached); samples left with no modality at all are set aside."""
+    console = Console(stderr=True)
+    reports = apply_extraction(samples, cfg.data, console, progress=cfg.train.progress)
+    for r in reports:
+        if r.computed or r.failures:
+            console.print(f"{where}: {r.summary()} (report: {r.folder}/failures.csv)", highlight=False)
+    kept = [s for s in samples if s.features]
+    if not kept:
+        raise AffectFusionError(f"{where}: no sample could be turned into features (see the failure reports)")
+    if len(kept) < len(samples):
+        console.print(f"{where}: {len(samples) - len(kept)} samples have no usable modality and are left out")
+    return kept
+
+
+def load_dataset(
+    cfg: RunConfig,
+    split: str,
+    root: str | Path | None = None,
+    modalities: dict[str, ModalitySpec] | None = None,
+) -> MultimodalDataset:
+    """Load, encode and check one split. ``root`` overrides ``cfg.data.root`` (``test --data``).
+
+    Passing the trained model's ``modalities`` checks feature dimensions against it.
+    """
+    adapter = build_adapter(cfg.data)
+    root = root if root is not None else cfg.data.root
+    if adapter.needs_root and root is None:
+        raise AffectFusionError(f"data.root is not set; the {cfg.data.adapter!r} adapter reads a folder")
+    root_path = Path(root).expanduser() if root is not None else None
+    if root_path is not None and not root_path.exists():
+        raise AffectFusionError(f"data.root {str(root_path)!r} does not exist")
+    samples = adapter.load(root_path, split)
+    where = f"{cfg.data.adapter} split {split!r}" + (f" in {root_path}" if root_path else "")
+    if not samples:
+        raise AffectFusionError(f"{where}: no samples")
+    if cfg.data.extract:
+        samples = extract_features(cfg, samples, where)
+    keep = cfg.model.modalities
+    if keep:
+        for s in samples:
+            s.features = {m: x for m, x in s.features.items() if m in keep}
+    required = cfg.data.require_modalities
+    if required:
+        samples = [s for s in samples if all(m in s.features for m in required)]
+        if not samples:
+            raise AffectFusionError(f"{where}: no sample has all of {', '.join(required)} (data.require_modalities)")
+    encode_targets(samples, cfg.tasks, where)
+    return MultimodalDataset(samples, modalities=modalities, name=where)
+
+
+def config_modalities(cfg: RunConfig) -> list[str]:
+    """The modalities a model of ``cfg`` uses, in the config's order (subset names follow it).
+
+    Synthetic data declares them in ``data.options.modalities``; for any other adapter only the
+    data knows, so the train split is loaded once. ``model.modalities``, if set, selects among them.
+    """
+    declared = getattr(build_adapter(cfg.data).options, "modalities", None)
+    if cfg.data.adapter == "synthetic":
+        found = list(declared)
+    else:
+        unfiltered = validate(apply_overrides(cfg.to_dict(), {"model.modalities": None}), "config")
+        found = list(load_dataset(unfiltered, cfg.data.train_split).modalities)
+    wanted = cfg.model.modalities
+    if wanted:
+        unknown = [m for m in wanted if m not in found]
+        if unknown:
+            raise AffectFusionError(
+                f"model.modalities names unknown modality {', '.join(unknown)}; the data has: {', '.join(found)}"
+            )
+        return list(dict.fromkeys(wanted))
+    order = [m for m in (declared or []) if m in found]
+    return order + [m for m in found if m not in order]

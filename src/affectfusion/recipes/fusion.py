@@ -1,0 +1,56 @@
+"""The plain fusion recipe: train a config (each of its variants, each seed) and compare.
+
+Recipes sit above training and evaluation: they orchestrate whole runs (variants, seeds,
+comparison tables) out of the trainer and the evaluation reports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+
+from affectfusion.config import RunConfig, apply_overrides, expand_variants, validate
+from affectfusion.errors import AffectFusionError
+from affectfusion.evaluation.compare import compare_runs
+from affectfusion.training.distributed import init_distributed
+from affectfusion.training.trainer import Trainer
+
+
+def train_config(
+    cfg: RunConfig, out: Path, overwrite: bool = False, console: Console | None = None
+) -> pd.DataFrame | None:
+    """Train a config (each of its variants into its own folder) and compare variants if several."""
+    console = console or Console(stderr=True)
+    variants = expand_variants(cfg)
+    if not cfg.variants:
+        Trainer(cfg, out, console).fit(overwrite=overwrite)
+        return None
+    run_dirs = []
+    for vname, vcfg in variants.items():
+        Trainer(vcfg, out / vname, console).fit(overwrite=overwrite)
+        run_dirs.append(out / vname)
+    if not init_distributed().is_main:
+        return None
+    return compare_runs(run_dirs, out / "comparison")
+
+
+def _seed_config(cfg: RunConfig, seed: int) -> RunConfig:
+    """``cfg`` with ``train.seed`` set and ``_seed<k>`` appended to its name. Variant runs are then
+    named ``<name>_seed<k>/<variant>``."""
+    return validate(apply_overrides(cfg.to_dict(), {"train.seed": seed, "name": f"{cfg.name}_seed{seed}"}))
+
+
+def train_seeds(cfg: RunConfig, out: Path, seeds: list[int], overwrite: bool = False) -> list[Path]:
+    """Train ``cfg`` once per seed into ``<out>/seed<k>`` (variants into ``<out>/seed<k>/<variant>``,
+    each seed with its usual comparison). Returns every run directory, in seed order."""
+    if not seeds:
+        raise AffectFusionError("no seeds given (e.g. --seeds 1,2,3)")
+    out = Path(out)
+    run_dirs = []
+    for seed in seeds:
+        seed_dir = out / f"seed{seed}"
+        train_config(_seed_config(cfg, seed), seed_dir, overwrite)
+        run_dirs += [seed_dir / v for v in cfg.variants] if cfg.variants else [seed_dir]
+    return run_dirs
