@@ -18,7 +18,7 @@ from tests.helpers import tiny_config
 def test_every_shipped_config_validates(name: str) -> None:
     kind = config_kind(name)
     if kind == "specialists":
-        from affectfusion.training.specialists import load_specialists_config
+        from affectfusion.recipes.specialists import load_specialists_config
 
         assert load_specialists_config(name).specialists
         return

@@ -21,12 +21,12 @@ from rich.console import Console
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.pipeline import load_dataset
+from affectfusion.recipes.specialists import train_specialists
 from affectfusion.rundir import read_run
 from affectfusion.serve.api import create_app
 from affectfusion.serve.backends import ClassifierBackend, load_backend, run_kind
 from affectfusion.serve.predictor import Prediction, Predictor, load_predictor
 from affectfusion.serve.specialists import SpecialistsPredictor
-from affectfusion.training.specialists import train_specialists
 from tests.fixtures_media import make_media_table, media_config
 from tests.helpers import run_cli
 

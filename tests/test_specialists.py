@@ -20,14 +20,11 @@ from affectfusion.config import load_raw, resolve_config_path
 from affectfusion.data import DATASETS
 from affectfusion.errors import AffectFusionError
 from affectfusion.pipeline import load_dataset
+from affectfusion.recipes.specialists import load_specialists_config, train_specialists
+from affectfusion.recipes.specialists.export import specialist_dataset
 from affectfusion.registry import validate_options
 from affectfusion.rundir import read_run
 from affectfusion.training.predict import predict
-from affectfusion.training.specialists import (
-    load_specialists_config,
-    specialist_dataset,
-    train_specialists,
-)
 from affectfusion.training.trainer import load_model
 
 CONFIG = "emocare_specialists"

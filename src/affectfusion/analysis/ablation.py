@@ -20,8 +20,6 @@ For a metric where lower is better (rmse) a helpful modality has a negative effe
 
 from __future__ import annotations
 
-import base64
-import html
 import itertools
 import math
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from affectfusion.analysis.perturb import keep_only
 from affectfusion.config import RunConfig, TaskConfig, apply_overrides, validate
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import format_table
+from affectfusion.evaluation.html import write_report
 from affectfusion.evaluation.metrics import default_monitor, metric_mode, metric_value
 from affectfusion.evaluation.plots import save_figure
 from affectfusion.io import write_csv, write_json, write_text
@@ -153,36 +152,6 @@ def _plot_bars(labels: list[str], means: list[float], stds: list[float], path: P
     return save_figure(fig, path)
 
 
-def _html_block(block: pd.DataFrame | Path) -> str:
-    if isinstance(block, pd.DataFrame):
-        return block.to_html(index=False, na_rep="n/a", float_format=lambda v: f"{v:.4f}", border=0)
-    data = base64.b64encode(Path(block).read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(Path(block).stem)}" src="data:image/png;base64,{data}">'
-
-
-def write_html_report(
-    path: Path, title: str, intro: list[str], sections: list[tuple[str, pd.DataFrame | Path]]
-) -> Path:
-    """A single self-contained HTML file (tables inline, PNGs as base64) that can be mailed or attached."""
-    style = (
-        "body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse;font-size:0.9em}td,th{padding:3px 8px;border-bottom:1px solid #ddd}"
-        "th{background:#f3f3f3}td{text-align:right}img{max-width:100%}"
-    )
-    parts = [
-        "<!DOCTYPE html>",
-        '<html><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{style}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        *(f"<p>{html.escape(line)}</p>" for line in intro),
-    ]
-    for heading, block in sections:
-        parts += [f"<h2>{html.escape(heading)}</h2>", _html_block(block)]
-    parts.append("</body></html>")
-    write_text(path, "\n".join(parts) + "\n")
-    return path
-
-
 @dataclass
 class AblationResult:
     table: pd.DataFrame  # one row per subset, best main metric first
@@ -293,7 +262,7 @@ def run_ablation(
         "![modality effect](ablation_effect.png)",
     ]
     write_text(out / "ablation.md", "\n".join(md) + "\n")
-    report = write_html_report(
+    report = write_report(
         out / "report.html",
         f"Modality ablation: {cfg.name} ({mode})",
         intro,

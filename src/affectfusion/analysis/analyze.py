@@ -8,9 +8,6 @@ the cross-variant failure overlap and a ``report.html`` that links the per-run r
 
 from __future__ import annotations
 
-import base64
-import html
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,21 +18,19 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from affectfusion.analysis.analyze_report import comparison_report_html, run_report_html
 from affectfusion.analysis.failures import (
-    CASE_COLUMNS,
-    MASKING_NOTE,
     analyze_failures,
-    case_row,
     cross_variant_failures,
     failures_markdown,
 )
 from affectfusion.analysis.perturb import keep_only
 from affectfusion.analysis.separability import (
     FUSED,
-    METHOD_TITLES,
     MIN_PROJECTED,
     PROJECTION_METHODS,
     SCORE_COLUMNS,
+    SCORE_TITLES,
     Blocks,
     blocks_from_predictions,
     classification_task,
@@ -47,26 +42,12 @@ from affectfusion.analysis.separability import (
 )
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import _run_names
-from affectfusion.evaluation.report import fmt_value, markdown_table
+from affectfusion.evaluation.report import markdown_table
 from affectfusion.io import write_csv, write_json, write_text
 from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import LoadedRun, read_run
 from affectfusion.training.predict import Predictions, predict
 from affectfusion.training.trainer import load_model
-
-SCORE_TITLES = {"silhouette": "silhouette", "knn_accuracy": "k-NN accuracy", "probe_accuracy": "linear-probe accuracy"}
-SEPARABILITY_NOTE = (
-    "Silhouette on standardised embeddings (-1..1, higher = tighter, better-separated classes); k-NN accuracy "
-    "(k = 5, 5-fold stratified CV); linear-probe accuracy (logistic regression, stratified 70/30 split). "
-    "Chance = majority-class share. Modality blocks hold only the samples that have that modality."
-)
-CSS = """
-body{font-family:system-ui,-apple-system,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-h1{margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5em 0 1.2em;font-variant-numeric:tabular-nums}
-th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}th{background:#f3f3f3}
-img{max-width:100%;margin:.5em 0}.note{color:#666;font-size:.9em}code{background:#f3f3f3;padding:0 .2em}
-"""
 
 
 @dataclass
@@ -324,188 +305,3 @@ def _ranking(analyses: list[RunAnalysis]) -> pd.DataFrame:
 
 def _numeric(df: pd.DataFrame) -> list[bool]:
     return [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
-
-
-# -- HTML ----------------------------------------------------------------------------------------
-
-
-def _esc(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def _img(path: Path, alt: str) -> str:
-    """The PNG inlined as a data URI, so the report is one file that can be mailed or moved."""
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
-
-
-def _table(df: pd.DataFrame, index: bool = False) -> str:
-    cells = df.map(fmt_value)
-    if index:
-        cells.index = [fmt_value(i) for i in cells.index]
-    return cells.to_html(index=index, border=0, escape=True)
-
-
-def _page(title: str, body: list[str]) -> str:
-    head = f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
-    return f"{head}<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
-
-
-def _best_block(scores: dict[str, dict[str, Any]]) -> tuple[str, float] | None:
-    scored = {b: s["probe_accuracy"] for b, s in scores.items() if s.get("probe_accuracy") is not None}
-    if not scored:
-        return None
-    best = max(scored, key=scored.__getitem__)
-    return best, scored[best]
-
-
-def _ids_text(entry: dict[str, Any]) -> str:
-    return f"{entry['count']}" + (f" (e.g. {', '.join(map(_esc, entry['ids']))})" if entry["ids"] else "")
-
-
-def _glance(summary: dict[str, Any]) -> list[str]:
-    """The few sentences a reader wants before any table."""
-    failures, scores = summary["failures"], summary["separability"]
-    items = []
-    best = _best_block(scores)
-    if best:
-        fused = scores.get(FUSED, {}).get("probe_accuracy")
-        tail = f"; fused block {fused:.3f}" if fused is not None and best[0] != FUSED else ""
-        items.append(f"Most linearly separable block: <b>{_esc(best[0])}</b> (probe accuracy {best[1]:.3f}{tail}).")
-    gain = failures["fusion_gain"]
-    if gain and gain["best_unimodal"]:
-        b = gain["best_unimodal"]
-        items.append(
-            f"Best single modality (others masked): <b>{_esc(b)}</b>, accuracy "
-            f"{fmt_value(gain['unimodal_accuracy'][b])} vs fused {fmt_value(gain['fused_accuracy'])}; fusion right "
-            f"where {_esc(b)} alone is wrong: {gain['fusion_right_best_wrong']['count']}, the reverse: "
-            f"{gain['best_right_fusion_wrong']['count']}."
-        )
-    if failures["confusion_pairs"]:
-        p = failures["confusion_pairs"][0]
-        items.append(
-            f"Most frequent confusion: <b>{_esc(p['true'])} → {_esc(p['pred'])}</b> ({p['count']} samples, "
-            f"{p['share_of_true']:.0%} of {_esc(p['true'])})."
-        )
-    diff = failures["class_difficulty"]
-    items.append(f"Easiest class(es): {_esc(', '.join(diff['easiest']))}; hardest: {_esc(', '.join(diff['hardest']))}.")
-    return ["<ul>", *(f"<li>{i}</li>" for i in items), "</ul>"]
-
-
-def run_report_html(summary: dict[str, Any], images: dict[str, Path]) -> str:
-    """One run's analysis as a single self-contained page."""
-    f = summary["failures"]
-    cap_note = (
-        f"{summary['n_labelled']} labelled samples, a stratified random {summary['cap']} of them used here (seed "
-        f"{summary['seed']})."
-        if summary["subsampled"]
-        else f"All {summary['n_labelled']} labelled samples used (cap {summary['cap']})."
-    )
-    body = [
-        f"<h1>Analysis: {_esc(summary['name'])}</h1>",
-        f"<p>Run <code>{_esc(summary['run'])}</code>, split <code>{_esc(summary['split'])}</code>, fusion "
-        f"<code>{_esc(summary['fusion'])}</code>, task <code>{_esc(summary['task'])}</code> "
-        f"({_esc(', '.join(summary['classes']))}): {f['n']} samples, accuracy {fmt_value(f['accuracy'])}, "
-        f"macro F1 {fmt_value(f['macro_f1'])}.</p>",
-        *_glance(summary),
-        "<h2>Separability of each block</h2>",
-        _table(separability_frame(summary["separability"]).fillna({"note": ""})),
-        f'<p class="note">{_esc(SEPARABILITY_NOTE)} {_esc(cap_note)}</p>',
-        "<h2>Projections</h2>",
-        f'<p class="note">{_esc(", ".join(METHOD_TITLES[m] for m in summary["methods"]))} of each block\'s '
-        "standardised embedding, coloured by true class.</p>",
-        *(_img(path, f"projections of the {block} block") for block, path in images.items()),
-        *(f'<p class="note">{_esc(n)}</p>' for n in summary["notes"]),
-        "<h2>Failures</h2>",
-        "<h3>Most frequent confusions</h3>",
-    ]
-    pairs = pd.DataFrame(f["confusion_pairs"][:10], columns=["true", "pred", "count", "share_of_true"])
-    body.append(_table(pairs) if len(pairs) else "<p>No confusions.</p>")
-    cm = pd.DataFrame(f["confusion_matrix"], index=f["classes"], columns=f["classes"])
-    cm.index.name = "true \\ predicted"
-    body += ["<h3>Confusion matrix</h3>", _table(cm.reset_index())]
-    ranking = pd.DataFrame(f["class_difficulty"]["ranking"])
-    body += ["<h3>Classes from easiest to hardest (F1)</h3>", _table(ranking)]
-    body.append("<h3>Most confident wrong predictions</h3>")
-    cases = pd.DataFrame([case_row(c) for c in f["cases"]], columns=CASE_COLUMNS)
-    body.append(_table(cases) if len(cases) else "<p>No wrong predictions.</p>")
-    body.append("<h3>Where fusion helps</h3>")
-    gain = f["fusion_gain"]
-    if gain is None:
-        body.append("<p>Single-modality run: nothing to compare the fusion with.</p>")
-    else:
-        acc = pd.DataFrame(
-            [*gain["unimodal_accuracy"].items(), ("fused", gain["fused_accuracy"])], columns=["block", "accuracy"]
-        )
-        body.append(_table(acc))
-        if gain["best_unimodal"]:
-            b = _esc(gain["best_unimodal"])
-            body += [
-                f"<p>Compared with the best single modality, <b>{b}</b>, on {gain['n_compared']} samples:</p><ul>",
-                f"<li>fusion right, {b} alone wrong: {_ids_text(gain['fusion_right_best_wrong'])}</li>",
-                f"<li>{b} alone right, fusion wrong: {_ids_text(gain['best_right_fusion_wrong'])}</li>",
-                "<li>fusion right where no single modality is: "
-                f"{_ids_text(gain['fusion_right_no_single_modality_right'])}</li></ul>",
-                _table(pd.DataFrame(gain["by_class"]).T, index=True),
-            ]
-        body.append(f'<p class="note">{_esc(MASKING_NOTE)}</p>')
-    return _page(f"Analysis: {summary['name']} ({summary['split']})", body)
-
-
-def comparison_report_html(
-    analyses: list[RunAnalysis],
-    out: Path,
-    ranking: pd.DataFrame,
-    pivots: dict[str, pd.DataFrame],
-    figure: Path | None,
-    overlap: dict[str, Any] | None,
-    notes: list[str],
-) -> str:
-    """The variants side by side, linking each run's own report."""
-    links = [
-        f'<li><a href="{_esc(os.path.relpath(a.out_dir / "report.html", out))}">{_esc(a.name)}</a> '
-        f"({_esc(a.summary['fusion'])}, split {_esc(a.split)})</li>"
-        for a in analyses
-    ]
-    body = [
-        "<h1>Analysis: variant comparison</h1>",
-        "<p>Per-variant reports:</p><ul>",
-        *links,
-        "</ul>",
-        *(f'<p class="note">{_esc(n)}</p>' for n in notes),
-        "<h2>Ranking by separability of the fused block</h2>",
-        _table(ranking),
-        f'<p class="note">{_esc(SEPARABILITY_NOTE)}</p>',
-    ]
-    for metric, pivot in pivots.items():
-        body += [f"<h3>{_esc(SCORE_TITLES[metric])} (blocks × variants)</h3>", _table(pivot, index=True)]
-    if figure is not None:
-        body += ["<h2>Fused block across variants</h2>", _img(figure, "fused block projections per variant")]
-    if overlap is not None:
-        v = len(overlap["variants"])
-        hist = pd.DataFrame(
-            {"variants right": list(overlap["n_correct_histogram"]), "samples": overlap["n_correct_histogram"].values()}
-        )
-        only = pd.DataFrame(
-            {
-                "variant": list(overlap["only_this_variant_wrong"]),
-                "accuracy": [overlap["accuracy"][n] for n in overlap["only_this_variant_wrong"]],
-                "wrong where all others are right": [e["count"] for e in overlap["only_this_variant_wrong"].values()],
-            }
-        )
-        body += [
-            "<h2>Failures across variants</h2>",
-            f"<p>{overlap['n_shared']} samples scored by all {v} variants"
-            + (f" ({overlap['n_only_in_some']} more only by some)" if overlap["n_only_in_some"] else "")
-            + f". Wrong in every variant: {_ids_text(overlap['all_wrong'])}. Wrong in some but not all: "
-            f"{_ids_text(overlap['some_wrong'])}. Right in all: {overlap['all_right']}.</p>",
-            "<h3>How many variants get each sample right</h3>",
-            _table(hist),
-            "<h3>Errors of one variant alone</h3>",
-            _table(only),
-            "<h3>Error overlap (Jaccard of the wrong-sample sets)</h3>",
-            _table(pd.DataFrame(overlap["error_jaccard"]).T, index=True),
-        ]
-        if not overlap["labels_agree"]:
-            body.append('<p class="note">The variants disagree on some labels of shared sample ids.</p>')
-    return _page("Analysis: variant comparison", body)

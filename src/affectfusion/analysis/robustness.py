@@ -30,9 +30,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from affectfusion.analysis.ablation import mean_std, primary_metrics, write_html_report
+from affectfusion.analysis.ablation import mean_std, primary_metrics
 from affectfusion.analysis.perturb import Transform, drop_at_rate, gaussian_noise
 from affectfusion.errors import AffectFusionError
+from affectfusion.evaluation.html import write_report
 from affectfusion.evaluation.metrics import metric_value
 from affectfusion.evaluation.plots import save_figure
 from affectfusion.io import write_csv, write_json
@@ -146,7 +147,7 @@ def run_robustness(
         f"Each point: mean over {repeats} seeded repeats (std shown as a band); noise in units of the "
         "train-split feature std; a missing modality is marked absent for that fraction of samples.",
     ]
-    report = write_html_report(
+    report = write_report(
         out / "report.html",
         f"Robustness: {run.config.name} ({split})",
         intro,

@@ -58,6 +58,14 @@ MIN_PROJECTED = 5  # fewer points make t-SNE/UMAP meaningless (and some solvers 
 SKLEARN_THREADS = 1
 
 
+SCORE_TITLES = {"silhouette": "silhouette", "knn_accuracy": "k-NN accuracy", "probe_accuracy": "linear-probe accuracy"}
+SEPARABILITY_NOTE = (
+    "Silhouette on standardised embeddings (-1..1, higher = tighter, better-separated classes); k-NN accuracy "
+    "(k = 5, 5-fold stratified CV); linear-probe accuracy (logistic regression, stratified 70/30 split). "
+    "Chance = majority-class share. Modality blocks hold only the samples that have that modality."
+)
+
+
 @dataclass
 class Blocks:
     """Embeddings per block with the labels and ids of their rows.

@@ -18,7 +18,7 @@ from affectfusion.errors import AffectFusionError
 RecipeFn = Callable[[str, dict[str, Any], Path | None, bool], Path]
 
 RECIPES: dict[str, str] = {
-    "specialists": "affectfusion.training.specialists:train_specialists",
+    "specialists": "affectfusion.recipes.specialists:train_specialists",
     "vlm": "affectfusion.vlm.train:train_vlm",
 }
 

@@ -6,6 +6,7 @@ comparison tables) out of the trainer and the evaluation reports.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +15,7 @@ from rich.console import Console
 from affectfusion.config import RunConfig, apply_overrides, expand_variants, validate
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import compare_runs
+from affectfusion.rundir import run_lock
 from affectfusion.training.distributed import init_distributed
 from affectfusion.training.trainer import Trainer
 
@@ -25,15 +27,25 @@ def train_config(
     console = console or Console(stderr=True)
     variants = expand_variants(cfg)
     if not cfg.variants:
-        Trainer(cfg, out, console).fit(overwrite=overwrite)
+        fit(cfg, out, overwrite, console)
         return None
     run_dirs = []
     for vname, vcfg in variants.items():
-        Trainer(vcfg, out / vname, console).fit(overwrite=overwrite)
+        fit(vcfg, out / vname, overwrite, console)
         run_dirs.append(out / vname)
     if not init_distributed().is_main:
         return None
     return compare_runs(run_dirs, out / "comparison")
+
+
+def fit(cfg: RunConfig, run_dir: Path, overwrite: bool, console: Console) -> None:
+    """Train one run (or resume it), holding its folder against a second writer.
+
+    Under DDP only rank 0 writes, so only rank 0 takes the lock.
+    """
+    lock = run_lock(run_dir, "train") if init_distributed().is_main else nullcontext()
+    with lock:
+        Trainer(cfg, run_dir, console).fit(overwrite=overwrite)
 
 
 def _seed_config(cfg: RunConfig, seed: int) -> RunConfig:

@@ -27,9 +27,9 @@ from affectfusion.config import format_validation_error
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract import Extractor
 from affectfusion.io import read_json
+from affectfusion.recipes.specialists import FUSION_EMBEDDINGS, SpecialistsConfig, sha256_of
 from affectfusion.rundir import read_run
 from affectfusion.serve.predictor import Prediction, Predictor, RunPredictor, check_ids, route_input
-from affectfusion.training.specialists import FUSION_EMBEDDINGS, SpecialistsConfig, sha256_of
 
 
 class SpecialistsPredictor(RunPredictor):

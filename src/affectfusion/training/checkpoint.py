@@ -20,6 +20,9 @@ from torch import nn
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import atomic_file, write_json
 
+# Trainer counters a resumable checkpoint must hold.
+RESUME_KEYS = ("epoch", "best_epoch", "bad_epochs")
+
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     data = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
@@ -71,12 +74,30 @@ def save_checkpoint(
 
 
 def load_checkpoint(stem: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
-    """Load weights (strictly) and optionally optimizer state; returns the JSON info."""
+    """Load weights (strictly) and optionally optimizer state; returns the JSON info.
+
+    Every problem is a one-line error that says how to start over.
+    """
     info_path = stem.with_suffix(".json")
+    start_over = f"to start over, train again with --overwrite (or delete {stem}.*)"
     if not info_path.is_file():
         raise AffectFusionError(f"checkpoint {info_path} not found")
-    info = json.loads(info_path.read_text())
-    state = load_tensors(stem.with_suffix(".safetensors"))
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AffectFusionError(f"checkpoint {info_path} is damaged ({e}); {start_over}") from None
+    if not isinstance(info, dict):
+        raise AffectFusionError(f"checkpoint {info_path} is damaged (expected a JSON object); {start_over}")
+    if optimizer is not None:  # resuming: the trainer's counters must be there and be numbers
+        bad = [k for k in RESUME_KEYS if not isinstance(info.get(k), int) or isinstance(info.get(k), bool)]
+        if bad:
+            raise AffectFusionError(
+                f"checkpoint {info_path} is damaged ({', '.join(bad)} missing or not an integer); {start_over}"
+            )
+    try:
+        state = load_tensors(stem.with_suffix(".safetensors"))
+    except AffectFusionError as e:
+        raise AffectFusionError(f"{e}; {start_over}") from None
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise AffectFusionError(
@@ -84,6 +105,9 @@ def load_checkpoint(stem: Path, model: nn.Module, optimizer: torch.optim.Optimiz
             f"(missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]})"
         )
     if optimizer is not None and "optimizer" in info:
-        tensors = load_tensors(stem.with_suffix(".optim.safetensors"))
-        optimizer.load_state_dict(_join_optimizer_state(tensors, info["optimizer"]))
+        try:
+            tensors = load_tensors(stem.with_suffix(".optim.safetensors"))
+            optimizer.load_state_dict(_join_optimizer_state(tensors, info["optimizer"]))
+        except (AffectFusionError, KeyError, TypeError, ValueError, AttributeError) as e:
+            raise AffectFusionError(f"optimizer state of checkpoint {stem} is damaged ({e}); {start_over}") from None
     return info
