@@ -11,17 +11,9 @@ import yaml
 from rich.console import Console
 from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, root_mean_squared_error
 
+from affectfusion.analysis.seed_report import aggregate_seeds, paired_samples
 from affectfusion.analysis.seeds import group_by_variant, parse_seeds
-from affectfusion.analysis.significance import (
-    accuracy,
-    aggregate_seeds,
-    macro_f1,
-    mae,
-    paired_bootstrap,
-    paired_samples,
-    permutation_test,
-    rmse,
-)
+from affectfusion.analysis.significance import accuracy, macro_f1, mae, paired_bootstrap, permutation_test, rmse
 from affectfusion.cli.tables import print_seed_summary
 from affectfusion.errors import AffectFusionError
 from affectfusion.recipes.fusion import train_seeds

@@ -70,8 +70,8 @@ def compare(
     if not dirs:
         raise AffectFusionError(f"no run directories among {', '.join(map(str, runs))}")
     if seeds_aggregate:
+        from affectfusion.analysis.seed_report import aggregate_seeds
         from affectfusion.analysis.seeds import group_by_variant
-        from affectfusion.analysis.significance import aggregate_seeds
         from affectfusion.cli.tables import print_seed_summary
 
         root = Path(os.path.commonpath([d.resolve() for d in dirs]))

@@ -73,8 +73,8 @@ def fusion_switch(config: str, fusion: str) -> dict[str, object]:
 
 def _train_seeds(cfg, out: Path, seeds: list[int], overwrite: bool) -> None:
     """Train every seed (resumable), then aggregate over seeds into <out>/seeds and print it."""
+    from affectfusion.analysis.seed_report import aggregate_seeds
     from affectfusion.analysis.seeds import group_by_variant
-    from affectfusion.analysis.significance import aggregate_seeds
     from affectfusion.cli.tables import print_seed_summary
     from affectfusion.recipes.fusion import train_seeds
     from affectfusion.training.distributed import init_distributed

@@ -23,88 +23,25 @@ import os
 import platform
 import shutil
 import time
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import yaml
 from rich.console import Console
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.io import append_jsonl, write_csv, write_json, write_text
+from affectfusion.io import append_jsonl, write_json, write_text
 from affectfusion.rundir import RunPaths
 from affectfusion.vlm.config import VLMConfig, load_vlm_config, require_model_path
+from affectfusion.vlm.evaluate import evaluate_items
+from affectfusion.vlm.items import cap_items, load_items, prepare_faces
 from affectfusion.vlm.model import ADAPTER_DIR, add_lora, load_blip2, trainable_parameters, training_batch
-from affectfusion.vlm.predictor import FacePreparer, VLMPrediction, VLMPredictor, base_model_summary
-from affectfusion.vlm.targets import EMOTIONS, PROTOTYPES, au_code, resolve_label_map, target_text, target_vector
-
-NO_LABEL = "<none>"  # the predicted class when the answer names no usable emotion
-
-
-@dataclass(frozen=True)
-class FaceItem:
-    """One labelled image of a split."""
-
-    id: str
-    source: str | None
-    path: Path
-    label: str
-
-
-def load_items(cfg: VLMConfig, split: str) -> list[FaceItem]:
-    """All labelled images of a split, from the configured dataset adapter."""
-    from affectfusion.config import DataConfig
-    from affectfusion.data import build_adapter
-
-    data = cfg.data
-    adapter = build_adapter(DataConfig(adapter=data.adapter, root=data.root, options=data.options))
-    root = Path(data.root).expanduser() if data.root is not None else None
-    if adapter.needs_root and root is None:
-        raise AffectFusionError(f"data.root is not set; the {data.adapter!r} adapter reads a folder")
-    if root is not None and not root.exists():
-        raise AffectFusionError(f"data.root {str(root)!r} does not exist")
-    items = []
-    for s in adapter.load(root, split):
-        path = s.raw.get("image")
-        if path is None:
-            raise AffectFusionError(f"data.adapter {data.adapter!r} gives no raw image for sample {s.id!r}")
-        labels = [v for v in s.targets.values() if v is not None]
-        if len(labels) != 1:
-            raise AffectFusionError(f"{data.adapter} split {split!r}: sample {s.id!r} needs exactly one class label")
-        items.append(FaceItem(s.id, s.source, Path(path), str(labels[0])))
-    if not items:
-        raise AffectFusionError(f"{data.adapter} split {split!r}: no samples")
-    return items
-
-
-def cap_items(items: list[FaceItem], cap: int | None, seed: int) -> list[FaceItem]:
-    """At most ``cap`` items, a seeded random subset kept in its original order."""
-    if cap is None or cap >= len(items):
-        return items
-    keep = np.sort(np.random.default_rng(seed).choice(len(items), size=cap, replace=False))
-    return [items[i] for i in keep]
-
-
-def prepare_faces(
-    items: Sequence[FaceItem], preparer: FacePreparer
-) -> tuple[list[tuple[np.ndarray | None, bool]], list[str]]:
-    """Face crops per item; unreadable images yield ``(None, False)`` and a one-line reason each."""
-    from affectfusion.extract.face import load_image
-
-    prepared, failures = [], []
-    for item in items:
-        try:
-            prepared.append(preparer(load_image(item.path)))
-        except AffectFusionError as e:
-            prepared.append((None, False))
-            failures.append(f"{item.source or item.path}: {e}")
-    return prepared, failures
+from affectfusion.vlm.predictor import FacePreparer, VLMPredictor, base_model_summary
+from affectfusion.vlm.targets import resolve_label_map, target_text
 
 
 def _check_run_dir(out: Path, overwrite: bool) -> None:
@@ -175,115 +112,6 @@ def fit_lora(
             window = []
     model.eval()
     return losses
-
-
-def score_predictions(
-    items: Sequence[FaceItem],
-    predictions: Sequence[VLMPrediction | None],
-    label_map: dict[str, str],
-) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Metrics of the parsed answers against the labels, and one row per image.
-
-    ``None`` predictions (unreadable image, or no face with ``on_no_face: skip``) are not scored.
-    Action units are scored against the label's EMFACS prototype, not against annotated AUs.
-    """
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
-
-    rows = []
-    for item, pred in zip(items, predictions, strict=True):
-        if pred is None:
-            continue
-        rows.append(
-            {
-                "id": item.id,
-                "source": item.source,
-                "label": item.label,
-                "pred_label": pred.label,
-                "correct": pred.label == item.label,
-                "parse_ok": pred.parse_ok,
-                "face_found": pred.face_found,
-                "emotions": ";".join(pred.emotions),
-                "emotion_vector": ";".join(f"{pred.emotion_vector[e]:g}" for e in EMOTIONS)
-                if pred.emotion_vector
-                else "",
-                "action_units": ";".join(pred.action_units),
-                "issues": "; ".join(pred.issues),
-                "text": pred.text,
-            }
-        )
-    df = pd.DataFrame(rows)
-    metrics: dict[str, Any] = {"n": len(rows), "n_not_scored": len(items) - len(rows), "classes": list(label_map)}
-    if not rows:
-        return metrics, df
-    y_true = df["label"].tolist()
-    y_pred = [p if p is not None else NO_LABEL for p in df["pred_label"].tolist()]
-    classes = list(label_map)
-    tp = fp = fn = 0
-    errors = []
-    for item, pred in zip(items, predictions, strict=True):
-        if pred is None:
-            continue
-        expected = {au_code(a) for a in PROTOTYPES[label_map[item.label]]}
-        got = set(pred.action_units)
-        tp, fp, fn = tp + len(expected & got), fp + len(got - expected), fn + len(expected - got)
-        if pred.emotion_vector:
-            target = np.array(target_vector(label_map[item.label]))
-            errors.append(np.abs(np.array([pred.emotion_vector[e] for e in EMOTIONS]) - target).mean())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    with warnings.catch_warnings():  # "y_pred contains classes not in y_true" is expected with a few images
-        warnings.simplefilter("ignore", UserWarning)
-        balanced_accuracy = balanced_accuracy_score(y_true, y_pred)
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    metrics.update(
-        {
-            "accuracy": accuracy_score(y_true, y_pred),
-            "balanced_accuracy": balanced_accuracy,
-            "macro_f1": f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0),
-            "weighted_f1": f1_score(y_true, y_pred, labels=classes, average="weighted", zero_division=0),
-            "parse_rate": float(df["parse_ok"].mean()),
-            "label_rate": float(df["pred_label"].notna().mean()),
-            "face_found_rate": float(df["face_found"].mean()),
-            "au_precision_vs_prototype": precision,
-            "au_recall_vs_prototype": recall,
-            "au_f1_vs_prototype": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-            "vector_mae": float(np.mean(errors)) if errors else None,
-            "per_class_f1": dict(
-                zip(classes, f1_score(y_true, y_pred, labels=classes, average=None, zero_division=0), strict=True)
-            ),
-        }
-    )
-    return metrics, df
-
-
-def evaluate_items(
-    predictor: VLMPredictor, items: Sequence[FaceItem], out_dir: Path, split: str, console: Console | None = None
-) -> dict[str, Any]:
-    """Generate for every item (face prep in chunks, so memory stays flat), score, write eval files."""
-    chunk = max(1, predictor.cfg.generation.batch_size) * 4
-    predictions: list[VLMPrediction | None] = []
-    failures: list[str] = []
-    started = time.perf_counter()
-    for start in range(0, len(items), chunk):
-        part = items[start : start + chunk]
-        prepared, bad = prepare_faces(part, predictor.preparer)
-        failures += bad
-        preds = predictor.predict_prepared(prepared)
-        for (crop, _), pred in zip(prepared, preds, strict=True):
-            predictions.append(pred if crop is not None else None)
-        if console is not None:
-            console.print(f"  {split}: {min(start + chunk, len(items))}/{len(items)} images", highlight=False)
-    metrics, df = score_predictions(items, predictions, predictor.label_map)
-    metrics.update(
-        {
-            "split": split,
-            "n_unreadable": len(failures),
-            "unreadable": failures[:20],
-            "seconds_per_image": (time.perf_counter() - started) / max(1, len(items)),
-        }
-    )
-    write_json(out_dir / RunPaths.METRICS, metrics)
-    write_csv(df, out_dir / RunPaths.PREDICTIONS)
-    return metrics
 
 
 def _versions() -> dict[str, str]:
