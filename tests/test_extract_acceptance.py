@@ -30,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before any Hugging Face import: 
 import affectfusion.extract as extract_pkg
 from affectfusion.cli import main
 from affectfusion.config import load_config
-from affectfusion.extract import Item, build_extractor
+from affectfusion.extract import Item, build_extractor, shared_extractor
 from affectfusion.extract.base import Extractor
 from affectfusion.extract.store import FeatureStore
 from affectfusion.pipeline import load_dataset
@@ -56,7 +56,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
 
     Extractors (and their models) are shared within a process; each test starts as a fresh process would.
     """
-    extract_pkg._shared_extractor.cache_clear()
+    shared_extractor.cache_clear()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     attempts: list[Any] = []

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from pydantic import ValidationError
+
+from affectfusion.config import format_validation_error
 from affectfusion.errors import AffectFusionError
 
 T = TypeVar("T")
@@ -52,9 +55,6 @@ def validate_options(component: type, options: dict, where: str):
 
     Errors name the config path (``model.fusion.options.heads``) so a user knows what to fix.
     """
-    from pydantic import ValidationError
-
-    from affectfusion.config import format_validation_error
 
     model = component.Options
     try:

@@ -9,16 +9,14 @@ the cross-variant failure overlap and a ``report.html`` that links the per-run r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from affectfusion.analysis.analyze_report import comparison_report_html, run_report_html
+from affectfusion.analysis.analyze_report import RunAnalysis, comparison_report_html, run_report_html
 from affectfusion.analysis.failures import (
     analyze_failures,
     cross_variant_failures,
@@ -31,7 +29,6 @@ from affectfusion.analysis.separability import (
     PROJECTION_METHODS,
     SCORE_COLUMNS,
     SCORE_TITLES,
-    Blocks,
     blocks_from_predictions,
     classification_task,
     plot_block_comparison,
@@ -46,22 +43,8 @@ from affectfusion.evaluation.report import markdown_table
 from affectfusion.io import write_csv, write_json, write_text
 from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import LoadedRun, read_run
-from affectfusion.training.predict import Predictions, predict
+from affectfusion.training.predict import predict
 from affectfusion.training.trainer import load_model
-
-
-@dataclass
-class RunAnalysis:
-    """One analysed run: the summary written to disk plus what a cross-variant comparison reuses."""
-
-    name: str
-    run: LoadedRun
-    split: str
-    out_dir: Path
-    summary: dict[str, Any]
-    blocks: Blocks
-    coords: dict[str, dict[str, np.ndarray]]  # block -> method -> [n, 2]
-    preds: Predictions
 
 
 def default_split(run: LoadedRun) -> str:

@@ -1,20 +1,42 @@
-"""The HTML pages of ``affectfusion analyze``: one run's analysis, and variants side by side."""
+"""The record of one analysed run, and the HTML pages of ``affectfusion analyze`` (one run; variants side by side)."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from affectfusion.analysis.failures import CASE_COLUMNS, MASKING_NOTE, case_row
-from affectfusion.analysis.separability import FUSED, METHOD_TITLES, SCORE_TITLES, SEPARABILITY_NOTE, separability_frame
+from affectfusion.analysis.separability import (
+    FUSED,
+    METHOD_TITLES,
+    SCORE_TITLES,
+    SEPARABILITY_NOTE,
+    Blocks,
+    separability_frame,
+)
 from affectfusion.evaluation.html import esc, img, page, table
 from affectfusion.evaluation.report import fmt_value
+from affectfusion.rundir import LoadedRun
+from affectfusion.training.predict import Predictions
 
-if TYPE_CHECKING:
-    from affectfusion.analysis.analyze import RunAnalysis
+
+@dataclass
+class RunAnalysis:
+    """One analysed run: the summary written to disk plus what a cross-variant comparison reuses."""
+
+    name: str
+    run: LoadedRun
+    split: str
+    out_dir: Path
+    summary: dict[str, Any]
+    blocks: Blocks
+    coords: dict[str, dict[str, np.ndarray]]  # block -> method -> [n, 2]
+    preds: Predictions
 
 
 def _best_block(scores: dict[str, dict[str, Any]]) -> tuple[str, float] | None:

@@ -69,6 +69,7 @@ def analyze_command(
     Writes <run>/analysis/<split>/ (report.html, separability.csv/json, projections_<block>.png,
     failures.json/md); a folder of variant runs also gets <folder>/analysis/<split>/ comparing them.
     """
+    # deferred: torch, scikit-learn and matplotlib load only when the command runs
     from affectfusion.analysis.analyze import analyze_run, analyze_runs, default_split
     from affectfusion.rundir import is_run, read_run, run_dirs
 
@@ -126,6 +127,7 @@ def ablate_command(
     folder. Every (subset, seed) model is a normal run directory in it, so re-running the command
     resumes an interrupted ablation and reuses finished runs.
     """
+    # deferred: torch and matplotlib load only when the command runs
     from affectfusion.analysis.ablation import MODES, run_ablation
     from affectfusion.analysis.seeds import parse_seeds
 
@@ -177,6 +179,7 @@ def robustness_command(
     Writes robustness.csv/.json, robustness_noise.png, robustness_missing.png and report.html into
     <run>/analysis/robustness_<split>/.
     """
+    # deferred: torch and matplotlib load only when the command runs
     from affectfusion.analysis.robustness import run_robustness
 
     result = run_robustness(

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from affectfusion.cli.common import console, err_console, print_table
+from affectfusion.config import PACKAGED_CONFIGS, list_packaged_configs, load_raw
 from affectfusion.errors import AffectFusionError
 
 
@@ -70,6 +71,7 @@ def compare(
     if not dirs:
         raise AffectFusionError(f"no run directories among {', '.join(map(str, runs))}")
     if seeds_aggregate:
+        # deferred: scipy, pandas and matplotlib load only when aggregating
         from affectfusion.analysis.seed_report import aggregate_seeds
         from affectfusion.analysis.seeds import group_by_variant
         from affectfusion.cli.tables import print_seed_summary
@@ -94,7 +96,6 @@ def list_(
     what: Annotated[str, typer.Argument(help="One of: " + ", ".join(LISTABLE))],
 ) -> None:
     """List registered components (with their options) or shipped configs."""
-    from affectfusion.config import PACKAGED_CONFIGS, list_packaged_configs, load_raw
 
     if what == "configs":
         table = Table("config", "description")
@@ -119,13 +120,13 @@ def list_(
 def _registry(what: str):
     """Import only the registry asked for: models need torch, extractors need numpy and pandas."""
     if what in ("fusions", "encoders"):
-        from affectfusion.models import ENCODERS, FUSIONS
+        from affectfusion.models import ENCODERS, FUSIONS  # deferred: torch
 
         return FUSIONS if what == "fusions" else ENCODERS
     if what == "datasets":
-        from affectfusion.data import DATASETS
+        from affectfusion.data import DATASETS  # deferred: scipy, pandas
 
         return DATASETS
-    from affectfusion.extract import EXTRACTORS
+    from affectfusion.extract import EXTRACTORS  # deferred: numpy, pandas
 
     return EXTRACTORS

@@ -53,6 +53,7 @@ def predict_command(
     cannot be used get their reason in the `error` column; the others are predicted. A
     vision-language run takes --image and also prints the answer it generated.
     """
+    # deferred: torch, the run's extractors and pandas load only when predicting
     from affectfusion.io import write_csv
     from affectfusion.serve.batch import predict_table
     from affectfusion.serve.predictor import load_predictor
@@ -149,6 +150,7 @@ def api_command(
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """REST API: GET /health, GET /info, POST /predict, /predict/batch, /predict/batch/files; docs at /docs."""
+    # deferred: the web stack loads only when serving
     import uvicorn
 
     from affectfusion.serve.api import create_app
@@ -174,6 +176,7 @@ def dashboard_command(
     port: Annotated[int, typer.Option(help="TCP port")] = 8501,
 ) -> None:
     """Web dashboard: single input, batch with CSV export, model documentation."""
+    # deferred: streamlit loads only when serving
     from affectfusion.serve.dashboard import launch
 
     _check_bind(host, port)

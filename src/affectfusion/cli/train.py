@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from affectfusion.cli.common import SetOption, console, err_console, print_table, wide_console
-from affectfusion.config import load_config, parse_set_options
+from affectfusion.config import load_config, load_raw, parse_set_options, resolve_config_path
 from affectfusion.errors import AffectFusionError
 
 
@@ -33,6 +33,7 @@ def train(
     variant) is its own run, and `<out>/seeds/` gets the aggregate over seeds. The validation split
     and `data.test_split` (if set) are scored at the end, in the same process.
     """
+    # deferred: torch and the trainer load only when training
     from affectfusion.analysis.seeds import parse_seeds
     from affectfusion.recipes import config_kind, get_recipe
 
@@ -62,7 +63,6 @@ def train(
 
 def fusion_switch(config: str, fusion: str) -> dict[str, object]:
     """Overrides for ``--fusion``: that strategy alone, without the options of the config's own one."""
-    from affectfusion.config import load_raw, resolve_config_path
 
     own = (load_raw(resolve_config_path(config)).get("model") or {}).get("fusion") or {}
     switch: dict[str, object] = {"model.fusion.name": fusion, "variants": None}
@@ -73,6 +73,7 @@ def fusion_switch(config: str, fusion: str) -> dict[str, object]:
 
 def _train_seeds(cfg, out: Path, seeds: list[int], overwrite: bool) -> None:
     """Train every seed (resumable), then aggregate over seeds into <out>/seeds and print it."""
+    # deferred: torch, scipy and matplotlib load only when training seeds
     from affectfusion.analysis.seed_report import aggregate_seeds
     from affectfusion.analysis.seeds import group_by_variant
     from affectfusion.cli.tables import print_seed_summary
@@ -101,8 +102,9 @@ def extract(
     package versions and input content). Inputs that fail (corrupt audio, non-image file, empty
     text) are listed in each extractor's failures.csv; the rest completes.
     """
+    # deferred: the adapter and extractor registries load numpy, pandas and scipy
     from affectfusion.data import build_adapter
-    from affectfusion.extract import apply_extraction  # loads the extractor registry (numpy, pandas)
+    from affectfusion.extract import apply_extraction
 
     overrides = parse_set_options(set_)
     if workers is not None:
@@ -138,6 +140,7 @@ def demo(
     overwrite: Annotated[bool, typer.Option(help="Retrain instead of resuming")] = False,
 ) -> None:
     """Train every registered fusion strategy on a generated dataset and print the comparison."""
+    # deferred: torch loads only when the demo runs
     from affectfusion.models import FUSIONS
     from affectfusion.recipes.fusion import train_config
 

@@ -31,6 +31,7 @@ __all__ = [
     "build_adapter",
 ]
 
+
 def build_adapter(data: DataConfig) -> DatasetAdapter:
     cls = DATASETS.get(data.adapter)
     opts = validate_options(cls, data.options, "data.options")

@@ -109,6 +109,7 @@ class AudioExtractor(Extractor):
         return x
 
     def _trim_silence(self, x: np.ndarray) -> np.ndarray:
+        # torch is needed only for the optional silero-vad trimming
         import torch
 
         sr = self.options.sample_rate

@@ -76,6 +76,7 @@ def load_image(item: RawInput) -> np.ndarray:
 
     Anything else (text renamed to .jpg, an empty or truncated file, a GIF) is an ExtractionError.
     """
+    # Pillow loads on the first image, not when extractors register
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not isinstance(item, str | Path):
@@ -325,6 +326,7 @@ class FerModel:
     """
 
     def __init__(self, output: FerOutput, flip_average: bool = False) -> None:
+        # the TFLite runtime loads only with the FER model
         from ai_edge_litert.interpreter import Interpreter
 
         self.output = output

@@ -28,7 +28,8 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput, content_hash
+from affectfusion.extract.base import ExtractionError, Extractor, RawInput, content_hash
+from affectfusion.extract.build import shared_extractor
 from affectfusion.io import atomic_file, write_csv, write_json
 
 BATCH = 16
@@ -227,15 +228,6 @@ def _as_results(results: list[np.ndarray | ExtractionError]) -> list[np.ndarray 
     return [str(r) if isinstance(r, ExtractionError) else r for r in results]
 
 
-_WORKER_EXTRACTORS: dict[tuple[str, str], Extractor] = {}
-
-
 def _extract_in_worker(name: str, options_json: str, inputs: list[RawInput]) -> list[np.ndarray | str]:
     """Runs in a worker process: the extractor (and its model) is built once per process."""
-    import affectfusion.extract  # noqa: F401  (registers the extractors in a fresh interpreter)
-
-    key = (name, options_json)
-    if key not in _WORKER_EXTRACTORS:
-        cls = EXTRACTORS.get(name)
-        _WORKER_EXTRACTORS[key] = cls(name, cls.Options.model_validate(json.loads(options_json)))
-    return _as_results(_WORKER_EXTRACTORS[key].extract_batch(inputs))
+    return _as_results(shared_extractor(name, options_json, "extractor options").extract_batch(inputs))

@@ -14,6 +14,7 @@ import inspect
 import json
 import re
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from types import ModuleType
 from typing import ClassVar, Literal
@@ -197,6 +198,7 @@ class MiniLMExtractor(Extractor):
         return [out[i] for i in range(len(items))]
 
     def _embed(self, texts: list[str]) -> list[np.ndarray]:
+        # torch loads with the text model, not when extractors register
         import torch
 
         enc = self._tokenizer(
@@ -237,8 +239,6 @@ class LexiconExtractor(Extractor):
         self._vader = vader.SentimentIntensityAnalyzer()
         self._nrc: dict[str, list[str]] | None = None
         if self.options.nrc:
-            from importlib import resources
-
             _require("nrclex", "nrclex")
             lexicon = resources.files("nrclex.data").joinpath("nrc_en.json").read_text(encoding="utf-8")
             self._nrc = json.loads(lexicon)

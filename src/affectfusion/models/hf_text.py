@@ -75,6 +75,7 @@ class HFLoRAEncoder(Encoder):
 
 def _lora_model(options: HFLoRAEncoder.Options) -> nn.Module:
     """The frozen base model from the local folder, wrapped with LoRA adapters."""
+    # peft and transformers load only when a LoRA encoder is built
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModel
     from transformers.utils import logging as transformers_logging

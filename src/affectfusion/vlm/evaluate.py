@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 from affectfusion.io import write_csv, write_json
 from affectfusion.rundir import RunPaths
@@ -33,7 +34,6 @@ def score_predictions(
     ``None`` predictions (unreadable image, or no face with ``on_no_face: skip``) are not scored.
     Action units are scored against the label's EMFACS prototype, not against annotated AUs.
     """
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
     rows = []
     for item, pred in zip(items, predictions, strict=True):

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from affectfusion.config import DataConfig
+from affectfusion.data import build_adapter
 from affectfusion.errors import AffectFusionError
+from affectfusion.extract.face import load_image
 from affectfusion.vlm.config import VLMConfig
 from affectfusion.vlm.predictor import FacePreparer
 
@@ -27,8 +30,6 @@ class FaceItem:
 
 def load_items(cfg: VLMConfig, split: str) -> list[FaceItem]:
     """All labelled images of a split, from the configured dataset adapter."""
-    from affectfusion.config import DataConfig
-    from affectfusion.data import build_adapter
 
     data = cfg.data
     adapter = build_adapter(DataConfig(adapter=data.adapter, root=data.root, options=data.options))
@@ -63,7 +64,6 @@ def prepare_faces(
     items: Sequence[FaceItem], preparer: FacePreparer
 ) -> tuple[list[tuple[np.ndarray | None, bool]], list[str]]:
     """Face crops per item; unreadable images yield ``(None, False)`` and a one-line reason each."""
-    from affectfusion.extract.face import load_image
 
     prepared, failures = [], []
     for item in items:

@@ -32,6 +32,7 @@ ADAPTER_DIR = "adapter"
 def quiet_transformers() -> Iterator[None]:
     """Hide transformers' load-time progress bars and notices (e.g. "no torchvision: using the PIL
     image processor", which is expected here), restoring its settings afterwards."""
+    # transformers loads only with a BLIP-2 model
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
@@ -75,6 +76,7 @@ def load_blip2(path: str | Path, dtype: str = "float32") -> tuple[Any, Any]:
 
     A processor saved without ``num_query_tokens`` (older BLIP-2 downloads) takes the model's.
     """
+    # transformers loads only with a BLIP-2 model
     from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
     folder = check_model_folder(path)
@@ -116,6 +118,7 @@ def load_blip2(path: str | Path, dtype: str = "float32") -> tuple[Any, Any]:
 
 def add_lora(model: Any, settings: LoraSettings) -> Any:
     """Wrap the model with fresh LoRA adapters; only their weights train."""
+    # peft loads only when adapters are added
     from peft import LoraConfig, get_peft_model
 
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
@@ -138,6 +141,7 @@ def add_lora(model: Any, settings: LoraSettings) -> Any:
 
 def load_adapter(model: Any, adapter_dir: str | Path) -> Any:
     """The base model with trained LoRA weights from a run's adapter folder, for inference."""
+    # peft loads only when adapters are read
     from peft import PeftModel
 
     adapter_dir = Path(adapter_dir)

@@ -17,6 +17,7 @@ import numpy as np
 
 from affectfusion.config import load_raw
 from affectfusion.errors import AffectFusionError
+from affectfusion.extract.face import FaceOptions, FacePipeline, full_image_crop, load_image
 from affectfusion.io import read_json
 from affectfusion.rundir import RunPaths, is_run, run_kind
 from affectfusion.vlm.config import FaceConfig, VLMConfig, validate_vlm
@@ -47,7 +48,6 @@ class FacePreparer:
     """P4's preprocessing: detect, align by the eyes, crop a ``size`` square (the toolkit's face pipeline)."""
 
     def __init__(self, face: FaceConfig, size: int) -> None:
-        from affectfusion.extract.face import FaceOptions, FacePipeline
 
         self.face = face
         self.size = size
@@ -58,7 +58,6 @@ class FacePreparer:
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray | None, bool]:
         """``(crop, face_found)``; crop is None when no face is found and ``on_no_face`` is skip."""
-        from affectfusion.extract.face import full_image_crop
 
         crop = self.pipeline.face_crop(image, self.size)
         if crop is not None:
@@ -70,7 +69,6 @@ class FacePreparer:
 
 def as_rgb(item: Any, where: str = "image") -> np.ndarray:
     """An RGB uint8 ``[H, W, 3]`` array from a JPG/PNG/BMP path, an array (grey, RGB or RGBA) or a PIL image."""
-    from affectfusion.extract.face import load_image
 
     if isinstance(item, str | Path):
         return load_image(item)

@@ -31,6 +31,7 @@ SPECIAL_TOKENS = ["<pad>", "</s>", "<unk>"]
 
 def build_tokenizer(corpus: list[str], vocab_size: int = 600) -> Any:
     """A byte-level BPE tokenizer trained on ``corpus``, wrapped for transformers."""
+    # tokenizers, transformers and torch load only when a tiny model is built
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -69,6 +70,7 @@ def build_tiny_blip2(
     ``init_std`` is larger than BERT-style 0.02 so the random network's outputs depend on its
     inputs enough for LoRA on q_proj/v_proj alone to fit a few answers in a few hundred steps.
     """
+    # torch loads only when a tiny model is built
     import torch
     from transformers import (
         Blip2Config,

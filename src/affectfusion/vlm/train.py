@@ -33,6 +33,7 @@ import torch
 import yaml
 from rich.console import Console
 
+import affectfusion
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import append_jsonl, write_json, write_text
 from affectfusion.rundir import RunPaths
@@ -115,7 +116,6 @@ def fit_lora(
 
 
 def _versions() -> dict[str, str]:
-    import affectfusion
 
     out = {"affectfusion": affectfusion.__version__, "python": platform.python_version()}
     for pkg in ("torch", "transformers", "peft", "opencv-python-headless"):

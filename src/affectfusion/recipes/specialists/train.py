@@ -26,6 +26,7 @@ from affectfusion.recipes.specialists.config import (
 from affectfusion.recipes.specialists.export import export_embeddings
 from affectfusion.recipes.specialists.subsets import print_subsets, score_subsets, write_subsets
 from affectfusion.rundir import RunPaths
+from affectfusion.training.distributed import init_distributed
 from affectfusion.training.trainer import (
     Trainer,
 )
@@ -74,7 +75,6 @@ def train_fusion(
     cfg: SpecialistsConfig, out: Path, provenance: dict[str, Any], overwrite: bool, console: Console
 ) -> Path:
     """Train the fusion on the exported embeddings; a fusion trained on another export starts afresh."""
-    from affectfusion.training.distributed import init_distributed
 
     dist = init_distributed()
     run_dir = out / "fusion"
@@ -113,7 +113,6 @@ def train_specialists(
 
     Returns the output folder (default ``runs/<name>``).
     """
-    from affectfusion.training.distributed import init_distributed
 
     log = console or Console(stderr=True)
     cfg = load_specialists_config(config, overrides)

@@ -1,0 +1,28 @@
+"""The one way to make an extractor: a registered name and its options -> a validated instance.
+
+Importing this module registers every extractor, so a fresh worker process that imports it can
+build any of them. Training (through the feature store) and serving both build here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+# Importing the extractor modules registers them.
+from affectfusion.extract import audio, face, signal, text, tokens, video  # noqa: F401
+from affectfusion.extract.base import EXTRACTORS, Extractor
+from affectfusion.registry import validate_options
+
+
+def build_extractor(name: str, options: dict, where: str) -> Extractor:
+    """A new extractor; ``where`` names the config path in validation errors."""
+    cls = EXTRACTORS.get(name)
+    return cls(name, validate_options(cls, options, where))
+
+
+@functools.lru_cache(maxsize=16)
+def shared_extractor(name: str, options_json: str, where: str) -> Extractor:
+    """One extractor (and one loaded model) per setting for the whole process: train, dev and test
+    splits are extracted one after another, and a text model should not load three times."""
+    return build_extractor(name, json.loads(options_json), where)
