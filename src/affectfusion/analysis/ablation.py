@@ -140,9 +140,21 @@ def _plot_bars(labels: list[str], means: list[float], stds: list[float], path: P
     y = np.arange(len(labels))[::-1]
     xerr = None if all(math.isnan(s) for s in stds) else np.nan_to_num(stds)
     ax.barh(y, means, xerr=xerr, capsize=3, color="C0", alpha=0.85)
-    for yi, v in zip(y, means, strict=True):
-        if math.isfinite(v):
-            ax.annotate(f"{v:.3f}", (v, yi), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+    for yi, v, sd in zip(y, means, stds, strict=True):
+        if not math.isfinite(v):
+            continue
+        # The label sits beyond the bar's end and its error bar, on the side the bar points to.
+        reach = abs(v) + (sd if xerr is not None and math.isfinite(sd) else 0.0)
+        side = 1 if v >= 0 else -1
+        ax.annotate(
+            f"{v:.3f}",
+            (side * reach, yi),
+            xytext=(6 * side, 0),
+            textcoords="offset points",
+            ha="left" if side > 0 else "right",
+            va="center",
+            fontsize=8,
+        )
     ax.set_yticks(y, labels)
     ax.axvline(0, color="grey", lw=0.8)
     ax.set(xlabel=xlabel, title=title)

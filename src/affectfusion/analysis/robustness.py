@@ -140,7 +140,10 @@ def run_robustness(
             "rows": table.to_dict(orient="records"),
         },
     )
-    plots = {kind: _plot_curves(table, kind, metrics[0], out / f"robustness_{kind}.png") for kind in PERTURBATIONS}
+    where = f"{run.config.name}, {split}"
+    plots = {
+        kind: _plot_curves(table, kind, metrics[0], out / f"robustness_{kind}.png", where) for kind in PERTURBATIONS
+    }
     intro = [
         f"Run {run.paths.root} ({run.config.name}), split {split} (n = {len(ds)}), primary task "
         f"{run.config.tasks[0].name}; clean {metrics[0]} = {clean[0]:.4f}.",
@@ -160,14 +163,14 @@ def run_robustness(
     return RobustnessResult(table, metrics, split, out, report)
 
 
-def _plot_curves(table: pd.DataFrame, kind: str, metric: str, path: Path) -> Path:
-    """One line per modality with a mean +- std band."""
+def _plot_curves(table: pd.DataFrame, kind: str, metric: str, path: Path, where: str) -> Path:
+    """One line per modality with a mean +- std band; the title names the run and split."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for i, (modality, df) in enumerate(table[table["perturbation"] == kind].groupby("modality", sort=False)):
         x, y, sd = df["level"].to_numpy(), df[f"{metric}_mean"].to_numpy(), df[f"{metric}_std"].to_numpy()
         ax.plot(x, y, marker="o", ms=4, color=f"C{i}", label=str(modality))
         ax.fill_between(x, y - np.nan_to_num(sd), y + np.nan_to_num(sd), color=f"C{i}", alpha=0.2)
-    ax.set(xlabel=PERTURBATIONS[kind], ylabel=metric, title=f"{metric} vs {kind}")
+    ax.set(xlabel=PERTURBATIONS[kind], ylabel=metric, title=f"{where}: {metric} vs {kind}")
     ax.grid(alpha=0.3)
     ax.legend(title="perturbed modality")
     fig.tight_layout()

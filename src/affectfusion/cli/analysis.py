@@ -25,18 +25,19 @@ def _score(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _summary_table(runs: list[dict[str, Any]]) -> Table:
-    """Blocks × (n, chance, silhouette, k-NN, probe), one group of rows per run."""
+def _summary_table(runs: list[dict[str, Any]], fused: str) -> Table:
+    """Blocks × (n, chance, silhouette, k-NN, probe), one group of rows per run; the model's own
+    accuracy sits on the row of the fused block, the representation its head reads."""
     several = len(runs) > 1
     table = Table(title="separability (" + ", ".join(sorted({r["split"] for r in runs})) + ")")
     if several:
         table.add_column("variant")
     table.add_column("block")
-    for name in ("n", "chance", "silhouette", "kNN acc", "probe acc", "accuracy"):
+    for name in ("n", "chance", "silhouette", "kNN acc", "probe acc", "model acc"):
         table.add_column(name, justify="right")
     for r in runs:
         for i, (block, s) in enumerate(r["separability"].items()):
-            accuracy = _score(r["failures"]["accuracy"]) if i == 0 else ""
+            accuracy = _score(r["failures"]["accuracy"]) if block == fused else ""
             cells = [
                 block,
                 str(s["n"]),
@@ -71,6 +72,7 @@ def analyze_command(
     """
     # deferred: torch, scikit-learn and matplotlib load only when the command runs
     from affectfusion.analysis.analyze import analyze_run, analyze_runs, default_split
+    from affectfusion.analysis.separability import FUSED
     from affectfusion.rundir import is_run, read_run, run_dirs
 
     if is_run(run_dir):
@@ -81,7 +83,7 @@ def analyze_command(
         out = run_dir / "analysis" / (split or default_split(read_run(dirs[0])))
         result = analyze_runs(dirs, out, split, data, cap, methods, console=err_console)
         runs = result["runs"]
-    console.print(_summary_table(runs), width=max(console.width, 100))
+    console.print(_summary_table(runs, FUSED), width=max(console.width, 100))
     for r in runs:
         if r["subsampled"]:
             err_console.print(f"{r['name']}: {r['cap']} of {r['n_labelled']} samples used (--cap)")

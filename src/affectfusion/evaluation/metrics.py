@@ -59,6 +59,13 @@ METRIC_DIRECTION: dict[str, str] = {
     "train_loss": "min",
 }
 
+# Best possible value of bounded metrics: a validation score stuck there cannot rank checkpoints.
+METRIC_CEILING: dict[str, float] = {
+    **{m: 1.0 for m, d in METRIC_DIRECTION.items() if d == "max"},
+    "mae": 0.0,
+    "rmse": 0.0,
+}
+
 CLASSIFICATION_SCALARS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
 MULTILABEL_SCALARS = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy")
 REGRESSION_SCALARS = ("mae", "rmse", "pearson_r", "ccc")
@@ -342,3 +349,24 @@ def best_epoch(history: list[dict[str, Any]], monitor: str, mode: str = "auto") 
         if math.isfinite(value) and (best is None or sign * value > sign * best[1]):
             best = (int(record["epoch"]), value)
     return best
+
+
+def saturation_warning(history: list[dict[str, Any]], monitor: str, split: str) -> str | None:
+    """A sentence when the monitored validation metric sits at its ceiling from the first epochs on.
+
+    Then every later checkpoint ties with the first, early stopping and model selection are blind,
+    and the usual causes are label-informed features or a leak between splits.
+    """
+    leaf = monitor.rsplit(".", 1)[-1]
+    if leaf not in METRIC_CEILING or not history:
+        return None
+    ceiling = METRIC_CEILING[leaf]
+    values = [history_value(r, monitor) for r in history]
+    at_ceiling = [i for i, v in enumerate(values) if math.isfinite(v) and abs(v - ceiling) < 1e-9]
+    if not at_ceiling or at_ceiling[0] > 1:
+        return None
+    return (
+        f"validation {monitor} on {split!r} reached its best possible value {ceiling:g} at epoch {at_ceiling[0] + 1}: "
+        "it cannot tell checkpoints apart, so early stopping and model selection are blind. Label-informed "
+        "features or samples shared between splits are the usual causes; pick settings on another split."
+    )

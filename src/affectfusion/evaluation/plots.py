@@ -101,6 +101,18 @@ def plot_confusion_matrix(cm: Any, classes: list[str], path: Path, title: str) -
     return save_figure(fig, path)
 
 
+def value_range(values: np.ndarray) -> tuple[float, float]:
+    """A y-range that shows differences between runs: 0.64 vs 0.69 must not look equal. Starts at 0
+    only when a value is near 0 or below; leaves room above for the bar labels."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    low, high = float(finite.min()), float(finite.max())
+    span = max(high - low, 0.05 * max(abs(high), 1e-6))
+    bottom = 0.0 if low <= 0 or low < 0.5 * span else low - 0.5 * span
+    return min(bottom, low), high + 0.45 * span
+
+
 def plot_comparison(df: pd.DataFrame, metrics: list[str], path: Path, title: str) -> Path:
     """One group of bars per metric, one bar per run (``run`` column, else the index)."""
     cols = [m for m in metrics if m in df.columns and pd.to_numeric(df[m], errors="coerce").notna().any()]
@@ -117,7 +129,7 @@ def plot_comparison(df: pd.DataFrame, metrics: list[str], path: Path, title: str
         ax.bar_label(bars, labels=labels, fontsize=7, rotation=90, padding=2)
     ax.set_xticks(x, cols, rotation=30, ha="right")
     ax.set_title(title)
-    ax.margins(y=0.15)
+    ax.set_ylim(*value_range(values))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()

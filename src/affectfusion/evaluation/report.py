@@ -114,6 +114,7 @@ def _overview(run: RunFolder) -> list[str]:
             lines.append(f"- **Best epoch:** {best[0]} (validation {monitor[0]} = {best[1]:.4f}, {monitor[1]})")
     else:
         lines.append("- **Training history:** none yet (no history.jsonl)")
+    lines += [f"- **Warning:** {w}" for w in run.meta.get("warnings", [])]
     return lines
 
 

@@ -15,7 +15,10 @@ from rich.console import Console
 from affectfusion.config import RunConfig, apply_overrides, expand_variants, validate
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import compare_runs
-from affectfusion.rundir import run_lock
+from affectfusion.evaluation.metrics import resolve_monitor, saturation_warning
+from affectfusion.evaluation.report import write_run_report
+from affectfusion.io import read_json, read_jsonl, write_json
+from affectfusion.rundir import RunPaths, run_lock
 from affectfusion.training.distributed import init_distributed
 from affectfusion.training.trainer import Trainer
 
@@ -43,9 +46,25 @@ def fit(cfg: RunConfig, run_dir: Path, overwrite: bool, console: Console) -> Non
 
     Under DDP only rank 0 writes, so only rank 0 takes the lock.
     """
-    lock = run_lock(run_dir, "train") if init_distributed().is_main else nullcontext()
-    with lock:
+    main = init_distributed().is_main
+    with run_lock(run_dir, "train") if main else nullcontext():
         Trainer(cfg, run_dir, console).fit(overwrite=overwrite)
+        if main:
+            warn_if_saturated(cfg, run_dir, console)
+
+
+def warn_if_saturated(cfg: RunConfig, run_dir: Path, console: Console) -> None:
+    """Say so (and note it in meta.json) when the validation metric is at its ceiling from the start."""
+    paths = RunPaths(run_dir)
+    monitor, _ = resolve_monitor(cfg)
+    warning = saturation_warning(read_jsonl(paths.history), monitor, cfg.data.val_split)
+    if warning is None:
+        return
+    console.print(f"[yellow]warning:[/] {run_dir}: {warning}", highlight=False)
+    meta = read_json(paths.meta)
+    meta["warnings"] = sorted({*meta.get("warnings", []), warning})
+    write_json(paths.meta, meta)
+    write_run_report(run_dir)
 
 
 def _seed_config(cfg: RunConfig, seed: int) -> RunConfig:
