@@ -142,9 +142,10 @@ def test_load_dataset_extracts_and_sets_aside_a_corrupt_file(tiny_ravdess: Path,
 def test_shared_ravdess_is_actor_disjoint(shared_data: Path) -> None:
     root = shared_data / "ravdess_speech_16k"
     splits = {name: load("ravdess", root, name) for name in ("train", "dev", "test_small")}
-    assert {k: len(v) for k, v in splits.items()} == {"train": 240, "dev": 120, "test_small": 120}
+    assert {k: len(v) for k, v in splits.items()} == {"train": 840, "dev": 120, "test_small": 120}
     groups = {k: {s.group for s in v} for k, v in splits.items()}
-    assert groups == {"train": {"1", "2", "3", "4"}, "dev": {"5", "6"}, "test_small": {"7", "8"}}
+    train_actors = {str(a) for a in (1, 2, 3, 4, *range(9, 19))}
+    assert groups == {"train": train_actors, "dev": {"5", "6"}, "test_small": {"7", "8"}}
     assert {s.targets["emotion"] for s in splits["train"]} == set(RAVDESS_CLASSES)
     assert {s.targets["intensity"] for s in splits["train"]} == {"normal", "strong"}
     assert all(s.raw["audio"].is_file() for v in splits.values() for s in v)

@@ -123,6 +123,11 @@ class DataConfig(Strict):
     extract: dict[str, ComponentConfig] = Field(default_factory=dict)
     cache_dir: str = Field("~/.cache/affectfusion/features", description="feature store for extracted features")
     workers: int = Field(1, ge=1, description="parallel extraction processes")
+    bad_media: Literal["error", "drop_modality"] = Field(
+        "error",
+        description="a media file that is missing, empty or cannot be decoded: error (name every bad row) "
+        "or drop_modality (that row keeps its other modalities)",
+    )
     require_modalities: list[str] = Field(
         default_factory=list, description="keep only samples that have all of these modalities (P3 specialists)"
     )
@@ -323,9 +328,32 @@ def format_validation_error(e: ValidationError, source: str) -> str:
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """A validated config. In your own config files, relative ``data.root`` and ``data.cache_dir`` are
+    relative to the file (shipped configs keep them relative to the working directory, the
+    repository root); ``--set`` values are relative to the working directory."""
     path = resolve_config_path(path)
-    raw = apply_overrides(load_raw(path), overrides or {})
-    return validate(raw, str(path))
+    return validate(apply_overrides(read_config_file(path), overrides or {}), str(path))
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A config file's mapping, with its data paths resolved against the file unless it is a shipped config."""
+    raw = load_raw(path)
+    if path.resolve().is_relative_to(PACKAGED_CONFIGS.resolve()):
+        return raw
+    return resolve_paths_against(raw, path.parent)
+
+
+def resolve_paths_against(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``data.root`` and ``data.cache_dir`` made absolute against ``folder`` when they are relative."""
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return raw
+    data = dict(data)
+    for key in ("root", "cache_dir"):
+        value = data.get(key)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            data[key] = str((folder / value).resolve())
+    return {**raw, "data": data}
 
 
 def expand_variants(cfg: RunConfig) -> dict[str, RunConfig]:

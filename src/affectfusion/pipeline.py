@@ -17,14 +17,49 @@ from affectfusion.data.types import ModalitySpec, MultimodalDataset, Sample
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract import apply_extraction
 
+SHOWN_BAD_ROWS = 10
+
+
+def bad_media_error(where: str, bad: list[str], stage: str) -> AffectFusionError:
+    more = len(bad) - SHOWN_BAD_ROWS
+    shown = "; ".join(bad[:SHOWN_BAD_ROWS]) + (f"; ... and {more} more" if more > 0 else "")
+    return AffectFusionError(
+        f"{where}: {len(bad)} unusable media file(s) {stage}: {shown}. Fix or remove those rows, or set "
+        "data.bad_media: drop_modality to keep each such row with its other modalities"
+    )
+
+
+def check_media_files(cfg: RunConfig, samples: list[Sample], where: str, console: Console) -> None:
+    """Before any extraction: every media path exists and is a non-empty file, else per data.bad_media."""
+    bad = []
+    for s in samples:
+        for modality, item in list(s.raw.items()):
+            if not isinstance(item, Path):
+                continue
+            problem = "missing" if not item.exists() else "not a file" if not item.is_file() else None
+            if problem is None and item.stat().st_size == 0:
+                problem = "empty"
+            if problem:
+                bad.append(f"{s.id} {modality} {item} ({problem})")
+                if cfg.data.bad_media == "drop_modality":
+                    del s.raw[modality]
+    if bad and cfg.data.bad_media == "error":
+        raise bad_media_error(where, bad, "found before extraction")
+    if bad:
+        console.print(f"{where}: {len(bad)} missing or empty media file(s) left out (data.bad_media: drop_modality)")
+
 
 def extract_features(cfg: RunConfig, samples: list[Sample], where: str) -> list[Sample]:
     """Raw media -> features (cached); samples left with no modality at all are set aside."""
     console = Console(stderr=True)
+    check_media_files(cfg, samples, where, console)
     reports = apply_extraction(samples, cfg.data, console, progress=cfg.train.progress)
     for r in reports:
         if r.computed or r.failures:
             console.print(f"{where}: {r.summary()} (report: {r.folder}/failures.csv)", highlight=False)
+    failed = [f"{f['id']} ({f['source']}): {f['error']}" for r in reports for f in r.failures]
+    if failed and cfg.data.bad_media == "error":
+        raise bad_media_error(where, failed, "could not be decoded")
     kept = [s for s in samples if s.features]
     if not kept:
         raise AffectFusionError(f"{where}: no sample could be turned into features (see the failure reports)")
@@ -54,6 +89,7 @@ def load_dataset(
     where = f"{cfg.data.adapter} split {split!r}" + (f" in {root_path}" if root_path else "")
     if not samples:
         raise AffectFusionError(f"{where}: no samples")
+    encode_targets(samples, cfg.tasks, where)  # a bad label is reported before any extraction
     if cfg.data.extract:
         samples = extract_features(cfg, samples, where)
     keep = cfg.model.modalities
@@ -65,7 +101,6 @@ def load_dataset(
         samples = [s for s in samples if all(m in s.features for m in required)]
         if not samples:
             raise AffectFusionError(f"{where}: no sample has all of {', '.join(required)} (data.require_modalities)")
-    encode_targets(samples, cfg.tasks, where)
     return MultimodalDataset(samples, modalities=modalities, name=where)
 
 

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from affectfusion.cli import analysis, runs, serve, train
+from affectfusion.cli import analysis, data, runs, serve, train
 from affectfusion.cli.common import err_console
 from affectfusion.errors import AffectFusionError
 
@@ -25,6 +25,7 @@ app.command()(runs.test)
 app.command()(runs.compare)
 app.command()(train.extract)
 app.command("list")(runs.list_)
+app.command()(data.init)
 app.command()(train.demo)
 app.command("analyze")(analysis.analyze_command)
 app.command("ablate")(analysis.ablate_command)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from affectfusion.cli.common import console, err_console, print_table
-from affectfusion.config import PACKAGED_CONFIGS, list_packaged_configs, load_raw
+from affectfusion.config import PACKAGED_CONFIGS, apply_overrides, list_packaged_configs, load_raw, validate
 from affectfusion.errors import AffectFusionError
+
+if TYPE_CHECKING:
+    from affectfusion.rundir import LoadedRun
 
 
 def test(
@@ -21,8 +25,13 @@ def test(
     split: Annotated[
         str | None, typer.Option(help="Split name (default: data.test_split, else data.val_split)")
     ] = None,
+    table: Annotated[
+        Path | None,
+        typer.Option(help="Score any labelled table in the run's media_table format (split name = file stem)"),
+    ] = None,
 ) -> None:
-    """Score a trained run on a split; writes eval/<split>/metrics.json, predictions and plots."""
+    """Score a trained run on a split, or on any labelled table; writes eval/<split>/metrics.json,
+    predictions and plots."""
     import pandas as pd  # heavy: loaded only when scoring
 
     from affectfusion.evaluation.report import plot_run, write_run_report
@@ -33,14 +42,30 @@ def test(
     for rd in run_dirs(run_dir):
         run = read_run(rd)
         s = split or run.config.data.test_split or run.config.data.val_split
+        root = data
+        if table is not None:
+            run, s, root = on_table(run, table)
         with run_lock(rd, "test"):
-            metrics = evaluate_run(run, s, root=data)
+            metrics = evaluate_run(run, s, root=root)
             plot_run(rd)
             write_run_report(rd)
         rows.append({"run": rd.name, "split": s, **_scalars(metrics)})
         err_console.print(f"wrote {run.paths.metrics(s)}")
     splits = sorted({r["split"] for r in rows})
     print_table(pd.DataFrame(rows), f"metrics on {', '.join(splits)}")
+
+
+def on_table(run: LoadedRun, table: Path) -> tuple[LoadedRun, str, Path]:
+    """The run set to read ``table`` (a media_table run's format): (run, split name, root)."""
+    if run.config.data.adapter != "media_table":
+        raise AffectFusionError(
+            f"--table scores runs trained on a media_table; {run.paths.root} reads {run.config.data.adapter!r} "
+            "data: use --data FOLDER --split NAME"
+        )
+    if not table.is_file():
+        raise AffectFusionError(f"table not found: {table}")
+    config = validate(apply_overrides(run.config.to_dict(), {"data.options.table": table.name}), str(table))
+    return dataclasses.replace(run, config=config), table.stem, table.resolve().parent
 
 
 def _scalars(metrics: dict) -> dict:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from affectfusion.config import apply_overrides, format_validation_error, load_raw, resolve_config_path
+from affectfusion.config import apply_overrides, format_validation_error, read_config_file, resolve_config_path
 from affectfusion.errors import AffectFusionError
 
 DEFAULT_PROMPT = (
@@ -152,7 +152,7 @@ def validate_vlm(raw: dict[str, Any], source: str = "config") -> VLMConfig:
 def load_vlm_config(config: str | Path, overrides: dict[str, Any] | None = None) -> VLMConfig:
     """A shipped config name or YAML path, with dotted ``--set`` overrides applied."""
     path = resolve_config_path(config)
-    raw = apply_overrides(load_raw(path), overrides or {})
+    raw = apply_overrides(read_config_file(path), overrides or {})
     if raw.get("kind", "vlm") != "vlm":
         raise AffectFusionError(f"config {path}: kind is {raw.get('kind')!r}, expected 'vlm'")
     return validate_vlm(raw, str(path))

@@ -16,7 +16,7 @@ from affectfusion.config import (
     TrainConfig,
     apply_overrides,
     format_validation_error,
-    load_raw,
+    read_config_file,
     resolve_config_path,
     validate,
 )
@@ -98,7 +98,7 @@ def load_specialists_config(config: str | Path, overrides: dict[str, Any] | None
     """Read, override (dotted ``--set`` keys) and validate a specialists config, including the
     RunConfig of every stage, so a mistake surfaces before anything trains."""
     path = resolve_config_path(config)
-    raw = apply_overrides(load_raw(path), overrides or {})
+    raw = apply_overrides(read_config_file(path), overrides or {})
     try:
         cfg = SpecialistsConfig.model_validate(raw)
     except ValidationError as e:

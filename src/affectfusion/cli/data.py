@@ -1,0 +1,57 @@
+"""``init``: a starter config for your own data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from affectfusion.cli.common import console, err_console
+
+
+def init(
+    folder: Annotated[Path, typer.Argument(help="Folder of your data (created if missing); the config goes here")],
+    table: Annotated[
+        Path | None,
+        typer.Option(
+            help="Labelled CSV/JSONL: a row per sample, text cells and media paths (default: the one CSV in FOLDER)"
+        ),
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option(help="Label column (default: label, emotion, class, target or y)")
+    ] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(
+            help="Speaker/person column: its groups never cross train/dev/test (default: a column named "
+            "speaker, actor, subject, participant, person, identity, group or session)"
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing affectfusion.yaml")] = False,
+) -> None:
+    """Write a complete, commented starter config (and train/dev/test tables) for your own data.
+
+    With a labelled table, every column's role is inferred (text, audio, image, video by file
+    extension; short codes such as a speaker are left out), the classes are read from the labels and
+    the rows are split 60/20/20 (stratified, or disjoint by --group). Without one, a template table
+    and config are written to fill in.
+    """
+    # deferred: pandas and scikit-learn load only when the command runs
+    from affectfusion.data.starter import write_starter
+
+    written, plan = write_starter(folder, table, label, group, force)
+    for path in written:
+        err_console.print(f"wrote {path}")
+    if plan is None:
+        console.print(f"Fill {written[1]}, then run: affectfusion init {folder} --table <your table> --force")
+        return
+    roles = ", ".join(f"{m} <- {c}" for m, c in plan.inputs.items())
+    console.print(
+        f"inputs: {roles}; label: {plan.label_column} ({len(plan.classes)} classes: {', '.join(plan.classes)})"
+    )
+    if plan.group_column:
+        console.print(f"groups: {plan.group_column} (each group stays within one of train/dev/test)")
+    if plan.ignored:
+        console.print(f"left out (not text or media): {', '.join(plan.ignored)}; use --group for a speaker column")
+    console.print(f"next: affectfusion train {written[0]}")
