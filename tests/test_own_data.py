@@ -133,7 +133,9 @@ def test_split_rows_is_group_disjoint_and_stratified() -> None:
 
 def test_bad_media_rows_are_named_before_extraction(own_folder: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     broken = tmp_path / "broken"
-    shutil.copytree(own_folder, broken, ignore=shutil.ignore_patterns("affectfusion.yaml", "train.csv", "dev.csv", "test.csv"))
+    shutil.copytree(
+        own_folder, broken, ignore=shutil.ignore_patterns("affectfusion.yaml", "train.csv", "dev.csv", "test.csv")
+    )
     (broken / "audio" / "hap0.wav").unlink()
     (broken / "faces" / "sad1.jpg").write_bytes(b"")
     assert run_cli(["init", str(broken)], capsys, monkeypatch)[0] == 0
