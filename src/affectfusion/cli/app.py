@@ -6,13 +6,18 @@ imports what it needs when it runs, so ``affectfusion --help`` starts in well un
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+import warnings
+from typing import Annotated
 
 import typer
 
 from affectfusion.cli import analysis, data, runs, serve, train
 from affectfusion.cli.common import err_console
 from affectfusion.errors import AffectFusionError
+from affectfusion.quiet import VERBOSE_ENV
 
 app = typer.Typer(
     help="AffectFusion: multimodal emotion and affect recognition with interchangeable fusion strategies.",
@@ -20,6 +25,26 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def options(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show third-party libraries' logs and warnings too")
+    ] = False,
+) -> None:
+    """Quiet by default: native libraries' start-up lines, INFO logs and known harmless warnings are hidden."""
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
+        logging.basicConfig(level=logging.INFO)
+        return
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.WARNING)
+    # torch warns once per process when a read-only numpy array becomes a tensor; the data is only read
+    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+
+
 app.command()(train.train)
 app.command()(runs.test)
 app.command()(runs.compare)

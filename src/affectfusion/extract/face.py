@@ -28,6 +28,7 @@ from pydantic import Field
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput
+from affectfusion.quiet import native_output_silenced
 
 IMAGE_FORMATS = ("JPEG", "PNG", "BMP")  # P4's input validation
 MAX_IMAGE_BYTES = 50 * 2**20  # P4's upload limit; also stops a huge file from stalling a batch
@@ -58,7 +59,8 @@ def _cv2() -> Any:
 
 def _mediapipe() -> Any:
     try:
-        import mediapipe
+        with native_output_silenced():  # protobuf prints a harmless AttributeError while mediapipe loads
+            import mediapipe
     except ImportError:
         raise AffectFusionError(
             "this face extractor needs MediaPipe with its bundled models: "
@@ -126,9 +128,12 @@ class Face:
 def _mediapipe_detector(min_confidence: float) -> Any:
     # model_selection=0 (short range, faces within ~2 m) finds 80/81 muxspace photos and 174/200 FER2013
     # crops; the full-range model (1) finds 6/81 of those close-up portraits.
-    return _mediapipe().solutions.face_detection.FaceDetection(
-        model_selection=0, min_detection_confidence=min_confidence
-    )
+    with native_output_silenced():  # its graph starts (and logs) on the first image: start it here
+        detector = _mediapipe().solutions.face_detection.FaceDetection(
+            model_selection=0, min_detection_confidence=min_confidence
+        )
+        detector.process(np.zeros((64, 64, 3), np.uint8))
+    return detector
 
 
 @functools.cache
@@ -333,12 +338,14 @@ class FerModel:
         self.flip_average = flip_average
         embedding = output != "probs"
 
-        with warnings.catch_warnings():  # "preserve_all_tensors is for debugging": here it is how we read a layer
+        # "preserve_all_tensors is for debugging": here it is how we read a layer
+        with warnings.catch_warnings(), native_output_silenced():
             warnings.simplefilter("ignore", UserWarning)
             self.interpreter = Interpreter(
                 model_path=str(fer_model_path()), num_threads=1, experimental_preserve_all_tensors=embedding
             )
-        self.interpreter.allocate_tensors()
+        with native_output_silenced():
+            self.interpreter.allocate_tensors()
         self.input_index = self.interpreter.get_input_details()[0]["index"]
         self.output_index = self.interpreter.get_output_details()[0]["index"]
         self.embedding_index = self._find_embedding() if embedding else None
@@ -503,12 +510,14 @@ class FaceMeshExtractor(Extractor):
     options: Options
 
     def setup(self) -> None:
-        self._mesh = _mediapipe().solutions.face_mesh.FaceMesh(
-            static_image_mode=True,
-            max_num_faces=1,
-            refine_landmarks=True,
-            min_detection_confidence=self.options.min_confidence,
-        )
+        with native_output_silenced():
+            self._mesh = _mediapipe().solutions.face_mesh.FaceMesh(
+                static_image_mode=True,
+                max_num_faces=1,
+                refine_landmarks=True,
+                min_detection_confidence=self.options.min_confidence,
+            )
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))  # its graph starts (and logs) on the first image
 
     def landmarks(self, image: np.ndarray) -> np.ndarray | None:
         """Mesh landmarks ``[478, 3]`` in pixels (z on the x scale, as MediaPipe defines it), or None.
