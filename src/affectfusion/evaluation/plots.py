@@ -13,7 +13,6 @@ matplotlib.use("Agg")  # no display on servers/CI; must precede pyplot
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -75,27 +74,20 @@ def plot_confusion_matrix(cm: Any, classes: list[str], path: Path, title: str) -
     k = len(classes)
     side = max(4.0, 0.6 * k + 2.0)
     fig, axes = plt.subplots(1, 2, figsize=(2 * side + 1, side))
+    font = 9 if k <= 8 else 7
     for ax, data, fmt, sub in (
         (axes[0], counts, "d", "counts"),
         (axes[1], normalised, ".2f", "row-normalised (recall)"),
     ):
-        sns.heatmap(
-            data,
-            annot=True,
-            fmt=fmt,
-            cmap="Blues",
-            square=True,
-            cbar=False,
-            xticklabels=classes,
-            yticklabels=classes,
-            annot_kws={"fontsize": 9 if k <= 8 else 7},
-            vmin=0,
-            vmax=1 if data is normalised else None,
-            ax=ax,
-        )
+        # imshow + text: the same heatmap as seaborn's, drawn several times faster
+        top = float(data.max()) if data is counts else 1.0
+        ax.imshow(data, cmap="Blues", vmin=0, vmax=max(top, 1e-9))
+        for (i, j), value in np.ndenumerate(data):
+            dark = value > 0.6 * top
+            ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=font, color="w" if dark else "k")
+        ax.set_xticks(range(k), classes, rotation=45, ha="right")
+        ax.set_yticks(range(k), classes)
         ax.set(xlabel="predicted", ylabel="true", title=sub)
-        ax.tick_params(axis="x", labelrotation=45)
-        ax.tick_params(axis="y", labelrotation=0)
     fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, path)
