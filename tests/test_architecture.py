@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "io": 0,
     "config": 0,
     "runkinds": 0,
+    "quiet": 0,
     "data": 1,
     "rundir": 2,
     "extract": 2,
