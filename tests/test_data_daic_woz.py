@@ -12,9 +12,9 @@ import pytest
 import affectfusion.extract.text  # noqa: F401  (registers minilm, used by the shipped config)
 from affectfusion.config import load_config
 from affectfusion.data.daic_woz import DaicWozAdapter, reduce_steps
+from affectfusion.data.examples.daic_woz import make_daic_woz
 from affectfusion.errors import AffectFusionError
 from affectfusion.training.trainer import Trainer
-from tests.fixtures_daic_woz import make_daic_woz
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ from scipy.io import loadmat
 
 from affectfusion.config import expand_variants, load_config
 from affectfusion.data.eav import EAVAdapter
+from affectfusion.data.examples.eav import make_eav
 from affectfusion.data.types import Signal
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract import audio, signal  # noqa: F401  (importing registers egemaps and eeg_bands)
 from affectfusion.training.trainer import Trainer
-from tests.fixtures_eav import make_eav
 
 SPLITS = {"train": [1, 2], "dev": [3], "test": [4]}
 

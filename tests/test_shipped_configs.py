@@ -10,9 +10,9 @@ import pytest
 
 from affectfusion.cli import main
 from affectfusion.config import expand_variants, list_packaged_configs, load_config
+from affectfusion.data.examples.daic_woz import make_daic_woz
+from affectfusion.data.examples.eav import make_eav
 from affectfusion.recipes import config_kind
-from tests.fixtures_daic_woz import make_daic_woz
-from tests.fixtures_eav import make_eav
 from tests.helpers import SHARED_DATA
 
 # Restricted corpora: a generated copy in the published layout, shrunk for speed.

@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from affectfusion.data.examples.daic_woz import daic_woz as daic_woz_example
 from affectfusion.data.registry import DATASETS, DatasetAdapter
 from affectfusion.data.types import Sample
 from affectfusion.errors import AffectFusionError
@@ -97,6 +98,8 @@ def reduce_steps(x: np.ndarray, steps: int, how: Literal["mean", "sample"]) -> n
 @DATASETS.register("daic_woz")
 class DaicWozAdapter(DatasetAdapter):
     """DAIC-WOZ interviews: participant transcript (raw text), COVAREP audio and CLNF video sequences, PHQ-8."""
+
+    write_example = staticmethod(daic_woz_example)
 
     class Options(DatasetAdapter.Options):
         modalities: list[Modality] = Field(

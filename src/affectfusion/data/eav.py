@@ -46,6 +46,7 @@ from pydantic import Field, model_validator
 from scipy.io import loadmat
 from scipy.signal import resample_poly
 
+from affectfusion.data.examples.eav import eav as eav_example
 from affectfusion.data.registry import DATASETS, DatasetAdapter
 from affectfusion.data.types import Sample, Signal
 from affectfusion.errors import AffectFusionError
@@ -73,6 +74,8 @@ class _Trial:
 @DATASETS.register("eav")
 class EAVAdapter(DatasetAdapter):
     """EAV trials: 30-channel EEG (Signal), speech .wav and video .mp4 paths; 5 emotions; subject-disjoint splits."""
+
+    write_example = staticmethod(eav_example)
 
     class Options(DatasetAdapter.Options):
         modalities: list[Modality] = Field(

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from affectfusion.data import examples
 from affectfusion.data.registry import DATASETS, DatasetAdapter
 from affectfusion.data.types import Sample
 from affectfusion.errors import AffectFusionError
@@ -115,6 +116,8 @@ def _load_file(path: Path) -> Any:
 @DATASETS.register("feature_folder")
 class FeatureFolderAdapter(DatasetAdapter):
     """Pre-extracted features (.npy / .npz / .pt) listed by a CSV or JSONL manifest."""
+
+    write_example = staticmethod(examples.feature_folder)
 
     class Options(DatasetAdapter.Options):
         manifest: str = Field(

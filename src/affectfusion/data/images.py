@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from affectfusion.data.examples import media as media_examples
 from affectfusion.data.registry import DATASETS, DatasetAdapter
 from affectfusion.data.types import Sample
 from affectfusion.errors import AffectFusionError
@@ -113,6 +114,8 @@ class MediaFolderAdapter(DatasetAdapter):
 class ImageFolderAdapter(MediaFolderAdapter):
     """Face images in <root>/<split>/<class>/ (JPG/PNG/BMP) or listed in labels.csv: raw['image'], target emotion."""
 
+    write_example = staticmethod(media_examples.image_folder)
+
     modalities = ("image",)
     extensions = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -120,6 +123,8 @@ class ImageFolderAdapter(MediaFolderAdapter):
 @DATASETS.register("video_folder")
 class VideoFolderAdapter(MediaFolderAdapter):
     """Videos in <root>/<split>/<class>/ or listed in labels.csv: raw['video'] and raw['audio'] (the same file)."""
+
+    write_example = staticmethod(media_examples.video_folder)
 
     modalities = ("video", "audio")
     extensions = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import Field
 
+from affectfusion.data.examples import media as media_examples
 from affectfusion.data.registry import DATASETS, DatasetAdapter
 from affectfusion.data.types import Sample
 from affectfusion.errors import AffectFusionError
@@ -36,6 +37,8 @@ def read_table(path: Path) -> pd.DataFrame:
 @DATASETS.register("media_table")
 class MediaTableAdapter(DatasetAdapter):
     """A CSV/JSONL per split: text cells and media file paths per modality, targets per task."""
+
+    write_example = staticmethod(media_examples.media_table)
 
     class Options(DatasetAdapter.Options):
         table: str = Field("{split}.csv", description="table relative to root; {split} is the split name")

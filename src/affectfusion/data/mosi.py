@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from affectfusion.data import examples
 from affectfusion.data.registry import DATASETS, DatasetAdapter
 from affectfusion.data.types import Sample
 from affectfusion.errors import AffectFusionError
@@ -24,6 +25,8 @@ Modality = Literal["text", "audio", "video", "audio_raw"]
 @DATASETS.register("mosi")
 class MosiAdapter(DatasetAdapter):
     """CMU-MOSI utterance-level text/audio/video features with binary sentiment, one sample per utterance."""
+
+    write_example = staticmethod(examples.mosi)
 
     class Options(DatasetAdapter.Options):
         modalities: list[Modality] = Field(

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from affectfusion.data.types import Sample
 from affectfusion.registry import Registry
+
+if TYPE_CHECKING:
+    from affectfusion.data.examples import ExampleWriter
 
 
 class DatasetAdapter(ABC):
@@ -23,6 +26,9 @@ class DatasetAdapter(ABC):
         model_config = ConfigDict(extra="forbid")
 
     needs_root: ClassVar[bool] = True
+    # Writes a tiny dataset in this format and says how to load it; every registered adapter sets its own
+    # (one line, see affectfusion.data.examples) and the registry-wide contract test loads it.
+    write_example: ClassVar[ExampleWriter]
 
     def __init__(self, options: BaseModel) -> None:
         self.options = options

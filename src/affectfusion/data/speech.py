@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from affectfusion.data.examples import media as media_examples
 from affectfusion.data.feature_folder import _fill, _is_empty, _read_manifest, _rows_of_split
 from affectfusion.data.registry import DATASETS, DatasetAdapter
 from affectfusion.data.types import Sample
@@ -47,6 +48,8 @@ class _ManifestOptions(DatasetAdapter.Options):
 @DATASETS.register("audio_folder")
 class AudioFolderAdapter(DatasetAdapter):
     """Audio files (WAV/FLAC/OGG/MP3) listed by a manifest with file, split, speaker and label columns."""
+
+    write_example = staticmethod(media_examples.audio_folder)
 
     Options = _ManifestOptions
     options: _ManifestOptions
@@ -93,6 +96,8 @@ class AudioFolderAdapter(DatasetAdapter):
 class RavdessAdapter(AudioFolderAdapter):
     """RAVDESS speech (shared/data/ravdess_speech_16k): 8 emotions and 2 intensities, grouped by actor."""
 
+    write_example = staticmethod(media_examples.ravdess)
+
     class Options(_ManifestOptions):
         group_column: str | None = "actor"
         targets: dict[str, str] = Field(
@@ -107,6 +112,8 @@ class RavdessAdapter(AudioFolderAdapter):
 class EmodbAdapter(AudioFolderAdapter):
     """EmoDB (shared/data/emodb_2s_16k): 7 German emotions, grouped by speaker."""
 
+    write_example = staticmethod(media_examples.emodb)
+
     class Options(_ManifestOptions):
         group_column: str | None = "speaker"
         targets: dict[str, str] = Field(
@@ -119,6 +126,8 @@ class EmodbAdapter(AudioFolderAdapter):
 @DATASETS.register("pyaudioanalysis_va")
 class PyAudioAnalysisVAAdapter(AudioFolderAdapter):
     """pyAudioAnalysis speechEmotion clips (shared/data/pyaudioanalysis_speech_va): valence/arousal in [-1, 1]."""
+
+    write_example = staticmethod(media_examples.pyaudioanalysis_va)
 
     class Options(_ManifestOptions):
         targets: dict[str, str] = Field(

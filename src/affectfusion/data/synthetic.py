@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from affectfusion.data import examples
 from affectfusion.data.registry import DATASETS, DatasetAdapter
 from affectfusion.data.types import Sample
 
@@ -88,6 +89,8 @@ def _prototypes(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
 @DATASETS.register("synthetic")
 class SyntheticAdapter(DatasetAdapter):
     """Generated features with a known label mechanism (additive or xor interaction); needs no files."""
+
+    write_example = staticmethod(examples.synthetic)
 
     needs_root = False
 

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 import pandas as pd
 from pydantic import Field, field_validator
 
+from affectfusion.data import examples
 from affectfusion.data.registry import DATASETS, DatasetAdapter
 from affectfusion.data.types import Sample
 from affectfusion.errors import AffectFusionError
@@ -169,6 +170,8 @@ class _DialogueCsvAdapter(DatasetAdapter):
 class MeldAdapter(_DialogueCsvAdapter):
     """MELD utterances (<root>/<split>.csv): text, 7 emotions + 3 sentiments, speaker, dialogue context."""
 
+    write_example = staticmethod(examples.meld)
+
     class Options(_DialogueOptions):
         targets: dict[str, str] = Field(
             {"emotion": "Emotion", "sentiment": "Sentiment"},
@@ -188,6 +191,8 @@ class MeldAdapter(_DialogueCsvAdapter):
 @DATASETS.register("emorynlp")
 class EmoryNlpAdapter(_DialogueCsvAdapter):
     """EmoryNLP Friends utterances (<root>/<split>.csv): text, 7 emotions, speaker(s), scene context."""
+
+    write_example = staticmethod(examples.emorynlp)
 
     class Options(_DialogueOptions):
         targets: dict[str, str] = Field(
@@ -216,6 +221,8 @@ class EmoryNlpAdapter(_DialogueCsvAdapter):
 @DATASETS.register("goemotions")
 class GoEmotionsAdapter(DatasetAdapter):
     """GoEmotions Reddit comments (<root>/<labels>/<split>.tsv + labels.txt): multi-label, a list of label names."""
+
+    write_example = staticmethod(examples.goemotions)
 
     class Options(_TextOptions):
         labels: Literal["original", "ekman"] = Field(
@@ -281,6 +288,8 @@ def _ratings(row: dict[str, str], targets: dict[str, str], where: str) -> dict[s
 class EmoBankAdapter(DatasetAdapter):
     """EmoBank sentences (<root>/<split>.csv, or the original emobank.csv filtered on its split column): V/A/D 1-5."""
 
+    write_example = staticmethod(examples.emobank)
+
     class Options(_TextOptions):
         targets: dict[str, str] = Field(
             {"valence": "V", "arousal": "A", "dominance": "D"}, description="task name -> CSV column"
@@ -321,6 +330,8 @@ class EmoBankAdapter(DatasetAdapter):
 @DATASETS.register("fb_valence_arousal")
 class FbValenceArousalAdapter(DatasetAdapter):
     """Facebook posts (<root>/<split>.csv) rated for valence and arousal, 1-9 (mean of two raters)."""
+
+    write_example = staticmethod(examples.fb_valence_arousal)
 
     class Options(_TextOptions):
         text_column: str = Field("Anonymized Message", description="CSV column holding the post")

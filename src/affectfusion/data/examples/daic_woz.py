@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from affectfusion.data.examples import ExampleSpec
+
 PHQ8_ITEMS = ["NoInterest", "Depressed", "Sleep", "Tired", "Appetite", "Failure", "Concentrating", "Moving"]
 AU_R = ["AU01", "AU02", "AU04", "AU05", "AU06", "AU09", "AU10", "AU12", "AU14", "AU15", "AU17", "AU20", "AU25", "AU26"]
 AU_C = ["AU04", "AU12", "AU15", "AU23", "AU28", "AU45"]
@@ -51,6 +53,12 @@ def make_daic_woz(root: Path, n_participants: int = 12, seed: int = 0, seconds: 
         "\n".join(["participant_ID,Gender"] + [f"{r.split(',')[0]},{r.split(',')[3]}" for r in rows["test"]]) + "\n"
     )
     return root
+
+
+def daic_woz(root: Path) -> ExampleSpec:
+    """Four participants of 4 s each; the dev split holds one."""
+    make_daic_woz(root, n_participants=4, seconds=4.0)
+    return ExampleSpec("dev", ("phq8", "depressed"), {"audio_steps": 8, "video_steps": 8})
 
 
 def _write_participant(folder: Path, pid: int, severity: float, rng: np.random.Generator, seconds: float) -> None:

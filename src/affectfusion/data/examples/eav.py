@@ -14,6 +14,8 @@ import numpy as np
 import soundfile as sf
 from scipy.io import savemat
 
+from affectfusion.data.examples import ExampleSpec
+
 EMOTIONS = ["Neutral", "Sadness", "Anger", "Happiness", "Calmness"]  # label rows 2e (listening), 2e+1 (speaking)
 RHYTHMS_HZ = {"Neutral": [6.0], "Sadness": [10.0], "Anger": [21.0], "Happiness": [37.0], "Calmness": [6.0, 10.0]}
 PITCH_HZ = {"Neutral": 140.0, "Sadness": 110.0, "Anger": 220.0, "Happiness": 260.0, "Calmness": 125.0}
@@ -62,6 +64,12 @@ def make_eav(
         savemat(subject / "EEG" / f"subject{s:02d}_eeg.mat", {"seg1": seg})
         savemat(subject / "EEG" / f"subject{s:02d}_eeg_label.mat", {"label": label})
     return root
+
+
+def eav(root: Path) -> ExampleSpec:
+    """Two subjects with one listen/speak pair per emotion (1 s of EEG); subject 2 is the dev split."""
+    make_eav(root, n_subjects=2, trials_per_class=1, eeg_seconds=1.0, audio_seconds=0.5)
+    return ExampleSpec("dev", ("emotion", "condition"), {"splits": {"train": [1], "dev": [2]}})
 
 
 def _eeg(emotion: str, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
