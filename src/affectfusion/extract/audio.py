@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 from affectfusion.data.types import Signal
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput
+from affectfusion.extract.examples import Example
 
 VAD_RATES = (8000, 16000)  # the rates silero-vad runs at
 
@@ -161,6 +162,8 @@ class _OpenSmileExtractor(AudioExtractor):
 class EGeMAPSExtractor(_OpenSmileExtractor):
     """openSMILE eGeMAPSv02 functionals: one 88-d vector per file."""
 
+    example = Example("speech_wav", dim=88)
+
     level = "Functionals"
 
     def features(self, x: np.ndarray) -> np.ndarray:
@@ -170,6 +173,8 @@ class EGeMAPSExtractor(_OpenSmileExtractor):
 @EXTRACTORS.register("egemaps_lld")
 class EGeMAPSLLDExtractor(_OpenSmileExtractor):
     """openSMILE eGeMAPSv02 low-level descriptors: [frames, 25], 10 ms hop, 20/60 ms windows."""
+
+    example = Example("speech_wav", dim=25)
 
     level = "LowLevelDescriptors"
 
@@ -224,6 +229,8 @@ class _LibrosaExtractor(AudioExtractor):
 class MFCCExtractor(_LibrosaExtractor):
     """librosa MFCC sequence [frames, n_mfcc * (1 + deltas)]."""
 
+    example = Example("speech_wav", dim=20)
+
     class Options(_FrameOptions):
         n_mels: int = Field(40, ge=1, description="mel bands the cepstrum is computed from")
         n_mfcc: int = Field(20, ge=1, description="cepstral coefficients per frame")
@@ -253,6 +260,8 @@ class MFCCExtractor(_LibrosaExtractor):
 @EXTRACTORS.register("logmel")
 class LogMelExtractor(_LibrosaExtractor):
     """librosa log-mel spectrogram sequence [frames, n_mels] in dB (absolute, floored at -100 dB)."""
+
+    example = Example("speech_wav", dim=64)
 
     class Options(_FrameOptions):
         pass

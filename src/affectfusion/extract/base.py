@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -21,6 +21,9 @@ from pydantic import BaseModel, ConfigDict
 from affectfusion.data.types import Signal
 from affectfusion.errors import AffectFusionError
 from affectfusion.registry import Registry
+
+if TYPE_CHECKING:
+    from affectfusion.extract.examples import Example
 
 RawInput = str | Path | Signal
 Kind = Literal["text", "audio", "image", "video", "signal"]
@@ -41,6 +44,9 @@ class Extractor(ABC):
     version: ClassVar[str] = "1"
     # Packages whose versions are recorded with the features (provenance).
     packages: ClassVar[tuple[str, ...]] = ()
+    # A small input this extractor runs on and the feature dimension it gives; every registered extractor sets
+    # its own (one line, see affectfusion.extract.examples) and the registry-wide contract test runs it.
+    example: ClassVar[Example]
 
     class Options(BaseModel):
         model_config = ConfigDict(extra="forbid")

@@ -26,6 +26,7 @@ from scipy import signal as sps
 
 from affectfusion.data.types import Signal
 from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput
+from affectfusion.extract.examples import Example
 
 DEFAULT_BANDS: dict[str, tuple[float, float]] = {
     "theta": (4.0, 8.0),
@@ -38,6 +39,8 @@ DEFAULT_BANDS: dict[str, tuple[float, float]] = {
 @EXTRACTORS.register("eeg_bands")
 class EEGBandsExtractor(Extractor):
     """Per-channel band power (Welch) and differential entropy per band: [C*B*F] or [windows, C*B*F]."""
+
+    example = Example("eeg_signal", dim=32)
 
     kind = "signal"
     version = "1"

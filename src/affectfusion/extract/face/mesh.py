@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput
+from affectfusion.extract.examples import Example
 from affectfusion.extract.face.images import load_image, mediapipe_module
 from affectfusion.quiet import native_output_silenced
 
@@ -90,6 +91,8 @@ def face_mesh_features(points: np.ndarray) -> np.ndarray:
 @EXTRACTORS.register("face_mesh")
 class FaceMeshExtractor(Extractor):
     """MediaPipe face-mesh geometry (10-d): mouth/eye openness, smile, brow raise, head pose (yaw/pitch/roll)."""
+
+    example = Example("face_image", dim=10)
 
     kind = "image"
     packages: ClassVar[tuple[str, ...]] = ("mediapipe", "pillow")
