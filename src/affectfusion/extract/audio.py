@@ -162,7 +162,7 @@ class _OpenSmileExtractor(AudioExtractor):
 class EGeMAPSExtractor(_OpenSmileExtractor):
     """openSMILE eGeMAPSv02 functionals: one 88-d vector per file."""
 
-    example = Example("speech_wav", dim=88)
+    example = Example("speech_wav", dim=88, options={"vad": True})  # silero-vad runs too
 
     level = "Functionals"
 
