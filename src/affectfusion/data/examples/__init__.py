@@ -55,10 +55,17 @@ _LINES = [
 def meld(root: Path) -> ExampleSpec:
     """MELD: ``<root>/train.csv`` with dialogue/utterance numbers, speaker, emotion and sentiment."""
     rows = [
-        {"Sr No.": i + 1, "Utterance": text, "Speaker": speaker, "Emotion": emotion, "Sentiment": sentiment,
-         "Dialogue_ID": i // 2, "Utterance_ID": i % 2}
+        {
+            "Sr No.": i + 1,
+            "Utterance": text,
+            "Speaker": speaker,
+            "Emotion": emotion,
+            "Sentiment": sentiment,
+            "Dialogue_ID": i // 2,
+            "Utterance_ID": i % 2,
+        }
         for i, (speaker, text, emotion, sentiment) in enumerate(_LINES)
-    ]  # fmt: skip
+    ]
     write_csv(root / "train.csv", rows)
     return ExampleSpec("train", ("emotion", "sentiment"))
 
@@ -67,10 +74,17 @@ def emorynlp(root: Path) -> ExampleSpec:
     """EmoryNLP: ``<root>/dev.csv`` with season/episode/scene, a speaker list literal and the emotion."""
     emotions = ["Joyful", "Mad", "Neutral", "Scared"]
     rows = [
-        {"Utterance": text, "Speaker": repr([speaker]), "Emotion": emotions[i], "Scene_ID": 1 + i // 2,
-         "Utterance_ID": i % 2, "Season": 1, "Episode": 3}
+        {
+            "Utterance": text,
+            "Speaker": repr([speaker]),
+            "Emotion": emotions[i],
+            "Scene_ID": 1 + i // 2,
+            "Utterance_ID": i % 2,
+            "Season": 1,
+            "Episode": 3,
+        }
         for i, (speaker, text, _, _) in enumerate(_LINES)
-    ]  # fmt: skip
+    ]
     write_csv(root / "dev.csv", rows)
     return ExampleSpec("dev", ("emotion",))
 
@@ -90,10 +104,16 @@ def emobank(root: Path) -> ExampleSpec:
     """EmoBank: the original single ``<root>/emobank.csv`` with a split column and V/A/D ratings (1-5)."""
     texts = ["What a lovely morning.", "The meeting was moved to Tuesday.", "I am furious about this."]
     rows = [
-        {"id": f"doc{i}_0_{len(t)}", "split": "dev", "V": 3.0 + (i == 0) - (i == 2), "A": 3.0 + 0.8 * (i == 2),
-         "D": 3.0, "text": t}
+        {
+            "id": f"doc{i}_0_{len(t)}",
+            "split": "dev",
+            "V": 3.0 + (i == 0) - (i == 2),
+            "A": 3.0 + 0.8 * (i == 2),
+            "D": 3.0,
+            "text": t,
+        }
         for i, t in enumerate(texts)
-    ]  # fmt: skip
+    ]
     write_csv(root / "emobank.csv", [*rows, {**rows[0], "id": "doc9_0_5", "split": "train"}])
     return ExampleSpec("dev", ("valence", "arousal", "dominance"))
 
@@ -102,10 +122,19 @@ def fb_valence_arousal(root: Path) -> ExampleSpec:
     """Facebook valence/arousal posts: ``<root>/train.csv`` with the message and mean ratings (1-9)."""
     posts = ["Best weekend ever with my family!!", "Stuck in traffic again.", "Just had lunch."]
     rows = [
-        {"id": i + 1, "split": "train", "Anonymized Message": p, "Valence1": 7 - 2 * i, "Valence2": 8 - 2 * i,
-         "Arousal1": 6 - i, "Arousal2": 5, "valence": 7.5 - 2 * i, "arousal": 5.5 - i / 2}
+        {
+            "id": i + 1,
+            "split": "train",
+            "Anonymized Message": p,
+            "Valence1": 7 - 2 * i,
+            "Valence2": 8 - 2 * i,
+            "Arousal1": 6 - i,
+            "Arousal2": 5,
+            "valence": 7.5 - 2 * i,
+            "arousal": 5.5 - i / 2,
+        }
         for i, p in enumerate(posts)
-    ]  # fmt: skip
+    ]
     write_csv(root / "train.csv", rows)
     return ExampleSpec("train", ("valence", "arousal"))
 
