@@ -108,6 +108,7 @@ def test_image_folder_through_load_dataset(tmp_path: Path) -> None:
                 "root": str(tmp_path),
                 "extract": {"image": {"name": "fer_cnn", "options": {"detector": "none"}}},
                 "cache_dir": str(tmp_path / "cache"),
+                "bad_media": "drop_modality",
             },
             "tasks": [{"name": "emotion", "type": "classification", "classes": ["happy", "sad"]}],
             "train": {"progress": False},

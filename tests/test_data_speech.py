@@ -133,6 +133,9 @@ def test_load_dataset_extracts_and_sets_aside_a_corrupt_file(tiny_ravdess: Path,
             "train": {"progress": False},
         }
     )
+    with pytest.raises(AffectFusionError, match=r"1 unusable media file\(s\) could not be decoded.*drop_modality"):
+        load_dataset(cfg, "train")  # the default policy names the bad file and stops
+    cfg.data.bad_media = "drop_modality"
     ds = load_dataset(cfg, "train")
     assert len(ds) == 3  # the corrupt file is reported and left out
     assert ds.modalities["audio"].dim == 88 and not ds.modalities["audio"].sequence

@@ -249,6 +249,7 @@ def test_load_dataset_extracts_text_and_reports_the_empty_utterance(meld: Path, 
                 "root": str(meld),
                 "extract": {"text": {"name": "lexicon"}},
                 "cache_dir": str(tmp_path / "cache"),
+                "bad_media": "drop_modality",
             },
             "tasks": [
                 {

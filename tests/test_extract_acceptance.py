@@ -237,6 +237,7 @@ def test_training_leaves_out_samples_whose_extraction_failed(
     root, injected, sizes = ravdess_copy(shared_data, tmp_path)
     out = tmp_path / "run"
     sets = [f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", "train.epochs=1", "train.progress=false"]
+    sets.append("data.bad_media=drop_modality")  # the default, error, is tested in test_data_speech
     argv = ["affectfusion", "train", "ravdess_speech", "--out", str(out), *[f"--set={s}" for s in sets]]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as exit_info:
@@ -248,7 +249,8 @@ def test_training_leaves_out_samples_whose_extraction_failed(
     predictions = pd.read_csv(out / "eval" / "dev" / "predictions.csv")
     assert len(predictions) == sizes["dev"] - 1
     assert not set(predictions["id"]) & set(injected)
-    cfg = load_config("ravdess_speech", {"data.root": str(root), "data.cache_dir": str(tmp_path / "cache")})
+    overrides = {"data.root": str(root), "data.cache_dir": str(tmp_path / "cache"), "data.bad_media": "drop_modality"}
+    cfg = load_config("ravdess_speech", overrides)
     cfg.train.progress = False
     train = load_dataset(cfg, "train")
     assert len(train.samples) == sizes["train"] - 1

@@ -34,7 +34,11 @@ def own_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wavs = sorted((shared_data / "ravdess_speech_16k" / "train").glob("Actor_*/*.wav"))
     for label in ("happiness", "sadness"):
         faces = sorted((shared_data / "muxspace_faces_subset" / "train" / label).glob("*.jpg"))[:10]
-        speech = [w for w in wavs if w.name.split("-")[2] == AUDIO[label]][:10]
+        by_actor: dict[str, Path] = {}  # one clip per actor, so that speakers can be kept apart
+        for w in wavs:
+            if w.name.split("-")[2] == AUDIO[label]:
+                by_actor.setdefault(w.parent.name, w)
+        speech = list(by_actor.values())[:10]
         for i, (face, wav) in enumerate(zip(faces, speech, strict=True)):
             sid = f"{label[:3]}{i}"
             shutil.copy(face, folder / "faces" / f"{sid}.jpg")

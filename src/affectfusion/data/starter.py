@@ -30,6 +30,7 @@ MEDIA_KINDS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 TEXT_EXTRACTOR = "minilm"
 SPLIT_SHARES = {"train": 0.6, "dev": 0.2, "test": 0.2}
+MIN_GROUPS = 3  # one per split at least
 
 
 @dataclass
@@ -77,7 +78,8 @@ def plan_table(table: Path, label: str | None = None, group: str | None = None) 
         )
     if group is not None and group not in df.columns:
         raise AffectFusionError(f"{table}: --group {group!r} is not a column (columns: {', '.join(df.columns)})")
-    group = group or next((c for c in df.columns if c.lower() in GROUP_NAMES), None)
+    if group is None:  # a column named like a speaker, with enough distinct values to split by
+        group = next((c for c in df.columns if c.lower() in GROUP_NAMES and df[c].nunique() >= MIN_GROUPS), None)
     id_column = "id" if "id" in df.columns else None
     inputs: dict[str, str] = {}
     kinds: dict[str, str] = {}
@@ -107,6 +109,10 @@ def split_rows(df: pd.DataFrame, label: str, group: str | None, seed: int = 0) -
     if "split" in df.columns and set(df["split"]) >= {"train", "dev"}:
         return {s: df[df["split"] == s] for s in SPLIT_SHARES if (df["split"] == s).any()}
     held_out = SPLIT_SHARES["dev"] + SPLIT_SHARES["test"]
+    if group and df[group].nunique() < MIN_GROUPS:
+        raise AffectFusionError(
+            f"only {df[group].nunique()} distinct {group!r} value(s): keeping groups apart needs at least {MIN_GROUPS}"
+        )
     if group:
         outer = GroupShuffleSplit(n_splits=1, test_size=held_out, random_state=seed)
         train_idx, rest_idx = next(outer.split(df, groups=df[group]))
@@ -140,8 +146,14 @@ def write_splits(plan: TablePlan, out_dir: Path, seed: int = 0) -> dict[str, int
         ]
     if plan.id_column is None:
         df.insert(0, "id", [f"row{i + 1}" for i in range(len(df))])
+    parts = split_rows(df, plan.label_column, plan.group_column, seed)
+    empty = [name for name, part in parts.items() if part.empty]
+    if empty:
+        raise AffectFusionError(
+            f"{plan.table}: too few rows for a {', '.join(empty)} split; add rows or a split column"
+        )
     sizes = {}
-    for name, part in split_rows(df, plan.label_column, plan.group_column, seed).items():
+    for name, part in parts.items():
         part.to_csv(out_dir / f"{name}.csv", index=False)
         sizes[name] = len(part)
     return sizes
