@@ -133,7 +133,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
-        code = "import sys; from affectfusion.serve.cli_serve import serve_app; serve_app(sys.argv[1:])"
+        code = "import sys; from affectfusion.cli.serve import serve_app; serve_app(sys.argv[1:])"
         cmd = [sys.executable, "-c", code, "api", str(run), "--port", str(self.port), "--log-level", "warning"]
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (open as long as the server runs)
         self.peak_sampled_mib = 0.0

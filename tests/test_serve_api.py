@@ -27,7 +27,8 @@ from typer.testing import CliRunner
 from affectfusion.cli.serve import serve_app
 from affectfusion.errors import AffectFusionError
 from affectfusion.serve import Predictor
-from affectfusion.serve.api import UPLOAD_TYPES, check_upload, create_app
+from affectfusion.serve.api import check_upload, create_app
+from affectfusion.serve.inputs import INPUTS as UPLOAD_TYPES
 
 MEDIA_TYPES = {".wav": "audio/wav", ".png": "image/png"}
 
@@ -80,9 +81,8 @@ def test_openapi_schema_documents_every_endpoint_and_its_models(client: TestClie
     assert {"/health", "/info", "/predict", "/predict/batch", "/predict/batch/files"} <= set(schema["paths"])
     predict = schema["paths"]["/predict"]["post"]
     form_ref = predict["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[-1]
-    assert {"text", "audio", "image", "video", "signal", "id"} <= set(
-        schema["components"]["schemas"][form_ref]["properties"]
-    )
+    # exactly the inputs this run takes (issue 12: no video/signal fields for a model without them)
+    assert set(schema["components"]["schemas"][form_ref]["properties"]) == {"text", "audio", "image", "id"}
     ok = predict["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     assert ok.endswith("/PredictionOut")
     assert {"413", "415", "422"} <= set(predict["responses"])

@@ -29,17 +29,20 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from affectfusion.errors import AffectFusionError
+from affectfusion.runkinds import run_kind_of
 from affectfusion.serve import Predictor
-from affectfusion.serve.backends import VLMBackend, confusions, face_preview, run_kind
 from affectfusion.serve.dashboard import APP_FILE, launch, streamlit_command
-from affectfusion.serve.dashboard_app import run_dir_from_argv
+from affectfusion.serve.dashboard.app import run_dir_from_argv
+from affectfusion.serve.dashboard.backends import confusions
+from affectfusion.serve.dashboard.faces import face_preview
+from affectfusion.serve.dashboard.vlm import VLMBackend
 from tests.helpers import SHARED_DATA, call_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
 APP_SCRIPT = """
 from pathlib import Path
-from affectfusion.serve.dashboard_app import main
+from affectfusion.serve.dashboard.app import main
 main(Path({run!r}))
 """
 TEXT = "I feel wonderful and great today, love it"
@@ -299,7 +302,7 @@ def test_streamlit_command_is_local_and_quiet(tmp_path: Path) -> None:
 def test_launch_refuses_a_non_run_and_a_busy_port(tmp_path: Path, trained_media_run: Path) -> None:
     with pytest.raises(AffectFusionError, match="not a run directory"):
         launch(tmp_path)
-    assert run_kind(trained_media_run) == "classifier"
+    assert run_kind_of(trained_media_run).name == "fusion"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
@@ -378,7 +381,7 @@ def fake_vlm_run(root: Path) -> Path:
 
 def test_vlm_backend_renders_through_the_same_pages(tmp_path: Path, media: Path) -> None:
     run = fake_vlm_run(tmp_path / "vlm_run")
-    assert run_kind(run) == "vlm"
+    assert run_kind_of(run).name == "vlm"
     backend = VLMBackend(run, predictor=FakeVLMPredictor())
     analysis = backend.analyse({"image": str(media / "test000.png")})
     assert analysis.error is None and analysis.headline == {"emotion": "happiness"}
@@ -397,8 +400,8 @@ def test_vlm_backend_renders_through_the_same_pages(tmp_path: Path, media: Path)
 
     at = AppTest.from_string(
         "from pathlib import Path\n"
-        "from affectfusion.serve.backends import VLMBackend\n"
-        "from affectfusion.serve.dashboard_app import render\n"
+        "from affectfusion.serve.dashboard.vlm import VLMBackend\n"
+        "from affectfusion.serve.dashboard.app import render\n"
         "from tests.test_serve_dashboard import FakeVLMPredictor\n"
         f"render(VLMBackend(Path({str(run)!r}), predictor=FakeVLMPredictor()))\n",
         default_timeout=60,

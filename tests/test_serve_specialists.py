@@ -23,8 +23,9 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.pipeline import load_dataset
 from affectfusion.recipes.specialists import train_specialists
 from affectfusion.rundir import read_run
+from affectfusion.runkinds import run_kind_of
 from affectfusion.serve.api import create_app
-from affectfusion.serve.backends import ClassifierBackend, load_backend, run_kind
+from affectfusion.serve.dashboard.backends import PredictorBackend, load_backend
 from affectfusion.serve.predictor import Prediction, Predictor, load_predictor
 from affectfusion.serve.specialists import SpecialistsPredictor
 from tests.fixtures_media import make_media_table, media_config
@@ -198,7 +199,7 @@ def test_a_bad_input_fails_only_its_row(out: Path, predictor: SpecialistsPredict
 
 
 def test_loading_dispatches_on_the_folder_and_checks_the_checkpoints(out: Path, tmp_path: Path) -> None:
-    assert run_kind(out) == "specialists" and run_kind(out / "fusion") == "classifier"
+    assert run_kind_of(out).name == "specialists" and run_kind_of(out / "fusion").name == "fusion"
     assert type(load_predictor(out / "fusion")) is Predictor
     with pytest.raises(AffectFusionError, match="load_predictor"):
         Predictor.load(out)
@@ -301,7 +302,7 @@ def test_dashboard_backend(out: Path, predictor: SpecialistsPredictor, tmp_path:
     raw = raw_split(out, "dev")
     sid = next(s for s in sorted(raw) if "image" in raw[s])
     backend = load_backend(out)
-    assert isinstance(backend, ClassifierBackend) and isinstance(backend.predictor, SpecialistsPredictor)
+    assert isinstance(backend, PredictorBackend) and isinstance(backend.predictor, SpecialistsPredictor)
     assert backend.name == "emocare_specialists"
     assert [s.key for s in backend.slots()] == predictor.modalities
     text = npy(tmp_path / "t.npy", raw[sid]["text"])

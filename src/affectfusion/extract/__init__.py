@@ -10,7 +10,7 @@ from rich.console import Console
 
 from affectfusion.config import DataConfig
 from affectfusion.data.types import Sample
-from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput
+from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput, extract_inputs
 from affectfusion.extract.build import build_extractor, shared_extractor
 from affectfusion.extract.store import ExtractionReport, FeatureStore, Item
 
@@ -24,6 +24,7 @@ __all__ = [
     "RawInput",
     "apply_extraction",
     "build_extractor",
+    "extract_inputs",
 ]
 
 

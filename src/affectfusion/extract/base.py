@@ -111,6 +111,28 @@ class Extractor(ABC):
 EXTRACTORS: Registry[type[Extractor]] = Registry("extractor")
 
 
+def extract_inputs(extractor: Extractor, items: Sequence[RawInput]) -> list[np.ndarray | ExtractionError]:
+    """The one way features are made, for training (the feature store) and serving (the Predictor).
+
+    Runs the extractor's batch and checks what it returns: a non-empty ``[D]`` or ``[T, D]`` array of
+    finite float32 values, else that input's :class:`ExtractionError`.
+    """
+    extractor.ensure_ready()
+    out: list[np.ndarray | ExtractionError] = []
+    for result in extractor.extract_batch(items):
+        if isinstance(result, ExtractionError):
+            out.append(result)
+            continue
+        x = np.asarray(result, dtype=np.float32)
+        if x.ndim not in (1, 2) or x.size == 0:
+            out.append(ExtractionError(f"{extractor.name} made features of shape {x.shape}; expected [D] or [T, D]"))
+        elif not np.isfinite(x).all():
+            out.append(ExtractionError(f"{extractor.name} made non-finite features (NaN or infinity)"))
+        else:
+            out.append(x)
+    return out
+
+
 def content_hash(item: RawInput) -> str:
     """Hash of the input's content (not its name), so a moved file is still a cache hit."""
     h = hashlib.sha256()

@@ -28,7 +28,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from affectfusion.extract.base import ExtractionError, Extractor, RawInput, content_hash
+from affectfusion.extract.base import ExtractionError, Extractor, RawInput, content_hash, extract_inputs
 from affectfusion.extract.build import shared_extractor
 from affectfusion.io import atomic_file, write_csv, write_json
 
@@ -203,7 +203,7 @@ class FeatureStore:
 
             if workers <= 1:
                 for chunk in chunks:
-                    store(chunk, _as_results(extractor.extract_batch([todo[k] for k in chunk])))
+                    store(chunk, _as_results(extract_inputs(extractor, [todo[k] for k in chunk])))
             else:
                 options = extractor.options.model_dump_json()
                 ctx = mp.get_context("spawn")
@@ -230,4 +230,4 @@ def _as_results(results: list[np.ndarray | ExtractionError]) -> list[np.ndarray 
 
 def _extract_in_worker(name: str, options_json: str, inputs: list[RawInput]) -> list[np.ndarray | str]:
     """Runs in a worker process: the extractor (and its model) is built once per process."""
-    return _as_results(shared_extractor(name, options_json, "extractor options").extract_batch(inputs))
+    return _as_results(extract_inputs(shared_extractor(name, options_json, "extractor options"), inputs))

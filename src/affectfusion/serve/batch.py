@@ -1,9 +1,11 @@
 """Batch prediction: a CSV/JSONL table of inputs -> one prediction row per input.
 
 Columns are input kinds (``text``, ``audio``, ``image``, ``video``, ``signal``) or modality names;
-an optional ``id`` column names the rows. Empty cells mean "not given", so rows may carry any
-subset of modalities. File paths are relative to the table's folder. A row that cannot be used
-gets its reason in the ``error`` column; the rest completes.
+an optional ``id`` column names the rows; columns named after the run's tasks (the labels of a
+test split, e.g. ``emotion``) are ignored, so a split's own table can be predicted as it is.
+Empty cells mean "not given", so rows may carry any subset of modalities. File paths are relative
+to the table's folder. A row that cannot be used gets its reason in the ``error`` column; the rest
+completes. Every run kind goes through the same functions (the dashboard's batch tab too).
 """
 
 from __future__ import annotations
@@ -18,19 +20,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from affectfusion.data.media_table import read_table
 from affectfusion.errors import AffectFusionError
-from affectfusion.serve.predictor import Prediction, Predictor
+from affectfusion.serve.base import Prediction, RunPredictor
 
 CHUNK = 32  # rows per model call: the extractors and the model see batches, not single rows
 
 
-def table_inputs(predictor: Predictor, df: pd.DataFrame, base: Path) -> tuple[list[str], list[dict[str, Any]]]:
+def table_inputs(predictor: RunPredictor, df: pd.DataFrame, base: Path) -> tuple[list[str], list[dict[str, Any]]]:
     """Row ids and input mappings; media paths resolved against ``base``, empty cells dropped."""
-    columns = [c for c in df.columns if c != "id"]
+    targets = {t["name"] for t in predictor.info()["tasks"]} - set(predictor.modalities)
+    columns = [c for c in df.columns if c != "id" and c not in targets]
     accepted = {*predictor.modalities, *(k for k in predictor.accepted_inputs if k != "features")}
     unknown = [c for c in columns if c not in accepted]
     if unknown:
         raise AffectFusionError(
-            f"unknown column(s) {', '.join(unknown)}; columns are id and any of {', '.join(sorted(accepted))}"
+            f"unknown column(s) {', '.join(unknown)}; columns are id, any of {', '.join(sorted(accepted))}"
+            + (f" (and the targets {', '.join(sorted(targets))}, ignored)" if targets else "")
         )
     ids = [str(v) if v else str(i) for i, v in enumerate(df["id"])] if "id" in df.columns else None
     inputs = []
@@ -46,7 +50,7 @@ def table_inputs(predictor: Predictor, df: pd.DataFrame, base: Path) -> tuple[li
 
 
 def predict_rows(
-    predictor: Predictor, ids: list[str], inputs: list[dict[str, Any]], progress: bool = True
+    predictor: RunPredictor, ids: list[str], inputs: list[dict[str, Any]], progress: bool = True
 ) -> list[Prediction]:
     """Predictions in chunks, with a progress bar on stderr."""
     out: list[Prediction] = []
@@ -71,7 +75,7 @@ def predictions_table(predictions: list[Prediction]) -> pd.DataFrame:
     return df[[c for c in df.columns if c != "error"] + ["error"]]
 
 
-def predict_table(predictor: Predictor, path: Path, progress: bool = True) -> pd.DataFrame:
+def predict_table(predictor: RunPredictor, path: Path, progress: bool = True) -> pd.DataFrame:
     """Read a table of inputs and predict every row."""
     df = read_table(path)
     if df.empty:

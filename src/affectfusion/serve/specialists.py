@@ -28,8 +28,9 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.extract import Extractor
 from affectfusion.io import read_json
 from affectfusion.recipes.specialists import FUSION_EMBEDDINGS, SpecialistsConfig, sha256_of
-from affectfusion.rundir import read_run
-from affectfusion.serve.predictor import Prediction, Predictor, RunPredictor, check_ids, route_input
+from affectfusion.rundir import RunPaths, read_run
+from affectfusion.serve.base import Prediction, RunPredictor, check_ids, route_input
+from affectfusion.serve.predictor import Predictor
 
 
 class SpecialistsPredictor(RunPredictor):
@@ -119,10 +120,6 @@ class SpecialistsPredictor(RunPredictor):
             info["subsets"] = read_json(subsets)
         return info
 
-    def metrics(self) -> dict[str, dict[str, Any]]:
-        """Split -> the fusion's metrics (``fusion/eval/<split>/metrics.json``)."""
-        return self.fusion.metrics()
-
     # -- prediction -----------------------------------------------------------------------------
 
     def predict(self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None) -> list[Prediction]:
@@ -132,6 +129,8 @@ class SpecialistsPredictor(RunPredictor):
         """
         ids = check_ids(inputs, ids)
         results = [Prediction(id=i) for i in ids]
+        for spec in self.specialists.values():
+            spec.limits = self.limits  # the limits this predictor is served with apply to each input
         accepted = self.accepted_inputs
         routed: list[dict[str, Any]] = []
         for k, item in enumerate(inputs):
@@ -159,7 +158,7 @@ class SpecialistsPredictor(RunPredictor):
 
 
 def _read_config(out: Path) -> SpecialistsConfig:
-    path = out / "config.yaml"
+    path = RunPaths(out).config
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:

@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.io import read_json
-from affectfusion.serve.predictor import KIND_HINTS, Prediction, RunPredictor, check_ids, route_input
+from affectfusion.serve.base import Prediction, RunPredictor, check_ids, route_input
+from affectfusion.serve.decode import check_image
+from affectfusion.serve.inputs import KIND_HINTS, InputLimits
 from affectfusion.vlm.targets import EMOTIONS
 
 if TYPE_CHECKING:
@@ -146,10 +147,6 @@ class VLMRunPredictor(RunPredictor):
             "options": {**self.cfg.face.model_dump(mode="json"), "image_size": self.cfg.image_size},
         }
 
-    def metrics(self) -> dict[str, dict[str, Any]]:
-        """Split -> the metrics the run's generated answers were scored with (``eval/<split>/metrics.json``)."""
-        return {p.parent.name: read_json(p) for p in sorted((self.root / "eval").glob("*/metrics.json"))}
-
     # -- prediction -----------------------------------------------------------------------------
 
     def predict(self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None) -> list[Prediction]:
@@ -164,7 +161,7 @@ class VLMRunPredictor(RunPredictor):
         for k, item in enumerate(inputs):
             try:
                 value = route_input(item, self.modalities, self.accepted_inputs)[MODALITY]
-                crop, found = self.vlm.preparer(_rgb(value))
+                crop, found = self.vlm.preparer(_rgb(value, self.limits))
             except AffectFusionError as e:
                 results[k].error = f"{MODALITY}: {e}"
                 continue
@@ -194,13 +191,14 @@ class VLMRunPredictor(RunPredictor):
             raise AffectFusionError(f"unknown modality {modality!r}; this vision-language run has only {MODALITY!r}")
 
 
-def _rgb(value: Any) -> np.ndarray:
-    """An RGB array from an image file path (checked to exist), an array or a PIL image."""
-    from affectfusion.vlm.predictor import as_rgb
+def _rgb(value: Any, limits: InputLimits) -> np.ndarray:
+    """An RGB array from an image file path (checked to exist and to be within ``limits``), an array or a PIL image."""
+    from affectfusion.vlm.predictor import as_rgb  # needs the optional VLM stack (transformers, peft)
 
     if isinstance(value, str | Path):
         path = Path(value).expanduser()
         if not path.is_file():
             raise AffectFusionError(f"image file not found: {path}")
+        check_image(path, limits, str(path))
         return as_rgb(path)
     return as_rgb(value)

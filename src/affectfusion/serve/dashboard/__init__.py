@@ -1,8 +1,9 @@
-"""The web dashboard (P4's Streamlit app, for any run): ``launch`` starts ``dashboard_app.py``.
+"""The web dashboard (P4's Streamlit app, for any run): ``launch`` starts ``app.py``.
 
-It runs ``streamlit run dashboard_app.py -- RUN`` with settings that keep it local and quiet: bound
+It runs ``streamlit run app.py -- RUN`` with settings that keep it local and quiet: bound
 to 127.0.0.1 unless told otherwise, no usage statistics, no browser opened, uploads capped at 50 MB
-(P4's limit) and no tracebacks shown to the user. The pages' logic is in ``backends.py``.
+(P4's limit) and no tracebacks shown to the user. The pages are in ``app.py``, what their buttons do
+in ``actions.py``, what they show in ``backends.py`` (``vlm.py``, ``faces.py``, ``usage.py``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.serve.backends import run_kind
+from affectfusion.runkinds import run_kind_of
 
-APP_FILE = Path(__file__).with_name("dashboard_app.py")
+APP_FILE = Path(__file__).with_name("app.py")
 MAX_UPLOAD_MB = 50  # P4's limit; Streamlit refuses larger uploads before the app sees them
 
 # -- launching ------------------------------------------------------------------------------------
@@ -60,7 +61,7 @@ def streamlit_command(run_dir: Path, host: str = "127.0.0.1", port: int = 8501) 
 
 def launch(run_dir: Path, host: str = "127.0.0.1", port: int = 8501) -> None:
     """Serve the dashboard for ``run_dir`` until interrupted; Ctrl-C or SIGTERM stops Streamlit too."""
-    run_kind(run_dir)  # a wrong folder is a one-line error here, not a page of Streamlit output
+    run_kind_of(run_dir)  # a wrong folder is a one-line error here, not a page of Streamlit output
     _check_port(host, port)
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     proc = subprocess.Popen(streamlit_command(run_dir, host, port), env=env)

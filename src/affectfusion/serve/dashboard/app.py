@@ -1,4 +1,4 @@
-"""The Streamlit dashboard script: ``streamlit run dashboard_app.py -- RUN_DIR`` (see ``dashboard.launch``).
+"""The Streamlit dashboard script: ``streamlit run app.py -- RUN_DIR`` (see ``serve.dashboard.launch``).
 
 Three tabs over one run: *Analyse* (one input: text and/or media -> prediction, face crop, class
 probabilities, modality weights, raw JSON), *Batch* (many files of one kind, or a CSV/JSONL table
@@ -14,11 +14,8 @@ Uploads are written to a temporary folder only for the duration of one predictio
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,16 +25,22 @@ import pandas as pd
 import streamlit as st
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.serve.backends import (
+from affectfusion.serve.dashboard.actions import (
+    BatchResult,
+    guarded,
+    run_analysis,
+    run_file_batch,
+    run_table_batch,
+)
+from affectfusion.serve.dashboard.backends import (
     Analysis,
     Backend,
-    FacePreview,
-    InputSlot,
     confusions,
     load_backend,
     metrics_table,
-    safe_relative,
 )
+from affectfusion.serve.dashboard.faces import FacePreview
+from affectfusion.serve.quiet import quiet_native_logs
 
 log = logging.getLogger("affectfusion.dashboard")
 T = TypeVar("T")
@@ -48,89 +51,18 @@ def run_dir_from_argv(argv: Sequence[str]) -> Path:
     """The run folder given after ``--`` on the ``streamlit run`` command line."""
     args = [a for a in argv if a != "--"]
     if len(args) != 1:
-        raise AffectFusionError(
-            "usage: streamlit run dashboard_app.py -- RUN_DIR (or: affectfusion serve dashboard RUN)"
-        )
+        raise AffectFusionError("usage: streamlit run app.py -- RUN_DIR (or: affectfusion serve dashboard RUN)")
     return Path(args[0])
 
 
 @st.cache_resource(show_spinner="Loading the model…")
 def get_backend(run_dir: str) -> Backend:
     """One backend (model, extractors) per server process and run, shared by every browser session."""
+    quiet_native_logs()
     return load_backend(Path(run_dir))
 
 
-def guarded(fn: Callable[[], T], what: str) -> tuple[T | None, str | None]:
-    """``fn()`` or a readable message: user errors as they are, anything else as a one-line summary.
-
-    The full traceback of an unexpected error goes to the server log, not to the page.
-    """
-    try:
-        return fn(), None
-    except AffectFusionError as e:
-        return None, str(e)
-    except Exception as e:
-        log.exception("dashboard: %s failed", what)
-        first = str(e).splitlines()[0] if str(e) else ""
-        return None, f"{what} failed: {type(e).__name__}{': ' + first if first else ''}"
-
-
-# -- uploads --------------------------------------------------------------------------------------
-
-
-def save_upload(upload: Any, folder: Path, relative: str | None = None) -> Path:
-    """Write an uploaded file under ``folder`` (at ``relative`` or its own name) and return the path."""
-    path = folder / safe_relative(relative or upload.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(upload.getvalue())
-    return path
-
-
-def check_type(slot: InputSlot, name: str) -> None:
-    """Uploads are not filtered by the widgets (see ``analyse_page``): a wrong extension is refused here."""
-    suffix = Path(name).suffix.lower().lstrip(".")
-    if slot.file_types and suffix not in slot.file_types:
-        allowed = "/".join(t.upper() for t in slot.file_types)
-        raise AffectFusionError(f"{name}: {slot.kind} input must be a {allowed} file")
-
-
-def strip_folder(text: str, folder: Path) -> str:
-    """Messages name uploads relative to the temporary upload folder, as the user named them."""
-    return text.replace(f"{folder}{os.sep}", "")
-
-
 # -- Analyse --------------------------------------------------------------------------------------
-
-
-def run_analysis(backend: Backend, values: dict[str, Any]) -> Analysis:
-    """One prediction from the Analyse form: slot key -> text or an uploaded file (or None)."""
-    slots = {s.key: s for s in backend.slots()}
-    with tempfile.TemporaryDirectory(prefix="affectfusion-dashboard-") as tmp:
-        folder = Path(tmp)
-
-        def predict() -> Analysis:
-            inputs: dict[str, str] = {}
-            for key, value in values.items():
-                if value is None or (isinstance(value, str) and not value.strip()):
-                    continue
-                if isinstance(value, str):
-                    inputs[key] = value
-                else:
-                    check_type(slots[key], value.name)
-                    name = safe_relative(value.name).name
-                    taken = (folder / name).exists()  # two inputs with one file name: keep both
-                    inputs[key] = str(save_upload(value, folder / key if taken else folder, name))
-            if not inputs:
-                wanted = ", ".join(s.label for s in slots.values())
-                raise AffectFusionError(f"nothing to analyse: give at least one input ({wanted})")
-            return backend.analyse(inputs)
-
-        analysis, error = guarded(predict, "analysis")
-        if analysis is None:
-            return Analysis(error=strip_folder(error or "", folder))
-        if analysis.error:
-            analysis.error = strip_folder(analysis.error, folder)
-        return analysis
 
 
 def analyse_page(backend: Backend) -> None:
@@ -218,106 +150,6 @@ def _cell(v: Any) -> str:
 
 
 # -- Batch ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class BatchResult:
-    table: pd.DataFrame | None = None
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def csv(self) -> bytes:
-        """The predictions CSV, written as ``affectfusion predict --batch`` writes it."""
-        return b"" if self.table is None else self.table.to_csv(index=False).encode("utf-8")
-
-    @property
-    def failed(self) -> int:
-        return 0 if self.table is None else int((self.table["error"] != "").sum())
-
-
-def _finish(table: pd.DataFrame, folder: Path) -> pd.DataFrame:
-    table = table.copy()
-    table["error"] = [strip_folder(str(e), folder) for e in table["error"]]
-    return table
-
-
-def run_file_batch(backend: Backend, slot: InputSlot, uploads: Sequence[Any]) -> BatchResult:
-    """Many uploaded files of one kind -> one prediction row per file (id = file name)."""
-    if not uploads:
-        return BatchResult(error=f"upload one or more files ({slot.label})")
-    with tempfile.TemporaryDirectory(prefix="affectfusion-dashboard-") as tmp:
-        folder = Path(tmp)
-
-        def predict() -> pd.DataFrame:
-            names: list[str] = []
-            for upload in uploads:
-                check_type(slot, upload.name)
-                name = safe_relative(upload.name).name
-                if name in names:
-                    raise AffectFusionError(f"{name} was uploaded twice; file names become row ids and must be unique")
-                names.append(name)
-                save_upload(upload, folder, name)
-            return backend.predict_files(slot, [folder / n for n in names], names)
-
-        table, error = guarded(predict, "batch prediction")
-        if table is None:
-            return BatchResult(error=strip_folder(error or "", folder))
-        return BatchResult(_finish(table, folder))
-
-
-def run_table_batch(backend: Backend, table_upload: Any, media: Sequence[Any]) -> BatchResult:
-    """A CSV/JSONL table + the files it references -> predictions for every row.
-
-    A file cell is matched to the uploaded file of the same name and placed at the cell's relative
-    path, so rows read exactly as ``affectfusion predict --batch TABLE`` reads them next to the table.
-    """
-    from affectfusion.data.media_table import read_table
-
-    if table_upload is None:
-        return BatchResult(error="upload a CSV or JSONL table of inputs")
-    with tempfile.TemporaryDirectory(prefix="affectfusion-dashboard-") as tmp:
-        folder = Path(tmp)
-        warnings: list[str] = []
-
-        def predict() -> pd.DataFrame:
-            suffix = Path(table_upload.name).suffix.lower()
-            if suffix not in (".csv", ".jsonl"):
-                raise AffectFusionError(f"{table_upload.name}: the table must be a .csv or .jsonl file")
-            table_path = save_upload(table_upload, folder, f"table{suffix}")
-            df = read_table(table_path)
-            if df.empty:
-                raise AffectFusionError(f"{table_upload.name}: the table has no rows")
-            uploaded = {safe_relative(u.name).name: u for u in media}
-            missing: list[str] = []
-            used: set[str] = set()
-            for col in backend.file_columns(list(df.columns)):
-                # Cells become paths inside the upload folder: a table must not make the server read
-                # its own files (an absolute path, ``../..``); relative cells stay as written.
-                df[col] = [str(safe_relative(cell)) if cell else "" for cell in df[col]]
-                for cell in df[col]:
-                    if not cell:
-                        continue
-                    rel = safe_relative(cell)
-                    upload = uploaded.get(rel.name)
-                    if upload is None:
-                        missing.append(cell)
-                        continue
-                    used.add(rel.name)
-                    if not (folder / rel).exists():
-                        save_upload(upload, folder, str(rel))
-            if missing:
-                shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-                warnings.append(f"{len(missing)} file(s) named in the table were not uploaded: {shown}")
-            unused = sorted(set(uploaded) - used)
-            if unused:
-                warnings.append(f"{len(unused)} uploaded file(s) are not named in the table: {', '.join(unused[:5])}")
-            return backend.predict_table(df, folder)
-
-        table, error = guarded(predict, "batch prediction")
-        if table is None:
-            return BatchResult(error=strip_folder(error or "", folder), warnings=warnings)
-        return BatchResult(_finish(table, folder), warnings=warnings)
 
 
 def batch_page(backend: Backend) -> None:

@@ -1,0 +1,285 @@
+"""REST API over a :class:`RunPredictor` (FastAPI): health, model info, single and batch prediction.
+
+Any run folder :func:`load_predictor` takes is served the same way: a fusion run, a P3 specialists
+output folder, a P4 vision-language run (``kind: vlm``: takes only ``image`` and adds the answer it
+wrote and its parsed fields under ``generated``), or a registered plugin kind.
+
+Endpoints (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``, served offline):
+
+- ``GET /health`` -- liveness and the model's name.
+- ``GET /info`` -- kind of run, tasks and classes, modalities (input kind, extractor provenance,
+  feature dimension), accepted inputs, fusion, metrics per evaluated split, load time and limits.
+- ``POST /predict`` -- one input as ``multipart/form-data``: one field per input the model takes
+  (``text``, files named by input kind or modality, ``features_<modality>`` ``.npy`` files for
+  modalities trained on pre-extracted features); any subset. Optional ``id`` field.
+- ``POST /predict/batch`` -- many inputs as JSON ``{"items": [{"id", "text", "features"}]}`` (text
+  and feature arrays only: a JSON batch never names files).
+- ``POST /predict/batch/files`` -- many files of one kind as ``multipart/form-data``: a ``kind``
+  field and repeated ``files`` fields.
+
+Errors are JSON ``{"detail": "<message naming the field>"}``: 413 for a file, request or decoded
+input over a limit (the message names the limit), 415 for a file type or content type the field
+does not take, 422 for anything else the model cannot use (a corrupt image, empty text, an array
+of strings, an output that is not finite), 408 for a client that stopped sending, 503 with
+``Retry-After`` when the queue is full or the model stays busy too long. Bad input never gives a
+500. In a batch, an item whose *content* is unusable gets its reason in its ``error`` field and the
+rest is predicted; a malformed batch is rejected whole.
+
+Limits: the body is counted as it streams in and reading stops at ``max_request_mb`` (JSON batch
+bodies: ``max_json_mb``); each file must be within ``max_upload_mb``; and each input within the
+decoded-work limits of :class:`~affectfusion.serve.inputs.InputLimits` (audio seconds and channels,
+image pixels, video seconds and frames, text characters, feature values), checked from headers.
+
+Concurrency: the Predictor is not thread-safe, so every call into it holds one lock. Parsing JSON,
+writing uploads and checking headers run in worker threads outside the lock (at most
+``max_decodes`` at once), so ``/health`` and small requests are answered while a big one is read.
+"""
+
+import inspect
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
+
+import affectfusion
+from affectfusion.errors import AffectFusionError
+from affectfusion.serve.api.limits import Gate, RequestLimits
+from affectfusion.serve.api.schemas import ERROR_RESPONSES, BatchOut, HealthOut, InfoOut, PredictionOut, batch_model
+from affectfusion.serve.api.service import Service, validation_message
+from affectfusion.serve.base import Prediction, RunPredictor
+from affectfusion.serve.inputs import KIND_HINTS, InputLimits, InputRejected, file_types
+from affectfusion.serve.predictor import load_predictor
+from affectfusion.serve.quiet import quiet_native_logs
+
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+BATCH_PATH = "/predict/batch"
+
+
+def create_app(
+    predictor_or_run_dir: RunPredictor | str | Path,
+    max_upload_mb: float = 50,
+    max_request_mb: float | None = None,
+    max_batch: int = 64,
+    limits: InputLimits | None = None,
+    max_pending: int = 64,
+    max_decodes: int = 2,
+    request_timeout_s: float = 60.0,
+    idle_timeout_s: float = 30.0,
+) -> FastAPI:
+    """A FastAPI app serving one run (anything :func:`load_predictor` takes).
+
+    ``max_upload_mb`` bounds each file (images also by the P4 limit), ``max_request_mb`` the whole
+    body (default ``4 * max_upload_mb + 1``), ``max_batch`` the items of one batch request, ``limits``
+    the decoded work per input (default: the predictor's). At most ``max_pending`` prediction
+    requests are admitted, ``max_decodes`` uploads are checked at once, a request waits at most
+    ``request_timeout_s`` for the model, and a client silent for ``idle_timeout_s`` is cut off.
+    """
+    if max_upload_mb <= 0 or max_batch < 1 or max_pending < 1 or max_decodes < 1:
+        raise AffectFusionError("max_upload_mb must be > 0; max_batch, max_pending and max_decodes >= 1")
+    if request_timeout_s <= 0 or idle_timeout_s <= 0:
+        raise AffectFusionError("request_timeout_s and idle_timeout_s must be > 0")
+    quiet_native_logs()
+    predictor = (
+        load_predictor(predictor_or_run_dir) if isinstance(predictor_or_run_dir, str | Path) else predictor_or_run_dir
+    )
+    if limits is not None:
+        predictor.limits = limits
+    max_request_mb = max_request_mb if max_request_mb is not None else 4 * max_upload_mb + 1
+    service = Service(predictor, max_upload_mb, max_request_mb, max_batch, Gate(max_decodes, request_timeout_s))
+    info = _info(service, max_pending, request_timeout_s, idle_timeout_s)
+    name = predictor.name
+    app = FastAPIOffline(title=f"AffectFusion: {name}", version=affectfusion.__version__)
+    app.state.predictor = predictor
+    app.state.service = service
+    app.add_middleware(
+        RequestLimits,
+        max_bytes=service.max_request,
+        path_max_bytes={BATCH_PATH: min(service.max_json, service.max_request)},
+        idle_timeout_s=idle_timeout_s,
+        max_pending=max_pending,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        path, ctype = request.url.path, _content_type(request)
+        if path in ("/predict", "/predict/batch/files") and ctype not in FORM_TYPES:
+            return JSONResponse({"detail": f"{path} takes multipart/form-data (got {ctype or 'no content type'})"}, 415)
+        return JSONResponse({"detail": validation_message(list(exc.errors()))}, 422)
+
+    @app.exception_handler(AffectFusionError)
+    async def _user_error(request: Request, exc: AffectFusionError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, getattr(exc, "status", 422), headers=getattr(exc, "headers", None))
+
+    @app.get("/", include_in_schema=False)
+    def _root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    @app.get("/health", response_model=HealthOut)
+    def health() -> dict[str, str]:
+        """Liveness: the model is loaded."""
+        return {"status": "ok", "model": name, "version": affectfusion.__version__}
+
+    @app.get("/info", response_model=InfoOut)
+    def get_info() -> dict[str, Any]:
+        """Tasks, classes, modalities and their inputs and extractors, metrics, limits."""
+        return info
+
+    def form_only(request: Request) -> None:
+        empty = not _content_type(request) and request.headers.get("content-length", "0") == "0"
+        if empty:
+            raise InputRejected(422, f"no input given; this model takes: {service.takes()}")
+        if _content_type(request) not in FORM_TYPES:
+            raise InputRejected(
+                415,
+                f"{request.url.path} takes multipart/form-data (got {_content_type(request) or 'no content type'}); "
+                "for JSON use /predict/batch",
+            )
+
+    async def predict(request: Request, **_: Any) -> dict[str, Any]:
+        form_only(request)
+        item_id, values, uploads = service.parse_single(await request.form())
+        (prediction,) = await run_in_threadpool(service.predict, [item_id], [values], [uploads])
+        if prediction.error:
+            raise InputRejected(422, prediction.error)
+        return prediction.to_dict()
+
+    predict.__doc__ = (
+        "Predict one input: any subset of the model's inputs (see GET /info `fields`).\n\n"
+        f"This model takes: {service.takes()}. An input the model cannot use is a 4xx with the reason."
+    )
+    predict.__signature__ = _form_signature(service)  # type: ignore[attr-defined]
+    app.post("/predict", response_model=PredictionOut, response_model_exclude_none=True, responses=ERROR_RESPONSES)(
+        predict
+    )
+
+    @app.post(
+        BATCH_PATH,
+        response_model=BatchOut,
+        response_model_exclude_none=True,
+        responses=ERROR_RESPONSES,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchIn"}}},
+            }
+        },
+    )
+    async def predict_batch(request: Request) -> dict[str, Any]:
+        """Predict many text (and feature-array) inputs in one model call.
+
+        An item the model cannot use (empty text, no input, a non-finite output) gets its reason in
+        `error`; the rest is predicted.
+        """
+        if _content_type(request) != "application/json":
+            raise InputRejected(415, f"{BATCH_PATH} takes application/json; use /predict/batch/files for files")
+        ids, inputs = await run_in_threadpool(service.parse_batch, await request.body())
+        predictions = await run_in_threadpool(service.predict, ids, inputs, [[] for _ in inputs])
+        return _batch_out(predictions)
+
+    file_fields = [n for n, (_, k) in service.fields.items() if k != "text"]
+
+    @app.post(
+        "/predict/batch/files",
+        response_model=BatchOut,
+        response_model_exclude_none=True,
+        responses=ERROR_RESPONSES,
+        include_in_schema=bool(file_fields),
+    )
+    async def predict_batch_files(
+        request: Request,
+        kind: Annotated[str, Form(description="the field the files go to", json_schema_extra={"enum": file_fields})],
+        files: Annotated[list[UploadFile], File(description="one file per item; its filename is the item's id")],
+    ) -> dict[str, Any]:
+        """Predict many files of one input kind in one model call.
+
+        A file of the wrong type or size rejects the request; a file whose content cannot be used
+        (e.g. a corrupt image, or one over a decoded-work limit) gets its reason in `error` and the
+        rest is predicted.
+        """
+        form_only(request)
+        ids, uploads = service.parse_files(kind, files)
+        inputs: list[dict[str, Any]] = [{} for _ in uploads]
+        predictions = await run_in_threadpool(service.predict, ids, inputs, [[u] for u in uploads])
+        return _batch_out(predictions)
+
+    batch_schema = batch_model(
+        service.takes_text,
+        {m: predictor.feature_dim(m) for m in service.feature_modalities},
+        predictor.limits,
+        max_batch,
+    )
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document plus this run's JSON batch model (the route parses its body itself)."""
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=_description(service.takes()), routes=app.routes
+            )
+            models = batch_schema.model_json_schema(ref_template="#/components/schemas/{model}")
+            schema["components"]["schemas"].update(models.pop("$defs", {}))
+            schema["components"]["schemas"]["BatchIn"] = models
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _form_signature(service: Service) -> inspect.Signature:
+    """``/predict``'s parameters: exactly this run's form fields, so its OpenAPI form is the truth."""
+    params = [inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request)]
+    for name, (key, kind) in service.fields.items():
+        what = KIND_HINTS[kind] + (f" for {key}" if key != kind else "")
+        annotation: Any = (
+            Annotated[
+                str | None, Form(description=what, json_schema_extra={"maxLength": service.limits.max_text_chars})
+            ]
+            if kind == "text"
+            else Annotated[UploadFile | None, File(description=what)]
+        )
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
+    id_field = Annotated[str | None, Form(description="echoed back as the prediction's id")]
+    params.append(inspect.Parameter("id", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=id_field))
+    return inspect.Signature(params)
+
+
+def _info(service: Service, max_pending: int, request_timeout_s: float, idle_timeout_s: float) -> dict[str, Any]:
+    predictor = service.predictor
+    info = predictor.info()  # every predictor says its kind: classifier, specialists, vlm, ...
+    info["inputs"] = predictor.accepted_inputs
+    info["fields"] = {name: kind for name, (_, kind) in service.fields.items()}
+    info["limits"] = {
+        "max_upload_mb": service.max_upload / 2**20,
+        "max_image_mb": service.max_bytes("image") / 2**20,
+        "max_request_mb": service.max_request / 2**20,
+        "max_batch": service.max_batch,
+        "file_types": file_types(),
+        "inputs": predictor.limits.to_dict(),
+        "max_pending": max_pending,
+        "request_timeout_s": request_timeout_s,
+        "idle_timeout_s": idle_timeout_s,
+    }
+    return info
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _description(takes: str) -> str:
+    """The OpenAPI description: this module's guide to endpoints, errors and limits, and the model's inputs."""
+    parts = (__doc__ or "").split("\n\n")[1:]
+    return "\n\n".join(p for p in parts if not p.startswith("Concurrency:")) + f"\n\nThis model takes: {takes}."
+
+
+def _batch_out(predictions: list[Prediction]) -> dict[str, Any]:
+    return {
+        "predictions": [p.to_dict() for p in predictions],
+        "count": len(predictions),
+        "failed": sum(p.error is not None for p in predictions),
+    }

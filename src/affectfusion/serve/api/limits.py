@@ -1,0 +1,124 @@
+"""What bounds one request's cost in the API: body size, idle clients, queue length, waiting time.
+
+- :class:`RequestLimits` (ASGI middleware): a body over the limit is refused with 413 without
+  reading past it (a declared ``Content-Length`` before reading anything; JSON batch bodies have
+  their own, smaller limit); a client that sends nothing for ``idle_timeout_s`` is cut off with
+  408; and at most ``max_pending`` prediction requests are admitted (queued or running), the next
+  one gets 503 with ``Retry-After`` before its body is read.
+- :class:`Gate`: the model lock and the bound on concurrent decodes, each waited for at most
+  ``request_timeout_s`` (then 503 with ``Retry-After``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+
+from fastapi import HTTPException
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from affectfusion.serve.inputs import MB, InputRejected
+
+RETRY_AFTER_S = 1
+
+
+class ServerBusy(InputRejected):
+    """503: the queue is full or the model stayed busy too long; the client should retry later."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(503, message)
+        self.headers = {"Retry-After": str(RETRY_AFTER_S)}
+
+
+class RequestLimits:
+    """ASGI middleware: body size per path, idle timeout, and admission of prediction requests."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        path_max_bytes: Mapping[str, int],
+        idle_timeout_s: float,
+        max_pending: int,
+    ) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.path_max_bytes = dict(path_max_bytes)
+        self.idle_timeout_s = idle_timeout_s
+        self.max_pending = max_pending
+        self.pending = 0  # touched only on the event loop: no lock needed
+
+    def message(self, limit: int, path: str) -> str:
+        what = "the JSON body limit (max_json_mb)" if path in self.path_max_bytes else "limit"
+        return (
+            f"request body is over the {limit / MB:g} MB {what}; "
+            "send fewer or smaller items (see GET /info for the limits)"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        limit = self.path_max_bytes.get(path, self.max_bytes)
+        headers = dict(scope.get("headers") or [])
+        try:
+            declared = int(headers.get(b"content-length", b""))
+        except ValueError:
+            declared = None
+        if declared is not None and declared > limit:
+            await JSONResponse({"detail": self.message(limit, path)}, status_code=413)(scope, receive, send)
+            return
+        predicting = scope.get("method") == "POST" and path.startswith("/predict")
+        if predicting and self.pending >= self.max_pending:
+            busy = ServerBusy(f"the server is busy ({self.pending} requests queued); retry in {RETRY_AFTER_S} s")
+            await JSONResponse({"detail": str(busy)}, 503, headers=busy.headers)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            try:
+                message = await asyncio.wait_for(receive(), self.idle_timeout_s)
+            except TimeoutError:
+                raise HTTPException(408, f"no data from the client for {self.idle_timeout_s:g} s") from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, self.message(limit, path))
+            return message
+
+        if predicting:
+            self.pending += 1
+        try:
+            await self.app(scope, limited_receive, send)
+        finally:
+            if predicting:
+                self.pending -= 1
+
+
+class Gate:
+    """The model lock (the predictor is not thread-safe) and a bound on concurrent decodes."""
+
+    def __init__(self, max_decodes: int, timeout_s: float) -> None:
+        self.model = threading.Lock()
+        self.decodes = threading.BoundedSemaphore(max_decodes)
+        self.timeout_s = timeout_s
+
+    @contextmanager
+    def _hold(self, lock: threading.Lock | threading.BoundedSemaphore, what: str) -> Iterator[None]:
+        if not lock.acquire(timeout=self.timeout_s):
+            raise ServerBusy(f"waited {self.timeout_s:g} s for {what}; retry in {RETRY_AFTER_S} s")
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def decoding(self) -> AbstractContextManager[None]:
+        return self._hold(self.decodes, "a free decoder")
+
+    def predicting(self) -> AbstractContextManager[None]:
+        return self._hold(self.model, "the model")

@@ -1,0 +1,176 @@
+"""The API's response models, and the request models generated per served run.
+
+The OpenAPI document of a served run lists exactly the inputs that run takes: the ``/predict``
+form has one field per input it reads (``text``, ``audio``, ... or ``features_<modality>``), and
+``/predict/batch`` items take ``text`` only if the model reads text and ``features`` only with the
+model's feature modalities, each an array of its dimension. A client generated from it works.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from affectfusion.serve.inputs import KIND_HINTS, InputLimits
+
+FLOAT32_MAX = 3.4028234e38
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="what was wrong, naming the field")
+
+
+class HealthOut(BaseModel):
+    status: str = Field(description="'ok' when the model is loaded and serving")
+    model: str = Field(description="the run's config name")
+    version: str = Field(description="affectfusion version")
+
+
+class TaskInfo(BaseModel):
+    name: str
+    type: str = Field(description="classification, multilabel or regression")
+    classes: list[str] | None = None
+
+
+class ModalityInfo(BaseModel):
+    input: str = Field(description="input kind that fills it: text, audio, image, video, signal or features")
+    extractor: dict[str, Any] | None = Field(description="extractor name, version, options and package versions")
+    dim: int | None = Field(
+        description="feature dimension the model expects (null for a vision-language run: it reads the face crop)"
+    )
+
+
+class LimitsOut(BaseModel):
+    max_upload_mb: float = Field(description="largest accepted file (images: also the P4 50 MB limit)")
+    max_image_mb: float
+    max_request_mb: float = Field(description="largest request body (all files and fields together)")
+    max_batch: int = Field(description="most items in one batch request")
+    file_types: dict[str, list[str]] = Field(description="input kind -> accepted filename suffixes")
+    inputs: dict[str, float] = Field(
+        description="decoded work one input may cause (413 naming the limit when over): max_text_chars, "
+        "max_audio_seconds, max_audio_channels, max_audio_rate, max_image_pixels, max_video_seconds, "
+        "max_video_frames, max_feature_values, max_json_mb"
+    )
+    max_pending: int = Field(description="requests queued or running before new ones get 503 + Retry-After")
+    request_timeout_s: float = Field(description="longest a request waits for the model before a 503")
+    idle_timeout_s: float = Field(description="a client that sends nothing for this long is cut off (408)")
+
+
+class InfoOut(BaseModel):
+    name: str
+    kind: str = Field(
+        description="classifier (a fusion run), specialists (P3: specialists, then fusion) or vlm (P4: "
+        "a vision-language model that writes its answer; predictions carry it under `generated`)"
+    )
+    tasks: list[TaskInfo]
+    modalities: dict[str, ModalityInfo]
+    inputs: dict[str, list[str]] = Field(description="input kind -> the modalities it fills")
+    fields: dict[str, str] = Field(description="POST /predict form field -> input kind")
+    fusion: str | None = Field(description="fusion strategy (null for a vision-language run)")
+    metrics: dict[str, dict[str, Any]] = Field(description="split -> metrics the run was evaluated with")
+    load_seconds: float
+    limits: LimitsOut
+    vlm: dict[str, Any] | None = Field(
+        None,
+        description="vision-language run only: base_model_path, dtype, prompt, lora, classes, label_map, "
+        "emotion_vector (the 6 emotions of its vector, in order), generation settings",
+    )
+
+
+class TaskOutput(BaseModel):
+    label: str | None = Field(None, description="classification: the predicted class")
+    labels: list[str] | None = Field(None, description="multilabel: the predicted classes")
+    value: float | None = Field(None, description="regression: the predicted value")
+    probabilities: dict[str, float] | None = Field(
+        None,
+        description="class -> probability (a vision-language run: its parsed 6-d emotion vector, emotion -> "
+        "intensity in [0, 1], not a distribution)",
+    )
+
+
+class GeneratedOut(BaseModel):
+    text: str = Field(description="the answer the model wrote")
+    emotions: list[str] = Field(description="emotions named in it, strongest first")
+    action_units: list[str] = Field(description="facial action units named in it (AU6, AU12, ...)")
+    face_found: bool = Field(description="a face was detected (else the whole image was used)")
+    parse_ok: bool = Field(description="every section of the answer was read")
+    issues: list[str] = Field(description="what the parser could not read")
+
+
+class PredictionOut(BaseModel):
+    id: str
+    tasks: dict[str, TaskOutput] = Field(description="task -> output (empty when error is set)")
+    modality_weights: dict[str, float] = Field(description="fusion's weight per modality, where it has them")
+    modalities_used: list[str]
+    error: str | None = Field(None, description="batch only: why this item could not be predicted")
+    generated: GeneratedOut | None = Field(
+        None, description="vision-language run only: the generated answer and its parsed fields"
+    )
+
+
+class BatchOut(BaseModel):
+    predictions: list[PredictionOut]
+    count: int
+    failed: int = Field(description="items with an error")
+
+
+class BatchItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, description="echoed back; default: the item's position")
+    text: str | None = Field(None, description="text input")
+    features: dict[str, list[float] | list[list[float]]] | None = Field(
+        None, description="modality trained on pre-extracted features -> array [D] or [T, D]"
+    )
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[BatchItem] = Field(min_length=1)
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    408: {"model": ErrorOut, "description": "the client sent nothing for longer than the idle timeout"},
+    413: {"model": ErrorOut, "description": "a file, the request or the decoded input is over a limit (named)"},
+    415: {"model": ErrorOut, "description": "a file type or content type the field does not take"},
+    422: {"model": ErrorOut, "description": "input the model cannot use (corrupt media, empty text, no input)"},
+    503: {
+        "model": ErrorOut,
+        "description": "the server is busy (queue full or waited too long): retry after Retry-After",
+    },
+}
+
+
+def batch_model(takes_text: bool, feature_dims: dict[str, int], limits: InputLimits, max_batch: int) -> type[BaseModel]:
+    """``BatchIn`` for one run: exactly the text and feature fields it takes (JSON has no files)."""
+    number = Field(ge=-FLOAT32_MAX, le=FLOAT32_MAX)
+    fields: dict[str, Any] = {"id": (str | None, Field(None, description="echoed back; default: the item's position"))}
+    if takes_text:
+        fields["text"] = (
+            str | None,
+            Field(None, description=KIND_HINTS["text"], json_schema_extra={"maxLength": limits.max_text_chars}),
+        )
+    if feature_dims:
+        per_modality: dict[str, Any] = {}
+        for m, dim in feature_dims.items():
+            vector = list[Annotated[float, number]]
+            schema = {"minItems": dim, "maxItems": dim}
+            rows = max(1, limits.max_feature_values // max(dim, 1))
+            per_modality[m] = (
+                Annotated[vector, Field(json_schema_extra=schema)]
+                | Annotated[
+                    list[Annotated[vector, Field(json_schema_extra=schema)]], Field(min_length=1, max_length=rows)
+                ]
+                | None,
+                Field(None, description=f"{m}: features [{dim}] or [T, {dim}]"),
+            )
+        features = create_model("BatchFeatures", __config__=ConfigDict(extra="forbid"), **per_modality)
+        fields["features"] = (features | None, Field(None, description="modality -> feature array [D] or [T, D]"))
+    item = create_model("BatchItem", __config__=ConfigDict(extra="forbid"), **fields)
+    return create_model(
+        "BatchIn",
+        __config__=ConfigDict(extra="forbid"),
+        items=(list[item], Field(min_length=1, max_length=max_batch)),  # type: ignore[valid-type]
+    )

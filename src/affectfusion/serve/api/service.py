@@ -1,0 +1,323 @@
+"""The work behind the API's routes: checking uploads, parsing batches, predicting under the lock.
+
+Routes only receive and answer. Everything that costs CPU or memory runs here, in a worker thread
+(never on the event loop): JSON batch bodies are parsed here, uploads are written to a fresh
+temporary directory under server-chosen names (``<n>_<kind><suffix>``, suffix from the allow-list
+of :mod:`affectfusion.serve.inputs`) and checked against the decoded-work limits from their
+headers (:mod:`affectfusion.serve.decode`) with at most ``max_decodes`` at a time, *before* the
+model lock is taken; then the Predictor runs under that lock. The client's filename is only ever
+shown back in messages and ids, never used as a path.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import UploadFile
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import FormData
+
+from affectfusion.extract.face import MAX_IMAGE_BYTES
+from affectfusion.serve.api.limits import Gate
+from affectfusion.serve.base import Prediction, RunPredictor
+from affectfusion.serve.decode import as_features, check_file, check_text
+from affectfusion.serve.inputs import GENERIC_CONTENT_TYPES, INPUTS, KIND_HINTS, MB, InputLimits, InputRejected
+
+
+def display_name(filename: str | None) -> str:
+    """The client's filename as shown back in messages and ids: last path part, printable, short."""
+    if not filename:
+        return ""
+    name = re.split(r"[\\/]", filename)[-1]
+    name = "".join(c for c in name if c.isprintable())
+    return name[:100]
+
+
+def check_upload(
+    label: str, kind: str, filename: str | None, content_type: str | None, size: int, max_bytes: int
+) -> str:
+    """The suffix to store an upload under, or :class:`InputRejected` (415 type, 422 empty, 413 size).
+
+    The suffix comes from the allow-list of ``kind``: the client's filename suffix if it is on it,
+    else the one its content type implies. A declared content type that contradicts the kind is
+    refused even when the suffix fits.
+    """
+    allowed = INPUTS[kind]
+    expected = f"{KIND_HINTS[kind]} ({', '.join(allowed.suffixes)})"
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    name = display_name(filename)
+    suffix = Path(name).suffix.lower() if name else ""
+    if suffix and suffix not in allowed.suffixes:
+        raise InputRejected(415, f"{label}: expected {expected}, got a {suffix} file")
+    if ctype not in GENERIC_CONTENT_TYPES and ctype not in allowed.content_types:
+        raise InputRejected(415, f"{label}: content type {ctype} is not {expected}")
+    if not suffix:
+        suffix = allowed.content_types.get(ctype, "")
+        if not suffix:
+            raise InputRejected(
+                415, f"{label}: cannot tell the file type; send a filename ending in {', '.join(allowed.suffixes)}"
+            )
+    if size == 0:
+        raise InputRejected(422, f"{label}: the file is empty; expected {KIND_HINTS[kind]}")
+    if size > max_bytes:
+        raise InputRejected(
+            413, f"{label}: {size / MB:.1f} MB is over the {max_bytes / MB:g} MB limit for {kind} files"
+        )
+    return suffix
+
+
+class BatchItem(BaseModel):
+    """A JSON batch item as parsed (the schema shown per run is :func:`schemas.batch_model`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = None
+    text: str | None = None
+    features: dict[str, list[float] | list[list[float]]] | None = None
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[BatchItem] = Field(min_length=1)
+
+
+def validation_message(errors: list[Any]) -> str:
+    """Pydantic's / FastAPI's error list as one line: ``field: what was wrong`` per error."""
+    parts = []
+    for err in errors:
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "json_invalid":
+            detail = (err.get("ctx") or {}).get("error", "")
+            at = f" at character {err['loc'][-1]}" if err.get("loc") else ""
+            parts.append(f"body: not valid JSON ({detail}{at})")
+            continue
+        if "Expected UploadFile" in msg:
+            msg = "expected a file upload (a file part with a filename), got a text field"
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        parts.append(f"{'.'.join(loc) or 'body'}: {msg}")
+    return "; ".join(parts)
+
+
+@dataclass
+class Upload:
+    key: str  # what the Predictor is given it under: input kind or modality name
+    kind: str
+    label: str  # how validation messages name it: field and client filename
+    shown: str  # what replaces its temp path in the Predictor's messages
+    file: UploadFile
+    suffix: str
+
+
+class Service:
+    """Validation, temporary files and the gated Predictor calls; the routes only parse and respond."""
+
+    def __init__(
+        self,
+        predictor: RunPredictor,
+        max_upload_mb: float,
+        max_request_mb: float,
+        max_batch: int,
+        gate: Gate,
+    ) -> None:
+        self.predictor = predictor
+        self.limits: InputLimits = predictor.limits
+        self.gate = gate
+        self.max_upload = int(max_upload_mb * MB)
+        self.max_request = int(max_request_mb * MB)
+        self.max_json = int(self.limits.max_json_mb * MB)
+        self.max_batch = max_batch
+        # POST /predict field -> (Predictor key, input kind)
+        self.fields: dict[str, tuple[str, str]] = {}
+        for kind in predictor.accepted_inputs:
+            if kind != "features":
+                self.fields[kind] = (kind, kind)
+        for m in predictor.modalities:
+            kind = predictor.input_kind(m)
+            self.fields[f"features_{m}" if kind == "features" else m] = (m, kind)
+        self.feature_modalities = predictor.accepted_inputs.get("features", [])
+
+    def max_bytes(self, kind: str) -> int:
+        return min(self.max_upload, MAX_IMAGE_BYTES) if kind == "image" else self.max_upload
+
+    def takes(self) -> str:
+        return ", ".join(f"{name} ({KIND_HINTS[kind]})" for name, (_, kind) in self.fields.items())
+
+    @property
+    def takes_text(self) -> bool:
+        return any(kind == "text" for _, kind in self.fields.values())
+
+    # -- parsing (cheap checks, on the event loop) ------------------------------------------------
+
+    def parse_single(self, form: FormData) -> tuple[str, dict[str, Any], list[Upload]]:
+        """The id, text values and checked uploads of one /predict form."""
+        item_id = "input"
+        values: dict[str, Any] = {}
+        uploads: list[Upload] = []
+        seen: set[str] = set()
+        for name, value in form.multi_items():
+            if name in seen:
+                raise InputRejected(422, f"field {name!r} is given more than once; use /predict/batch for many inputs")
+            seen.add(name)
+            if name == "id":
+                if not isinstance(value, str):
+                    raise InputRejected(422, "id: expected a form field, not a file")
+                item_id = value.strip() or item_id
+                continue
+            if name not in self.fields:
+                raise InputRejected(422, f"unknown field {name!r}; this model takes: {self.takes()} (and id)")
+            key, kind = self.fields[name]
+            if kind == "text":
+                if not isinstance(value, str):
+                    raise InputRejected(422, f"{name}: expected a text form field, not a file")
+                if not value.strip():
+                    raise InputRejected(422, f"{name}: empty text; expected {KIND_HINTS['text']}")
+                check_text(value, self.limits, name)
+                values[key] = value
+                continue
+            if isinstance(value, str):
+                raise InputRejected(422, f"{name}: expected a file upload ({KIND_HINTS[kind]}), got a text field")
+            uploads.append(self._check(name, key, kind, value))
+        if not values and not uploads:
+            raise InputRejected(422, f"no input given; this model takes: {self.takes()}")
+        return item_id, values, uploads
+
+    def _check(self, label: str, key: str, kind: str, file: UploadFile) -> Upload:
+        name = display_name(file.filename)
+        label = f"{label} {name!r}" if name else label
+        suffix = check_upload(label, kind, file.filename, file.content_type, _size(file), self.max_bytes(kind))
+        return Upload(key, kind, label, repr(name) if name else f"upload {label}", file, suffix)
+
+    def parse_files(self, kind_field: str, files: list[UploadFile]) -> tuple[list[str], list[Upload]]:
+        """Ids and checked uploads of one /predict/batch/files form."""
+        file_fields = [n for n, (_, k) in self.fields.items() if k != "text"]
+        if kind_field not in file_fields:
+            raise InputRejected(
+                422,
+                f"kind: {kind_field!r} is not a file input of this model; "
+                f"use one of {', '.join(file_fields) or '(none: this model takes text only)'}",
+            )
+        self._check_count(len(files))
+        key, kind = self.fields[kind_field]
+        uploads = [self._check(f"files[{i}]", key, kind, f) for i, f in enumerate(files)]
+        ids = [display_name(f.filename) or str(i) for i, f in enumerate(files)]
+        return ids, uploads
+
+    # -- parsing a JSON batch (in a worker thread: a big body must not stall the event loop) -------
+
+    def parse_batch(self, body: bytes) -> tuple[list[str], list[dict[str, Any]]]:
+        """Ids and Predictor inputs of a JSON batch body; a malformed batch is rejected whole."""
+        with self.gate.decoding():
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputRejected(422, "body: not valid JSON (it must be UTF-8 text)") from None
+            try:  # one pass in pydantic-core: the GIL is held for less time than json.loads + validation
+                batch = BatchIn.model_validate_json(body)
+            except ValidationError as e:
+                raise InputRejected(422, validation_message(e.errors())) from None
+            return self._batch_inputs(batch)
+
+    def _batch_inputs(self, body: BatchIn) -> tuple[list[str], list[dict[str, Any]]]:
+        self._check_count(len(body.items))
+        ids, inputs = [], []
+        for i, item in enumerate(body.items):
+            ids.append(item.id if item.id is not None else str(i))
+            d: dict[str, Any] = {}
+            if item.text is not None:
+                if not self.takes_text:
+                    media = any(k not in ("text", "features") for _, k in self.fields.values())
+                    files = "; send its files to /predict/batch/files" if media else ""
+                    raise InputRejected(
+                        422, f"items[{i}].text: this model takes no text; it takes {self.takes()}{files}"
+                    )
+                check_text(item.text, self.limits, f"items[{i}].text")
+                d["text"] = item.text
+            for m, values in (item.features or {}).items():
+                label = f"items[{i}].features.{m}"
+                if m not in self.feature_modalities:
+                    named = ", ".join(self.feature_modalities) or "none: this model extracts its own features"
+                    raise InputRejected(422, f"items[{i}].features: {m!r} is not a features modality ({named})")
+                try:
+                    x = as_features(values, self.limits, label)
+                except ValueError:
+                    raise InputRejected(422, f"{label}: rows of different lengths") from None
+                dim = self.predictor.feature_dim(m)
+                if x.shape[-1] != dim:
+                    raise InputRejected(422, f"{label}: dimension {x.shape[-1]}, the model expects {dim}")
+                d[m] = x
+            inputs.append(d)
+        return ids, inputs
+
+    def _check_count(self, n: int) -> None:
+        if n > self.max_batch:
+            raise InputRejected(413, f"{n} items is over the batch limit of {self.max_batch}; split the batch")
+        if n == 0:
+            raise InputRejected(422, "the batch is empty")
+
+    # -- prediction (in a worker thread) -----------------------------------------------------------
+
+    def predict(self, ids: list[str], inputs: list[dict[str, Any]], uploads: list[list[Upload]]) -> list[Prediction]:
+        """Write each item's uploads to a fresh temp dir, check their headers, predict under the lock.
+
+        A file over a decoded-work limit rejects a single request (413 naming the limit); in a batch
+        it is that item's error. Error messages name the upload the way the client sent it, never
+        the server's temp path.
+        """
+        single = len(inputs) == 1
+        refused: dict[int, str] = {}
+        with tempfile.TemporaryDirectory(prefix="affectfusion-upload-") as tmp:
+            names: dict[str, str] = {}
+            n = 0
+            for k, (item, item_uploads) in enumerate(zip(inputs, uploads, strict=True)):
+                for up in item_uploads:
+                    path = Path(tmp) / f"{n}_{up.kind}{up.suffix}"
+                    n += 1
+                    up.file.file.seek(0)
+                    with path.open("wb") as out:
+                        shutil.copyfileobj(up.file.file, out, MB)
+                    item[up.key] = str(path)
+                    names[str(path)] = up.shown
+                    try:
+                        with self.gate.decoding():
+                            check_file(up.kind, path, self.limits, up.label)
+                    except InputRejected as e:
+                        message = _scrub(str(e), names, tmp)
+                        if single:
+                            raise InputRejected(e.status, message) from None
+                        refused[k] = message
+            todo = [k for k in range(len(inputs)) if k not in refused]
+            predictions = [Prediction(id=ids[k], error=refused.get(k)) for k in range(len(inputs))]
+            if todo:
+                with self.gate.predicting():
+                    done = self.predictor.predict([inputs[k] for k in todo], [ids[k] for k in todo])
+                for k, p in zip(todo, done, strict=True):
+                    predictions[k] = p
+        for p in predictions:
+            if p.error:
+                p.error = _scrub(p.error, names, tmp)
+        return predictions
+
+
+def _size(file: UploadFile) -> int:
+    if file.size is not None:
+        return file.size
+    f = file.file
+    pos = f.tell()
+    f.seek(0, 2)
+    size = f.tell()
+    f.seek(pos)
+    return size
+
+
+def _scrub(message: str, names: Mapping[str, str], tmp: str) -> str:
+    """Replace server temp paths in a message by the client's names for those uploads."""
+    for path, label in sorted(names.items(), key=lambda kv: -len(kv[0])):
+        message = message.replace(path, label)
+    return message.replace(tmp, "<upload>")
