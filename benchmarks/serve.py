@@ -1,6 +1,6 @@
-"""REST API under load on loopback: latency p50/p95/p99 and throughput per input shape, 1 and 8 clients.
+"""REST API under load on loopback: latency p50/p95/p99 and throughput per input shape, 8 and 32 clients.
 
-    .venv/bin/python benchmarks/serve.py [--requests N] [--concurrency 1,8] [--quick] [--run RUN] [--threads N]
+    .venv/bin/python benchmarks/serve.py [--requests N] [--concurrency 8,32] [--quick] [--run RUN] [--threads N]
 
 Self-contained by default: makes the raw text + wav + image fixture dataset of the serving tests
 (``tests/fixtures_media.py``: 0.5 s tones, 64x64 images, short sentences), trains its config
@@ -20,6 +20,10 @@ a healthy ``/health`` (interpreter, imports, model and extractors, uvicorn), the
 load time, and the latency of the first (cold) request, which pays for lazy imports and JIT
 compilation in the extractors. Finally it checks that an oversized upload, a wrong content type, a corrupt image and an
 empty text are refused with a 4xx and a message, and that no upload temp folder is left behind.
+Then the hostile cases of issue 12 (``hostile.py``: a FLAC of long 8-channel silence, a pixel bomb,
+a 100 MB JSON body, a JSON body just under the limit) each run once, as the "held" table: status,
+the slowest ``/health`` answer while it ran, and the server's peak RSS against 1.5x idle plus one
+model-sized input.
 
 The clients run on the same machine as the server (2 cores here): their CPU use competes with the
 server's, so throughput is a lower bound of what the server alone could do. The server predicts one
@@ -46,6 +50,7 @@ from typing import Any
 
 import httpx
 from common import environment  # benchmarks/ is on sys.path when a script runs
+from hostile import held
 
 from affectfusion.io import write_json
 
@@ -63,7 +68,7 @@ CONTENT_TYPES = {"audio": "audio/wav", "image": "image/png"}
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="REST API latency, throughput and memory on loopback")
     p.add_argument("--requests", type=int, default=2000, help="measured requests per scenario and client count")
-    p.add_argument("--concurrency", default="1,8", help="comma-separated client counts (default 1,8)")
+    p.add_argument("--concurrency", default="8,32", help="comma-separated client counts (default 8,32)")
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated scenarios")
     p.add_argument("--quick", action="store_true", help="100 requests per cell (a smoke run)")
     p.add_argument("--run", type=Path, help="serve this run directory instead of training the fixture config")
@@ -324,6 +329,7 @@ def main(argv: list[str] | None = None) -> None:
                         file=sys.stderr,
                     )
             refused = rejections(server.url, rows[0], info["limits"]["max_upload_mb"])
+            hostile = held(server.url, server.rss_mib, info)
             peak = server.peak_mib()
             rss_end = server.rss_mib()
         finally:
@@ -377,6 +383,20 @@ def main(argv: list[str] | None = None) -> None:
     for r in refused:
         console.print(f"refused {r['case']}: {r['status']} {r['detail']}", highlight=False)
     console.print(f"upload temp folders left behind: {len(leftover)}", highlight=False)
+    held_table = Table(title="held: hostile inputs (issue 12), one request each while /health is polled")
+    for col in ("case", "status", "seconds", "/health max s", "peak RSS MiB", "budget MiB", "held"):
+        held_table.add_column(col, justify="left" if col == "case" else "right")
+    for h in hostile:
+        held_table.add_row(
+            h["case"],
+            str(h["status"]),
+            f"{h['seconds']:.2f}",
+            f"{h['health_max_s']:.3f}",
+            f"{h['peak_rss_mib']:.0f}",
+            f"{h['rss_budget_mib']:.0f}",
+            "yes" if h["held"] else "NO",
+        )
+    console.print(held_table)
 
     report = {
         "benchmark": "serve",
@@ -402,13 +422,15 @@ def main(argv: list[str] | None = None) -> None:
         "memory_mib": {"after_load": rss_loaded, "at_end": rss_end, "peak": peak},
         "cells": cells,
         "rejections": refused,
+        "held": hostile,
         "upload_temp_dirs_left": leftover,
         "total_5xx": sum(c["server_5xx"] for c in cells),
     }
     out = args.out.expanduser().resolve()
     write_json(out, report)
     print(f"wrote {out}", file=sys.stderr)
-    if report["total_5xx"] or any(not 400 <= r["status"] < 500 for r in refused) or leftover:
+    failed = any(not 400 <= r["status"] < 500 for r in refused) or not all(h["held"] for h in hostile)
+    if report["total_5xx"] or failed or leftover:
         sys.exit(1)
 
 

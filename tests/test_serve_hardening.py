@@ -298,3 +298,24 @@ def test_mediapipe_noise_is_silenced() -> None:
     code = "from affectfusion.serve.quiet import quiet_native_logs; quiet_native_logs(); import mediapipe"
     quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert quiet.returncode == 0 and "GetPrototype" not in quiet.stderr
+
+
+# -- 6. the dashboard keeps no full-size images ------------------------------------------------------
+
+
+def test_dashboard_keeps_only_display_sized_images(trained_media_run: Path, tmp_path: Path) -> None:
+    """A 3000x2000 face image (within the pixel limit) is analysed; the session keeps a copy at most
+    640 px a side and the model's small crop, never the decoded original."""
+    from PIL import Image
+
+    from affectfusion.serve.dashboard.backends import PredictorBackend
+    from affectfusion.serve.dashboard.faces import DISPLAY_SIDE
+
+    path = tmp_path / "large.png"
+    Image.fromarray(np.full((2000, 3000, 3), 128, dtype=np.uint8)).save(path)
+    backend = PredictorBackend(trained_media_run, Predictor.load(trained_media_run))
+    analysis = backend.analyse({"image": str(path)})
+    assert analysis.error is None and analysis.faces
+    kept = [a for f in analysis.faces for a in (f.annotated, f.model_input) if a is not None]
+    assert max(max(a.shape[:2]) for a in kept) <= DISPLAY_SIDE
+    assert analysis.faces[0].annotated.shape[:2] == (427, 640)

@@ -10,6 +10,7 @@ the model lock, so a refused upload never waits for, or holds, the model.
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -60,8 +61,10 @@ def check_image(path: Path, limits: InputLimits, label: str = "image") -> None:
     from PIL import Image, UnidentifiedImageError  # the face pipeline's reader
 
     try:
-        with Image.open(path) as im:
-            width, height = im.size
+        with warnings.catch_warnings():  # Pillow warns above ~89 MP; the limit below decides instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
         return  # not an image at all: the face pipeline's reader says so in its own words
     if width * height > limits.max_image_pixels:
