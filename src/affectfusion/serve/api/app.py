@@ -45,6 +45,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import affectfusion
 from affectfusion.errors import AffectFusionError
@@ -110,6 +111,13 @@ def create_app(
         if path in ("/predict", "/predict/batch/files") and ctype not in FORM_TYPES:
             return JSONResponse({"detail": f"{path} takes multipart/form-data (got {ctype or 'no content type'})"}, 415)
         return JSONResponse({"detail": validation_message(list(exc.errors()))}, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # the body could not be parsed at all (broken multipart framing)
+            ctype = _content_type(request) or "no content type"
+            return JSONResponse({"detail": f"body: not a readable {ctype} body ({exc.detail})"}, 422)
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(AffectFusionError)
     async def _user_error(request: Request, exc: AffectFusionError) -> JSONResponse:
