@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -341,34 +341,39 @@ class FakeVLMPrediction:
     label: str | None
     face_found: bool = True
     parse_ok: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("extra")
-        return d
+    issues: list[str] = field(default_factory=list)
 
 
 class FakeVLMPredictor:
     """Stands in for ``VLMPredictor``: the page code is what is under test, not BLIP-2."""
 
-    def predict(self, images: list[str]) -> list[FakeVLMPrediction]:
-        from affectfusion.extract.face import load_image
+    def __init__(self, run: Path) -> None:
+        import yaml
 
-        out = []
-        for path in images:
-            load_image(path)  # raises ExtractionError (an AffectFusionError) for a bad file, as the real one
-            out.append(
-                FakeVLMPrediction(
-                    text="This face exhibits: happiness. Emotion vector: [0.9, 0.0, 0.0, 0.0, 0.1, 0.0]. "
-                    "Action units: AU6, AU12.",
-                    emotions=["happiness"],
-                    emotion_vector={"happiness": 0.9, "sadness": 0.0, "anger": 0.0, "fear": 0.0, "surprise": 0.1},
-                    action_units=["AU6", "AU12"],
-                    label="happiness",
-                )
+        from affectfusion.vlm.config import validate_vlm
+
+        self.cfg = validate_vlm(yaml.safe_load((run / "config.yaml").read_text()), "config.yaml")
+        self.classes = ["happiness", "sadness"]
+        self.label_map = {"happiness": "happiness", "sadness": "sadness"}
+
+    def preparer(self, image: np.ndarray) -> tuple[np.ndarray, bool]:
+        from affectfusion.extract.face import full_image_crop
+
+        return full_image_crop(image, self.cfg.image_size), False  # face.detector: none
+
+    def predict_prepared(self, prepared: list[tuple[np.ndarray, bool]]) -> list[FakeVLMPrediction]:
+        return [
+            FakeVLMPrediction(
+                text="This face exhibits: happiness. Emotion vector: [0.9, 0.0, 0.0, 0.0, 0.1, 0.0]. "
+                "Action units: AU6, AU12.",
+                emotions=["happiness"],
+                emotion_vector={"happiness": 0.9, "sadness": 0.0, "anger": 0.0, "fear": 0.0, "surprise": 0.1},
+                action_units=["AU6", "AU12"],
+                label="happiness",
+                face_found=found,
             )
-        return out
+            for _, found in prepared
+        ]
 
 
 def fake_vlm_run(root: Path) -> Path:
@@ -382,7 +387,7 @@ def fake_vlm_run(root: Path) -> Path:
 def test_vlm_backend_renders_through_the_same_pages(tmp_path: Path, media: Path) -> None:
     run = fake_vlm_run(tmp_path / "vlm_run")
     assert run_kind_of(run).name == "vlm"
-    backend = VLMBackend(run, predictor=FakeVLMPredictor())
+    backend = VLMBackend(run, predictor=FakeVLMPredictor(run))
     analysis = backend.analyse({"image": str(media / "test000.png")})
     assert analysis.error is None and analysis.headline == {"emotion": "happiness"}
     assert analysis.generated_text.startswith("This face exhibits")
@@ -394,8 +399,10 @@ def test_vlm_backend_renders_through_the_same_pages(tmp_path: Path, media: Path)
 
     shutil.copy(media / "test000.png", tmp_path / "a.png")
     table = backend.predict_files(backend.batch_slots()[0], [tmp_path / "a.png", tmp_path / "bad.png"], ["a", "b"])
-    assert list(table.columns[:3]) == ["id", "text", "emotions"] and table.columns[-1] == "error"
-    assert table.loc[0, "emotion_vector_happiness"] == 0.9 and table.loc[0, "action_units"] == "AU6;AU12"
+    # the CSV of `affectfusion predict --batch` (one batch function for every kind of run)
+    assert list(table.columns[:3]) == ["id", "modalities", "emotion"] and table.columns[-1] == "error"
+    assert table.loc[0, "emotion_prob_happiness"] == 0.9 and table.loc[0, "action_units"] == "AU6;AU12"
+    assert table.loc[0, "text"].startswith("This face exhibits")
     assert table.loc[0, "error"] == "" and "not an image" in table.loc[1, "error"]
 
     at = AppTest.from_string(
@@ -403,7 +410,7 @@ def test_vlm_backend_renders_through_the_same_pages(tmp_path: Path, media: Path)
         "from affectfusion.serve.dashboard.vlm import VLMBackend\n"
         "from affectfusion.serve.dashboard.app import render\n"
         "from tests.test_serve_dashboard import FakeVLMPredictor\n"
-        f"render(VLMBackend(Path({str(run)!r}), predictor=FakeVLMPredictor()))\n",
+        f"render(VLMBackend(Path({str(run)!r}), predictor=FakeVLMPredictor(Path({str(run)!r}))))\n",
         default_timeout=60,
     )
     at.run()
@@ -449,6 +456,7 @@ def tiny_vlm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_real_vlm_run_through_the_dashboard(tiny_vlm_run: Path, media: Path, tmp_path: Path) -> None:
     """Single image -> generated text and parsed fields equal to VLMPredictor's; batch -> one row per image."""
     from affectfusion.extract.face import load_image
+    from affectfusion.serve.vlm import VLMRunPredictor
     from affectfusion.vlm.predictor import VLMPredictor
 
     image = media / "test000.png"
@@ -461,8 +469,9 @@ def test_real_vlm_run_through_the_dashboard(tiny_vlm_run: Path, media: Path, tmp
     at.run()
     assert not at.exception and not at.error
     analysis = at.session_state["analysis"]
-    assert analysis.raw == expected.to_dict()
-    assert analysis.generated_text == expected.text
+    served = VLMRunPredictor(tiny_vlm_run, predictor).predict_one({"image": str(image)})
+    assert analysis.raw == served.to_dict()  # as the API returns it
+    assert analysis.generated_text == expected.text == served.generated["text"]
     assert [(m.label, m.value) for m in at.metric] == [("emotion", expected.label or "(none)")]
     crop, _ = predictor.preparer(load_image(image))
     assert np.array_equal(analysis.faces[0].model_input, crop)  # the crop BLIP-2 reads
