@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from affectfusion.errors import AffectFusionError
 from affectfusion.serve import Predictor
 from affectfusion.serve.api import create_app
 from affectfusion.serve.decode import check_audio, check_image, read_features
@@ -319,3 +320,22 @@ def test_dashboard_keeps_only_display_sized_images(trained_media_run: Path, tmp_
     kept = [a for f in analysis.faces for a in (f.annotated, f.model_input) if a is not None]
     assert max(max(a.shape[:2]) for a in kept) <= DISPLAY_SIDE
     assert analysis.faces[0].annotated.shape[:2] == (427, 640)
+
+
+def test_limits_have_defaults_and_settings(
+    trained_media_run: Path, media: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert InputLimits.parse(["max_audio_seconds=600", "max-image-pixels=100"]) == InputLimits(
+        max_audio_seconds=600, max_image_pixels=100
+    )
+    for bad in (["max_audio_seconds"], ["nope=1"], ["max_text_chars=many"], ["max_text_chars=0"]):
+        with pytest.raises(AffectFusionError):
+            InputLimits.parse(bad)
+    from tests.helpers import run_cli
+
+    code, _, err = run_cli(
+        ["predict", str(trained_media_run), "--image", str(media / "test000.png"), "--limit", "max_image_pixels=100"],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 2 and "64x64 pixels is over the limit max_image_pixels=100" in err
