@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from affectfusion.serve.inputs import MB, InputRejected
 
 RETRY_AFTER_S = 1
+CLOSE = {"Connection": "close"}
 
 
 class ServerBusy(InputRejected):
@@ -70,7 +71,9 @@ class RequestLimits:
         except ValueError:
             declared = None
         if declared is not None and declared > limit:
-            await JSONResponse({"detail": self.message(limit, path)}, status_code=413)(scope, receive, send)
+            # Connection: close -- the server drops the connection instead of reading the unwanted body.
+            refused = JSONResponse({"detail": self.message(limit, path)}, 413, headers=CLOSE)
+            await refused(scope, receive, send)
             return
         predicting = scope.get("method") == "POST" and path.startswith("/predict")
         if predicting and self.pending >= self.max_pending:
@@ -88,7 +91,7 @@ class RequestLimits:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise HTTPException(413, self.message(limit, path))
+                    raise HTTPException(413, self.message(limit, path), headers=CLOSE)
             return message
 
         if predicting:
