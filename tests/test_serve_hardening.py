@@ -290,17 +290,6 @@ def test_batch_table_ignores_the_runs_target_column(trained_media_run: Path, tmp
     assert len(out) == len(df) and (out["error"] == "").all()
 
 
-def test_mediapipe_noise_is_silenced() -> None:
-    """The first image makes MediaPipe print an alarming AttributeError line; serving drops it."""
-    import subprocess
-    import sys
-
-    pytest.importorskip("mediapipe")
-    code = "from affectfusion.serve.quiet import quiet_native_logs; quiet_native_logs(); import mediapipe"
-    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert quiet.returncode == 0 and "GetPrototype" not in quiet.stderr
-
-
 # -- 6. the dashboard keeps no full-size images ------------------------------------------------------
 
 

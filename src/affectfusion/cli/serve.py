@@ -62,7 +62,6 @@ def predict_command(
     from affectfusion.io import write_csv
     from affectfusion.serve.batch import predict_table
     from affectfusion.serve.predictor import load_predictor
-    from affectfusion.serve.quiet import quiet_native_logs
 
     single = {"text": text, "audio": audio, "image": image, "video": video, "signal": eeg}
     single = {k: (str(v) if isinstance(v, Path) else v) for k, v in single.items() if v is not None}
@@ -76,7 +75,6 @@ def predict_command(
     if batch is None and not single:
         raise AffectFusionError("nothing to predict: give --text/--audio/--image/--video/--eeg/--features or --batch")
     limits = InputLimits.parse(limit)  # a mistyped limit is a one-line error before the model loads
-    quiet_native_logs()
     predictor = load_predictor(run)  # a trained run, a specialists folder or a vision-language run
     predictor.limits = limits
     if batch is not None:

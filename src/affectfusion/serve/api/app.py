@@ -55,7 +55,6 @@ from affectfusion.serve.api.service import Service, validation_message
 from affectfusion.serve.base import Prediction, RunPredictor
 from affectfusion.serve.inputs import KIND_HINTS, InputLimits, InputRejected, file_types
 from affectfusion.serve.predictor import load_predictor
-from affectfusion.serve.quiet import quiet_native_logs
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 BATCH_PATH = "/predict/batch"
@@ -84,7 +83,6 @@ def create_app(
         raise AffectFusionError("max_upload_mb must be > 0; max_batch, max_pending and max_decodes >= 1")
     if request_timeout_s <= 0 or idle_timeout_s <= 0:
         raise AffectFusionError("request_timeout_s and idle_timeout_s must be > 0")
-    quiet_native_logs()
     predictor = (
         load_predictor(predictor_or_run_dir) if isinstance(predictor_or_run_dir, str | Path) else predictor_or_run_dir
     )

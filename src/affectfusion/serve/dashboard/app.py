@@ -40,7 +40,6 @@ from affectfusion.serve.dashboard.backends import (
     metrics_table,
 )
 from affectfusion.serve.dashboard.faces import FacePreview
-from affectfusion.serve.quiet import quiet_native_logs
 
 log = logging.getLogger("affectfusion.dashboard")
 T = TypeVar("T")
@@ -58,7 +57,6 @@ def run_dir_from_argv(argv: Sequence[str]) -> Path:
 @st.cache_resource(show_spinner="Loading the model…")
 def get_backend(run_dir: str) -> Backend:
     """One backend (model, extractors) per server process and run, shared by every browser session."""
-    quiet_native_logs()
     return load_backend(Path(run_dir))
 
 
