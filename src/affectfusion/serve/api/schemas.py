@@ -115,22 +115,6 @@ class BatchOut(BaseModel):
     failed: int = Field(description="items with an error")
 
 
-class BatchItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: str | None = Field(None, description="echoed back; default: the item's position")
-    text: str | None = Field(None, description="text input")
-    features: dict[str, list[float] | list[list[float]]] | None = Field(
-        None, description="modality trained on pre-extracted features -> array [D] or [T, D]"
-    )
-
-
-class BatchIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    items: list[BatchItem] = Field(min_length=1)
-
-
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     408: {"model": ErrorOut, "description": "the client sent nothing for longer than the idle timeout"},
     413: {"model": ErrorOut, "description": "a file, the request or the decoded input is over a limit (named)"},
