@@ -116,6 +116,11 @@ class RunPredictor(ABC):
             out.setdefault(self.input_kind(m), []).append(m)
         return out
 
+    def table_columns(self) -> tuple[dict[str, str], set[str]]:
+        """For tables of the run's own data: column -> the input it holds (where the names differ), and
+        the columns that are no input (targets, groups), which batch prediction ignores."""
+        return {}, {t["name"] for t in self.info()["tasks"]}
+
     def predict_one(self, inputs: Mapping[str, Any], id: str = "input") -> Prediction:
         return self.predict([inputs], [id])[0]
 

@@ -1,8 +1,8 @@
 """Batch prediction: a CSV/JSONL table of inputs -> one prediction row per input.
 
 Columns are input kinds (``text``, ``audio``, ``image``, ``video``, ``signal``) or modality names;
-an optional ``id`` column names the rows; columns named after the run's tasks (the labels of a
-test split, e.g. ``emotion``) are ignored, so a split's own table can be predicted as it is.
+an optional ``id`` column names the rows; the run's target and group columns (the labels of a test
+split, e.g. ``label``) are ignored and its own column names mapped, so a split's table predicts as it is.
 Empty cells mean "not given", so rows may carry any subset of modalities. File paths are relative
 to the table's folder. A row that cannot be used gets its reason in the ``error`` column; the rest
 completes. Every run kind goes through the same functions (the dashboard's batch tab too).
@@ -26,15 +26,21 @@ CHUNK = 32  # rows per model call: the extractors and the model see batches, not
 
 
 def table_inputs(predictor: RunPredictor, df: pd.DataFrame, base: Path) -> tuple[list[str], list[dict[str, Any]]]:
-    """Row ids and input mappings; media paths resolved against ``base``, empty cells dropped."""
-    targets = {t["name"] for t in predictor.info()["tasks"]} - set(predictor.modalities)
-    columns = [c for c in df.columns if c != "id" and c not in targets]
+    """Row ids and input mappings; media paths resolved against ``base``, empty cells dropped.
+
+    A table of the run's own data reads as it is: its input columns are renamed as the run's data
+    config maps them (``image <- photo``), its targets and group column are ignored.
+    """
+    renames, ignored = predictor.table_columns()
     accepted = {*predictor.modalities, *(k for k in predictor.accepted_inputs if k != "features")}
+    df = df.rename(columns={c: m for c, m in renames.items() if c in df.columns and m not in df.columns})
+    ignored = ignored - accepted
+    columns = [c for c in df.columns if c != "id" and c not in ignored]
     unknown = [c for c in columns if c not in accepted]
     if unknown:
         raise AffectFusionError(
             f"unknown column(s) {', '.join(unknown)}; columns are id, any of {', '.join(sorted(accepted))}"
-            + (f" (and the targets {', '.join(sorted(targets))}, ignored)" if targets else "")
+            + (f" (and {', '.join(sorted(ignored))}, ignored)" if ignored else "")
         )
     ids = [str(v) if v else str(i) for i, v in enumerate(df["id"])] if "id" in df.columns else None
     inputs = []

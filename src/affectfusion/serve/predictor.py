@@ -87,6 +87,23 @@ class Predictor(RunPredictor):
         ex = self.extractors.get(modality)
         return ex.kind if ex is not None else "features"
 
+    def table_columns(self) -> tuple[dict[str, str], set[str]]:
+        """As the run's data config names its columns (``inputs``, ``targets``/``target``, ``group_column``,
+        ``id_column`` of table adapters such as ``media_table``)."""
+        renames, ignored = super().table_columns()
+        options = self.run.config.data.options or {}
+        inputs = options.get("inputs")
+        if isinstance(inputs, Mapping):
+            renames.update({str(c): m for m, c in inputs.items() if m in self.modalities and c != m})
+        targets = options.get("targets")
+        if isinstance(targets, Mapping):
+            ignored |= {str(c) for c in targets.values()}
+        ignored |= {str(options[k]) for k in ("target", "group_column") if isinstance(options.get(k), str)}
+        id_column = options.get("id_column")
+        if isinstance(id_column, str) and id_column != "id":
+            renames[id_column] = "id"
+        return renames, ignored
+
     def info(self) -> dict[str, Any]:
         """What a client needs to know: tasks and classes, modalities and their inputs, metrics."""
         cfg = self.run.config
