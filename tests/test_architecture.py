@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "config": 0,
     "runkinds": 0,
     "quiet": 0,
+    "inputs": 0,
     "data": 1,
     "rundir": 2,
     "extract": 2,

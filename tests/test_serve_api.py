@@ -26,9 +26,9 @@ from typer.testing import CliRunner
 
 from affectfusion.cli.serve import serve_app
 from affectfusion.errors import AffectFusionError
+from affectfusion.inputs import INPUTS as UPLOAD_TYPES
 from affectfusion.serve import Predictor
 from affectfusion.serve.api import check_upload, create_app
-from affectfusion.serve.inputs import INPUTS as UPLOAD_TYPES
 
 MEDIA_TYPES = {".wav": "audio/wav", ".png": "image/png"}
 

@@ -30,7 +30,7 @@ class RunKind:
     detect: Target  # (run_dir: Path) -> bool; may raise AffectFusionError for a half-written run
     load_predictor: Target  # (run_dir, which="best") -> serve.base.RunPredictor
     dashboard_backend: Target  # (run_dir) -> serve.dashboard.backends.Backend
-    train: Target | None = None  # the recipe that writes such a run (wired by the CLI)
+    train: Target | None = None  # (config, overrides, out, overwrite) -> run dir: the recipe that writes it
     description: str = ""
 
     def resolve(self, attr: str) -> Callable[..., Any]:
@@ -106,7 +106,7 @@ register_run_kind(
         "affectfusion.serve.kinds:is_fusion_run",
         "affectfusion.serve.predictor:Predictor.load",
         "affectfusion.serve.dashboard.backends:PredictorBackend",
-        train="affectfusion.recipes.fusion:train_config",
+        train="affectfusion.recipes.fusion:train_recipe",
         description="a multimodal fusion run (config.yaml + meta.json + checkpoints)",
     )
 )

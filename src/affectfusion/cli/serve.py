@@ -16,7 +16,8 @@ from rich.table import Table
 
 from affectfusion.cli.common import console, err_console
 from affectfusion.errors import AffectFusionError
-from affectfusion.serve.inputs import INPUTS, InputLimits  # the input table: no heavy imports
+from affectfusion.inputs import INPUTS  # the input table: no heavy imports
+from affectfusion.serve.inputs import InputLimits
 
 if TYPE_CHECKING:
     from affectfusion.serve.predictor import Prediction

@@ -35,7 +35,7 @@ def train(
     """
     # deferred: torch and the trainer load only when training
     from affectfusion.analysis.seeds import parse_seeds
-    from affectfusion.recipes import config_kind, get_recipe
+    from affectfusion.recipes import config_kind, train_kind
 
     seed_list = parse_seeds(seeds) if seeds is not None else None
     overrides = parse_set_options(set_)
@@ -43,7 +43,7 @@ def train(
     if kind != "fusion":
         if fusion or seed_list is not None:
             raise AffectFusionError(f"--fusion and --seeds apply to fusion configs, not to a {kind!r} config")
-        run_dir = get_recipe(kind)(config, overrides, out, overwrite)
+        run_dir = train_kind(kind, config, overrides, out, overwrite)
         err_console.print(f"run directory: {run_dir}")
         return
     if fusion:

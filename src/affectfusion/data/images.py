@@ -19,6 +19,7 @@ from affectfusion.data.examples import media as media_examples
 from affectfusion.data.registry import DATASETS, DatasetAdapter
 from affectfusion.data.types import Sample
 from affectfusion.errors import AffectFusionError
+from affectfusion.inputs import INPUTS
 
 
 class MediaFolderAdapter(DatasetAdapter):
@@ -117,7 +118,7 @@ class ImageFolderAdapter(MediaFolderAdapter):
     write_example = staticmethod(media_examples.image_folder)
 
     modalities = ("image",)
-    extensions = (".jpg", ".jpeg", ".png", ".bmp")
+    extensions = INPUTS["image"].suffixes
 
 
 @DATASETS.register("video_folder")
@@ -127,7 +128,7 @@ class VideoFolderAdapter(MediaFolderAdapter):
     write_example = staticmethod(media_examples.video_folder)
 
     modalities = ("video", "audio")
-    extensions = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+    extensions = INPUTS["video"].suffixes
 
     class Options(MediaFolderAdapter.Options):
         group_column: str = Field("group", description="manifest column: speaker/session group, if present")

@@ -17,16 +17,16 @@ from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from affectfusion.data.media_table import read_table
 from affectfusion.errors import AffectFusionError
+from affectfusion.inputs import INPUTS
 
 CONFIG_FILE = "affectfusion.yaml"
 TEMPLATE_TABLE = "data_template.csv"
 LABEL_NAMES = ("label", "emotion", "class", "target", "y")
 GROUP_NAMES = ("speaker", "actor", "subject", "participant", "person", "identity", "group", "session")
-# File extensions by kind, for telling media columns apart; the extractor each kind gets by default.
+# Media kinds told apart by file suffix (the input table's), and the extractor each gets by default.
 MEDIA_KINDS: dict[str, tuple[tuple[str, ...], str]] = {
-    "audio": ((".wav", ".flac", ".ogg", ".mp3"), "egemaps"),
-    "image": ((".jpg", ".jpeg", ".png", ".bmp"), "fer_cnn"),
-    "video": ((".mp4", ".avi", ".mov", ".mkv", ".webm"), "video_faces"),
+    kind: (INPUTS[kind].suffixes, extractor)
+    for kind, extractor in (("audio", "egemaps"), ("image", "fer_cnn"), ("video", "video_faces"))
 }
 TEXT_EXTRACTOR = "minilm"
 SPLIT_SHARES = {"train": 0.6, "dev": 0.2, "test": 0.2}

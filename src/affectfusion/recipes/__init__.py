@@ -1,36 +1,29 @@
 """Training recipes (torchtune-style): one per run kind, apart from the components they use.
 
-A config's top-level ``kind`` picks the recipe. Recipes are named as ``module:function`` and
-imported only when used, so listing them costs nothing.
+A config's top-level ``kind`` picks the recipe; each kind is registered once, with its predictor
+and dashboard, in :mod:`affectfusion.runkinds`.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from affectfusion.config import load_raw, resolve_config_path
 from affectfusion.errors import AffectFusionError
-
-# A recipe takes (config name or path, --set overrides, --out, --overwrite) and returns its run directory.
-RecipeFn = Callable[[str, dict[str, Any], Path | None, bool], Path]
-
-RECIPES: dict[str, str] = {
-    "specialists": "affectfusion.recipes.specialists:train_specialists",
-    "vlm": "affectfusion.vlm.train:train_vlm",
-}
+from affectfusion.runkinds import get_run_kind, list_run_kinds
 
 
 def config_kind(config: str) -> str:
-    """``fusion`` (a RunConfig) unless the YAML names another kind (``kind: specialists``, ``kind: vlm``)."""
+    """``fusion`` (a RunConfig) unless the YAML names another registered kind (``kind: specialists``)."""
     kind = load_raw(resolve_config_path(config)).get("kind", "fusion")
-    if kind != "fusion" and kind not in RECIPES:
-        raise AffectFusionError(f"config {config}: unknown kind {kind!r} (expected fusion, {', '.join(RECIPES)})")
+    if kind not in list_run_kinds():
+        raise AffectFusionError(
+            f"config {config}: unknown kind {kind!r} (expected one of {', '.join(list_run_kinds())})"
+        )
     return kind
 
 
-def get_recipe(kind: str) -> RecipeFn:
-    module, _, attr = RECIPES[kind].partition(":")
-    return getattr(importlib.import_module(module), attr)
+def train_kind(kind: str, config: str, overrides: dict[str, Any], out: Path | None, overwrite: bool) -> Path:
+    """Run the recipe registered for ``kind``: (config name or path, --set overrides, --out, --overwrite) -> run dir."""
+    return get_run_kind(kind).resolve("train")(config, overrides, out, overwrite)

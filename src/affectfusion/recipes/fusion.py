@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from rich.console import Console
 
-from affectfusion.config import RunConfig, apply_overrides, expand_variants, validate
+from affectfusion.config import RunConfig, apply_overrides, expand_variants, load_config, validate
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import compare_runs
 from affectfusion.evaluation.metrics import resolve_monitor, saturation_warning
@@ -85,3 +86,11 @@ def train_seeds(cfg: RunConfig, out: Path, seeds: list[int], overwrite: bool = F
         train_config(_seed_config(cfg, seed), seed_dir, overwrite)
         run_dirs += [seed_dir / v for v in cfg.variants] if cfg.variants else [seed_dir]
     return run_dirs
+
+
+def train_recipe(config: str, overrides: dict[str, Any], out: Path | None, overwrite: bool) -> Path:
+    """The fusion kind's recipe in the common signature (a config's variants, no seeds): its run directory."""
+    cfg = load_config(config, overrides)
+    out = Path(out) if out is not None else Path("runs") / cfg.name
+    train_config(cfg, out, overwrite)
+    return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from affectfusion.serve.inputs import INPUT_KINDS
+from affectfusion.inputs import INPUT_KINDS
 
 __all__ = ["INPUT_KINDS", "Prediction", "Predictor", "RunPredictor", "load_predictor"]
 

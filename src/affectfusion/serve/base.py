@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from affectfusion.errors import AffectFusionError
+from affectfusion.inputs import KIND_HINTS
 from affectfusion.rundir import RunPaths, read_metrics
-from affectfusion.serve.inputs import KIND_HINTS, InputLimits
+from affectfusion.serve.inputs import InputLimits
 
 if TYPE_CHECKING:
     from affectfusion.extract import Extractor

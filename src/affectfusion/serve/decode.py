@@ -17,7 +17,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from affectfusion.serve.inputs import KIND_HINTS, InputLimits, InputRejected
+from affectfusion.inputs import KIND_HINTS
+from affectfusion.serve.inputs import InputLimits, InputRejected
 
 NUMERIC_KINDS = "biuf"  # bool, signed and unsigned int, float: what converts to float32 as a number
 

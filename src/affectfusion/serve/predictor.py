@@ -28,11 +28,11 @@ import numpy as np
 from affectfusion.data.types import MultimodalDataset, Sample, Signal
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract import ExtractionError, Extractor, build_extractor, extract_inputs
+from affectfusion.inputs import KIND_HINTS
 from affectfusion.rundir import LoadedRun, read_run
 from affectfusion.runkinds import run_kind_of
 from affectfusion.serve.base import Prediction, RunPredictor, check_ids, route_input
 from affectfusion.serve.decode import as_features, check_file, check_text, read_features
-from affectfusion.serve.inputs import KIND_HINTS
 
 # Re-exported: the interface lives in serve/base.py so that run kinds do not import this module.
 __all__ = ["Prediction", "Predictor", "RunPredictor", "load_predictor"]

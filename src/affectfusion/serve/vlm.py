@@ -34,9 +34,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from affectfusion.errors import AffectFusionError
+from affectfusion.inputs import KIND_HINTS
 from affectfusion.serve.base import Prediction, RunPredictor, check_ids, route_input
 from affectfusion.serve.decode import check_image
-from affectfusion.serve.inputs import KIND_HINTS, InputLimits
+from affectfusion.serve.inputs import InputLimits
 from affectfusion.vlm.targets import EMOTIONS
 
 if TYPE_CHECKING:

@@ -24,14 +24,13 @@ from affectfusion.extract.face.detect import (
     full_image_crop,
 )
 from affectfusion.extract.face.fer import FER_CLASSES, FER_INPUT_SIZE, FerCnnExtractor, FerModel, FerOptions
-from affectfusion.extract.face.images import IMAGE_FORMATS, MAX_IMAGE_BYTES, load_image, to_grey
+from affectfusion.extract.face.images import MAX_IMAGE_BYTES, load_image, to_grey
 from affectfusion.extract.face.mesh import FACE_MESH_FEATURES, FaceMeshExtractor
 
 __all__ = [
     "FACE_MESH_FEATURES",
     "FER_CLASSES",
     "FER_INPUT_SIZE",
-    "IMAGE_FORMATS",
     "MAX_IMAGE_BYTES",
     "FaceMeshExtractor",
     "FaceOptions",

@@ -11,10 +11,8 @@ import numpy as np
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract.base import ExtractionError, RawInput
+from affectfusion.inputs import IMAGE_FORMATS
 from affectfusion.quiet import native_output_silenced
-
-IMAGE_FORMATS = ("JPEG", "PNG", "BMP")  # P4's input validation
-
 
 MAX_IMAGE_BYTES = 50 * 2**20  # P4's upload limit; also stops a huge file from stalling a batch
 

@@ -49,11 +49,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import affectfusion
 from affectfusion.errors import AffectFusionError
+from affectfusion.inputs import KIND_HINTS, file_types
 from affectfusion.serve.api.limits import Gate, RequestLimits
 from affectfusion.serve.api.schemas import ERROR_RESPONSES, BatchOut, HealthOut, InfoOut, PredictionOut, batch_model
 from affectfusion.serve.api.service import Service, validation_message
 from affectfusion.serve.base import Prediction, RunPredictor
-from affectfusion.serve.inputs import KIND_HINTS, InputLimits, InputRejected, file_types
+from affectfusion.serve.inputs import InputLimits, InputRejected
 from affectfusion.serve.predictor import load_predictor
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")

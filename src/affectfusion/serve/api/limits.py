@@ -20,7 +20,8 @@ from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from affectfusion.serve.inputs import MB, InputRejected
+from affectfusion.inputs import MB
+from affectfusion.serve.inputs import InputRejected
 
 RETRY_AFTER_S = 1
 CLOSE = {"Connection": "close"}

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from affectfusion.serve.inputs import KIND_HINTS, InputLimits
+from affectfusion.inputs import KIND_HINTS
+from affectfusion.serve.inputs import InputLimits
 
 FLOAT32_MAX = 3.4028234e38
 

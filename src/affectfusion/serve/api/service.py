@@ -24,10 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import FormData
 
 from affectfusion.extract.face import MAX_IMAGE_BYTES
+from affectfusion.inputs import GENERIC_CONTENT_TYPES, INPUTS, KIND_HINTS, MB
 from affectfusion.serve.api.limits import Gate
 from affectfusion.serve.base import Prediction, RunPredictor
 from affectfusion.serve.decode import as_features, check_file, check_text
-from affectfusion.serve.inputs import GENERIC_CONTENT_TYPES, INPUTS, KIND_HINTS, MB, InputLimits, InputRejected
+from affectfusion.serve.inputs import InputLimits, InputRejected
 
 
 def display_name(filename: str | None) -> str:

@@ -21,12 +21,13 @@ import pandas as pd
 import yaml
 
 from affectfusion.errors import AffectFusionError
+from affectfusion.inputs import INPUTS, SLOT_ORDER
 from affectfusion.rundir import RunPaths
 from affectfusion.runkinds import run_kind_of
 from affectfusion.serve.base import run_metrics
 from affectfusion.serve.dashboard.faces import FacePreview, face_preview
 from affectfusion.serve.dashboard.usage import predictor_usage
-from affectfusion.serve.inputs import INPUTS, SLOT_ORDER, InputLimits, InputRejected
+from affectfusion.serve.inputs import InputLimits, InputRejected
 
 if TYPE_CHECKING:
     from affectfusion.serve.base import Prediction, RunPredictor

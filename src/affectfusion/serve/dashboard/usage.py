@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from affectfusion.serve.inputs import INPUT_KINDS, INPUTS
+from affectfusion.inputs import INPUT_KINDS, INPUTS
 
 if TYPE_CHECKING:
     from affectfusion.serve.base import RunPredictor
