@@ -65,20 +65,22 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path: Path, mon
     cfg = tiny_config({"train.epochs": 4, "train.modality_dropout": 0.2, "model.dropout": 0.2})
     Trainer(cfg, tmp_path / "full").fit()
 
-    original = Trainer._train_epoch
+    import affectfusion.training.trainer as trainer_module
+
+    original = trainer_module.train_epoch
     calls = {"n": 0}
 
-    def interrupt_third_epoch(self, *args, **kwargs):
+    def interrupt_third_epoch(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(Trainer, "_train_epoch", interrupt_third_epoch)
+    monkeypatch.setattr(trainer_module, "train_epoch", interrupt_third_epoch)
     with pytest.raises(KeyboardInterrupt):
         Trainer(cfg, tmp_path / "resumed").fit()
     assert json.loads((tmp_path / "resumed/checkpoints/last.json").read_text())["epoch"] == 2
-    monkeypatch.setattr(Trainer, "_train_epoch", original)
+    monkeypatch.setattr(trainer_module, "train_epoch", original)
     Trainer(cfg, tmp_path / "resumed").fit()
 
     full = load_tensors(tmp_path / "full/checkpoints/last.safetensors")

@@ -18,6 +18,7 @@ from affectfusion.errors import AffectFusionError
 
 # The shipped configs: `configs/` at the repository root, linked into the package as package data.
 PACKAGED_CONFIGS = Path(__file__).parent / "configs"
+DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"  # torch device names a config may give
 
 
 class Strict(BaseModel):
@@ -176,6 +177,24 @@ class TrainConfig(Strict):
     seed: int = 0
     num_workers: int = Field(0, ge=0)
     progress: bool = True
+    # Where and how the math runs; none of these changes what is learned beyond floating-point noise,
+    # so a run may be resumed or evaluated with other values (see docs/backbones.md).
+    device: str = Field(
+        "auto", pattern=DEVICE_PATTERN, description="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
+    )
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="bf16/fp16 = autocast mixed precision (fp16 with a gradient scaler); weights stay fp32"
+    )
+    threads: int | Literal["auto"] = Field(
+        "auto", description="CPU intra-op threads; auto = from the free cores (affinity, cgroup quota, load) "
+        "and the model's size; OMP_NUM_THREADS, when set, is used as given"
+    )
+
+    @model_validator(mode="after")
+    def _positive_threads(self) -> TrainConfig:
+        if self.threads != "auto" and self.threads < 1:
+            raise ValueError(f"threads must be auto or a positive number, got {self.threads}")
+        return self
 
 
 class RunConfig(Strict):

@@ -149,9 +149,11 @@ class Batch:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def to(self, device: torch.device | str) -> Batch:
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """The batch on ``device``; ``non_blocking`` overlaps the copy with compute when the batch is pinned."""
+
         def move(d: dict[str, Tensor]) -> dict[str, Tensor]:
-            return {k: v.to(device) for k, v in d.items()}
+            return {k: v.to(device, non_blocking=non_blocking) for k, v in d.items()}
 
         return Batch(
             self.ids,
@@ -160,6 +162,16 @@ class Batch:
             move(self.present),
             move(self.targets),
             move(self.target_mask),
+        )
+
+    def pin_memory(self) -> Batch:
+        """Page-locked copy (called by a DataLoader with ``pin_memory=True``), for asynchronous GPU copies."""
+
+        def pin(d: dict[str, Tensor]) -> dict[str, Tensor]:
+            return {k: v.pin_memory() for k, v in d.items()}
+
+        return Batch(
+            self.ids, pin(self.features), pin(self.padding), pin(self.present), pin(self.targets), pin(self.target_mask)
         )
 
     def with_present(self, present: dict[str, Tensor]) -> Batch:

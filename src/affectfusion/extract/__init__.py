@@ -33,6 +33,7 @@ def apply_extraction(
     data: DataConfig,
     console: Console | None = None,
     progress: bool = True,
+    device: str | None = None,
 ) -> list[ExtractionReport]:
     """Fill ``features[m]`` from ``raw[m]`` for every modality in ``data.extract`` (cached).
 
@@ -42,7 +43,7 @@ def apply_extraction(
     reports = []
     for modality, component in data.extract.items():
         options = json.dumps(component.options, sort_keys=True)
-        extractor = shared_extractor(component.name, options, f"data.extract.{modality}.options")
+        extractor = shared_extractor(component.name, options, f"data.extract.{modality}.options", device)
         items = [Item(s.id, s.raw[modality], s.source) for s in samples if modality in s.raw]
         if not items:
             continue

@@ -51,9 +51,13 @@ class Extractor(ABC):
     class Options(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
-    def __init__(self, name: str, options: BaseModel) -> None:
+    def __init__(self, name: str, options: BaseModel, device: str | None = None, threads: int | None = None) -> None:
         self.name = name
         self.options = options
+        # Where and on how many CPU threads models run: how the features are computed, not which
+        # features they are, so neither is an option (the cache is shared across devices).
+        self.device = device
+        self.threads = threads
         self._ready = False
 
     def setup(self) -> None:  # noqa: B027  (optional hook: most extractors need no setup)

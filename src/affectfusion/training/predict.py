@@ -62,9 +62,11 @@ def predict(
     def add(key: str, value: torch.Tensor) -> None:
         chunks.setdefault(key, []).append(value.detach().cpu().numpy())
 
-    for batch in make_loader(dataset, model, batch_size):
+    device = next(model.parameters()).device  # batches go where the model is (a GPU-trained run, or the CPU)
+    for batch in make_loader(dataset, model, batch_size, pin_memory=device.type == "cuda"):
         if transform is not None:
             batch = transform(batch)
+        batch = batch.to(device, non_blocking=True)
         out = model(batch)
         for t in model.tasks:
             y, o = batch.targets[t.name], out.outputs[t.name]

@@ -1,9 +1,12 @@
-"""One training loop for every model and task mix.
+"""One training loop for every model and task mix, on any device and precision.
 
 AdamW, plateau or cosine-with-warmup schedule, gradient clipping, modality dropout, early stopping
 on a configured validation metric, best/last checkpoints, resume after interruption, per-epoch
-JSONL metrics, DDP under torchrun. Shuffling and dropout are seeded per epoch from
-``train.seed``, so a resumed run continues exactly as the uninterrupted one would.
+JSONL metrics, DDP under torchrun (NCCL on CUDA, gloo on CPU). ``train.device`` picks CPU, CUDA or
+MPS, ``train.precision`` autocast mixed precision (fp16 with a gradient scaler), ``train.threads`` the
+CPU thread count (:mod:`affectfusion.threads`). Checkpoints are float32 and device-free. Shuffling and
+dropout are seeded per epoch from ``train.seed``, so a resumed run continues exactly as the
+uninterrupted one would.
 
 Multilabel tasks are selected and early-stopped at their configured threshold; after training,
 the best checkpoint's decision thresholds are tuned on the validation split, saved to
@@ -12,7 +15,6 @@ the best checkpoint's decision thresholds are tuned on the validation split, sav
 
 from __future__ import annotations
 
-import math
 import platform
 import time
 from dataclasses import dataclass
@@ -25,110 +27,67 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 import affectfusion
 from affectfusion.config import RunConfig, validate
 from affectfusion.data.tasks import (
-    TargetScaler,
-    balanced_class_weights,
-    balanced_pos_weight,
-    class_counts,
     collator_for,
 )
-from affectfusion.data.types import Batch, MultimodalDataset
+from affectfusion.data.types import MultimodalDataset
+from affectfusion.device import check_precision, describe, resolve_device
 from affectfusion.errors import AffectFusionError
-from affectfusion.evaluation.metrics import metric_value, resolve_monitor, task_metrics, tune_thresholds
+from affectfusion.evaluation.metrics import metric_value, resolve_monitor
 from affectfusion.evaluation.report import fmt_value, plot_run, write_run_report
-from affectfusion.io import append_jsonl, read_json, read_jsonl, write_csv, write_json, write_text
+from affectfusion.io import append_jsonl, read_jsonl, write_json, write_text
 from affectfusion.models.model import MultimodalModel
 from affectfusion.pipeline import load_dataset
-from affectfusion.rundir import LoadedRun, RunPaths, read_run
+from affectfusion.rundir import RunPaths, read_run
+from affectfusion.threads import apply_threads
+
+# Re-exported: loading and scoring a finished run lives in training.evaluation.
 from affectfusion.training.checkpoint import load_checkpoint, save_checkpoint
 from affectfusion.training.distributed import DistContext, init_distributed
-from affectfusion.training.losses import MultiTaskLoss
-from affectfusion.training.predict import Predictions, predict, predictions_frame, score
+from affectfusion.training.evaluation import (  # noqa: F401
+    THRESHOLDS_FILE,
+    build_model_for,
+    evaluate_run,
+    load_model,
+    read_thresholds,
+    tuned_thresholds,
+)
+from affectfusion.training.predict import predict, score
+from affectfusion.training.steps import (  # noqa: F401  (drop_modalities: re-exported)
+    Optimisation,
+    StepContext,
+    build_optimisation,
+    drop_modalities,
+    mean_loss,
+    scalers_and_weights,
+    train_epoch,
+)
 
-THRESHOLDS_FILE = "thresholds.json"  # in the run folder: tuned multilabel decision thresholds
-
-
-def drop_modalities(batch: Batch, p: float, generator: torch.Generator) -> Batch:
-    """Mark each present modality missing with probability p, always keeping one per sample."""
-    names = list(batch.present)
-    present = torch.stack([batch.present[m] for m in names], 1)  # [B, M]
-    keep = torch.rand(present.shape, generator=generator) >= p
-    new = present & keep
-    empty = ~new.any(1) & present.any(1)
-    if empty.any():
-        # Restore one randomly chosen originally-present modality for samples that lost all.
-        scores = torch.rand(present.shape, generator=generator) * present
-        choice = scores.argmax(1)
-        new[empty, choice[empty]] = True
-    return batch.with_present({m: new[:, i] for i, m in enumerate(names)})
-
-
-def build_model_for(cfg: RunConfig, modalities: dict) -> MultimodalModel:
-    return MultimodalModel(modalities, cfg.tasks, cfg.model)
-
-
-def load_model(run: LoadedRun, which: str = "best") -> MultimodalModel:
-    """The trained model, with the run's tuned multilabel thresholds if it has them."""
-    model = build_model_for(run.config, run.modalities)
-    load_checkpoint(run.paths.best if which == "best" else run.paths.last, model)
-    model.thresholds.update(read_thresholds(run))
-    model.eval()
-    return model
-
-
-def read_thresholds(run: LoadedRun) -> dict[str, np.ndarray]:
-    """Tuned per-class thresholds of the run's multilabel tasks ({} before tuning)."""
-    path = run.paths.root / THRESHOLDS_FILE
-    if not path.is_file():
-        return {}
-    saved, out = read_json(path), {}
-    for t in run.config.tasks:
-        entry = saved.get(t.name) if t.type == "multilabel" else None
-        if entry is None:
-            continue
-        if entry.get("classes") != t.classes:
-            raise AffectFusionError(f"{path}: thresholds of task {t.name!r} are for other classes than the config's")
-        out[t.name] = np.asarray(entry["thresholds"], dtype=np.float64)
-    return out
-
-
-def tuned_thresholds(preds: Predictions, run: LoadedRun, split: str) -> dict[str, dict]:
-    """Per multilabel task, the thresholds ``threshold_tuning`` picks on ``split``'s predictions,
-    with the validation macro F1 at the configured and at the tuned threshold (what tuning bought)."""
-    out = {}
-    for t in run.config.tasks:
-        if t.type != "multilabel":
-            continue
-        keep = preds.labelled(t.name)
-        y, proba = preds.y_true[t.name][keep], preds.proba[t.name][keep]
-        chosen = tune_thresholds(y, proba, t.threshold_tuning, t.threshold)
-        default, tuned = (task_metrics(t, y, (proba >= th).astype(np.int64)) for th in (t.threshold, chosen))
-        out[t.name] = {
-            "tuning": t.threshold_tuning,
-            "split": split,
-            "classes": t.classes,
-            "thresholds": chosen.tolist(),
-            "macro_f1_default": default["macro_f1"],
-            "macro_f1_tuned": tuned["macro_f1"],
-        }
-    return out
+# Settings that say where and how the math runs, not what is learned: a run may resume under others.
+RUNTIME_KEYS = ("progress", "device", "threads")
 
 
 @dataclass
-class EpochResult:
-    train_loss: float
-    parts: dict[str, float]
+class LoopState:
+    """Where early stopping stands; saved in every checkpoint so a resumed run continues it."""
+
+    start_epoch: int = 1
+    best_value: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
 
 
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, console: Console | None = None) -> None:
         self.cfg = cfg
         self.paths = RunPaths(Path(run_dir))
-        self.dist: DistContext = init_distributed()
+        self.dist: DistContext = init_distributed(cfg.train.device)
+        self.device = resolve_device(cfg.train.device, local_rank=self.dist.local_rank if self.dist.enabled else None)
+        check_precision(self.device, cfg.train.precision)
         self.console = console or Console(stderr=True)
         self.monitor, self.mode = resolve_monitor(cfg)
 
@@ -150,7 +109,8 @@ class Trainer:
             saved = {}
         current = self.cfg.to_dict()
         for d in (saved, current):
-            d.get("train", {}).pop("progress", None)
+            for key in RUNTIME_KEYS:
+                d.get("train", {}).pop(key, None)
         if saved != current:
             raise AffectFusionError(
                 f"{p.root} holds a run of a different config; pass --overwrite to replace it "
@@ -164,33 +124,18 @@ class Trainer:
         val = load_dataset(cfg, cfg.data.val_split, modalities=train.modalities)
         return train, val
 
-    def _scalers_and_weights(self, train: MultimodalDataset) -> tuple[dict, dict]:
-        scalers, weights = {}, {}
-        for t in self.cfg.tasks:
-            if t.type == "regression":
-                scalers[t.name] = TargetScaler.fit([s.targets.get(t.name) for s in train.samples])
-            elif t.type == "multilabel":
-                if t.pos_weight == "balanced":
-                    n = sum(s.targets.get(t.name) is not None for s in train.samples)
-                    weights[t.name] = balanced_pos_weight(class_counts(train.samples, t), n)
-                elif isinstance(t.pos_weight, list):
-                    weights[t.name] = list(t.pos_weight)
-            elif t.class_weights == "balanced":
-                weights[t.name] = balanced_class_weights(class_counts(train.samples, t))
-            elif isinstance(t.class_weights, list):
-                weights[t.name] = list(t.class_weights)
-        return scalers, weights
-
-    # -- main loop ---------------------------------------------------------------------------
-    def fit(self, overwrite: bool = False) -> dict[str, Any]:
-        cfg, paths = self.cfg, self.paths
-        resume = self._check_run_dir(overwrite)
-        torch.manual_seed(cfg.train.seed)
-        np.random.seed(cfg.train.seed % 2**32)
-        train_ds, val_ds = self._prepare_data()
-        scalers, class_weights = self._scalers_and_weights(train_ds)
-        model = build_model_for(cfg, train_ds.modalities)
+    def _build_model(self, train_ds: MultimodalDataset) -> MultimodalModel:
+        """The model with its input normalisation fitted, on the run's device; sets the CPU thread count."""
+        model = build_model_for(self.cfg, train_ds.modalities)
         model.fit_input_norm(train_ds)
+        self.threads = apply_threads(self.cfg.train.threads, model.n_parameters())
+        return model.to(self.device)
+
+    def _start_run(self, model: MultimodalModel, train_ds, val_ds, scalers: dict, weights: dict, overwrite: bool):
+        """Rank 0 writes the run's metadata and resolved config (an overwritten run's old outputs go first)."""
+        if not self.dist.is_main:
+            return
+        cfg, paths = self.cfg, self.paths
         meta = {
             "affectfusion_version": affectfusion.__version__,
             "torch_version": torch.__version__,
@@ -198,7 +143,7 @@ class Trainer:
             "modalities": {m: s.to_dict() for m, s in train_ds.modalities.items()},
             "tasks": [t.model_dump() for t in cfg.tasks],
             "scalers": {k: v.to_dict() for k, v in scalers.items()},
-            "class_weights": class_weights,
+            "class_weights": weights,
             "fusion": cfg.model.fusion.name,
             "n_parameters": model.n_parameters(),
             "n_trainable_parameters": model.n_parameters(trainable_only=True),
@@ -207,127 +152,186 @@ class Trainer:
             "monitor": self.monitor,
             "monitor_mode": self.mode,
             "world_size": self.dist.world_size,
+            "device": describe(self.device),
+            "precision": cfg.train.precision,
+            "threads": self.threads.threads,
         }
-        if self.dist.is_main:
-            if overwrite and paths.root.exists():
-                for sub in ("history.jsonl", THRESHOLDS_FILE):
-                    (paths.root / sub).unlink(missing_ok=True)
-                for f in paths.checkpoints.glob("*"):
-                    f.unlink()
-            paths.root.mkdir(parents=True, exist_ok=True)
-            write_json(paths.meta, meta)
-            write_text(paths.config, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        loss_fn = MultiTaskLoss(
-            cfg.tasks,
-            {k: torch.tensor(v, dtype=torch.float32) for k, v in class_weights.items()},
-            scalers,
-            cfg.train.contrastive_weight,
-            cfg.train.contrastive_temperature,
-        )
-        trainable = [p for p in model.parameters() if p.requires_grad]  # frozen pretrained weights stay out
-        optimizer = torch.optim.AdamW(trainable, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-        collate = collator_for(train_ds.modalities, cfg.tasks)
-        sampler = (
-            DistributedSampler(train_ds, self.dist.world_size, self.dist.rank, shuffle=True, seed=cfg.train.seed)
-            if self.dist.enabled
-            else None
-        )
-        steps_per_epoch = math.ceil(len(sampler or train_ds) / cfg.train.batch_size)
-        scheduler, per_step = self._make_scheduler(optimizer, steps_per_epoch)
+        if overwrite and paths.root.exists():
+            for old in (paths.history, paths.root / THRESHOLDS_FILE):
+                old.unlink(missing_ok=True)
+            for f in paths.checkpoints.glob("*"):
+                f.unlink()
+        paths.root.mkdir(parents=True, exist_ok=True)
+        write_json(paths.meta, meta)
+        write_text(paths.config, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
-        start_epoch, best_value, bad_epochs, best_epoch = 1, None, 0, 0
-        if resume:
-            info = load_checkpoint(paths.last, model, optimizer)
-            if info.get("finished"):
-                self._log(f"[green]{paths.root} is already trained[/]; use --overwrite to train again")
-                return self._final_metrics()
-            if scheduler is not None and info.get("scheduler"):
-                scheduler.load_state_dict(info["scheduler"])
-            start_epoch = info["epoch"] + 1
-            best_value, best_epoch, bad_epochs = info["best_value"], info["best_epoch"], info["bad_epochs"]
-            self._truncate_history(info["epoch"])
-            self._log(f"resuming {paths.root} from epoch {info['epoch']}")
+    def _resume(self, model: MultimodalModel, opt: Optimisation) -> LoopState | None:
+        """The loop state of the interrupted run (weights, optimizer, schedule and scaler restored),
+        or None when that run had already finished."""
+        info = load_checkpoint(self.paths.last, model, opt.optimizer)
+        if info.get("finished"):
+            self._log(f"[green]{self.paths.root} is already trained[/]; use --overwrite to train again")
+            return None
+        if opt.scheduler is not None and info.get("scheduler"):
+            opt.scheduler.load_state_dict(info["scheduler"])
+        if opt.scaler is not None and info.get("grad_scaler"):
+            opt.scaler.load_state_dict(info["grad_scaler"])
+        self._truncate_history(info["epoch"])
+        self._log(f"resuming {self.paths.root} from epoch {info['epoch']}")
+        return LoopState(info["epoch"] + 1, info["best_value"], info["best_epoch"], info["bad_epochs"])
 
-        net: torch.nn.Module = (
-            DistributedDataParallel(model, find_unused_parameters=True) if self.dist.enabled else model
+    def _wrap(self, model: MultimodalModel) -> torch.nn.Module:
+        if not self.dist.enabled:
+            return model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+
+    # -- main loop ---------------------------------------------------------------------------
+    def fit(self, overwrite: bool = False) -> dict[str, Any]:
+        cfg = self.cfg
+        resume = self._check_run_dir(overwrite)
+        torch.manual_seed(cfg.train.seed)
+        np.random.seed(cfg.train.seed % 2**32)
+        train_ds, val_ds = self._prepare_data()
+        scalers, weights = scalers_and_weights(cfg.tasks, train_ds)
+        model = self._build_model(train_ds)
+        self._start_run(model, train_ds, val_ds, scalers, weights, overwrite)
+        opt = build_optimisation(cfg, model, train_ds, scalers, weights, self.dist, self.device, self.mode)
+        state = self._resume(model, opt) if resume else LoopState()
+        if state is None:
+            return self._final_metrics()
+        ctx = StepContext(
+            self._wrap(model),
+            model,
+            opt.loss_fn,
+            opt.optimizer,
+            self.device,
+            cfg.train.precision,
+            opt.scaler,
+            cfg.train.grad_clip,
+            cfg.train.modality_dropout,
         )
+        self._log_start(model, train_ds, val_ds)
+        with self._progress() as progress:
+            bar = progress.add_task("epochs", total=cfg.train.epochs, completed=state.start_epoch - 1)
+            for epoch in range(state.start_epoch, cfg.train.epochs + 1):
+                stopped = self._epoch(epoch, ctx, opt, state, train_ds, val_ds, scalers, progress)
+                progress.update(bar, advance=1)
+                if stopped:
+                    self._log(f"early stopping: no improvement of {self.monitor} for {state.bad_epochs} epochs")
+                    break
+        return self._final_metrics()
+
+    def _log_start(self, model: MultimodalModel, train_ds: MultimodalDataset, val_ds: MultimodalDataset) -> None:
         n_all, n_trainable = model.n_parameters(), model.n_parameters(trainable_only=True)
         self._log(
-            f"[bold]{cfg.name}[/]: fusion {cfg.model.fusion.name}, modalities "
+            f"[bold]{self.cfg.name}[/]: fusion {self.cfg.model.fusion.name}, modalities "
             f"{', '.join(f'{m}[{s.dim}]' for m, s in train_ds.modalities.items())}, "
             f"{len(train_ds)} train / {len(val_ds)} val samples, {n_all:,} parameters"
             + (f" ({n_trainable:,} trainable)" if n_trainable < n_all else "")
+            + f"; {describe(self.device)}, {self.cfg.train.precision}, {self.threads}"
         )
-        epochs = cfg.train.epochs
-        stopped = False
-        with self._progress() as progress:
-            bar = progress.add_task("epochs", total=epochs, completed=start_epoch - 1)
-            for epoch in range(start_epoch, epochs + 1):
-                t0 = time.perf_counter()
-                g = torch.Generator().manual_seed(cfg.train.seed * 100_003 + epoch)
-                torch.manual_seed(cfg.train.seed * 100_003 + epoch)
-                if sampler is not None:
-                    sampler.set_epoch(epoch)
-                loader = DataLoader(
-                    train_ds,
-                    batch_size=cfg.train.batch_size,
-                    shuffle=sampler is None,
-                    sampler=sampler,
-                    generator=g if sampler is None else None,
-                    collate_fn=collate,
-                    num_workers=cfg.train.num_workers,
-                )
-                result = self._train_epoch(
-                    net, model, loader, loss_fn, optimizer, scheduler if per_step else None, g, progress
-                )
-                val_preds = predict(model, val_ds, scalers, batch_size=max(64, cfg.train.batch_size))
-                val_metrics = score(val_preds, cfg.tasks, cfg.data.val_split)
-                val_loss = self._loss_on(model, val_ds, loss_fn)
-                val_metrics["loss"] = val_loss
-                value = metric_value(val_metrics, self.monitor)
-                improved = best_value is None or (value > best_value if self.mode == "max" else value < best_value)
-                if improved:
-                    best_value, best_epoch, bad_epochs = value, epoch, 0
-                else:
-                    bad_epochs += 1
-                if scheduler is not None and not per_step:
-                    scheduler.step(value) if cfg.train.scheduler == "plateau" else scheduler.step()
-                seconds = time.perf_counter() - t0
-                record = {
-                    "epoch": epoch,
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "train_loss": result.train_loss,
-                    "train_parts": result.parts,
-                    "val_loss": val_loss,
-                    "seconds": seconds,
-                    "val": val_metrics,
-                }
-                es = cfg.train.early_stopping
-                stopped = es is not None and bad_epochs >= es.patience
-                if self.dist.is_main:
-                    append_jsonl(paths.history, record)
-                    state = {
-                        "epoch": epoch,
-                        "best_value": best_value,
-                        "best_epoch": best_epoch,
-                        "bad_epochs": bad_epochs,
-                        "monitor": self.monitor,
-                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                        "finished": stopped or epoch == epochs,
-                    }
-                    if improved:
-                        save_checkpoint(paths.best, model, {**state, "value": value, "val": val_metrics})
-                    save_checkpoint(paths.last, model, state, optimizer)
-                self.dist.barrier()
-                self._log(
-                    f"epoch {epoch:>3}/{epochs}  loss {result.train_loss:.4f}  val_loss {val_loss:.4f}  "
-                    f"{self.monitor} {value:.4f}{'  [green]*best[/]' if improved else ''}  ({seconds:.1f}s)"
-                )
-                progress.update(bar, advance=1)
-                if stopped:
-                    self._log(f"early stopping: no improvement of {self.monitor} for {bad_epochs} epochs")
-                    break
-        return self._final_metrics()
+
+    def _loader(self, ds: MultimodalDataset, collate, **kwargs) -> DataLoader:
+        """Batches from pinned memory when they go to a GPU, so ``non_blocking`` copies overlap compute."""
+        return DataLoader(ds, collate_fn=collate, pin_memory=self.device.type == "cuda", **kwargs)
+
+    def _epoch(
+        self,
+        epoch: int,
+        ctx: StepContext,
+        opt: Optimisation,
+        state: LoopState,
+        train_ds,
+        val_ds,
+        scalers: dict,
+        progress: Progress,
+    ) -> bool:
+        """Train one epoch, validate, checkpoint, log; returns whether early stopping ends the run."""
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        g = torch.Generator().manual_seed(cfg.train.seed * 100_003 + epoch)
+        torch.manual_seed(cfg.train.seed * 100_003 + epoch)
+        if opt.sampler is not None:
+            opt.sampler.set_epoch(epoch)
+        collate = collator_for(train_ds.modalities, cfg.tasks)
+        loader = self._loader(
+            train_ds,
+            collate,
+            batch_size=cfg.train.batch_size,
+            shuffle=opt.sampler is None,
+            sampler=opt.sampler,
+            generator=g if opt.sampler is None else None,
+            num_workers=cfg.train.num_workers,
+        )
+        bar = progress.add_task("  batches", total=len(loader))
+        result = train_epoch(
+            ctx, loader, g, opt.scheduler if opt.per_step else None, lambda: progress.update(bar, advance=1)
+        )
+        progress.remove_task(bar)
+        model = ctx.model
+        val_metrics = score(
+            predict(model, val_ds, scalers, batch_size=max(64, cfg.train.batch_size)), cfg.tasks, cfg.data.val_split
+        )
+        val_loss = mean_loss(model, self._loader(val_ds, collate, batch_size=256), opt.loss_fn, self.device)
+        val_metrics["loss"] = val_loss
+        value = metric_value(val_metrics, self.monitor)
+        improved = state.best_value is None or (
+            value > state.best_value if self.mode == "max" else value < state.best_value
+        )
+        if improved:
+            state.best_value, state.best_epoch, state.bad_epochs = value, epoch, 0
+        else:
+            state.bad_epochs += 1
+        if opt.scheduler is not None and not opt.per_step:
+            opt.scheduler.step(value) if cfg.train.scheduler == "plateau" else opt.scheduler.step()
+        seconds = time.perf_counter() - t0
+        es = cfg.train.early_stopping
+        stopped = es is not None and state.bad_epochs >= es.patience
+        record = {
+            "epoch": epoch,
+            "lr": opt.optimizer.param_groups[0]["lr"],
+            "train_loss": result.train_loss,
+            "train_parts": result.parts,
+            "val_loss": val_loss,
+            "seconds": seconds,
+            "val": val_metrics,
+        }
+        self._save_epoch(epoch, model, opt, state, record, improved, stopped or epoch == cfg.train.epochs, value)
+        self._log(
+            f"epoch {epoch:>3}/{cfg.train.epochs}  loss {result.train_loss:.4f}  val_loss {val_loss:.4f}  "
+            f"{self.monitor} {value:.4f}{'  [green]*best[/]' if improved else ''}  ({seconds:.1f}s)"
+        )
+        return stopped
+
+    def _save_epoch(
+        self,
+        epoch: int,
+        model: MultimodalModel,
+        opt: Optimisation,
+        state: LoopState,
+        record: dict,
+        improved: bool,
+        finished: bool,
+        value: float,
+    ) -> None:
+        """Rank 0 appends the history line and writes the best/last checkpoints; every rank waits for it."""
+        if self.dist.is_main:
+            append_jsonl(self.paths.history, record)
+            info = {
+                "epoch": epoch,
+                "best_value": state.best_value,
+                "best_epoch": state.best_epoch,
+                "bad_epochs": state.bad_epochs,
+                "monitor": self.monitor,
+                "scheduler": opt.scheduler.state_dict() if opt.scheduler is not None else None,
+                "grad_scaler": opt.scaler.state_dict() if opt.scaler is not None else None,
+                "finished": finished,
+            }
+            if improved:
+                save_checkpoint(self.paths.best, model, {**info, "value": value, "val": record["val"]})
+            save_checkpoint(self.paths.last, model, info, opt.optimizer)
+        self.dist.barrier()
 
     def _progress(self) -> Progress:
         return Progress(
@@ -340,68 +344,6 @@ class Trainer:
             transient=True,
         )
 
-    def _make_scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
-        """Returns (scheduler, steps_per_batch). Cosine steps per batch, plateau per epoch."""
-        t = self.cfg.train
-        if t.scheduler == "plateau":
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer,
-                mode=self.mode,
-                factor=0.5,
-                patience=max(1, (t.early_stopping.patience if t.early_stopping else 6) // 3),
-            )
-            return sched, False
-        if t.scheduler == "cosine":
-            warm, total = t.warmup_epochs * steps_per_epoch, t.epochs * steps_per_epoch
-
-            def factor(step: int) -> float:
-                if step < warm:
-                    return (step + 1) / warm
-                progress = (step - warm) / max(1, total - warm)
-                return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-            return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), True
-        return None, False
-
-    def _train_epoch(self, net, model, loader, loss_fn, optimizer, step_scheduler, g, progress) -> EpochResult:
-        model.train()
-        total, n, parts_sum = 0.0, 0, {}
-        bar = progress.add_task("  batches", total=len(loader))
-        p_drop = self.cfg.train.modality_dropout
-        for batch in loader:
-            if p_drop > 0:
-                batch = drop_modalities(batch, p_drop, g)
-            out = net(batch)
-            loss, parts = loss_fn(out, batch)
-            # Heads of tasks unlabelled in this batch still join the graph (DDP needs every
-            # parameter to receive a gradient, even a zero one).
-            loss = loss + sum(o.sum() * 0.0 for o in out.outputs.values())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.cfg.train.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.train.grad_clip)
-            optimizer.step()
-            if step_scheduler is not None:
-                step_scheduler.step()
-            total += float(loss.detach()) * len(batch)
-            n += len(batch)
-            for k, v in parts.items():
-                parts_sum[k] = parts_sum.get(k, 0.0) + v * len(batch)
-            progress.update(bar, advance=1)
-        progress.remove_task(bar)
-        return EpochResult(total / max(n, 1), {k: v / max(n, 1) for k, v in parts_sum.items()})
-
-    @torch.no_grad()
-    def _loss_on(self, model: MultimodalModel, ds: MultimodalDataset, loss_fn: MultiTaskLoss) -> float:
-        model.eval()
-        collate = collator_for(model.modalities, self.cfg.tasks)
-        total, n = 0.0, 0
-        for batch in DataLoader(ds, batch_size=256, collate_fn=collate):
-            loss, _ = loss_fn(model(batch), batch)
-            total += float(loss) * len(batch)
-            n += len(batch)
-        return total / max(n, 1)
-
     def _truncate_history(self, last_epoch: int) -> None:
         if not self.dist.is_main or not self.paths.history.exists():
             return
@@ -412,13 +354,17 @@ class Trainer:
 
     def _final_metrics(self) -> dict[str, Any]:
         """Tune multilabel thresholds on the validation split, then evaluate the best checkpoint on
-        the validation (and test) split with them; write plots and report."""
+        the validation (and test) split with them, on the run's device; write plots and report."""
         if not self.dist.is_main:
             return {}
         run = read_run(self.paths.root)
         if any(t.type == "multilabel" for t in self.cfg.tasks):
             val = self.cfg.data.val_split
-            preds = predict(load_model(run), load_dataset(run.config, val, modalities=run.modalities), run.scalers)
+            preds = predict(
+                load_model(run, device=self.device),
+                load_dataset(run.config, val, modalities=run.modalities),
+                run.scalers,
+            )
             tuned = tuned_thresholds(preds, run, val)
             write_json(self.paths.root / THRESHOLDS_FILE, tuned)
             for task, info in tuned.items():
@@ -429,25 +375,8 @@ class Trainer:
                     f"{fmt_value(info['macro_f1_default'])} -> {fmt_value(info['macro_f1_tuned'])}"
                 )
         splits = [self.cfg.data.val_split] + ([self.cfg.data.test_split] if self.cfg.data.test_split else [])
-        results = {}
-        for split in splits:
-            results[split] = evaluate_run(run, split)
+        model = load_model(run, device=self.device)
+        results = {split: evaluate_run(run, split, model=model) for split in splits}
         plot_run(self.paths.root)
         write_run_report(self.paths.root)
         return results
-
-
-def evaluate_run(
-    run: LoadedRun, split: str, root: str | Path | None = None, model: MultimodalModel | None = None
-) -> dict:
-    """Score the best checkpoint of a run on one split; writes eval/<split>/metrics.json and predictions."""
-    model = model or load_model(run)
-    ds = load_dataset(run.config, split, root=root, modalities=run.modalities)
-    preds = predict(model, ds, run.scalers)
-    metrics = score(preds, run.config.tasks, split)
-    data_root = root if root is not None else run.config.data.root
-    metrics["provenance"] = {"data_root": None if data_root is None else str(data_root), "checkpoint": "best"}
-    out = run.paths.eval_dir(split)
-    write_json(out / "metrics.json", metrics)
-    write_csv(predictions_frame(preds, run.config.tasks, list(run.modalities)), out / "predictions.csv")
-    return metrics
