@@ -10,7 +10,7 @@ import functools
 import json
 
 # Importing the extractor modules registers them.
-from affectfusion.extract import audio, face, signal, text, tokens, video, whisper  # noqa: F401
+from affectfusion.extract import audio, face, hf_audio, hf_image, signal, text, tokens, video, whisper  # noqa: F401
 from affectfusion.extract.base import EXTRACTORS, Extractor
 from affectfusion.registry import validate_options
 
