@@ -13,6 +13,7 @@ projection are trained and saved; the frozen base comes from the local folder wh
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar, Literal
 
 import torch
@@ -98,7 +99,9 @@ class HFAudioLoRAEncoder(Encoder):
         alpha: float = Field(16.0, gt=0, description="LoRA scaling alpha (update scaled by alpha / r)")
         lora_dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the LoRA branch")
         target_modules: list[str] | None = Field(
-            None, description="module names that get adapters; default: the attention q_proj and v_proj"
+            None,
+            description="module names that get adapters; default: the attention q_proj and v_proj "
+            "(WavLM: its feed-forward intermediate_dense and output_dense)",
         )
 
     def __init__(self, in_dim: int, out_dim: int, dropout: float, options: Options) -> None:
@@ -138,17 +141,29 @@ def _lora_speech_model(options: HFAudioLoRAEncoder.Options) -> nn.Module:
     _, base = load_audio_backbone(folder, "hf_audio_lora")
     if base.config.model_type == "whisper":
         raise AffectFusionError("hf_audio_lora reads waveforms; for Whisper use the frozen hf_audio extractor")
+    # LayerDrop skips whole layers in training, so the layer weighting would see fewer hidden states.
+    base.config.layerdrop = 0.0
     lora = LoraConfig(
         r=options.r,
         lora_alpha=options.alpha,
         lora_dropout=options.lora_dropout,
-        target_modules=options.target_modules or _query_value_modules(base, folder),
+        target_modules=options.target_modules or _default_targets(base, folder),
         bias="none",
     )
     try:
-        return get_peft_model(base, lora)
+        with warnings.catch_warnings():  # peft calls a transformers API that transformers 5 deprecates
+            warnings.filterwarnings("ignore", category=FutureWarning, message=".*gradient_checkpointing.*")
+            return get_peft_model(base, lora)
     except ValueError as e:  # target modules that the architecture does not have
         raise AffectFusionError(f"model.encoders options: cannot add LoRA adapters to {folder}: {e}") from None
+
+
+def _default_targets(base: nn.Module, folder: object) -> list[str]:
+    """The attention query/value projections; for WavLM its feed-forward layers instead: WavLM's attention
+    reads the projection weights directly (F.multi_head_attention_forward), so adapters there would never run."""
+    if base.config.model_type == "wavlm":
+        return ["intermediate_dense", "output_dense"]
+    return _query_value_modules(base, folder)
 
 
 def _fill_frozen(module: nn.Module, state: dict, prefix: str, *_args: object) -> None:
