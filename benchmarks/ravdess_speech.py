@@ -1,25 +1,26 @@
-"""RAVDESS 8-class speaker-independent speech emotion: the shipped ``ravdess_speech`` config vs eGeMAPS + SVM.
+"""RAVDESS 8-class speaker-independent speech emotion: eGeMAPS vs the offline Whisper-base backbone.
 
     .venv/bin/python benchmarks/ravdess_speech.py [--seeds N] [--data PATH] [--threads N] [--out FILE]
 
-Split (shared/data/ravdess_speech_16k): train = actors 1-4 (240 files), dev = actors 5-6 (120),
-test_small = actors 7-8 (120); no actor is in two splits. Both systems are fitted on train and
-select on dev only (the model: best epoch by dev macro F1; the SVM: C by dev macro F1), then
-report dev and test_small. The toolkit model is trained once per seed (mean ± std); the SVM is
-deterministic.
+Split (shared/data/ravdess_speech_16k): train = actors 1-4 and 9-18 (840 files), dev = actors 5-6
+(120), test_small = actors 7-8 (120); no actor is in two splits. Every system is fitted on train and
+selects on dev only, then reports dev and test_small:
 
-Baseline: eGeMAPSv02 functionals (88-d, openSMILE) -> StandardScaler -> SVC (RBF, gamma "scale"),
-C in {0.01, 0.1, 1, 10, 100}. Features come from the same feature store the config uses, so a
-second run extracts nothing.
+- ``ravdess_speech`` (shipped config, eGeMAPS functionals + LLD sequence) and ``ravdess_whisper``
+  (shipped config, frozen Whisper-base frames -> trained head), each trained once per seed
+  (mean ± std; best epoch by dev macro F1);
+- eGeMAPS functionals (88-d) -> StandardScaler -> RBF SVC, C in {0.01, 0.1, 1, 10, 100} by dev;
+- frozen Whisper-base frames, mean-pooled (512-d) -> StandardScaler -> logistic regression,
+  C in {0.01, 0.1, 1, 10} by dev (the issue's floor: 0.689 on held-out actors when fitted on train + dev).
 
-Dev has 120 files: one file is 0.8 points of accuracy, and a seed moves macro F1 by ~2 points.
-Prints a table and writes JSON (default ``benchmarks/results/ravdess_speech.json``).
+Also measured: ``whisper_base`` extraction speed (seconds of audio per wall second) with 1 and 2
+CTranslate2 threads on ``--speed-clips`` train files. Features come from the configs' feature store,
+so a second run extracts nothing. Prints a table and writes JSON (default
+``benchmarks/results/ravdess_speech.json``).
 """
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -27,24 +28,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import class_scores, environment, seeded_args  # benchmarks/ is on sys.path when a script runs
-
-# Registration of the speech adapters and audio extractors (also for spawned extraction workers).
-import affectfusion.data.speech
-import affectfusion.extract.audio  # noqa: F401
+from common import class_scores, environment, mean_std, seeded_args, split_arrays, train_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "ravdess_speech_16k"
-CONFIG = "ravdess_speech"
+CONFIG, WHISPER_CONFIG = "ravdess_speech", "ravdess_whisper"
 SPLITS = ("dev", "test_small")
 SVM_C = (0.01, 0.1, 1.0, 10.0, 100.0)
+LR_C = (0.01, 0.1, 1.0, 10.0)
+SPEED_CLIPS = 40
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+def _parse_args(argv: list[str] | None) -> Any:
     return seeded_args(
         argv,
         name="ravdess_speech",
-        description="RAVDESS speaker-independent 8-class: shipped ravdess_speech config vs eGeMAPS + SVM",
+        description="RAVDESS speaker-independent 8-class: eGeMAPS and Whisper-base configs vs SVM / LR baselines",
         data=DEFAULT_DATA,
         data_help="ravdess_speech_16k folder",
         config=CONFIG,
@@ -52,71 +51,95 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
 
 
-def svm_baseline(cfg: Any, data: Path) -> dict[str, Any]:
-    """eGeMAPS functionals + StandardScaler + RBF SVC, C chosen by dev macro F1 (ties: smaller C)."""
+def _pick_by_dev(make: Any, grid: tuple[float, ...], xy: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """Fit ``make(C)`` on train for every C; keep the one with the best dev macro F1 (ties: smaller C)."""
+    per_c = []
+    for c in grid:
+        model = make(c).fit(*xy["train"])
+        per_c.append({"C": c, **{s: class_scores(xy[s][1], model.predict(xy[s][0])) for s in SPLITS}})
+    best = max(per_c, key=lambda r: r["dev"]["macro_f1"])
+    return {"chosen_C": best["C"], "metrics": {s: best[s] for s in SPLITS}, "per_C": per_c}
+
+
+def _arrays(config: str, data: Path, options: dict[str, Any] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    from affectfusion.config import load_config
+
+    cfg = load_config(config, {"data.root": str(data), **(options or {})})
+    out = {}
+    for split in ("train", *SPLITS):
+        x, targets, _ = split_arrays(cfg, split)
+        out[split] = (x, targets["emotion"])
+    return out
+
+
+def svm_baseline(data: Path) -> dict[str, Any]:
+    """eGeMAPS functionals + StandardScaler + RBF SVC (the ravdess_speech config's audio_func view)."""
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    from affectfusion.data import build_adapter
-    from affectfusion.extract import FeatureStore, Item, build_extractor
-
-    adapter = build_adapter(cfg.data)
-    extractor = build_extractor("egemaps", {}, "baseline")
-    store = FeatureStore(cfg.data.cache_dir)
-    xy: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for split in ("train", *SPLITS):
-        samples = adapter.load(data, split)
-        feats, report = store.run(
-            extractor, [Item(s.id, next(iter(s.raw.values())), s.source) for s in samples], progress=False
-        )
-        if report.failures:
-            raise RuntimeError(f"eGeMAPS failed on {len(report.failures)} {split} files: {report.failures[0]}")
-        xy[split] = (np.stack([feats[s.id] for s in samples]), np.array([s.targets["emotion"] for s in samples]))
-    per_c = []
-    for c in SVM_C:
-        model = make_pipeline(StandardScaler(), SVC(C=c, kernel="rbf", gamma="scale")).fit(*xy["train"])
-        per_c.append({"C": c, **{split: class_scores(xy[split][1], model.predict(xy[split][0])) for split in SPLITS}})
-    best = max(per_c, key=lambda r: r["dev"]["macro_f1"])  # max() keeps the first (smallest C) of ties
-    return {"chosen_C": best["C"], "metrics": {split: best[split] for split in SPLITS}, "per_C": per_c}
+    xy = _arrays(CONFIG, data, {"data.options.extra_views": []})
+    return _pick_by_dev(lambda c: make_pipeline(StandardScaler(), SVC(C=c, kernel="rbf", gamma="scale")), SVM_C, xy)
 
 
-def toolkit_runs(args: argparse.Namespace, data: Path, runs_dir: Path) -> list[dict[str, Any]]:
-    """Train the config once per seed; dev and test_small scores of the best (dev) checkpoint."""
-    import torch
-    from rich.console import Console
+def whisper_lr_baseline(data: Path) -> dict[str, Any]:
+    """Frozen Whisper-base frames (the ravdess_whisper features), mean-pooled, + logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
+    xy = _arrays(WHISPER_CONFIG, data)
+    return _pick_by_dev(lambda c: make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000)), LR_C, xy)
+
+
+def config_runs(config: str, args: Any, data: Path, runs_dir: Path) -> list[dict[str, Any]]:
+    """Train a shipped config once per seed; dev and test_small emotion scores of the best (dev) checkpoint."""
     from affectfusion.config import load_config
-    from affectfusion.io import read_json
-    from affectfusion.training.trainer import Trainer
 
-    torch.set_num_threads(args.threads)
-    base = load_config(args.config, {"data.root": str(data)})
+    base = load_config(config, {"data.root": str(data)})
     runs = []
     for seed in range(base.train.seed, base.train.seed + args.seeds):
-        cfg = load_config(args.config, {"data.root": str(data), "train.seed": seed, "train.progress": False})
-        run_dir = runs_dir / f"seed{seed}"
-        t0 = time.perf_counter()
-        metrics = Trainer(cfg, run_dir, Console(stderr=True, quiet=True)).fit(overwrite=True)
-        meta = read_json(run_dir / "meta.json")
-        run = {
-            "seed": seed,
-            "seconds": time.perf_counter() - t0,
-            "n_parameters": meta["n_parameters"],
-            "metrics": {s: {k: metrics[s]["tasks"]["emotion"][k] for k in ("accuracy", "macro_f1")} for s in SPLITS},
-        }
-        runs.append(run)
-        m = run["metrics"]
+        r = train_config(
+            config,
+            {"data.root": str(data), "train.seed": seed, "train.threads": args.threads},
+            runs_dir / f"{config}_seed{seed}",
+            args.threads,
+        )
+        m = {s: {k: r["metrics"][s]["tasks"]["emotion"][k] for k in ("accuracy", "macro_f1")} for s in SPLITS}
+        runs.append({"seed": seed, "seconds": r["seconds"], "n_parameters": r["n_parameters"], "metrics": m})
         print(
-            f"  {cfg.name} seed {seed}: dev macro F1 {m['dev']['macro_f1']:.3f}, "
-            f"test_small {m['test_small']['macro_f1']:.3f} ({run['seconds']:.0f}s)",
+            f"  {config} seed {seed}: dev acc {m['dev']['accuracy']:.3f}, test_small "
+            f"{m['test_small']['accuracy']:.3f} ({r['seconds']:.0f}s)",
             file=sys.stderr,
         )
     return runs
 
 
-def _mean_std(values: list[float]) -> dict[str, float | None]:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None}
+def extraction_speed(data: Path, clips: int) -> dict[str, Any]:
+    """whisper_base seconds of audio per wall second, 1 and 2 CTranslate2 threads, model load excluded."""
+    import soundfile as sf
+
+    from affectfusion.extract.base import EXTRACTORS
+
+    files = sorted((data / "train").rglob("*.wav"))[:clips]
+    audio_s = sum(sf.info(f).duration for f in files)
+    out = {"clips": len(files), "audio_seconds": audio_s}
+    for threads in (1, 2):
+        cls = EXTRACTORS.get("whisper_base")
+        ex = cls("whisper_base", cls.Options(), device="cpu", threads=threads)
+        ex.ensure_ready()
+        ex.extract(files[0])  # warm-up
+        t0 = time.perf_counter()
+        for f in files:
+            ex.extract(f)
+        wall = time.perf_counter() - t0
+        out[f"threads_{threads}"] = {"wall_seconds": wall, "audio_seconds_per_second": audio_s / wall}
+        print(f"  whisper_base, {threads} thread(s): {audio_s / wall:.1f} s of audio per second", file=sys.stderr)
+    return out
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    return {f"{s}_{k}": mean_std([r["metrics"][s][k] for r in runs]) for s in SPLITS for k in ("accuracy", "macro_f1")}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -125,32 +148,26 @@ def main(argv: list[str] | None = None) -> None:
     if not (data / "labels.csv").is_file():
         print(f"error: RAVDESS folder not found or without labels.csv: {data} (pass --data PATH)", file=sys.stderr)
         sys.exit(2)
-
     from rich.console import Console
     from rich.table import Table
 
-    from affectfusion.config import load_config
     from affectfusion.io import write_json
 
-    cfg = load_config(args.config, {"data.root": str(data)})
     env = environment()
     t0 = time.perf_counter()
-    print("eGeMAPS + SVM baseline ...", file=sys.stderr)
-    baseline = svm_baseline(cfg, data)
-    print(f"toolkit config {cfg.name!r}, {args.seeds} seed(s) ...", file=sys.stderr)
+    print("baselines: eGeMAPS + SVM, Whisper-base + LR ...", file=sys.stderr)
+    svm, lr = svm_baseline(data), whisper_lr_baseline(data)
     tmp = None if args.runs_dir else tempfile.TemporaryDirectory(prefix="ravdess_speech_")
     try:
-        runs = toolkit_runs(args, data, (args.runs_dir or Path(tmp.name)).resolve())
+        runs_dir = (args.runs_dir or Path(tmp.name)).resolve()
+        runs = {c: config_runs(c, args, data, runs_dir) for c in (CONFIG, WHISPER_CONFIG)}
     finally:
         if tmp is not None:
             tmp.cleanup()
-    toolkit = {
-        f"{split}_{k}": _mean_std([r["metrics"][split][k] for r in runs])
-        for split in SPLITS
-        for k in ("accuracy", "macro_f1")
-    }
+    summary = {c: _summary(r) for c, r in runs.items()}
+    speed = extraction_speed(data, SPEED_CLIPS)
 
-    table = Table(title="RAVDESS speech, 8 classes, speaker-independent (train actors 1-4, dev 5-6, test_small 7-8)")
+    table = Table(title="RAVDESS speech, 8 classes, speaker-independent (dev = actors 5-6, test_small = actors 7-8)")
     table.add_column("system")
     for split in SPLITS:
         table.add_column(f"{split} acc", justify="right")
@@ -159,38 +176,46 @@ def main(argv: list[str] | None = None) -> None:
     def cell(stat: dict[str, float | None]) -> str:
         return f"{100 * stat['mean']:.1f}" + (f" ± {100 * stat['std']:.1f}" if stat["std"] is not None else "")
 
-    table.add_row(
-        f"toolkit: {cfg.name} ({args.seeds} seeds)",
-        *(cell(toolkit[f"{s}_{k}"]) for s in SPLITS for k in ("accuracy", "macro_f1")),
-    )
-    table.add_row(
-        f"eGeMAPS + SVM (C={baseline['chosen_C']:g} by dev)",
-        *(f"{100 * baseline['metrics'][s][k]:.1f}" for s in SPLITS for k in ("accuracy", "macro_f1")),
-    )
+    for c in (WHISPER_CONFIG, CONFIG):
+        table.add_row(
+            f"toolkit: {c} ({args.seeds} seeds)",
+            *(cell(summary[c][f"{s}_{k}"]) for s in SPLITS for k in ("accuracy", "macro_f1")),
+        )
+    for label, base in (
+        (f"Whisper-base mean + LR (C={lr['chosen_C']:g})", lr),
+        (f"eGeMAPS + SVM (C={svm['chosen_C']:g})", svm),
+    ):
+        table.add_row(label, *(f"{100 * base['metrics'][s][k]:.1f}" for s in SPLITS for k in ("accuracy", "macro_f1")))
     Console(width=None if sys.stdout.isatty() else 200).print(table)
-    beats = {s: toolkit[f"{s}_macro_f1"]["mean"] > baseline["metrics"][s]["macro_f1"] for s in SPLITS}
+    w, e = summary[WHISPER_CONFIG], summary[CONFIG]
+    gains = {s: w[f"{s}_accuracy"]["mean"] - e[f"{s}_accuracy"]["mean"] for s in SPLITS}
+    checks = {
+        "whisper_beats_egemaps_config_by_15_points": {s: gains[s] >= 0.15 for s in SPLITS},
+        "whisper_beats_whisper_lr": {s: w[f"{s}_accuracy"]["mean"] > lr["metrics"][s]["accuracy"] for s in SPLITS},
+    }
     print(
-        "toolkit mean macro F1 beats the SVM: " + ", ".join(f"{s} {'yes' if b else 'no'}" for s, b in beats.items()),
+        "accuracy gain of ravdess_whisper over ravdess_speech: "
+        + ", ".join(f"{s} {100 * g:+.1f} points" for s, g in gains.items()),
         file=sys.stderr,
     )
+    print(f"checks: {checks}", file=sys.stderr)
     report = {
         "benchmark": "ravdess_speech",
         "environment": {**env, "torch_threads": args.threads},
         "settings": {
             "data": str(data),
-            "config": cfg.to_dict(),
-            "seeds": [r["seed"] for r in runs],
-            "selection": "dev only: best epoch (model) and C (SVM) by dev macro F1",
-            "svm": {
-                "features": "egemaps (eGeMAPSv02 functionals, 88-d)",
-                "scaler": "StandardScaler",
-                "kernel": "rbf",
-                "C_grid": list(SVM_C),
-            },
+            "configs": [CONFIG, WHISPER_CONFIG],
+            "seeds": [r["seed"] for r in runs[CONFIG]],
+            "selection": "dev only: best epoch (models) and C (SVM, LR) by dev macro F1",
+            "svm": {"features": "egemaps functionals (88-d)", "kernel": "rbf", "C_grid": list(SVM_C)},
+            "lr": {"features": "whisper_base frames, stride 2, mean-pooled (512-d)", "C_grid": list(LR_C)},
         },
-        "toolkit": {"summary": toolkit, "runs": runs},
-        "svm_baseline": baseline,
-        "toolkit_beats_baseline": beats,
+        "toolkit": {c: {"summary": summary[c], "runs": runs[c]} for c in runs},
+        "svm_baseline": svm,
+        "whisper_lr_baseline": lr,
+        "accuracy_gain_whisper_over_egemaps": gains,
+        "checks": checks,
+        "whisper_base_extraction_speed": speed,
         "total_seconds": time.perf_counter() - t0,
     }
     out = args.out.expanduser().resolve()

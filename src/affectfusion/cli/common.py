@@ -22,6 +22,11 @@ SetOption = Annotated[
     typer.Option("--set", "-s", help="Override a config key, e.g. --set train.epochs=5 --set data.root=PATH"),
 ]
 
+DeviceOption = Annotated[
+    str,
+    typer.Option(help="Where models run: auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"),
+]
+
 SHORT_HEADERS = {
     "n_parameters": "params",
     "best_epoch": "best ep",

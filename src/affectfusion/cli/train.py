@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from affectfusion.cli.common import SetOption, console, err_console, print_table, wide_console
+from affectfusion.cli.common import DeviceOption, SetOption, console, err_console, print_table, wide_console
 from affectfusion.config import load_config, load_raw, parse_set_options, resolve_config_path
 from affectfusion.errors import AffectFusionError
 
@@ -95,6 +95,7 @@ def extract(
         list[str] | None, typer.Option(help="Split(s) to extract (default: the config's train, val and test splits)")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Parallel extraction processes (default: data.workers)")] = None,
+    device: DeviceOption = "auto",
 ) -> None:
     """Raw media -> cached features for every modality in `data.extract`; resumable.
 
@@ -104,8 +105,10 @@ def extract(
     """
     # deferred: the adapter and extractor registries load numpy, pandas and scipy
     from affectfusion.data import build_adapter
+    from affectfusion.device import resolve_device
     from affectfusion.extract import apply_extraction
 
+    resolve_device(device, "--device")  # an absent GPU is a one-line error before any work
     overrides = parse_set_options(set_)
     if workers is not None:
         overrides["data.workers"] = workers
@@ -121,7 +124,7 @@ def extract(
     failures = []
     for name in splits:
         samples = adapter.load(root, name)
-        for r in apply_extraction(samples, cfg.data, err_console, progress=cfg.train.progress):
+        for r in apply_extraction(samples, cfg.data, err_console, progress=cfg.train.progress, device=device):
             row = [name, r.extractor, str(r.total), str(r.cached), str(r.computed), str(len(r.failures))]
             table.add_row(*row, f"{r.folder}/failures.csv")
             failures += [(name, r.extractor, f) for f in r.failures]
