@@ -21,6 +21,8 @@ LAYERS: dict[str, int] = {
     "runkinds": 0,
     "quiet": 0,
     "inputs": 0,
+    "threads": 0,
+    "device": 0,
     "data": 1,
     "rundir": 2,
     "extract": 2,

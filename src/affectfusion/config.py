@@ -186,8 +186,9 @@ class TrainConfig(Strict):
         "fp32", description="bf16/fp16 = autocast mixed precision (fp16 with a gradient scaler); weights stay fp32"
     )
     threads: int | Literal["auto"] = Field(
-        "auto", description="CPU intra-op threads; auto = from the free cores (affinity, cgroup quota, load) "
-        "and the model's size; OMP_NUM_THREADS, when set, is used as given"
+        "auto",
+        description="CPU intra-op threads; auto = from the free cores (affinity, cgroup quota, load) "
+        "and the model's size; OMP_NUM_THREADS, when set, is used as given",
     )
 
     @model_validator(mode="after")
