@@ -13,13 +13,28 @@ import torch
 
 from affectfusion.models import ENCODERS
 from affectfusion.models.base import Encoder
+from tests.fixtures_backbones import tiny_speech  # noqa: F401  (fixture)
 
 B, T, D, H = 3, 6, 5, 8
 
 
+def example_input(name: str) -> str:
+    """What an encoder reads in these tests: features, token ids, or a waveform (its ``example_input``)."""
+    cls = ENCODERS.get(name)
+    return getattr(cls, "example_input", "token_ids" if getattr(cls, "raw_input", False) else "features")
+
+
+@pytest.fixture
+def folder(encoder_name: str, tiny_distilbert: Path, tiny_speech) -> Path:  # noqa: F811
+    """The tiny local model an encoder over a pretrained backbone loads."""
+    return tiny_speech("hubert") if example_input(encoder_name) == "waveform" else tiny_distilbert
+
+
 def build(name: str, in_dim: int, folder: Path) -> Encoder:
     cls = ENCODERS.get(name)
-    options = {"model_path": str(folder)} if getattr(cls, "raw_input", False) else {}
+    options = dict(getattr(cls, "example_options", {}))
+    if example_input(name) != "features":
+        options["model_path"] = str(folder)
     torch.manual_seed(0)
     return cls(in_dim, H, 0.0, cls.Options(**options)).eval()
 
@@ -27,12 +42,16 @@ def build(name: str, in_dim: int, folder: Path) -> Encoder:
 def inputs(name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch with a full row, a padded row and a missing row (all steps masked)."""
     g = torch.Generator().manual_seed(1)
-    if getattr(ENCODERS.get(name), "raw_input", False):
+    kind, steps = example_input(name), T
+    if kind == "token_ids":
         x = torch.randint(1000, 2000, (B, T, 1), generator=g).float()
+    elif kind == "waveform":
+        steps = 1600  # 0.1 s at 16 kHz: a few frames of a speech model
+        x = 0.1 * torch.randn(B, steps, 1, generator=g)
     else:
         x = torch.randn(B, T, D, generator=g)
-    mask = torch.ones(B, T, dtype=torch.bool)
-    mask[1, 4:] = False
+    mask = torch.ones(B, steps, dtype=torch.bool)
+    mask[1, steps * 2 // 3 :] = False
     mask[2] = False
     return x * mask.unsqueeze(-1), mask
 
@@ -42,39 +61,39 @@ def encoder_name(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def test_shapes_and_finite_output_for_a_missing_row(encoder_name: str, tiny_distilbert: Path) -> None:
+def test_shapes_and_finite_output_for_a_missing_row(encoder_name: str, folder: Path) -> None:
     x, mask = inputs(encoder_name)
-    enc = build(encoder_name, x.shape[-1], tiny_distilbert)
+    enc = build(encoder_name, x.shape[-1], folder)
     out = enc(x, mask)
     assert out.pooled.shape == (B, H) and out.seq.shape[0] == B and out.seq.shape[-1] == H
     assert torch.isfinite(out.pooled).all() and torch.isfinite(out.seq).all()
 
 
-def test_padding_does_not_change_the_pooled_embedding(encoder_name: str, tiny_distilbert: Path) -> None:
+def test_padding_does_not_change_the_pooled_embedding(encoder_name: str, folder: Path) -> None:
     x, mask = inputs(encoder_name)
-    enc = build(encoder_name, x.shape[-1], tiny_distilbert)
+    enc = build(encoder_name, x.shape[-1], folder)
     with torch.no_grad():
         padded = enc(x[1:2], mask[1:2]).pooled
-        trimmed = enc(x[1:2, :4], mask[1:2, :4]).pooled
+        trimmed = enc(x[1:2, : mask[1].sum()], mask[1:2, : mask[1].sum()]).pooled
     torch.testing.assert_close(padded, trimmed, atol=1e-5, rtol=1e-4)
 
 
-def test_gradients_reach_trainable_parameters(encoder_name: str, tiny_distilbert: Path) -> None:
+def test_gradients_reach_trainable_parameters(encoder_name: str, folder: Path) -> None:
     x, mask = inputs(encoder_name)
-    enc = build(encoder_name, x.shape[-1], tiny_distilbert).train()
+    enc = build(encoder_name, x.shape[-1], folder).train()
     enc(x, mask).pooled[:2].sum().backward()
     grads = [p.grad for p in enc.parameters() if p.requires_grad]
     assert grads and any(g is not None and g.abs().sum() > 0 for g in grads)
 
 
-def test_state_dict_round_trip(encoder_name: str, tiny_distilbert: Path) -> None:
+def test_state_dict_round_trip(encoder_name: str, folder: Path) -> None:
     x, mask = inputs(encoder_name)
-    a = build(encoder_name, x.shape[-1], tiny_distilbert)
+    a = build(encoder_name, x.shape[-1], folder)
     with torch.no_grad():
         for p in a.parameters():
             if p.requires_grad:
                 p.add_(0.01 * torch.randn_like(p))
-    b = build(encoder_name, x.shape[-1], tiny_distilbert)
+    b = build(encoder_name, x.shape[-1], folder)
     b.load_state_dict(a.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(a(x, mask).pooled, b(x, mask).pooled)

@@ -68,6 +68,9 @@ class _PooledOptions(Options):
 class LayerWeightedEncoder(Encoder):
     """Softmax layer weighting over [T, L*D] frames (hf_audio layers: all), projection, pooling."""
 
+    # For the registry-wide contract tests: options that build a working instance on their 5-d features.
+    example_options: ClassVar[dict] = {"layers": 5}
+
     class Options(_PooledOptions):
         layers: int = Field(ge=1, description="hidden states stacked per frame (L); the feature size must be L * D")
 
@@ -92,6 +95,8 @@ class HFAudioLoRAEncoder(Encoder):
 
     # The waveform must reach the model unchanged: no input standardisation for this modality.
     raw_input: ClassVar[bool] = True
+    # For the registry-wide contract tests: a waveform ([T, 1] samples) into a tiny speech model folder.
+    example_input: ClassVar[str] = "waveform"
 
     class Options(_PooledOptions):
         model_path: str = Field(description="local Hugging Face speech model folder (wav2vec2, HuBERT, WavLM, ...)")
@@ -143,6 +148,8 @@ def _lora_speech_model(options: HFAudioLoRAEncoder.Options) -> nn.Module:
         raise AffectFusionError("hf_audio_lora reads waveforms; for Whisper use the frozen hf_audio extractor")
     # LayerDrop skips whole layers in training, so the layer weighting would see fewer hidden states.
     base.config.layerdrop = 0.0
+    # SpecAugment's time masks (10 frames) fail on clips under 0.2 s; the frozen base and LoRA dropout regularise.
+    base.config.apply_spec_augment = False
     lora = LoraConfig(
         r=options.r,
         lora_alpha=options.alpha,
