@@ -23,7 +23,7 @@ from affectfusion.evaluation.metrics import default_monitor, multilabel_metrics,
 from affectfusion.models.model import MultimodalModel
 from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import read_run
-from affectfusion.training import trainer as trainer_module
+from affectfusion.training import evaluation as trainer_module  # tune_thresholds is called there
 from affectfusion.training.losses import MultiTaskLoss
 from affectfusion.training.predict import Predictions, predictions_frame
 from affectfusion.training.trainer import Trainer, evaluate_run

@@ -180,6 +180,7 @@ def test_label_outside_class_list(tmp_path: Path) -> None:
 # Feature encoders; token-id encoders (hf_lora) train in tests/test_hf_lora.py.
 @pytest.mark.parametrize("encoder", [n for n in ENCODERS.names() if not getattr(ENCODERS.get(n), "raw_input", False)])
 def test_every_encoder_trains(tmp_path: Path, encoder: str) -> None:
-    cfg = tiny_config({"model.encoder": {"name": encoder}, "train.epochs": 1})
+    options = getattr(ENCODERS.get(encoder), "example_options", {})  # required options, if any
+    cfg = tiny_config({"model.encoder": {"name": encoder, "options": options}, "train.epochs": 1})
     Trainer(cfg, tmp_path / "run").fit()
     assert (tmp_path / "run/eval/test/metrics.json").is_file()
