@@ -16,6 +16,8 @@ from rich.table import Table
 
 from affectfusion.cli.common import console, err_console
 from affectfusion.errors import AffectFusionError
+from affectfusion.inputs import INPUTS  # the input table: no heavy imports
+from affectfusion.serve.inputs import InputLimits
 
 if TYPE_CHECKING:
     from affectfusion.serve.predictor import Prediction
@@ -29,11 +31,11 @@ def predict_command(
             "or a vision-language run)"
         ),
     ],
-    text: Annotated[str | None, typer.Option(help="Text (transcript, post, utterance)")] = None,
-    audio: Annotated[Path | None, typer.Option(help="Audio file (WAV/FLAC/OGG/MP3)")] = None,
-    image: Annotated[Path | None, typer.Option(help="Face image (JPG/PNG/BMP)")] = None,
-    video: Annotated[Path | None, typer.Option(help="Video file (MP4/AVI/MOV/MKV/WEBM)")] = None,
-    eeg: Annotated[Path | None, typer.Option(help="EEG as .npz with 'data' [channels, time] and 'sfreq'")] = None,
+    text: Annotated[str | None, typer.Option(help=INPUTS["text"].label)] = None,
+    audio: Annotated[Path | None, typer.Option(help=INPUTS["audio"].label)] = None,
+    image: Annotated[Path | None, typer.Option(help=INPUTS["image"].label)] = None,
+    video: Annotated[Path | None, typer.Option(help=INPUTS["video"].label)] = None,
+    eeg: Annotated[Path | None, typer.Option(help=INPUTS["signal"].label)] = None,
     features: Annotated[
         list[str] | None, typer.Option(help="Pre-extracted features for a modality: MODALITY=file.npy (repeatable)")
     ] = None,
@@ -45,6 +47,10 @@ def predict_command(
         Path | None, typer.Option(help="Predictions CSV for --batch (default: <batch>.predictions.csv)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the single prediction as JSON")] = False,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(help="Raise or lower a limit on one input's work, NAME=VALUE (e.g. max_audio_seconds=600)"),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar for --batch")] = True,
 ) -> None:
     """Predict with a trained run from raw media or features, for any subset of its modalities.
@@ -69,7 +75,9 @@ def predict_command(
         raise AffectFusionError("give either --batch or single inputs (--text/--audio/...), not both")
     if batch is None and not single:
         raise AffectFusionError("nothing to predict: give --text/--audio/--image/--video/--eeg/--features or --batch")
+    limits = InputLimits.parse(limit)  # a mistyped limit is a one-line error before the model loads
     predictor = load_predictor(run)  # a trained run, a specialists folder or a vision-language run
+    predictor.limits = limits
     if batch is not None:
         df = predict_table(predictor, batch, progress=progress)
         out = out or batch.with_suffix(".predictions.csv")
@@ -147,6 +155,13 @@ def api_command(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     max_upload_mb: Annotated[float, typer.Option(help="Largest accepted file, in MB (images: at most 50)")] = 50,
     max_batch: Annotated[int, typer.Option(help="Most items in one batch request")] = 64,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(help="Raise or lower a limit on one input's work, NAME=VALUE (see GET /info limits.inputs)"),
+    ] = None,
+    max_pending: Annotated[int, typer.Option(help="Requests queued or running before a 503")] = 64,
+    request_timeout: Annotated[float, typer.Option(help="Seconds a request waits for the model before a 503")] = 60,
+    idle_timeout: Annotated[float, typer.Option(help="Seconds of client silence before it is cut off (408)")] = 30,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """REST API: GET /health, GET /info, POST /predict, /predict/batch, /predict/batch/files; docs at /docs."""
@@ -159,15 +174,25 @@ def api_command(
     _check_bind(host, port)
     if max_upload_mb <= 0 or max_batch < 1:
         raise AffectFusionError("--max-upload-mb must be > 0 and --max-batch >= 1")
+    limits = InputLimits.parse(limit)
     predictor = load_predictor(run)  # a wrong folder is a one-line error here, before uvicorn starts
-    app = create_app(predictor, max_upload_mb=max_upload_mb, max_batch=max_batch)
+    app = create_app(
+        predictor,
+        max_upload_mb=max_upload_mb,
+        max_batch=max_batch,
+        limits=limits,
+        max_pending=max_pending,
+        request_timeout_s=request_timeout,
+        idle_timeout_s=idle_timeout,
+    )
     err_console.print(
         f"serving {predictor.name} ({run}) at http://{host}:{port} (docs: /docs); "
         f"model loaded in {predictor.load_seconds:.2f} s",
         highlight=False,
     )
-    # One process: the model is loaded once and calls into it are serialised (see serve/api.py).
-    uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)
+    # One process: the model is loaded once and calls into it are serialised (see serve/api/app.py);
+    # an idle keep-alive connection is closed after 5 s, as an idle upload is after --idle-timeout.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1, timeout_keep_alive=5)
 
 
 def dashboard_command(
