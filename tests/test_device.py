@@ -99,13 +99,3 @@ def test_cgroup_quota(tmp_path: Path) -> None:
     assert threads_mod._cgroup_quota(tmp_path) == 3.0
     assert threads_mod.cpu_budget() >= 1
 
-
-def test_serving_takes_a_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from affectfusion.serve.predictor import load_predictor
-
-    Trainer(tiny_config({"train.epochs": 1}), tmp_path / "run").fit()
-    predictor = load_predictor(tmp_path / "run", device="cpu")
-    assert next(predictor.model.parameters()).device == torch.device("cpu")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(AffectFusionError, match=r"--device is 'cuda'.*no CUDA GPU"):
-        load_predictor(tmp_path / "run", device="cuda")
