@@ -98,4 +98,3 @@ def test_cgroup_quota(tmp_path: Path) -> None:
     (tmp_path / "cpu/cpu.cfs_period_us").write_text("100000")
     assert threads_mod._cgroup_quota(tmp_path) == 3.0
     assert threads_mod.cpu_budget() >= 1
-
