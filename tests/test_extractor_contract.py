@@ -9,6 +9,8 @@ Models run for real (MiniLM, the FER CNN, MediaPipe and openSMILE ship in their 
 
 from __future__ import annotations
 
+import functools
+import tempfile
 import typing
 from pathlib import Path
 from typing import Any
@@ -32,12 +34,21 @@ INPUT_KIND = {
 }
 
 
+MODELS = Path(tempfile.mkdtemp(prefix="extractor-contract-"))  # tiny models, built once per test session
+
+
 def example_of(name: str) -> Example:
     return EXTRACTORS.get(name).example
 
 
+@functools.cache
+def options_of(name: str) -> dict[str, Any]:
+    """The example's options; for a Hugging Face extractor, with the tiny model it runs on."""
+    return example_of(name).options_in(MODELS)
+
+
 def build(name: str, **changes: Any) -> Extractor:
-    return build_extractor(name, {**example_of(name).options, **changes}, f"data.extract.{name}.options")
+    return build_extractor(name, {**options_of(name), **changes}, f"data.extract.{name}.options")
 
 
 def _candidates(annotation: Any, value: Any) -> list[Any]:
@@ -56,12 +67,12 @@ def _candidates(annotation: Any, value: Any) -> list[Any]:
 def varied_option(name: str) -> dict[str, Any]:
     """One option changed from the example's value to another valid one (the first option that allows it)."""
     cls = EXTRACTORS.get(name)
-    base = cls.Options.model_validate(example_of(name).options)
+    base = cls.Options.model_validate(options_of(name))
     for key, info in cls.Options.model_fields.items():
         value = getattr(base, key)
         for candidate in _candidates(info.annotation, value):
             try:
-                changed = cls.Options.model_validate({**example_of(name).options, key: candidate})
+                changed = cls.Options.model_validate({**options_of(name), key: candidate})
             except ValidationError:
                 continue
             if getattr(changed, key) != value:
@@ -82,9 +93,9 @@ def test_every_registered_extractor_declares_its_own_example() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_options_validate_and_unknown_keys_are_refused(name: str) -> None:
     cls = EXTRACTORS.get(name)
-    assert isinstance(validate_options(cls, example_of(name).options, "x"), cls.Options)
+    assert isinstance(validate_options(cls, options_of(name), "x"), cls.Options)
     with pytest.raises(AffectFusionError) as info:
-        validate_options(cls, {**example_of(name).options, "no_such_option": 1}, f"data.extract.{name}.options")
+        validate_options(cls, {**options_of(name), "no_such_option": 1}, f"data.extract.{name}.options")
     message = str(info.value)
     assert "no_such_option" in message and "\n" not in message.strip(), message
 

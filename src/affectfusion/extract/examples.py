@@ -37,6 +37,21 @@ class Example:
     input: InputName
     dim: int
     options: dict[str, Any] = field(default_factory=dict)
+    # ("speech" | "vision", family): a tiny random model of that family is built and passed as model_path
+    model: tuple[str, str] | None = None
+
+    def options_in(self, folder: Path) -> dict[str, Any]:
+        """The example's options, with ``model_path`` pointing at its tiny model (built under ``folder`` once)."""
+        if self.model is None:
+            return dict(self.options)
+        # deferred: building a model needs torch and transformers
+        from affectfusion.extract.tiny_models import save_speech_model, save_vision_model
+
+        kind, family = self.model
+        path = folder / f"tiny_{kind}_{family}"
+        if not (path / "config.json").is_file():
+            (save_speech_model if kind == "speech" else save_vision_model)(family, path)
+        return {**self.options, "model_path": str(path)}
 
     def make(self, folder: Path) -> str | Path | Signal:
         """The example input, written under ``folder`` if it is a file."""

@@ -27,6 +27,7 @@ from pydantic import Field
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract.audio import AudioExtractor, _require
 from affectfusion.extract.base import EXTRACTORS, ExtractionError, RawInput
+from affectfusion.extract.examples import Example
 from affectfusion.threads import apply_threads
 
 UNPADDED = ("data2vec-audio",)  # model types encoded one window at a time (see setup)
@@ -84,6 +85,8 @@ def frame_counts(model: Any, samples: Sequence[int]) -> list[int]:
 @EXTRACTORS.register("hf_audio")
 class HFAudioExtractor(AudioExtractor):
     """Frame sequences [T, D] (one layer) or [T, L*D] (all layers) from a local Hugging Face speech model."""
+
+    example = Example("speech_wav", dim=32, model=("speech", "wav2vec2"))
 
     version = "1"
     packages: ClassVar[tuple[str, ...]] = (*AudioExtractor.packages, "transformers", "torch")
@@ -224,6 +227,8 @@ class HFAudioExtractor(AudioExtractor):
 @EXTRACTORS.register("hf_waveform")
 class WaveformExtractor(AudioExtractor):
     """The preprocessed waveform itself as [T, 1] samples, for the hf_audio_lora encoder (which reads audio)."""
+
+    example = Example("speech_wav", dim=1)
 
     version = "1"
 

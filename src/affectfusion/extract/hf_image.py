@@ -17,6 +17,7 @@ from pydantic import Field
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput
+from affectfusion.extract.examples import Example
 from affectfusion.extract.face import load_image
 from affectfusion.extract.hf_audio import folder_fingerprint, model_folder
 from affectfusion.extract.text import _require
@@ -93,6 +94,8 @@ class _VisionBackbone(Extractor):
 class HFImageExtractor(_VisionBackbone):
     """Image embedding [D] or patch tokens [P, D] from a local CLIP / SigLIP / ViT / DINOv2 folder."""
 
+    example = Example("face_image", dim=32, model=("vision", "vit"))
+
     kind = "image"
 
     class Options(_VisionOptions):
@@ -127,6 +130,8 @@ class HFImageExtractor(_VisionBackbone):
 @EXTRACTORS.register("hf_video")
 class HFVideoExtractor(_VisionBackbone):
     """Per-frame image embeddings [T, D] of a video file, frames sampled at `fps`."""
+
+    example = Example("face_video", dim=32, model=("vision", "vit"))
 
     kind = "video"
     packages: ClassVar[tuple[str, ...]] = (*_VisionBackbone.packages, "av")

