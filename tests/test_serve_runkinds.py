@@ -36,7 +36,7 @@ class ShoutPredictor(RunPredictor):
         self.extractors = {}
 
     @classmethod
-    def load(cls, run_dir: Path, which: str = "best") -> ShoutPredictor:
+    def load(cls, run_dir: Path, which: str = "best", device: str = "cpu") -> ShoutPredictor:
         return cls(Path(run_dir))
 
     @property

@@ -1,7 +1,7 @@
 """Run kinds: the one registry that says what a run folder is and which code trains, loads and shows it.
 
 A kind is a name, a ``detect(run_dir) -> bool`` test, and the callables that serve it:
-``load_predictor(run_dir, which) -> RunPredictor`` (``affectfusion predict``, the REST API),
+``load_predictor(run_dir, which, device) -> RunPredictor`` (``affectfusion predict``, the REST API),
 ``dashboard_backend(run_dir) -> Backend`` (the dashboard) and ``train`` (the recipe that writes it).
 The built-in kinds name their callables as ``"module:attr"`` strings, resolved with importlib only
 when used, so importing this module is cheap and
@@ -28,7 +28,7 @@ class RunKind:
 
     name: str
     detect: Target  # (run_dir: Path) -> bool; may raise AffectFusionError for a half-written run
-    load_predictor: Target  # (run_dir, which="best") -> serve.base.RunPredictor
+    load_predictor: Target  # (run_dir, which="best", device="cpu") -> serve.base.RunPredictor
     dashboard_backend: Target  # (run_dir) -> serve.dashboard.backends.Backend
     train: Target | None = None  # (config, overrides, out, overwrite) -> run dir: the recipe that writes it
     description: str = ""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from affectfusion.cli.common import console, err_console
+from affectfusion.cli.common import DeviceOption, console, err_console
 from affectfusion.errors import AffectFusionError
 from affectfusion.inputs import INPUTS  # the input table: no heavy imports
 from affectfusion.serve.inputs import InputLimits
@@ -52,6 +52,7 @@ def predict_command(
         typer.Option(help="Raise or lower a limit on one input's work, NAME=VALUE (e.g. max_audio_seconds=600)"),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar for --batch")] = True,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Predict with a trained run from raw media or features, for any subset of its modalities.
 
@@ -76,7 +77,7 @@ def predict_command(
     if batch is None and not single:
         raise AffectFusionError("nothing to predict: give --text/--audio/--image/--video/--eeg/--features or --batch")
     limits = InputLimits.parse(limit)  # a mistyped limit is a one-line error before the model loads
-    predictor = load_predictor(run)  # a trained run, a specialists folder or a vision-language run
+    predictor = load_predictor(run, device=device)  # a fusion run, a specialists folder or a VLM run
     predictor.limits = limits
     if batch is not None:
         df = predict_table(predictor, batch, progress=progress)
@@ -163,6 +164,7 @@ def api_command(
     request_timeout: Annotated[float, typer.Option(help="Seconds a request waits for the model before a 503")] = 60,
     idle_timeout: Annotated[float, typer.Option(help="Seconds of client silence before it is cut off (408)")] = 30,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    device: DeviceOption = "cpu",
 ) -> None:
     """REST API: GET /health, GET /info, POST /predict, /predict/batch, /predict/batch/files; docs at /docs."""
     # deferred: the web stack loads only when serving
@@ -175,7 +177,7 @@ def api_command(
     if max_upload_mb <= 0 or max_batch < 1:
         raise AffectFusionError("--max-upload-mb must be > 0 and --max-batch >= 1")
     limits = InputLimits.parse(limit)
-    predictor = load_predictor(run)  # a wrong folder is a one-line error here, before uvicorn starts
+    predictor = load_predictor(run, device=device)  # a wrong folder is a one-line error before uvicorn starts
     app = create_app(
         predictor,
         max_upload_mb=max_upload_mb,
@@ -199,13 +201,14 @@ def dashboard_command(
     run: RunArg,
     host: Annotated[str, typer.Option(help="Interface to bind (default: loopback only)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8501,
+    device: DeviceOption = "cpu",
 ) -> None:
     """Web dashboard: single input, batch with CSV export, model documentation."""
     # deferred: streamlit loads only when serving
     from affectfusion.serve.dashboard import launch
 
     _check_bind(host, port)
-    launch(run, host, port)
+    launch(run, host, port, device)
 
 
 serve_app = typer.Typer(help="Serve a trained run: REST API or web dashboard.", no_args_is_help=True)

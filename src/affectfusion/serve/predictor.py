@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from affectfusion.data.types import MultimodalDataset, Sample, Signal
+from affectfusion.device import resolve_device
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract import ExtractionError, Extractor, build_extractor, extract_inputs
 from affectfusion.inputs import KIND_HINTS
@@ -41,33 +42,34 @@ __all__ = ["Prediction", "Predictor", "RunPredictor", "load_predictor"]
 class Predictor(RunPredictor):
     """A trained run, loaded once, that predicts for any subset of its modalities."""
 
-    def __init__(self, run: LoadedRun, which: str = "best") -> None:
+    def __init__(self, run: LoadedRun, which: str = "best", device: str = "cpu") -> None:
         from affectfusion.training.trainer import load_model  # torch: loaded with a run, not on import
 
         start = time.perf_counter()
         self.run = run
-        self.model = load_model(run, which)
+        self.device = str(resolve_device(device, "--device"))
+        self.model = load_model(run, which, device=self.device)
         self.modalities = list(run.modalities)
         self.extractors: dict[str, Extractor] = {}
         for m in self.modalities:
             component = run.config.data.extract.get(m)
             if component is not None:
                 self.extractors[m] = build_extractor(
-                    component.name, component.options, f"{run.paths.config}: data.extract.{m}.options"
+                    component.name, component.options, f"{run.paths.config}: data.extract.{m}.options", self.device
                 )
         for ex in self.extractors.values():
             ex.ensure_ready()
         self.load_seconds = time.perf_counter() - start
 
     @classmethod
-    def load(cls, run_dir: str | Path, which: str = "best") -> Predictor:
+    def load(cls, run_dir: str | Path, which: str = "best", device: str = "cpu") -> Predictor:
         kind = run_kind_of(run_dir)
         if kind.name != "fusion":
             raise AffectFusionError(
                 f"{run_dir} is a {kind.name} run ({kind.description}): load it with "
                 "affectfusion.serve.predictor.load_predictor, which serves every kind of run"
             )
-        return cls(read_run(run_dir), which)
+        return cls(read_run(run_dir), which, device)
 
     @property
     def name(self) -> str:
@@ -251,12 +253,13 @@ class Predictor(RunPredictor):
                 res.modality_weights = {m: float(w) for m, w in zip(self.modalities, weights[i], strict=True)}
 
 
-def load_predictor(run_dir: str | Path, which: str = "best") -> RunPredictor:
+def load_predictor(run_dir: str | Path, which: str = "best", device: str = "cpu") -> RunPredictor:
     """The predictor for any servable run folder, by its kind (:mod:`affectfusion.runkinds`): a fusion
     run, a P3 specialists output folder (specialists and fusion composed: raw inputs in, the fusion's
     predictions out), a P4 vision-language run (answers under ``generated``), or a registered plugin
-    kind. All offer the same methods and return :class:`Prediction` objects."""
-    return run_kind_of(run_dir).resolve("load_predictor")(Path(run_dir), which)
+    kind. All offer the same methods and return :class:`Prediction` objects. ``device``: ``cpu``,
+    ``auto``, ``cuda``, ``cuda:N`` or ``mps`` for the model and the run's model-based extractors."""
+    return run_kind_of(run_dir).resolve("load_predictor")(Path(run_dir), which, device)
 
 
 def _task_output(task: Any, preds: Any, i: int) -> dict[str, Any]:

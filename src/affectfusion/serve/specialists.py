@@ -41,11 +41,11 @@ class SpecialistsPredictor(RunPredictor):
     trained with modality dropout.
     """
 
-    def __init__(self, out: str | Path, which: str = "best") -> None:
+    def __init__(self, out: str | Path, which: str = "best", device: str = "cpu") -> None:
         start = time.perf_counter()
         self.root = Path(out)
         self.config = _read_config(self.root)
-        self.fusion = Predictor(read_run(self.root / "fusion"), which)
+        self.fusion = Predictor(read_run(self.root / "fusion"), which, device)
         self.modalities = list(self.fusion.modalities)
         # The embeddings were exported from each specialist's best checkpoint: always use that one.
         self.specialists: dict[str, Predictor] = {}
@@ -53,7 +53,7 @@ class SpecialistsPredictor(RunPredictor):
             run_dir = self.root / "specialists" / m
             if not run_dir.is_dir():
                 raise AffectFusionError(f"{run_dir}: missing; the fusion of {self.root} reads a {m} specialist")
-            spec = Predictor(read_run(run_dir), "best")
+            spec = Predictor(read_run(run_dir), "best", device)
             if spec.modalities != [m]:
                 raise AffectFusionError(
                     f"{run_dir}: expected a specialist of modality {m!r}, found a model of {', '.join(spec.modalities)}"
@@ -72,9 +72,9 @@ class SpecialistsPredictor(RunPredictor):
         self.load_seconds = time.perf_counter() - start
 
     @classmethod
-    def load(cls, out: str | Path, which: str = "best") -> SpecialistsPredictor:
+    def load(cls, out: str | Path, which: str = "best", device: str = "cpu") -> SpecialistsPredictor:
         """``which`` picks the fusion checkpoint; the specialists are always their best (as exported)."""
-        return cls(out, which)
+        return cls(out, which, device)
 
     # -- what the run accepts -------------------------------------------------------------------
 

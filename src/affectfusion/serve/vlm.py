@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from affectfusion.device import resolve_device
 from affectfusion.errors import AffectFusionError
 from affectfusion.inputs import KIND_HINTS
 from affectfusion.serve.base import Prediction, RunPredictor, check_ids, route_input
@@ -79,7 +80,7 @@ class VLMRunPredictor(RunPredictor):
         self.load_seconds = load_seconds
 
     @classmethod
-    def load(cls, run_dir: str | Path, which: str = "best") -> VLMRunPredictor:
+    def load(cls, run_dir: str | Path, which: str = "best", device: str = "cpu") -> VLMRunPredictor:
         """Load the base model named in the run's config and the run's LoRA adapter.
 
         A VLM run saves one adapter (at the end of training), so ``best`` and ``last`` are the same.
@@ -94,6 +95,7 @@ class VLMRunPredictor(RunPredictor):
             ) from None
         start = time.perf_counter()
         vlm = VLMPredictor.load(run_dir)
+        vlm.model.to(resolve_device(device, "--device"))
         return cls(run_dir, vlm, time.perf_counter() - start)
 
     # -- what the run accepts -------------------------------------------------------------------

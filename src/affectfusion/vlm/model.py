@@ -210,10 +210,11 @@ def training_batch(
 
 def generation_inputs(processor: Any, model: Any, images: Sequence[np.ndarray], prompt: str) -> dict[str, torch.Tensor]:
     prefix = torch.tensor([prompt_ids(processor, prompt)] * len(images), dtype=torch.long)
+    device = next(model.parameters()).device  # the inputs follow the model (CPU or GPU)
     return {
-        "pixel_values": pixel_values(processor, images, model),
-        "input_ids": prefix,
-        "attention_mask": torch.ones_like(prefix),
+        "pixel_values": pixel_values(processor, images, model).to(device),
+        "input_ids": prefix.to(device),
+        "attention_mask": torch.ones_like(prefix).to(device),
     }
 
 

@@ -21,6 +21,7 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.runkinds import run_kind_of
 
 APP_FILE = Path(__file__).with_name("app.py")
+DEVICE_ENV = "AFFECTFUSION_DEVICE"  # where the Streamlit process loads the model (set by launch)
 MAX_UPLOAD_MB = 50  # P4's limit; Streamlit refuses larger uploads before the app sees them
 
 # -- launching ------------------------------------------------------------------------------------
@@ -59,11 +60,11 @@ def streamlit_command(run_dir: Path, host: str = "127.0.0.1", port: int = 8501) 
     ]
 
 
-def launch(run_dir: Path, host: str = "127.0.0.1", port: int = 8501) -> None:
+def launch(run_dir: Path, host: str = "127.0.0.1", port: int = 8501, device: str = "cpu") -> None:
     """Serve the dashboard for ``run_dir`` until interrupted; Ctrl-C or SIGTERM stops Streamlit too."""
     run_kind_of(run_dir)  # a wrong folder is a one-line error here, not a page of Streamlit output
     _check_port(host, port)
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", DEVICE_ENV: device}
     proc = subprocess.Popen(streamlit_command(run_dir, host, port), env=env)
     stopped = False
 

@@ -11,6 +11,7 @@ face libraries at module level.
 
 from __future__ import annotations
 
+import os
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from affectfusion.inputs import INPUTS, SLOT_ORDER
 from affectfusion.rundir import RunPaths
 from affectfusion.runkinds import run_kind_of
 from affectfusion.serve.base import run_metrics
+from affectfusion.serve.dashboard import DEVICE_ENV
 from affectfusion.serve.dashboard.faces import FacePreview, face_preview
 from affectfusion.serve.dashboard.usage import predictor_usage
 from affectfusion.serve.inputs import InputLimits, InputRejected
@@ -210,7 +212,7 @@ class PredictorBackend(Backend):
         if predictor is None:
             from affectfusion.serve.predictor import load_predictor  # loads torch: only when a run is opened
 
-            predictor = load_predictor(self.run_dir)
+            predictor = load_predictor(self.run_dir, device=os.environ.get(DEVICE_ENV, "cpu"))
         self.predictor = predictor
         self.results_dir = Path(self.predictor.results_dir).resolve()
 
