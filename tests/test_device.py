@@ -98,3 +98,17 @@ def test_cgroup_quota(tmp_path: Path) -> None:
     (tmp_path / "cpu/cpu.cfs_period_us").write_text("100000")
     assert threads_mod._cgroup_quota(tmp_path) == 3.0
     assert threads_mod.cpu_budget() >= 1
+
+
+def test_predict_and_serve_take_a_device(trained_features_run: Path, capsys, monkeypatch) -> None:
+    """``predict``/``serve`` load the model on the device asked for; an absent GPU is one line, no traceback."""
+    from affectfusion.serve.predictor import load_predictor
+    from tests.helpers import run_cli
+
+    predictor = load_predictor(trained_features_run, device="auto")
+    assert next(predictor.model.parameters()).device.type == resolve_device("auto").type
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, _, err = run_cli(
+        ["predict", str(trained_features_run), "--text", "hi", "--device", "cuda"], capsys, monkeypatch
+    )
+    assert code == 2 and "--device is 'cuda'" in err and "Traceback" not in err
