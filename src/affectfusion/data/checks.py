@@ -315,6 +315,19 @@ def check_data(cfg: RunConfig, splits: Sequence[str] | None = None) -> dict[str,
     return {"adapter": cfg.data.adapter, "root": None if root is None else str(root), **report}
 
 
+def guard_leakage(cfg: RunConfig) -> dict[str, Any]:
+    """The data check ``train`` runs first: leaking splits are an error unless ``data.allow_leakage``."""
+    report = check_data(cfg)
+    report["allowed_leakage"] = report["leaking"] and cfg.data.allow_leakage
+    if report["leaking"] and not cfg.data.allow_leakage:
+        more = f" and {len(report['leaks']) - 1} more" if len(report["leaks"]) > 1 else ""
+        raise AffectFusionError(
+            f"{cfg.name}: the data splits leak ({report['leaks'][0]}{more}); see `affectfusion check-data`, "
+            "or train anyway with --allow-leakage (set data.allow_leakage: true)"
+        )
+    return report
+
+
 def check_markdown(report: dict[str, Any]) -> str:
     """The check as a short markdown section (also embedded in the run report)."""
     sizes = ", ".join(f"{k} {v}" for k, v in report["splits"].items())

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 import affectfusion
 from affectfusion.config import RunConfig, validate
+from affectfusion.data.checks import guard_leakage
 from affectfusion.data.tasks import (
     TargetScaler,
     balanced_class_weights,
@@ -185,6 +186,7 @@ class Trainer:
     def fit(self, overwrite: bool = False) -> dict[str, Any]:
         cfg, paths = self.cfg, self.paths
         resume = self._check_run_dir(overwrite)
+        data_check = guard_leakage(cfg)  # refuses leaking splits before any work (issue #13)
         torch.manual_seed(cfg.train.seed)
         np.random.seed(cfg.train.seed % 2**32)
         train_ds, val_ds = self._prepare_data()
@@ -216,6 +218,7 @@ class Trainer:
                     f.unlink()
             paths.root.mkdir(parents=True, exist_ok=True)
             write_json(paths.meta, meta)
+            write_json(paths.data_check, data_check)
             write_text(paths.config, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         loss_fn = MultiTaskLoss(
             cfg.tasks,
