@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from affectfusion.analysis.analyze import analyze_run
 from affectfusion.analysis.attribution import attribution_by_class, batch_shapley, dataset_shapley, shapley_values
 from affectfusion.data import load_dataset
 from affectfusion.rundir import read_run
@@ -80,3 +82,15 @@ def test_model_shapley_sums_and_ranks_noise_last(noise_run: Path) -> None:
     by_class = attribution_by_class(phi_all, predicted, task.classes)
     assert list(by_class["class"])[-1] == "all" and by_class["n"].iloc[-1] == len(ds)
     assert set(by_class.columns) == {"class", "n", "text", "audio", "noise"}
+
+
+def test_analyze_aggregates_attribution_per_class(noise_run: Path) -> None:
+    summary = analyze_run(noise_run, methods="pca")
+    out = Path(summary["out_dir"])
+    saved = json.loads((out / "attribution.json").read_text())
+    assert saved["exact"] and saved["modalities"] == ["audio", "noise", "text"]
+    assert min(saved["mean_abs"], key=saved["mean_abs"].get) == "noise"
+    assert (out / "attribution.png").is_file()
+    page = (out / "report.html").read_text()
+    assert "Modality attribution (Shapley)" in page and 'src="../../analysis/test/attribution.png"' in page
+    assert "<h2>Data check</h2>" in page

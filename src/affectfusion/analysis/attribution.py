@@ -20,7 +20,10 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -28,6 +31,8 @@ import torch
 from affectfusion.config import TaskConfig
 from affectfusion.data.tasks import TargetScaler
 from affectfusion.data.types import Batch, MultimodalDataset
+from affectfusion.evaluation.plots import save_figure  # also selects the headless Agg backend
+from affectfusion.io import write_json
 from affectfusion.models.model import MultimodalModel
 from affectfusion.training.predict import make_loader
 
@@ -159,3 +164,44 @@ def attribution_by_class(phi: dict[str, np.ndarray], predicted: np.ndarray, clas
             rows.append({"class": c, "n": int(keep.sum()), **{m: float(x[keep].mean()) for m, x in phi.items()}})
     rows.append({"class": "all", "n": len(predicted), **{m: float(x.mean()) for m, x in phi.items()}})
     return pd.DataFrame(rows)
+
+
+def plot_attribution(by_class: pd.DataFrame, path: Path, title: str) -> Path:
+    """Grouped bars: mean Shapley value of each modality per predicted class."""
+    mods = [c for c in by_class.columns if c not in ("class", "n")]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(by_class) * max(1, len(mods)) / 2), 3.5))
+    width = 0.8 / max(1, len(mods))
+    x = np.arange(len(by_class))
+    for i, m in enumerate(mods):
+        ax.bar(x + i * width - 0.4 + width / 2, by_class[m], width, label=m)
+    ax.axhline(0, c="grey", lw=0.8)
+    ax.set_xticks(x, [f"{c}\n(n = {n})" for c, n in zip(by_class["class"], by_class["n"], strict=True)], fontsize=8)
+    ax.set(ylabel="mean Shapley value", title=title)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def write_attribution(
+    model: MultimodalModel,
+    dataset: MultimodalDataset,
+    task: TaskConfig,
+    out: Path,
+    split: str,
+    title: str,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Shapley values of every sample, aggregated per predicted class: ``attribution.json`` and
+    ``attribution.png`` in ``out`` (the analysis folder); returns the JSON content."""
+    phi, predicted = dataset_shapley(model, dataset, task, seed=seed)
+    by_class = attribution_by_class(phi, predicted, task.classes or [])
+    summary = {
+        "split": split,
+        "task": task.name,
+        "modalities": list(phi),
+        "exact": len(phi) <= MAX_EXACT,
+        "by_class": by_class.to_dict("records"),
+        "mean_abs": {m: float(np.abs(x).mean()) for m, x in phi.items()},
+    }
+    write_json(out / "attribution.json", summary)
+    plot_attribution(by_class, out / "attribution.png", title)
+    return summary

@@ -8,6 +8,8 @@ file means the section is absent, never an error.
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +164,14 @@ def trust_markdown(run_dir: Path, embedded: set[str]) -> list[str]:
     )
 
 
-def trust_html(run_dir: Path) -> str:
-    """The same sections as an HTML fragment (images linked relative to the run folder)."""
+def trust_html(run_dir: Path, page_dir: Path | None = None) -> str:
+    """The same sections as an HTML fragment; images are linked relative to ``page_dir`` (the folder of
+    the HTML page that embeds it; default the run folder)."""
     text = "\n".join(trust_markdown(run_dir, set()))
-    return markdown_it.MarkdownIt("js-default").render(text) if text else ""  # raw HTML in names is escaped
+    if not text:
+        return ""
+    fragment = markdown_it.MarkdownIt("js-default").render(text)  # raw HTML in names is escaped
+    if page_dir is None:
+        return fragment
+    rel = os.path.relpath(Path(run_dir), Path(page_dir))
+    return re.sub(r'src="([^":]+)"', lambda m: f'src="{Path(rel) / m.group(1)}"', fragment)
