@@ -8,12 +8,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from affectfusion.analysis.explain import TrustLayer
+from affectfusion.data import load_dataset
 from affectfusion.data.label_maps import load_label_map, shipped_label_maps
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.report import write_run_report
 from affectfusion.evaluation.trust import calibrate_run, conformal_run, read_conformal, subgroups_run
 from affectfusion.evaluation.trust_report import trust_html
 from affectfusion.rundir import read_run
+from affectfusion.training.predict import predict
 from affectfusion.training.trainer import Trainer, load_model
 from tests.helpers import tiny_config
 
@@ -88,3 +91,26 @@ def test_label_maps() -> None:
     assert load_label_map("common7").map("surprised") == "surprise"
     with pytest.raises(AffectFusionError, match="neither a YAML file nor a shipped map"):
         load_label_map("common99")
+
+
+def test_trust_layer_adds_calibrated_probabilities_sets_and_attribution(run_dir: Path) -> None:
+    run = read_run(run_dir)
+    model = load_model(run)
+    calibrate_run(run, model)
+    conformal_run(run, model, 0.1, "test")
+    ds = load_dataset(run.config, "test", modalities=run.modalities)
+    preds = predict(model, ds, run.scalers)
+    extras = TrustLayer(run).outputs(model, ds, preds, explain=True)
+    assert len(extras) == len(ds)
+    classes = run.config.tasks[0].classes
+    for i, e in enumerate(extras[:20]):
+        out = e["label"]
+        assert sum(out["calibrated_probabilities"].values()) == pytest.approx(1.0)
+        predicted = classes[int(preds.pred["label"][i])]
+        assert max(out["calibrated_probabilities"], key=out["calibrated_probabilities"].get) == predicted
+        assert predicted in out["prediction_set"]["classes"] and out["prediction_set"]["coverage"] == 0.9
+        a = out["attribution"]
+        assert set(a["values"]) == set(run.modalities) and a["exact"]
+        assert sum(a["values"].values()) == pytest.approx(a["output"] - a["base"], abs=1e-5)
+        missing = set(run.modalities) - set(ds.samples[i].features)
+        assert all(a["values"][m] == 0.0 for m in missing)  # a modality the sample lacks contributes nothing
