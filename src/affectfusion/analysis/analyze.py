@@ -111,7 +111,7 @@ def _analyze(
     progress.remove_task(step)
     failures = analyze_failures(preds, task, present, unimodal)
     if len(model.modalities) > 1:  # modality attribution per class (Shapley over subsets, issue #13)
-        write_attribution(model, dataset, task, out, split, f"{name}: modality attribution ({split})")
+        write_attribution(model, dataset, task, run.paths, split, f"{name}: modality attribution ({split})")
     header = {
         "run": str(run.paths.root),
         "name": name,

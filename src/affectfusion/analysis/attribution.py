@@ -34,6 +34,7 @@ from affectfusion.data.types import Batch, MultimodalDataset
 from affectfusion.evaluation.plots import save_figure  # also selects the headless Agg backend
 from affectfusion.io import write_json
 from affectfusion.models.model import MultimodalModel
+from affectfusion.rundir import RunPaths
 from affectfusion.training.predict import make_loader
 
 MAX_EXACT = 6
@@ -185,13 +186,13 @@ def write_attribution(
     model: MultimodalModel,
     dataset: MultimodalDataset,
     task: TaskConfig,
-    out: Path,
+    paths: RunPaths,
     split: str,
     title: str,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Shapley values of every sample, aggregated per predicted class: ``attribution.json`` and
-    ``attribution.png`` in ``out`` (the analysis folder); returns the JSON content."""
+    """Shapley values of every sample, aggregated per predicted class: the run's attribution JSON and
+    bar chart for ``split`` (in its analysis folder); returns the JSON content."""
     phi, predicted = dataset_shapley(model, dataset, task, seed=seed)
     by_class = attribution_by_class(phi, predicted, task.classes or [])
     summary = {
@@ -202,6 +203,6 @@ def write_attribution(
         "by_class": by_class.to_dict("records"),
         "mean_abs": {m: float(np.abs(x).mean()) for m, x in phi.items()},
     }
-    write_json(out / "attribution.json", summary)
-    plot_attribution(by_class, out / "attribution.png", title)
+    write_json(paths.attribution(split), summary)
+    plot_attribution(by_class, paths.attribution_plot(split), title)
     return summary

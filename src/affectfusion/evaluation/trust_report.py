@@ -63,7 +63,7 @@ def calibration_section(paths: RunPaths, embedded: set[str]) -> list[str]:
 
 
 def conformal_section(paths: RunPaths) -> list[str]:
-    files = sorted(paths.root.glob("eval/*/conformal.json"))
+    files = [paths.coverage(n) for n in paths.eval_names() if paths.coverage(n).is_file()]
     lines = ["", "## Conformal prediction"] if files else []
     for f in files:
         saved = read_json(f)
@@ -82,7 +82,7 @@ def conformal_section(paths: RunPaths) -> list[str]:
 
 
 def subgroup_section(paths: RunPaths) -> list[str]:
-    files = sorted(paths.root.glob("eval/*/subgroups.json"))
+    files = [paths.subgroup_gaps(n) for n in paths.eval_names() if paths.subgroup_gaps(n).is_file()]
     lines = ["", "## Subgroups"] if files else []
     for f in files:
         saved = read_json(f)
@@ -110,7 +110,7 @@ def subgroup_section(paths: RunPaths) -> list[str]:
 
 
 def cross_corpus_section(paths: RunPaths) -> list[str]:
-    files = sorted(paths.root.glob("eval/*/cross_corpus.json"))
+    files = [paths.cross_corpus(n) for n in paths.eval_names() if paths.cross_corpus(n).is_file()]
     lines = ["", "## Cross-corpus evaluation"] if files else []
     for f in files:
         r = read_json(f)
@@ -131,7 +131,7 @@ def cross_corpus_section(paths: RunPaths) -> list[str]:
 
 
 def attribution_section(paths: RunPaths, embedded: set[str]) -> list[str]:
-    files = sorted(paths.root.glob("analysis/*/attribution.json"))
+    files = [paths.attribution(n) for n in paths.analysis_names() if paths.attribution(n).is_file()]
     lines = ["", "## Modality attribution (Shapley)"] if files else []
     for f in files:
         saved = read_json(f)
@@ -143,7 +143,7 @@ def attribution_section(paths: RunPaths, embedded: set[str]) -> list[str]:
             "",
         ]
         lines += _table(["class", "n", *mods], [[r["class"], r["n"], *(r[m] for m in mods)] for r in saved["by_class"]])
-        image = f.parent / "attribution.png"
+        image = paths.attribution_plot(saved["split"])
         if image.is_file():
             rel = str(image.relative_to(paths.root))
             embedded.add(rel)
