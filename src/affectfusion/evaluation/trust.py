@@ -8,6 +8,7 @@ says; the run report picks them up (:mod:`affectfusion.evaluation.trust_report`)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,8 +24,8 @@ from affectfusion.rundir import LoadedRun, RunPaths
 from affectfusion.training.predict import Predictions, predict
 
 
-def run_predictions(run: LoadedRun, model: MultimodalModel, split: str) -> Predictions:
-    ds = load_dataset(run.config, split, modalities=run.modalities)
+def run_predictions(run: LoadedRun, model: MultimodalModel, split: str, root: str | Path | None = None) -> Predictions:
+    ds = load_dataset(run.config, split, root=root, modalities=run.modalities)
     return predict(model, ds, run.scalers)
 
 
@@ -60,13 +61,21 @@ def calibrate_run(run: LoadedRun, model: MultimodalModel) -> dict[str, Any]:
 
 
 def conformal_run(
-    run: LoadedRun, model: MultimodalModel, alpha: float, split: str, lam: float = 0.0, k_reg: int = 0, seed: int = 0
+    run: LoadedRun,
+    model: MultimodalModel,
+    alpha: float,
+    split: str,
+    lam: float = 0.0,
+    k_reg: int = 0,
+    seed: int = 0,
+    root: str | Path | None = None,
 ) -> dict[str, Any]:
     """Calibrate split conformal per task on the validation split (temperature-scaled probabilities if
     the run is calibrated) and measure coverage and set size / width on ``split``."""
     temperatures = calibration.read_temperatures(run.paths)
     val = run_predictions(run, model, run.config.data.val_split)
-    test = val if split == run.config.data.val_split else run_predictions(run, model, split)
+    same = split == run.config.data.val_split and root is None
+    test = val if same else run_predictions(run, model, split, root)
     fitted, scores = {}, {}
     for t in run.config.tasks:
         (cal_pred, cal_y, _), (test_pred, test_y, _) = _labelled(val, t.name), _labelled(test, t.name)
@@ -102,9 +111,10 @@ def subgroups_run(
     columns: Sequence[str],
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
+    root: str | Path | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Every metric of every task per subgroup of each column on ``split``; writes CSV and gaps JSON."""
-    preds = run_predictions(run, model, split)
+    preds = run_predictions(run, model, split, root)
     table, gaps = subgroup_report(preds, run.config.tasks, columns, n_resamples, seed)
     write_csv(table, run.paths.subgroups(split))
     write_json(run.paths.subgroup_gaps(split), {"split": split, "columns": list(columns), "gaps": gaps})
