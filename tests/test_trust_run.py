@@ -11,10 +11,11 @@ import pytest
 from affectfusion.analysis.explain import TrustLayer
 from affectfusion.data.label_maps import load_label_map, shipped_label_maps
 from affectfusion.errors import AffectFusionError
+from affectfusion.evaluation.conformal import read_conformal
 from affectfusion.evaluation.report import write_run_report
-from affectfusion.evaluation.trust import calibrate_run, conformal_run, read_conformal, subgroups_run
 from affectfusion.evaluation.trust_report import trust_html
 from affectfusion.pipeline import load_dataset
+from affectfusion.recipes.trust import calibrate_run, conformal_run, subgroups_run
 from affectfusion.rundir import read_run
 from affectfusion.training.predict import predict
 from affectfusion.training.trainer import Trainer, load_model

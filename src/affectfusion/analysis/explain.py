@@ -15,8 +15,7 @@ import numpy as np
 from affectfusion.analysis.attribution import MAX_EXACT, batch_shapley
 from affectfusion.data.types import MultimodalDataset
 from affectfusion.evaluation.calibration import apply_temperature, read_temperatures
-from affectfusion.evaluation.conformal import Conformal
-from affectfusion.evaluation.trust import read_conformal
+from affectfusion.evaluation.conformal import Conformal, read_conformal
 from affectfusion.models.model import MultimodalModel
 from affectfusion.rundir import LoadedRun
 from affectfusion.training.predict import Predictions, make_loader

@@ -40,8 +40,8 @@ def calibrate_command(
 ) -> None:
     """Fit temperature scaling on the validation split (never the test split); stores it in the run
     (the Predictor, API and dashboard apply it) and reports ECE, MCE, Brier before and after."""
-    from affectfusion.evaluation.report import write_run_report
-    from affectfusion.evaluation.trust import calibrate_run
+    from affectfusion.evaluation.report import write_run_report  # torch, matplotlib: only when calibrating
+    from affectfusion.recipes.trust import calibrate_run
     from affectfusion.rundir import read_run, run_dirs, run_lock
     from affectfusion.training.trainer import load_model
 
@@ -70,7 +70,7 @@ def calibrate_command(
 
 def trust_tests(run: Any, split: str, data: Path | None, conformal: float | None, by: str | None) -> None:
     """``test --conformal`` / ``--by`` for one run (after its metrics were written)."""
-    from affectfusion.evaluation.trust import conformal_run, subgroups_run
+    from affectfusion.recipes.trust import conformal_run, subgroups_run  # torch: only when --conformal or --by is given
     from affectfusion.training.trainer import load_model
 
     model = load_model(run)
@@ -111,8 +111,8 @@ def trust_tests(run: Any, split: str, data: Path | None, conformal: float | None
 
 def cross_corpus_test(run: Any, data: Path, split: str, label_map: str, adapter: str | None) -> None:
     """``test --data OTHER --label-map MAP``: score the run on another corpus through a label map."""
-    from affectfusion.data.label_maps import load_label_map
-    from affectfusion.evaluation.cross_corpus import cross_corpus_eval
+    from affectfusion.data.label_maps import load_label_map  # yaml maps and torch: only for cross-corpus tests
+    from affectfusion.recipes.cross_corpus import cross_corpus_eval
 
     out = run.paths.cross_corpus(f"{Path(data).resolve().name}_{split}")
     r = cross_corpus_eval(run, data, load_label_map(label_map), split, adapter, out)

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from affectfusion.errors import AffectFusionError
+from affectfusion.io import read_json
+from affectfusion.rundir import RunPaths
 
 
 def conformal_quantile(scores: np.ndarray, alpha: float) -> float:
@@ -175,3 +177,13 @@ def evaluate(conf: Conformal, pred: np.ndarray, y: np.ndarray, seed: int = 0) ->
         out["coverage"] = float(((iv["low"] <= y) & (y <= iv["high"])).mean())
         out["mean_width"] = float(np.mean(iv["high"] - iv["low"]))
     return out
+
+
+def read_conformal(paths: RunPaths) -> dict[str, Conformal]:
+    """Task -> calibrated conformal predictor ({} if ``test --conformal`` never ran)."""
+    if not paths.conformal.is_file():
+        return {}
+    try:
+        return {t: Conformal.from_dict(d) for t, d in read_json(paths.conformal)["tasks"].items()}
+    except (KeyError, TypeError):
+        raise AffectFusionError(f"{paths.conformal}: expected tasks.<task> conformal entries") from None

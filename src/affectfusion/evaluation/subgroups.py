@@ -10,7 +10,7 @@ best and the worst group's value of each metric, over groups with at least ``min
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -24,13 +24,24 @@ from affectfusion.evaluation.metrics import (
     REGRESSION_SCALARS,
     task_metrics,
 )
-from affectfusion.training.predict import Predictions
 
 N_RESAMPLES = 200
 MIN_N = 5
 
 
-def group_values(preds: Predictions, column: str) -> np.ndarray:
+class Scored(Protocol):
+    """What a breakdown needs of a set of predictions (``training.predict.Predictions`` has it)."""
+
+    ids: list[str]
+    groups: list[str | None]
+    metadata: list[dict[str, str]]
+    y_true: dict[str, np.ndarray]
+    pred: dict[str, np.ndarray]
+
+    def labelled(self, task: str) -> np.ndarray: ...
+
+
+def group_values(preds: Scored, column: str) -> np.ndarray:
     """Each sample's value of a metadata column ('group' = the sample's group id); '' if it has none."""
     if column == "group":
         return np.asarray(["" if g is None else str(g) for g in preds.groups], dtype=object)
@@ -66,7 +77,7 @@ def _bootstrap(
 
 
 def subgroup_metrics(
-    preds: Predictions,
+    preds: Scored,
     task: TaskConfig,
     column: str,
     n_resamples: int = N_RESAMPLES,
@@ -122,7 +133,7 @@ def worst_group_gaps(table: pd.DataFrame, min_n: int = MIN_N) -> dict[str, dict[
 
 
 def subgroup_report(
-    preds: Predictions,
+    preds: Scored,
     tasks: Sequence[TaskConfig],
     columns: Sequence[str],
     n_resamples: int = N_RESAMPLES,

@@ -19,7 +19,7 @@ from affectfusion.evaluation.compare import compare_runs
 from affectfusion.evaluation.metrics import resolve_monitor, saturation_warning
 from affectfusion.evaluation.report import write_run_report
 from affectfusion.io import read_json, read_jsonl, write_json
-from affectfusion.evaluation.trust import calibrate_run
+from affectfusion.recipes.trust import calibrate_run
 from affectfusion.rundir import RunPaths, read_run, run_lock
 from affectfusion.training.distributed import init_distributed
 from affectfusion.training.trainer import Trainer, load_model

@@ -1,5 +1,8 @@
 """Run-level trust evaluations: calibrate a run, conformal sets on a split, subgroup breakdowns.
 
+A recipe (above training and evaluation): it runs the model over the run's splits and hands the
+predictions to the pure functions of ``evaluation.calibration``, ``.conformal`` and ``.subgroups``.
+
 Each takes the loaded run and its model (the caller loads it: ``training.trainer.load_model``),
 fits only on the validation split, and writes its files where :class:`~affectfusion.rundir.RunPaths`
 says; the run report picks them up (:mod:`affectfusion.evaluation.trust_report`).
@@ -17,10 +20,10 @@ import pandas as pd
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation import calibration, conformal
 from affectfusion.evaluation.subgroups import N_RESAMPLES, subgroup_report
-from affectfusion.io import read_json, write_csv, write_json
+from affectfusion.io import write_csv, write_json
 from affectfusion.models.model import MultimodalModel
 from affectfusion.pipeline import load_dataset
-from affectfusion.rundir import LoadedRun, RunPaths
+from affectfusion.rundir import LoadedRun
 from affectfusion.training.predict import Predictions, predict
 
 
@@ -92,16 +95,6 @@ def conformal_run(
     result = {"alpha": alpha, "split": split, "calibrated_on": run.config.data.val_split, "tasks": scores}
     write_json(run.paths.coverage(split), result)
     return result
-
-
-def read_conformal(paths: RunPaths) -> dict[str, conformal.Conformal]:
-    """Task -> calibrated conformal predictor ({} if ``test --conformal`` never ran)."""
-    if not paths.conformal.is_file():
-        return {}
-    try:
-        return {t: conformal.Conformal.from_dict(d) for t, d in read_json(paths.conformal)["tasks"].items()}
-    except (KeyError, TypeError):
-        raise AffectFusionError(f"{paths.conformal}: expected tasks.<task> conformal entries") from None
 
 
 def subgroups_run(
