@@ -303,10 +303,10 @@ def check_data(cfg: RunConfig, splits: Sequence[str] | None = None) -> dict[str,
     """Load the config's splits (raw, before feature extraction) and check them."""
     adapter = build_adapter(cfg.data)
     root = Path(cfg.data.root).expanduser() if cfg.data.root is not None else None
-    if adapter.needs_root and (root is None or not root.exists()):
-        raise AffectFusionError(
-            f"data.root {cfg.data.root!r} does not exist; the {cfg.data.adapter!r} adapter reads a folder"
-        )
+    if adapter.needs_root and root is None:
+        raise AffectFusionError(f"data.root is not set; the {cfg.data.adapter!r} adapter reads a folder")
+    if root is not None and not root.exists():
+        raise AffectFusionError(f"data.root {str(root)!r} does not exist")
     names = list(
         splits or dict.fromkeys(s for s in (cfg.data.train_split, cfg.data.val_split, cfg.data.test_split) if s)
     )
