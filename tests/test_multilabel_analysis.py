@@ -9,11 +9,14 @@ import pytest
 from sklearn.metrics import f1_score
 
 from affectfusion.analysis.ablation import primary_metrics, run_ablation
+from affectfusion.analysis.analyze import analyze_run
 from affectfusion.analysis.multilabel_tests import label_set_bits, macro_f1, micro_f1
 from affectfusion.analysis.seed_report import aggregate_seeds
 from affectfusion.analysis.seeds import group_by_variant
 from affectfusion.recipes.fusion import train_seeds
-from tests.test_multilabel import multilabel_config, write_multilabel_folder
+from affectfusion.rundir import RunPaths
+from affectfusion.training.trainer import Trainer
+from tests.test_multilabel import CLASSES, multilabel_config, write_multilabel_folder
 
 
 def test_bitmask_metrics_match_sklearn() -> None:
@@ -60,3 +63,17 @@ def test_seed_significance_on_multilabel_variants(data: Path, tmp_path: Path) ->
     row = pairwise.set_index("metric").loc["micro_f1"]
     assert row["ci_low"] <= row["diff"] <= row["ci_high"] and 0 <= row["p_permutation"] <= 1
     assert "micro_f1" in (tmp_path / "agg" / "seeds.md").read_text()
+
+
+def test_analyze_a_multilabel_run(data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    Trainer(multilabel_config(data, {"train.epochs": 6}), run).fit()
+    summary = analyze_run(run)
+    assert summary["task"] == "emotions" and summary["split"] == "test" and summary["n"] == 150
+    errors = {e["label"]: e for e in summary["errors"]}
+    assert set(errors) == set(CLASSES) and all(e["missed"] <= e["support"] for e in errors.values())
+    attribution = summary["attribution_by_label"]
+    assert {r["label"] for r in attribution} <= set(CLASSES) and set(attribution[0]) == {"label", "n", "audio", "text"}
+    page = Path(summary["report"]).read_text()
+    assert "Modality attribution per label" in page and "micro F1" in page and "<h2>Calibration</h2>" not in page
+    assert RunPaths(run).multilabel_analysis("test").is_file()

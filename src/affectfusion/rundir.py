@@ -131,6 +131,10 @@ class RunPaths:
     def attribution_plot(self, split: str) -> Path:
         return self.analysis_dir(split) / "attribution.png"
 
+    def multilabel_analysis(self, split: str) -> Path:
+        """``analyze`` of a multi-label run: per-label errors and attribution."""
+        return self.analysis_dir(split) / "multilabel.json"
+
     def eval_names(self) -> list[str]:
         """Every folder under eval/ (splits, and cross-corpus evaluations that have no metrics.json)."""
         return sorted(p.name for p in (self.root / "eval").glob("*") if p.is_dir())

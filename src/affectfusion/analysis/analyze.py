@@ -23,6 +23,7 @@ from affectfusion.analysis.failures import (
     cross_variant_failures,
     failures_markdown,
 )
+from affectfusion.analysis.multilabel_analysis import analyze_multilabel, multilabel_task
 from affectfusion.analysis.perturb import keep_only
 from affectfusion.analysis.separability import (
     FUSED,
@@ -179,6 +180,9 @@ def analyze_run(
     projections (stratified, seeded). Returns the summary (scores, failures, paths).
     """
     path = Path(run_dir)
+    tasks = read_run(path).config.tasks
+    if not any(t.type == "classification" for t in tasks) and multilabel_task(tasks) is not None:
+        return analyze_multilabel(path, split, root)  # per-label errors and attribution instead of separability
     with _progress(console) as progress:
         return _analyze(path, path.resolve().name, split, root, cap, parse_methods(methods), seed, progress).summary
 
