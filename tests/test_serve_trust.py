@@ -5,7 +5,10 @@ dashboard (AppTest; the headless-browser test in test_serve_dashboard covers the
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,8 +18,10 @@ from affectfusion.recipes.trust import calibrate_run, conformal_run
 from affectfusion.rundir import read_run
 from affectfusion.serve import Predictor
 from affectfusion.serve.api import create_app
+from affectfusion.serve.dashboard import streamlit_command
 from affectfusion.training.trainer import load_model
 from tests.helpers import run_cli
+from tests.test_serve_dashboard import ARTIFACTS, CHROMEDRIVER, CHROMIUM, free_port, wait_healthy
 
 TEXT = "I feel wonderful and great today, love it"
 APP_SCRIPT = """
@@ -91,3 +96,49 @@ def test_dashboard_shows_calibrated_probabilities_set_and_attribution(trusted_ru
     headers = [h.value for h in at.subheader]
     assert any("(calibrated, T = " in h for h in headers) and "emotion: modality attribution" in headers
     assert any("prediction set" in m.value for m in at.markdown)
+
+
+def test_dashboard_trust_in_headless_chromium(trusted_run: Path, tmp_path: Path) -> None:
+    """The real page: after an analysis it shows the prediction set, the calibrated probabilities and a
+    bar per modality (the attribution chart is drawn by Vega in the browser)."""
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("needs chromium and chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    port, log = free_port(), tmp_path / "streamlit.log"
+    with log.open("w") as log_file:
+        proc = subprocess.Popen(streamlit_command(trusted_run, port=port), stdout=log_file, stderr=subprocess.STDOUT)
+    driver = None
+    try:
+        wait_healthy(proc, port, log)
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,3000"):
+            options.add_argument(arg)
+        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+        wait = WebDriverWait(driver, 90)
+
+        def css(selector: str) -> Any:
+            return wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, selector)))
+
+        driver.get(f"http://127.0.0.1:{port}/")
+        css(".st-key-metrics")
+        css(".st-key-in_text textarea").send_keys(TEXT)
+        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "[data-testid=stFormSubmitButton] button"))).click()
+        expected = Predictor.load(trusted_run).predict_one({"text": TEXT}, explain=True).tasks["emotion"]
+        shown_set = css(".st-key-prediction_set").text
+        assert "prediction set" in shown_set and expected["label"] in shown_set and "80% coverage" in shown_set
+        css(".st-key-attribution_emotion canvas, .st-key-attribution_emotion svg")
+        headers = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "h3")]
+        assert any("(calibrated, T = " in h for h in headers), headers
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "analyse_trust.png"))
+    finally:
+        if driver is not None:
+            driver.quit()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
