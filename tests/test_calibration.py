@@ -64,3 +64,13 @@ def test_multilabel_is_scored_per_entry() -> None:
     y = np.array([[1, 0], [0, 0]])
     assert brier(proba, y) == pytest.approx(np.mean([0.04, 0.04, 0.64, 0.04]))
     assert set(calibration_scores(proba, y)) == {"ece", "mce", "brier"}
+
+
+def test_a_split_without_errors_puts_the_temperature_at_its_bound() -> None:
+    from affectfusion.config import TaskConfig
+    from affectfusion.evaluation.calibration import task_calibration
+
+    proba = np.array([[0.6, 0.4], [0.3, 0.7]] * 10)
+    y = np.array([0, 1] * 10)  # every prediction right: the NLL falls as T -> 0
+    entry, _ = task_calibration(TaskConfig(name="t", type="classification", classes=["a", "b"]), (proba, y), {})
+    assert entry["temperature"] < 0.06 and "search bound" in entry["note"]

@@ -34,6 +34,7 @@ from affectfusion.io import read_json
 from affectfusion.rundir import RunPaths
 
 N_BINS = 15
+T_MIN, T_MAX = 0.05, 20.0  # temperatures searched; one at a bound means the split could not pin it down
 _EPS = 1e-12
 
 
@@ -114,7 +115,7 @@ def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
     def loss(log_t: float) -> float:
         return float(-np.mean(log_softmax(logits / np.exp(log_t), axis=1)[rows, y]))
 
-    res = minimize_scalar(loss, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    res = minimize_scalar(loss, bounds=(np.log(T_MIN), np.log(T_MAX)), method="bounded")
     return float(np.exp(res.x))
 
 
@@ -165,6 +166,11 @@ def task_calibration(
     temperature = fit_temperature(*val) if task.type == "classification" else None
     if temperature is not None:
         entry["temperature"] = temperature
+        if not T_MIN * 1.05 < temperature < T_MAX / 1.05:
+            entry["note"] = (
+                f"temperature at the search bound ({T_MIN}-{T_MAX}): the validation split is too small or "
+                "too easy (no errors) to calibrate on; treat the calibrated probabilities with care"
+            )
     for split, (proba, y) in evals.items():
         scores = {"n": len(y), "before": calibration_scores(proba, y)}
         curves[split] = {"before": reliability(proba, y)}

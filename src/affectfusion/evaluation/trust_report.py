@@ -48,6 +48,8 @@ def calibration_section(paths: RunPaths, embedded: set[str]) -> list[str]:
     for task, entry in saved["tasks"].items():
         temp = entry.get("temperature")
         lines += ["", f"### Task `{task}`" + (f": temperature {temp:.3f}" if temp is not None else ""), ""]
+        if entry.get("note"):
+            lines += [f"**Note:** {entry['note']}.", ""]
         rows = []
         for split, scores in entry["splits"].items():
             for when in ("before", "after"):
