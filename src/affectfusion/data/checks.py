@@ -338,4 +338,19 @@ def check_markdown(report: dict[str, Any]) -> str:
     if not report.get("groups_identify_sources", True):
         lines.append("Group overlap not checked: this adapter's groups do not identify speakers or sources.")
     lines += [f"- leak: {x}" for x in report["leaks"]] + [f"- warning: {x}" for x in report["warnings"]]
+    for name, entry in report["tasks"].items():
+        ratios = ", ".join(
+            f"{split} {info['ratio']:.1f}" for split, info in entry.get("imbalance", {}).items() if info["ratio"]
+        )
+        shifts = ", ".join(
+            f"{sh['split']} {sh.get('tvd', sh.get('ks')):.2f} (p = {sh['p_value']:.2g})" for sh in entry["label_shift"]
+        )
+        parts = [
+            f"largest/smallest class {ratios}" if ratios else "",
+            f"label shift vs train {shifts}" if shifts else "",
+        ]
+        lines.append(f"- task {name}: " + "; ".join(p for p in parts if p))
+    missing = {s: {m: r for m, r in rates.items() if r > 0} for s, rates in report["missing_modality_rates"].items()}
+    if not any(missing.values()):
+        lines.append("- every sample has every modality")
     return "\n".join(lines)
