@@ -59,6 +59,8 @@ def _audio_near(path: Path) -> str | None:
     except (sf.LibsndfileError, RuntimeError, ValueError):  # unreadable: no near hash, the exact one still counts
         return None
     x = x.mean(1)
+    if x.size == 0:
+        return None
     x = x[np.abs(x) > 1e-3 * (np.abs(x).max() + 1e-12)]  # leading / trailing silence and gain do not matter
     if x.size == 0:
         return None
