@@ -83,3 +83,13 @@ def test_text_duplicates_and_missing_modalities() -> None:
 def test_synthetic_groups_are_not_leakage() -> None:
     report = check_data(tiny_config())
     assert report["group_overlap"] == [] and not report["groups_identify_sources"] and not report["leaking"]
+
+
+def test_one_shared_input_of_a_multimodal_sample_is_a_warning(tmp_path: Path) -> None:
+    splits = clean_splits(tmp_path)
+    for samples in splits.values():
+        for s in samples:
+            s.raw["text"] = "the same sentence everywhere"  # text repeats, the audio differs
+    report = check_splits(splits, [TASK], "train")
+    assert not report["leaking"] and report["duplicate_samples"] == []
+    assert any(w.startswith("exact duplicates:") and "text input" in w for w in report["warnings"])

@@ -9,8 +9,9 @@
   (chi-square test and total variation distance; Kolmogorov-Smirnov for regression targets) and
   **missing-modality rates**.
 
-Group overlap and exact duplicates above ``max_duplicate_share`` of a split are *leakage*: ``train``
-refuses such splits unless ``data.allow_leakage`` (``--allow-leakage``) is set. The rest are warnings.
+Group overlap, and duplicate samples (every input identical) in more than ``max_duplicate_share`` of
+a split, are *leakage*: ``train`` refuses such splits unless ``data.allow_leakage``
+(``--allow-leakage``) is set. The rest, one shared input of a multimodal sample included, are warnings.
 """
 
 from __future__ import annotations
@@ -138,6 +139,19 @@ def duplicates(prints: dict[str, dict[str, dict[str, tuple]]], near: bool) -> li
     ]
 
 
+def whole_sample_prints(prints: dict[str, dict[str, dict[str, tuple]]]) -> dict[str, dict[str, dict[str, tuple]]]:
+    """One exact hash per sample over all its inputs (under the pseudo-modality "all inputs"): a sample of
+    several modalities is a duplicate only when every input is, one shared text alone is not."""
+    out: dict[str, dict[str, dict[str, tuple]]] = {}
+    for split, samples in prints.items():
+        out[split] = {}
+        for sid, per_modality in samples.items():
+            exact = sorted((m, h[0]) for m, h in per_modality.items())
+            if exact and all(h is not None for _, h in exact):
+                out[split][sid] = {"all inputs": (_sha(repr(exact).encode()), None)}
+    return out
+
+
 def group_overlap(splits: dict[str, list[Sample]]) -> list[dict[str, Any]]:
     """Groups (speakers, videos, ...) found in more than one split."""
     groups = {name: {s.group for s in samples if s.group is not None} for name, samples in splits.items()}
@@ -248,6 +262,7 @@ def check_splits(
         "splits": {name: len(samples) for name, samples in splits.items()},
         "group_overlap": group_overlap(splits) if groups_identify else [],
         "groups_identify_sources": groups_identify,
+        "duplicate_samples": duplicates(whole_sample_prints(prints), near=False),
         "exact_duplicates": duplicates(prints, near=False),
         "near_duplicates": duplicates(prints, near=True),
         "missing_modality_rates": missing_rates(splits),
@@ -259,13 +274,19 @@ def check_splits(
             f"{o['n_groups']} group(s) in both {o['splits'][0]} and {o['splits'][1]} "
             f"(e.g. {', '.join(map(str, o['groups'][:3]))})"
         )
-    for d in report["exact_duplicates"]:
+    for d in report["duplicate_samples"]:
         a, b = d["splits"]
         text = (
-            f"{d['n'][b]} {b} sample(s) have the same {d['modality']} input as {a} samples "
+            f"{d['n'][b]} {b} sample(s) have exactly the inputs of {a} samples "
             f"({d['share'][b]:.1%} of {b}; e.g. {d['examples'][0][1]} = {d['examples'][0][0]})"
         )
-        (leaks if max(d["share"].values()) > max_duplicate_share else warnings).append("exact duplicates: " + text)
+        (leaks if max(d["share"].values()) > max_duplicate_share else warnings).append("duplicate samples: " + text)
+    for d in report["exact_duplicates"]:
+        a, b = d["splits"]
+        warnings.append(
+            f"exact duplicates: {d['n'][b]} {b} sample(s) have the same {d['modality']} input as {a} samples "
+            f"({d['share'][b]:.1%} of {b}; e.g. {d['examples'][0][1]} = {d['examples'][0][0]})"
+        )
     for d in report["near_duplicates"]:
         a, b = d["splits"]
         warnings.append(
