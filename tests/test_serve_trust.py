@@ -26,7 +26,7 @@ from tests.test_serve_dashboard import ARTIFACTS, CHROMEDRIVER, CHROMIUM, free_p
 TEXT = "I feel wonderful and great today, love it"
 APP_SCRIPT = """
 from pathlib import Path
-from affectfusion.serve.dashboard_app import main
+from affectfusion.serve.dashboard.app import main
 main(Path({run!r}))
 """
 
