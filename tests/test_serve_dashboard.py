@@ -120,7 +120,7 @@ def cli_batch_csv(run_dir: Path, table: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def test_text_prediction_equals_the_predictor(app: AppTest, predictor: Predictor) -> None:
     submit_analysis(app, TEXT)
-    expected = predictor.predict_one({"text": TEXT})
+    expected = predictor.predict_one({"text": TEXT}, explain=True)  # the Analyse page explains
     assert expected.error is None
     analysis = app.session_state["analysis"]
     assert analysis.raw == expected.to_dict()
@@ -134,7 +134,7 @@ def test_text_image_and_audio_prediction_shows_the_crop_the_model_reads(
 ) -> None:
     image, audio = media / "test001.png", media / "test001.wav"
     submit_analysis(app, TEXT, {"image": ("face.png", image.read_bytes()), "audio": ("clip.wav", audio.read_bytes())})
-    expected = predictor.predict_one({"text": TEXT, "image": str(image), "audio": str(audio)})
+    expected = predictor.predict_one({"text": TEXT, "image": str(image), "audio": str(audio)}, explain=True)
     analysis = app.session_state["analysis"]
     assert analysis.raw == expected.to_dict() and expected.modalities_used == ["audio", "image", "text"]
     assert analysis.weights == expected.modality_weights and all(w > 0 for w in analysis.weights.values())
@@ -143,7 +143,7 @@ def test_text_image_and_audio_prediction_shows_the_crop_the_model_reads(
     assert face.model_input is not None and face.model_input.shape == (64, 64)  # the FER CNN's grey input
     extractor = predictor.extractors["image"]
     assert np.allclose(extractor._model.features(face.model_input), extractor.extract(image), atol=1e-6)
-    assert len(app.get("vega_lite_chart")) == 2  # class probabilities, modality weights
+    assert len(app.get("vega_lite_chart")) == 3  # class probabilities, modality attribution, modality weights
 
 
 @pytest.mark.parametrize(

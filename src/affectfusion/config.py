@@ -132,6 +132,9 @@ class DataConfig(Strict):
     require_modalities: list[str] = Field(
         default_factory=list, description="keep only samples that have all of these modalities (P3 specialists)"
     )
+    allow_leakage: bool = Field(
+        False, description="train even if the data check finds leaking splits (train --allow-leakage; recorded)"
+    )
 
 
 class FusionConfig(ComponentConfig):

@@ -90,6 +90,58 @@ class RunPaths:
     def evaluated_splits(self) -> list[str]:
         return [p.parent.name for p in sorted(self.root.glob(f"eval/*/{self.METRICS}"))]
 
+    # -- trust files (issue #13): written by calibrate / test --conformal / --by / check-data ----------
+    @property
+    def calibration(self) -> Path:
+        """Temperatures fitted on the validation split, with before/after calibration errors."""
+        return self.root / "calibration.json"
+
+    @property
+    def conformal(self) -> Path:
+        """Split-conformal thresholds calibrated on the validation split (used by the Predictor)."""
+        return self.root / "conformal.json"
+
+    @property
+    def data_check(self) -> Path:
+        """The data check ``train`` ran before training (leakage, duplicates, imbalance, shift)."""
+        return self.root / "data_check.json"
+
+    def coverage(self, split: str) -> Path:
+        """Empirical conformal coverage and set size / interval width on a split."""
+        return self.eval_dir(split) / "conformal.json"
+
+    def subgroups(self, split: str) -> Path:
+        """Per-subgroup metrics with bootstrap intervals (CSV; the JSON next to it has the gaps)."""
+        return self.eval_dir(split) / "subgroups.csv"
+
+    def subgroup_gaps(self, split: str) -> Path:
+        return self.eval_dir(split) / "subgroups.json"
+
+    def cross_corpus(self, split: str) -> Path:
+        """Scores on another corpus through a label map (``eval/<corpus>_<split>/``)."""
+        return self.eval_dir(split) / "cross_corpus.json"
+
+    def reliability_plot(self, split: str, task: str) -> Path:
+        return self.plots / f"reliability_{split}_{task}.png"
+
+    def attribution(self, split: str) -> Path:
+        """Shapley attribution per class, written by ``analyze`` (the PNG beside it: :meth:`attribution_plot`)."""
+        return self.analysis_dir(split) / "attribution.json"
+
+    def attribution_plot(self, split: str) -> Path:
+        return self.analysis_dir(split) / "attribution.png"
+
+    def multilabel_analysis(self, split: str) -> Path:
+        """``analyze`` of a multi-label run: per-label errors and attribution."""
+        return self.analysis_dir(split) / "multilabel.json"
+
+    def eval_names(self) -> list[str]:
+        """Every folder under eval/ (splits, and cross-corpus evaluations that have no metrics.json)."""
+        return sorted(p.name for p in (self.root / "eval").glob("*") if p.is_dir())
+
+    def analysis_names(self) -> list[str]:
+        return sorted(p.name for p in (self.root / "analysis").glob("*") if p.is_dir())
+
 
 def is_run(path: Path) -> bool:
     """A folder holding a trained run (its config and metadata)."""

@@ -51,10 +51,10 @@ def primary_metrics(task: TaskConfig) -> list[str]:
     """Metrics the analyses report for the primary task; the first is the one plotted and sorted by.
 
     It is the trainer's default monitor (macro F1 / RMSE), so an analysis ranks models the way
-    model selection does; accuracy / CCC are kept alongside as the familiar second view.
+    model selection does; accuracy / micro F1 / CCC are kept alongside as the familiar second view.
     """
     main = default_monitor(task)
-    return [main, "accuracy"] if task.type == "classification" else [main, "ccc"]
+    return [main, {"classification": "accuracy", "multilabel": "micro_f1"}.get(task.type, "ccc")]
 
 
 def subset_name(subset: tuple[str, ...]) -> str:

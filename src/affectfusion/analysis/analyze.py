@@ -17,11 +17,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from affectfusion.analysis.analyze_report import RunAnalysis, comparison_report_html, run_report_html
+from affectfusion.analysis.attribution import write_attribution
 from affectfusion.analysis.failures import (
     analyze_failures,
     cross_variant_failures,
     failures_markdown,
 )
+from affectfusion.analysis.multilabel_analysis import analyze_multilabel, multilabel_task
 from affectfusion.analysis.perturb import keep_only
 from affectfusion.analysis.separability import (
     FUSED,
@@ -40,6 +42,7 @@ from affectfusion.analysis.separability import (
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import _run_names
 from affectfusion.evaluation.report import markdown_table
+from affectfusion.evaluation.trust_report import trust_html
 from affectfusion.io import write_csv, write_json, write_text
 from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import LoadedRun, read_run
@@ -108,6 +111,8 @@ def _analyze(
     scores = {b: separability_scores(X, blocks.labels[b], seed) for b, X in blocks.embeddings.items()}
     progress.remove_task(step)
     failures = analyze_failures(preds, task, present, unimodal)
+    if len(model.modalities) > 1:  # modality attribution per class (Shapley over subsets, issue #13)
+        write_attribution(model, dataset, task, run.paths, split, f"{name}: modality attribution ({split})")
     header = {
         "run": str(run.paths.root),
         "name": name,
@@ -155,7 +160,8 @@ def _analyze(
         "report": str(out / "report.html"),
         "images": {b: str(p) for b, p in images.items()},
     }
-    write_text(out / "report.html", run_report_html(summary, images))
+    page = run_report_html(summary, images)
+    write_text(out / "report.html", page.replace("</body>", trust_html(run.paths.root, out) + "\n</body>"))
     return RunAnalysis(name, run, split, out, summary, blocks, coords, preds)
 
 
@@ -174,6 +180,9 @@ def analyze_run(
     projections (stratified, seeded). Returns the summary (scores, failures, paths).
     """
     path = Path(run_dir)
+    tasks = read_run(path).config.tasks
+    if not any(t.type == "classification" for t in tasks) and multilabel_task(tasks) is not None:
+        return analyze_multilabel(path, split, root)  # per-label errors and attribution instead of separability
     with _progress(console) as progress:
         return _analyze(path, path.resolve().name, split, root, cap, parse_methods(methods), seed, progress).summary
 

@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from affectfusion.analysis.multilabel_tests import METRICS as MULTILABEL_METRICS
+from affectfusion.analysis.multilabel_tests import check_classes, label_set_bits
 from affectfusion.analysis.significance import (
     METRICS,
     TESTED_METRICS,
@@ -33,9 +35,9 @@ from affectfusion.rundir import RunFolder, RunPaths, read_run_folder
 
 
 # -- predictions files -----------------------------------------------------------------------------
-def _read_predictions(path: Path, task: str, classes: list[str] | None) -> pd.DataFrame:
+def _read_predictions(path: Path, task: str, classes: list[str] | None, multilabel: bool = False) -> pd.DataFrame:
     """Labelled rows of one predictions.csv as columns ``true``/``pred`` indexed by id; class names
-    become class indices."""
+    become class indices (multi-label sets: bitmasks, see ``multilabel_tests``)."""
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
@@ -57,6 +59,10 @@ def _read_predictions(path: Path, task: str, classes: list[str] | None) -> pd.Da
         return df.set_index("id")
     df = df[df["true"] != ""]
     index = {c: i for i, c in enumerate(classes)}
+    if multilabel:
+        check_classes(classes)
+        bits = {col: [label_set_bits(v, index, str(path)) for v in df[col]] for col in ("true", "pred")}
+        return df.assign(**bits).set_index("id")
     unknown = sorted(set(df["true"]).union(df["pred"]) - set(index))
     if unknown:
         raise AffectFusionError(f"{path}: {task} label(s) {', '.join(map(repr, unknown))} not in classes {classes}")
@@ -64,7 +70,7 @@ def _read_predictions(path: Path, task: str, classes: list[str] | None) -> pd.Da
 
 
 def paired_samples(
-    files: list[Path], task: str, classes: list[str] | None = None
+    files: list[Path], task: str, classes: list[str] | None = None, multilabel: bool = False
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Align several predictions.csv files sample by sample.
 
@@ -73,7 +79,7 @@ def paired_samples(
     read as numbers when ``classes`` is None (regression). It is an error if no id is shared or if
     the files disagree on a sample's truth, because then they were scored on different data.
     """
-    frames = [_read_predictions(Path(f), task, classes) for f in files]
+    frames = [_read_predictions(Path(f), task, classes, multilabel) for f in files]
     common = frames[0].index
     for frame in frames[1:]:
         common = common[common.isin(frame.index)]
@@ -159,11 +165,13 @@ def _pairwise(
     for label_a, label_b in itertools.combinations(groups, 2):
         pairs = list(zip(groups[label_a], groups[label_b], strict=False))  # in seed order, the shorter group sets k
         runs = [ra for ra, _ in pairs] + [rb for _, rb in pairs]
-        _, y, preds = paired_samples([RunPaths(r.path).predictions(split) for r in runs], name, classes)
+        files = [RunPaths(r.path).predictions(split) for r in runs]
+        _, y, preds = paired_samples(files, name, classes, multilabel=kind == "multilabel")
         pred_a, pred_b = preds[: len(pairs)], preds[len(pairs) :]
         for m in tested:
-            boot = paired_bootstrap(y, pred_a, pred_b, METRICS[m], n_boot, seed, ci)
-            perm = permutation_test(y, pred_a, pred_b, METRICS[m], n_perm, seed)
+            fn = (MULTILABEL_METRICS if kind == "multilabel" else METRICS)[m]
+            boot = paired_bootstrap(y, pred_a, pred_b, fn, n_boot, seed, ci)
+            perm = permutation_test(y, pred_a, pred_b, fn, n_perm, seed)
             mean_a, mean_b = means.at[label_a, f"{m}_mean"], means.at[label_b, f"{m}_mean"]
             rows.append(
                 {

@@ -77,6 +77,13 @@ def analyze_command(
 
     if is_run(run_dir):
         result = analyze_run(run_dir, split, data, cap, methods, console=err_console)
+        if "separability" not in result:  # a multi-label run: per-label errors and attribution
+            m = result["metrics"]
+            console.print(
+                f"{result['task']} ({result['split']}): micro F1 {m['micro_f1']:.3f}, macro F1 {m['macro_f1']:.3f}"
+            )
+            err_console.print(f"report: {result['report']}")
+            return
         runs = [result]
     else:
         dirs = run_dirs(run_dir)

@@ -29,28 +29,58 @@ def test(
         Path | None,
         typer.Option(help="Score any labelled table in the run's media_table format (split name = file stem)"),
     ] = None,
+    conformal: Annotated[
+        float | None,
+        typer.Option(help="Conformal alpha, e.g. 0.1: prediction sets / intervals with 90 % coverage, measured"),
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option(help="Metadata column(s), e.g. gender,speaker (or group): metrics per subgroup")
+    ] = None,
+    label_map: Annotated[
+        str | None,
+        typer.Option(help="Cross-corpus: common6, common7 or a YAML map; --data is then another corpus"),
+    ] = None,
+    data_adapter: Annotated[
+        str | None, typer.Option(help="Cross-corpus: the adapter reading --data (default: found automatically)")
+    ] = None,
 ) -> None:
     """Score a trained run on a split, or on any labelled table; writes eval/<split>/metrics.json,
-    predictions and plots."""
+    predictions and plots.
+
+    `--conformal`, `--by` and `--label-map` add conformal coverage, subgroup breakdowns and
+    cross-corpus scores (all in the run report)."""
     import pandas as pd  # heavy: loaded only when scoring
 
+    from affectfusion.cli.trust import cross_corpus_test, trust_tests
     from affectfusion.evaluation.report import plot_run, write_run_report
     from affectfusion.rundir import read_run, run_dirs, run_lock
     from affectfusion.training.trainer import evaluate_run
 
+    if label_map is not None and data is None:
+        raise AffectFusionError("--label-map scores the run on another corpus: give that corpus' folder with --data")
+    if table is not None and conformal is not None:
+        raise AffectFusionError("--conformal calibrates on the run's own validation split: use --split, not --table")
     rows = []
     for rd in run_dirs(run_dir):
         run = read_run(rd)
         s = split or run.config.data.test_split or run.config.data.val_split
+        if label_map is not None:
+            with run_lock(rd, "test"):
+                cross_corpus_test(run, data, s, label_map, data_adapter)
+                write_run_report(rd)
+            continue
         root = data
         if table is not None:
             run, s, root = on_table(run, table)
         with run_lock(rd, "test"):
             metrics = evaluate_run(run, s, root=root)
+            trust_tests(run, s, root, conformal, by)
             plot_run(rd)
             write_run_report(rd)
         rows.append({"run": rd.name, "split": s, **_scalars(metrics)})
         err_console.print(f"wrote {run.paths.metrics(s)}")
+    if not rows:
+        return
     splits = sorted({r["split"] for r in rows})
     print_table(pd.DataFrame(rows), f"metrics on {', '.join(splits)}")
 

@@ -53,6 +53,9 @@ def predict_command(
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar for --batch")] = True,
     device: DeviceOption = "cpu",
+    explain: Annotated[
+        bool, typer.Option(help="Shapley attribution of the prediction to each modality (fusion runs)")
+    ] = False,
 ) -> None:
     """Predict with a trained run from raw media or features, for any subset of its modalities.
 
@@ -86,7 +89,9 @@ def predict_command(
         failed = int((df["error"] != "").sum())
         err_console.print(f"{len(df)} rows, {len(df) - failed} predicted, {failed} with errors -> {out}")
         return
-    result = predictor.predict_one(single)
+    if explain and not hasattr(predictor, "trust"):
+        raise AffectFusionError(f"--explain needs a fusion run; {run} is a {type(predictor).__name__} run")
+    result = predictor.predict_one(single, explain=True) if explain else predictor.predict_one(single)
     if result.error:
         raise AffectFusionError(result.error)
     if as_json:
@@ -98,6 +103,8 @@ def predict_command(
 def print_prediction(p: Prediction) -> None:
     """Per task the label (or value) and the class probabilities, then the modality weights; for a
     model that writes text (a vision-language run), its answer and the fields parsed from it."""
+    from affectfusion.serve.trust_view import trust_lines  # pydantic schema module: not for --help
+
     for name, out in p.tasks.items():
         if "value" in out:
             console.print(f"[bold]{name}[/]: {out['value']:.4g}")
@@ -113,6 +120,8 @@ def print_prediction(p: Prediction) -> None:
             console.print(table)
         else:
             console.print(f"[bold]{name}[/]: {shown}")
+        for line in trust_lines(out):  # calibrated probabilities, conformal set, attribution (issue #13)
+            console.print(f"  {line}", highlight=False, markup=False)
     if p.generated is not None:
         console.print(f"generated: {p.generated.get('text', '')}", highlight=False, soft_wrap=True)
         for key, value in p.generated.items():

@@ -25,6 +25,9 @@ def train(
         str | None,
         typer.Option(help="Train once per seed, e.g. 1,2,3, into <out>/seed<k>/; then mean ± std and significance"),
     ] = None,
+    allow_leakage: Annotated[
+        bool, typer.Option(help="Train even if the data check finds leaking splits (recorded in the run)")
+    ] = False,
 ) -> None:
     """Train a model; a config with `variants` trains each and writes a comparison.
 
@@ -39,6 +42,8 @@ def train(
 
     seed_list = parse_seeds(seeds) if seeds is not None else None
     overrides = parse_set_options(set_)
+    if allow_leakage:
+        overrides["data.allow_leakage"] = True
     kind = config_kind(config)
     if kind != "fusion":
         if fusion or seed_list is not None:

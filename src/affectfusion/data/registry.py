@@ -29,6 +29,9 @@ class DatasetAdapter(ABC):
     # Writes a tiny dataset in this format and says how to load it; every registered adapter sets its own
     # (one line, see affectfusion.data.examples) and the registry-wide contract test loads it.
     write_example: ClassVar[ExampleWriter]
+    # False where Sample.group is not a speaker / source id (synthetic data draws it at random), so a
+    # group shared between splits is not leakage (data.checks).
+    groups_identify_sources: ClassVar[bool] = True
 
     def __init__(self, options: BaseModel) -> None:
         self.options = options

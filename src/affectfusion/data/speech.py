@@ -36,6 +36,9 @@ class _ManifestOptions(DatasetAdapter.Options):
     extra_views: list[str] = Field(
         [], description="more modality names for the same file, e.g. [audio_seq] to extract a second feature set"
     )
+    metadata_columns: list[str] = Field(
+        [], description="manifest columns kept as sample metadata if present (subgroups: test --by gender)"
+    )
 
     @model_validator(mode="after")
     def _distinct_views(self) -> _ManifestOptions:
@@ -89,6 +92,7 @@ class AudioFolderAdapter(DatasetAdapter):
             group=None if _is_empty(group) else str(group),
             source=str(rel),
             raw=dict.fromkeys([o.modality, *o.extra_views], path),
+            metadata={c: str(row[c]) for c in o.metadata_columns if not _is_empty(row.get(c))},
         )
 
 
@@ -106,6 +110,9 @@ class RavdessAdapter(AudioFolderAdapter):
             description="task -> column: emotion (neutral calm happy sad angry fearful disgust surprised), "
             "intensity (normal strong); also gender, statement",
         )
+        metadata_columns: list[str] = Field(
+            ["actor", "gender", "intensity", "statement"], description="kept as metadata"
+        )
 
 
 @DATASETS.register("emodb")
@@ -121,6 +128,7 @@ class EmodbAdapter(AudioFolderAdapter):
             min_length=1,
             description="task -> column: emotion (anger boredom disgust fear happiness sadness neutral); also gender",
         )
+        metadata_columns: list[str] = Field(["speaker", "gender", "age"], description="kept as metadata")
 
 
 @DATASETS.register("pyaudioanalysis_va")

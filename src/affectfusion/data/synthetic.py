@@ -175,6 +175,7 @@ class SyntheticAdapter(DatasetAdapter):
                 seen[frozenset(mods)] = name
             _check_distribution(list(patterns.values()), "presence_patterns")
 
+    groups_identify_sources = False  # group ids are drawn at random, shared across splits by design
     options: Options
 
     def load(self, root: Path | None, split: str) -> list[Sample]:

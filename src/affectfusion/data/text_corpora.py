@@ -157,6 +157,7 @@ class _DialogueCsvAdapter(DatasetAdapter):
                     group=group if o.group_by == "dialogue" else speaker,
                     source=where,
                     raw=o.raw(text),
+                    metadata={"speaker": speaker, "dialogue": dialogue},
                 )
             )
         ids = [s.id for s in samples]

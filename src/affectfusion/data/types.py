@@ -32,6 +32,7 @@ class Sample:
     group: str | None = None  # speaker / video / dialogue, for group-disjoint splits
     source: str | None = None  # file the sample came from, for failure reports
     raw: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)  # speaker, gender, ...: for subgroup evaluation
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from affectfusion.config import validate
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.metrics import SCALAR_ORDER, best_epoch, resolve_monitor
 from affectfusion.evaluation.plots import plot_confusion_matrix, plot_training_curves
+from affectfusion.evaluation.trust_report import trust_markdown
 from affectfusion.io import write_text
 from affectfusion.rundir import RunFolder, read_run_folder
 
@@ -175,6 +176,7 @@ def write_run_report(run_dir: Path) -> Path:
         embedded.add("plots/training_curves.png")
         lines += ["", "## Training curves", "", "![Training curves](plots/training_curves.png)"]
     lines += _evaluation(run, embedded)
+    lines += trust_markdown(run.path, embedded)  # data check, calibration, conformal, subgroups, ... (issue #13)
     others = [p for p in sorted((run.path / "plots").glob("*.png")) if f"plots/{p.name}" not in embedded]
     if others:
         lines += ["", "## Other plots"]

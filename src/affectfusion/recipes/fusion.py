@@ -19,9 +19,10 @@ from affectfusion.evaluation.compare import compare_runs
 from affectfusion.evaluation.metrics import resolve_monitor, saturation_warning
 from affectfusion.evaluation.report import write_run_report
 from affectfusion.io import read_json, read_jsonl, write_json
-from affectfusion.rundir import RunPaths, run_lock
+from affectfusion.recipes.trust import calibrate_run
+from affectfusion.rundir import RunPaths, read_run, run_lock
 from affectfusion.training.distributed import init_distributed
-from affectfusion.training.trainer import Trainer
+from affectfusion.training.trainer import Trainer, load_model
 
 
 def train_config(
@@ -52,6 +53,7 @@ def fit(cfg: RunConfig, run_dir: Path, overwrite: bool, console: Console) -> Non
         Trainer(cfg, run_dir, console).fit(overwrite=overwrite)
         if main:
             warn_if_saturated(cfg, run_dir, console)
+            calibrate_trained(run_dir)
 
 
 def warn_if_saturated(cfg: RunConfig, run_dir: Path, console: Console) -> None:
@@ -66,6 +68,17 @@ def warn_if_saturated(cfg: RunConfig, run_dir: Path, console: Console) -> None:
     meta["warnings"] = sorted({*meta.get("warnings", []), warning})
     write_json(paths.meta, meta)
     write_run_report(run_dir)
+
+
+def calibrate_trained(run_dir: Path) -> None:
+    """Every classification run gets its validation-fitted temperature, calibration errors before and
+    after, and a reliability diagram in its report (issue #13)."""
+    if not init_distributed().is_main:
+        return
+    run = read_run(run_dir)
+    if any(t.type in ("classification", "multilabel") for t in run.config.tasks):
+        calibrate_run(run, load_model(run))
+        write_run_report(run_dir)
 
 
 def _seed_config(cfg: RunConfig, seed: int) -> RunConfig:

@@ -49,6 +49,9 @@ class Predictor(RunPredictor):
         self.run = run
         self.device = str(resolve_device(device, "--device"))
         self.model = load_model(run, which, device=self.device)
+        from affectfusion.analysis.explain import TrustLayer  # torch: loaded with the model
+
+        self.trust = TrustLayer(run)  # calibration, conformal sets, attribution (issue #13)
         self.modalities = list(run.modalities)
         self.extractors: dict[str, Extractor] = {}
         for m in self.modalities:
@@ -121,11 +124,15 @@ class Predictor(RunPredictor):
 
     # -- prediction -----------------------------------------------------------------------------
 
-    def predict(self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None) -> list[Prediction]:
+    def predict(
+        self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None, explain: bool = False
+    ) -> list[Prediction]:
         """Predictions for many inputs (each a mapping of input kind or modality -> value), batched.
 
         An input that cannot be used (unknown key, failed extraction, nothing the model reads)
-        gets a Prediction with ``error`` set; the others are unaffected.
+        gets a Prediction with ``error`` set; the others are unaffected. A calibrated run adds
+        calibrated probabilities and conformal sets / intervals; ``explain`` adds each modality's
+        Shapley attribution (2^modalities forward passes).
         """
         ids = check_ids(inputs, ids)
         results = [Prediction(id=i) for i in ids]
@@ -134,8 +141,11 @@ class Predictor(RunPredictor):
             res.error = error
         ok = [k for k in range(len(inputs)) if errors[k] is None]
         if ok:
-            self._score([Sample(id=ids[k], features=features[k]) for k in ok], [results[k] for k in ok])
+            self._score([Sample(id=ids[k], features=features[k]) for k in ok], [results[k] for k in ok], explain)
         return results
+
+    def predict_one(self, inputs: Mapping[str, Any], id: str = "input", explain: bool = False) -> Prediction:
+        return self.predict([inputs], [id], explain)[0]
 
     def embed(
         self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None
@@ -232,11 +242,12 @@ class Predictor(RunPredictor):
             return as_features(value, self.limits, "")  # the caller names the modality
         return read_features(Path(value).expanduser(), self.limits)  # the dimension is checked by _features
 
-    def _score(self, samples: list[Sample], results: list[Prediction]) -> None:
+    def _score(self, samples: list[Sample], results: list[Prediction], explain: bool = False) -> None:
         from affectfusion.training.predict import predict  # torch: loaded with a run, not on import
 
         ds = MultimodalDataset(samples, modalities=self.run.modalities, name="inputs")
         preds = predict(self.model, ds, self.run.scalers)
+        extras = self.trust.outputs(self.model, ds, preds, explain)
         weights = preds.explanations.get("modality_weights")
         for i, res in enumerate(results):
             res.modalities_used = [m for m in self.modalities if m in samples[i].features]
@@ -248,7 +259,7 @@ class Predictor(RunPredictor):
                 )
                 continue
             for t in self.run.config.tasks:
-                res.tasks[t.name] = _task_output(t, preds, i)
+                res.tasks[t.name] = {**_task_output(t, preds, i), **extras[i][t.name]}
             if weights is not None and weights.ndim == 2 and weights.shape[1] == len(self.modalities):
                 res.modality_weights = {m: float(w) for m, w in zip(self.modalities, weights[i], strict=True)}
 

@@ -21,8 +21,6 @@ from affectfusion.rundir import LoadedRun
 from affectfusion.training.checkpoint import load_checkpoint
 from affectfusion.training.predict import Predictions, predict, predictions_frame, score
 
-THRESHOLDS_FILE = "thresholds.json"  # in the run folder: tuned multilabel decision thresholds
-
 
 def build_model_for(cfg: RunConfig, modalities: dict) -> MultimodalModel:
     return MultimodalModel(modalities, cfg.tasks, cfg.model)
@@ -42,7 +40,7 @@ def load_model(run: LoadedRun, which: str = "best", device: torch.device | str =
 
 def read_thresholds(run: LoadedRun) -> dict[str, np.ndarray]:
     """Tuned per-class thresholds of the run's multilabel tasks ({} before tuning)."""
-    path = run.paths.root / THRESHOLDS_FILE
+    path = run.paths.thresholds
     if not path.is_file():
         return {}
     saved, out = read_json(path), {}
@@ -88,7 +86,6 @@ def evaluate_run(
     metrics = score(preds, run.config.tasks, split)
     data_root = root if root is not None else run.config.data.root
     metrics["provenance"] = {"data_root": None if data_root is None else str(data_root), "checkpoint": "best"}
-    out = run.paths.eval_dir(split)
-    write_json(out / "metrics.json", metrics)
-    write_csv(predictions_frame(preds, run.config.tasks, list(run.modalities)), out / "predictions.csv")
+    write_json(run.paths.metrics(split), metrics)
+    write_csv(predictions_frame(preds, run.config.tasks, list(run.modalities)), run.paths.predictions(split))
     return metrics

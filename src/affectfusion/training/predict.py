@@ -28,6 +28,7 @@ class Predictions:
     thresholds: dict[str, np.ndarray] = field(default_factory=dict)  # [K] decision thresholds per multilabel task
     explanations: dict[str, np.ndarray] = field(default_factory=dict)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # modality / "fused" -> [N, H]
+    metadata: list[dict[str, str]] = field(default_factory=list)  # per sample (speaker, gender, ...)
 
     def labelled(self, task: str) -> np.ndarray:
         y = self.y_true[task]
@@ -92,6 +93,7 @@ def predict(
         ids=[s.id for s in dataset.samples],
         groups=[s.group for s in dataset.samples],
         sources=[s.source for s in dataset.samples],
+        metadata=[s.metadata for s in dataset.samples],
         y_true={t.name: cat[f"true/{t.name}"] for t in model.tasks},
         pred={},
     )

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 
 import affectfusion
 from affectfusion.config import RunConfig, validate
+from affectfusion.data.checks import guard_leakage
 from affectfusion.data.tasks import (
     collator_for,
 )
@@ -49,7 +50,6 @@ from affectfusion.threads import apply_threads
 from affectfusion.training.checkpoint import load_checkpoint, save_checkpoint
 from affectfusion.training.distributed import DistContext, init_distributed
 from affectfusion.training.evaluation import (  # noqa: F401
-    THRESHOLDS_FILE,
     build_model_for,
     evaluate_run,
     load_model,
@@ -157,12 +157,13 @@ class Trainer:
             "threads": self.threads.threads,
         }
         if overwrite and paths.root.exists():
-            for old in (paths.history, paths.root / THRESHOLDS_FILE):
+            for old in (paths.history, paths.thresholds):
                 old.unlink(missing_ok=True)
             for f in paths.checkpoints.glob("*"):
                 f.unlink()
         paths.root.mkdir(parents=True, exist_ok=True)
         write_json(paths.meta, meta)
+        write_json(paths.data_check, self.data_check)
         write_text(paths.config, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     def _resume(self, model: MultimodalModel, opt: Optimisation) -> LoopState | None:
@@ -190,6 +191,7 @@ class Trainer:
     def fit(self, overwrite: bool = False) -> dict[str, Any]:
         cfg = self.cfg
         resume = self._check_run_dir(overwrite)
+        self.data_check = guard_leakage(cfg)  # refuses leaking splits before any work (issue #13)
         torch.manual_seed(cfg.train.seed)
         np.random.seed(cfg.train.seed % 2**32)
         train_ds, val_ds = self._prepare_data()
@@ -366,7 +368,7 @@ class Trainer:
                 run.scalers,
             )
             tuned = tuned_thresholds(preds, run, val)
-            write_json(self.paths.root / THRESHOLDS_FILE, tuned)
+            write_json(self.paths.thresholds, tuned)
             for task, info in tuned.items():
                 low, high = min(info["thresholds"]), max(info["thresholds"])
                 shown = f"{low:.2f}" if low == high else f"{low:.2f}-{high:.2f} (per class)"

@@ -138,6 +138,8 @@ def fusion_run_config(cfg: SpecialistsConfig, embeddings: Path) -> RunConfig:
         "train_split": cfg.data.train_split,
         "val_split": cfg.data.val_split,
         "test_split": cfg.data.test_split,
+        # The specialists' own stages checked the data; the embeddings keep its groups and inputs.
+        "allow_leakage": True,
         "options": {
             "manifest": MANIFEST,
             "features": {m: f"{m}_{{split}}.npz" for m in cfg.modalities},

@@ -150,14 +150,16 @@ def create_app(
     async def predict(request: Request, **_: Any) -> dict[str, Any]:
         form_only(request)
         item_id, values, uploads = service.parse_single(await request.form())
-        (prediction,) = await run_in_threadpool(service.predict, [item_id], [values], [uploads])
+        explain = request.query_params.get("explain", "").lower() in ("1", "true", "yes")  # Shapley per modality
+        (prediction,) = await run_in_threadpool(service.predict, [item_id], [values], [uploads], explain)
         if prediction.error:
             raise InputRejected(422, prediction.error)
         return prediction.to_dict()
 
     predict.__doc__ = (
         "Predict one input: any subset of the model's inputs (see GET /info `fields`).\n\n"
-        f"This model takes: {service.takes()}. An input the model cannot use is a 4xx with the reason."
+        f"This model takes: {service.takes()}. An input the model cannot use is a 4xx with the reason. "
+        "`?explain=true` adds each modality's Shapley attribution (a fusion run)."
     )
     predict.__signature__ = _form_signature(service)  # type: ignore[attr-defined]
     app.post("/predict", response_model=PredictionOut, response_model_exclude_none=True, responses=ERROR_RESPONSES)(

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from affectfusion.inputs import KIND_HINTS
 from affectfusion.serve.inputs import InputLimits
+from affectfusion.serve.trust_view import TrustFields
 
 FLOAT32_MAX = 3.4028234e38
 
@@ -79,7 +80,7 @@ class InfoOut(BaseModel):
     )
 
 
-class TaskOutput(BaseModel):
+class TaskOutput(TrustFields):  # + calibrated probabilities, prediction set, attribution (issue #13)
     label: str | None = Field(None, description="classification: the predicted class")
     labels: list[str] | None = Field(None, description="multilabel: the predicted classes")
     value: float | None = Field(None, description="regression: the predicted value")

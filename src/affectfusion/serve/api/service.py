@@ -264,7 +264,9 @@ class Service:
 
     # -- prediction (in a worker thread) -----------------------------------------------------------
 
-    def predict(self, ids: list[str], inputs: list[dict[str, Any]], uploads: list[list[Upload]]) -> list[Prediction]:
+    def predict(
+        self, ids: list[str], inputs: list[dict[str, Any]], uploads: list[list[Upload]], explain: bool = False
+    ) -> list[Prediction]:
         """Write each item's uploads to a fresh temp dir, check their headers, predict under the lock.
 
         A file over a decoded-work limit rejects a single request (413 naming the limit); in a batch
@@ -297,7 +299,14 @@ class Service:
             predictions = [Prediction(id=ids[k], error=refused.get(k)) for k in range(len(inputs))]
             if todo:
                 with self.gate.predicting():
-                    done = self.predictor.predict([inputs[k] for k in todo], [ids[k] for k in todo])
+                    todo_inputs, todo_ids = [inputs[k] for k in todo], [ids[k] for k in todo]
+                    if explain and not hasattr(self.predictor, "trust"):
+                        raise InputRejected(422, "explain needs a fusion run (modality attribution)")
+                    done = (
+                        self.predictor.predict(todo_inputs, todo_ids, explain=True)
+                        if explain
+                        else self.predictor.predict(todo_inputs, todo_ids)
+                    )
                 for k, p in zip(todo, done, strict=True):
                     predictions[k] = p
         for p in predictions:

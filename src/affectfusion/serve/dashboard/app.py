@@ -90,6 +90,10 @@ def render_analysis(a: Analysis) -> None:
         with st.container(key="prediction"):
             for col, (task, value) in zip(st.columns(len(a.headline)), a.headline.items(), strict=True):
                 col.metric(task, value)
+    if a.sets and not a.error:  # conformal prediction sets / intervals (issue #13)
+        with st.container(key="prediction_set"):
+            for task, text in a.sets.items():
+                st.markdown(f"**{task}** prediction set: {text}")
     if a.faces:
         st.subheader("Face")
         for face in a.faces:
@@ -104,6 +108,11 @@ def render_analysis(a: Analysis) -> None:
     for title, values in a.charts.items():
         st.subheader(f"{title}: {'probabilities' if a.probability_charts else 'values'}")
         show_bars(values, "class", "probability" if a.probability_charts else "value", a.probability_charts)
+    for task, values in a.attribution.items():  # Shapley attribution, a bar per modality (issue #13)
+        with st.container(key=f"attribution_{task}"):
+            st.subheader(f"{task}: modality attribution")
+            st.caption("Shapley value of each modality for the predicted class's probability (0 = not given).")
+            show_bars(values, "modality", "Shapley value", False)
     if a.weights:
         st.subheader("Modality weights")
         st.caption("How much the fusion relied on each modality for this input (0 = not given).")

@@ -30,6 +30,7 @@ from affectfusion.serve.dashboard import DEVICE_ENV
 from affectfusion.serve.dashboard.faces import FacePreview, face_preview
 from affectfusion.serve.dashboard.usage import predictor_usage
 from affectfusion.serve.inputs import InputLimits, InputRejected
+from affectfusion.serve.trust_view import dashboard_parts
 
 if TYPE_CHECKING:
     from affectfusion.serve.base import Prediction, RunPredictor
@@ -65,6 +66,8 @@ class Analysis:
     raw: dict[str, Any] = field(default_factory=dict)  # the prediction as the API returns it
     faces: list[FacePreview] = field(default_factory=list)
     error: str | None = None
+    sets: dict[str, str] = field(default_factory=dict)  # task -> conformal prediction set / interval text
+    attribution: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> modality -> Shapley value
 
 
 class Backend(ABC):
@@ -234,7 +237,8 @@ class PredictorBackend(Backend):
         return out
 
     def _analyse(self, inputs: dict[str, str]) -> Analysis:
-        prediction = self.predictor.predict_one(inputs)
+        explain = hasattr(self.predictor, "trust")  # a fusion run: Shapley attribution per modality
+        prediction = self.predictor.predict_one(inputs, explain=True) if explain else self.predictor.predict_one(inputs)
         analysis = analysis_of(prediction)
         analysis.faces = self.face_previews(inputs)
         return analysis
@@ -311,6 +315,8 @@ def analysis_of(p: Prediction) -> Analysis:
             a.headline[task] = f"{out['value']:.4g}"
         if out.get("probabilities"):
             a.charts[task] = dict(out["probabilities"])
+    calibrated, a.sets, a.attribution = dashboard_parts(p.tasks)  # issue #13
+    a.charts.update(calibrated)
     return a
 
 

@@ -1,0 +1,90 @@
+"""What a run's trust files add to each prediction: calibrated probabilities (the validation-fitted
+temperature), conformal prediction sets / intervals, and the Shapley attribution to each modality.
+
+Used by the Predictor (and through it ``predict``, the REST API and the dashboard): given the
+predictions of a batch of samples it returns, per sample and task, the extra output fields. A run
+without ``calibration.json`` / ``conformal.json`` simply gets no such fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from affectfusion.analysis.attribution import MAX_EXACT, batch_shapley
+from affectfusion.data.types import MultimodalDataset
+from affectfusion.evaluation.calibration import apply_temperature, read_temperatures
+from affectfusion.evaluation.conformal import Conformal, read_conformal
+from affectfusion.models.model import MultimodalModel
+from affectfusion.rundir import LoadedRun
+from affectfusion.training.predict import Predictions, make_loader
+
+
+class TrustLayer:
+    """A run's temperatures and conformal predictors, read once when the Predictor loads."""
+
+    def __init__(self, run: LoadedRun) -> None:
+        self.run = run
+        self.temperatures: dict[str, float] = read_temperatures(run.paths)
+        self.conformal: dict[str, Conformal] = read_conformal(run.paths)
+
+    def outputs(
+        self, model: MultimodalModel, dataset: MultimodalDataset, preds: Predictions, explain: bool = False
+    ) -> list[dict[str, dict[str, Any]]]:
+        """Per sample, task -> extra output fields (``calibrated_probabilities``, ``temperature``,
+        ``prediction_set``/``interval`` with ``coverage``, and with ``explain`` ``attribution``)."""
+        out: list[dict[str, dict[str, Any]]] = [{t.name: {} for t in self.run.config.tasks} for _ in preds.ids]
+        for t in self.run.config.tasks:
+            probs = preds.proba.get(t.name)
+            if probs is not None and t.name in self.temperatures:
+                probs = apply_temperature(probs, self.temperatures[t.name])
+                for i, row in enumerate(probs):
+                    out[i][t.name]["calibrated_probabilities"] = dict(
+                        zip(t.classes or [], map(float, row), strict=True)
+                    )
+                    out[i][t.name]["temperature"] = self.temperatures[t.name]
+            conf = self.conformal.get(t.name)
+            if conf is not None:
+                self._conformal(conf, t.classes or [], probs if probs is not None else preds.pred[t.name], out, t.name)
+            if explain:
+                self._attribution(model, dataset, t, out)
+        return out
+
+    @staticmethod
+    def _conformal(conf: Conformal, classes: list[str], pred: np.ndarray, out: list[dict], task: str) -> None:
+        coverage = {"coverage": 1.0 - conf.alpha, "method": conf.method}
+        found = conf.predict(pred)  # deterministic sets: the same input always gets the same set
+        for i in range(len(out)):
+            if conf.kind == "classification":
+                chosen = [c for c, on in zip(classes, found["sets"][i], strict=True) if on]
+                out[i][task]["prediction_set"] = {"classes": chosen, **coverage}
+            elif conf.kind == "multilabel":
+                uncertain = [
+                    c for c, p, a in zip(classes, found["present"][i], found["absent"][i], strict=True) if p and a
+                ]
+                present = [
+                    c for c, p, a in zip(classes, found["present"][i], found["absent"][i], strict=True) if p and not a
+                ]
+                out[i][task]["prediction_set"] = {"classes": present, "uncertain": uncertain, **coverage}
+            else:
+                out[i][task]["interval"] = {"low": float(found["low"][i]), "high": float(found["high"][i]), **coverage}
+
+    def _attribution(self, model: MultimodalModel, dataset: MultimodalDataset, task: Any, out: list[dict]) -> None:
+        start = 0
+        for batch in make_loader(dataset, model, 64):
+            phi, full, none = batch_shapley(model, batch, task, self.run.scalers.get(task.name))
+            for j in range(len(batch)):
+                entry = {
+                    "values": {m: np.asarray(v[j]).tolist() for m, v in phi.items()},
+                    "base": np.asarray(none[j]).tolist(),
+                    "output": np.asarray(full[j]).tolist(),
+                    "explains": "probability of the predicted class"
+                    if task.type == "classification"
+                    else "each label's probability"
+                    if task.type == "multilabel"
+                    else "the predicted value",
+                    "exact": len(phi) <= MAX_EXACT,
+                }
+                out[start + j][task.name]["attribution"] = entry
+            start += len(batch)

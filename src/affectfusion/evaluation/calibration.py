@@ -1,0 +1,182 @@
+"""How far to trust a predicted probability: calibration errors, reliability diagrams, temperature scaling.
+
+A classifier's softmax is calibrated when, among predictions made with confidence p, a share p is
+right. Deep nets are usually over-confident; temperature scaling (Guo et al. 2017) divides the
+logits by one scalar T > 0 fitted to minimise the negative log-likelihood on the *validation*
+split. T > 0 never changes the argmax, so accuracy is untouched while confidences become honest.
+
+The probabilities a run stores are ``softmax(z)``; ``log p`` differs from ``z`` by a per-row
+constant, so ``softmax(log p / T) == softmax(z / T)`` and the temperature can be applied to stored
+probabilities as well as to logits.
+
+Conventions: ECE/MCE use the top-label confidence in ``n_bins`` equal-width bins (ECE weights bins
+by their share of samples, MCE takes the worst non-empty bin); Brier is the mean over samples of
+the squared distance between the probability vector and the one-hot truth (0 best, 2 worst).
+Multilabel tasks are scored per (sample, class) as binary probabilities; only single-label
+classification gets a temperature (multilabel decision thresholds are tuned on raw probabilities).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
+
+from affectfusion.config import TaskConfig
+from affectfusion.errors import AffectFusionError
+from affectfusion.evaluation.plots import save_figure  # also selects the headless Agg backend
+from affectfusion.io import read_json
+from affectfusion.rundir import RunPaths
+
+N_BINS = 15
+T_MIN, T_MAX = 0.05, 20.0  # temperatures searched; one at a bound means the split could not pin it down
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """Per-bin mean confidence, accuracy and count (empty bins have count 0 and NaN means)."""
+
+    edges: np.ndarray
+    confidence: np.ndarray
+    accuracy: np.ndarray
+    count: np.ndarray
+
+
+def _top_label(proba: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(confidence, correct) of each prediction; a 2-d ``y`` (multilabel) is scored per entry."""
+    proba, y = np.asarray(proba, dtype=np.float64), np.asarray(y)
+    if y.ndim == 2:  # multilabel: every (sample, class) is a binary probability of the positive
+        return proba.ravel(), y.ravel().astype(np.float64)
+    if proba.ndim != 2 or proba.shape[0] != y.shape[0]:
+        raise ValueError(f"proba must be [n, K] with n = {y.shape[0]}, got {proba.shape}")
+    return proba.max(1), (proba.argmax(1) == y).astype(np.float64)
+
+
+def reliability(proba: np.ndarray, y: np.ndarray, n_bins: int = N_BINS) -> Reliability:
+    """Bin predictions by confidence; the gap between accuracy and confidence is miscalibration."""
+    conf, correct = _top_label(proba, y)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
+    count = np.bincount(idx, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(idx, conf, n_bins) / count
+        mean_acc = np.bincount(idx, correct, n_bins) / count
+    return Reliability(edges, mean_conf, mean_acc, count)
+
+
+def ece(proba: np.ndarray, y: np.ndarray, n_bins: int = N_BINS) -> float:
+    """Expected calibration error: sample-weighted mean |accuracy - confidence| over bins."""
+    r = reliability(proba, y, n_bins)
+    keep = r.count > 0
+    return float(np.sum(r.count[keep] * np.abs(r.accuracy[keep] - r.confidence[keep])) / r.count.sum())
+
+
+def mce(proba: np.ndarray, y: np.ndarray, n_bins: int = N_BINS) -> float:
+    """Maximum calibration error: the worst non-empty bin's |accuracy - confidence|."""
+    r = reliability(proba, y, n_bins)
+    keep = r.count > 0
+    return float(np.max(np.abs(r.accuracy[keep] - r.confidence[keep])))
+
+
+def brier(proba: np.ndarray, y: np.ndarray) -> float:
+    """Multi-class Brier score (mean squared distance to the one-hot truth); per entry for multilabel."""
+    proba, y = np.asarray(proba, dtype=np.float64), np.asarray(y)
+    if y.ndim == 2:
+        return float(np.mean((proba - y) ** 2))
+    onehot = np.eye(proba.shape[1])[y]
+    return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
+
+
+def nll(proba: np.ndarray, y: np.ndarray) -> float:
+    proba = np.asarray(proba, dtype=np.float64)
+    return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], _EPS, None))))
+
+
+def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """``softmax(log p / T)``: the temperature-scaled probabilities (same argmax)."""
+    logits = np.log(np.clip(np.asarray(proba, dtype=np.float64), _EPS, None))
+    return softmax(logits / temperature, axis=-1)
+
+
+def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
+    """The T > 0 minimising the NLL of ``apply_temperature(proba, T)`` (searched over log T)."""
+    y = np.asarray(y, dtype=np.int64)
+    if y.size == 0:
+        raise AffectFusionError("cannot fit a temperature on a split without labelled samples")
+    logits = np.log(np.clip(np.asarray(proba, dtype=np.float64), _EPS, None))
+    rows = np.arange(len(y))
+
+    def loss(log_t: float) -> float:
+        return float(-np.mean(log_softmax(logits / np.exp(log_t), axis=1)[rows, y]))
+
+    res = minimize_scalar(loss, bounds=(np.log(T_MIN), np.log(T_MAX)), method="bounded")
+    return float(np.exp(res.x))
+
+
+def calibration_scores(proba: np.ndarray, y: np.ndarray, n_bins: int = N_BINS) -> dict[str, float]:
+    """ECE, MCE and Brier (and NLL and accuracy for single-label)."""
+    out = {"ece": ece(proba, y, n_bins), "mce": mce(proba, y, n_bins), "brier": brier(proba, y)}
+    if np.asarray(y).ndim == 1:
+        out["nll"] = nll(proba, y)
+        out["accuracy"] = float(np.mean(np.asarray(proba).argmax(1) == y))
+    return out
+
+
+def plot_reliability(curves: dict[str, Reliability], path: Path, title: str) -> Path:
+    """Reliability diagram: accuracy against confidence per bin for each curve (before / after)."""
+    fig, (ax, hist) = plt.subplots(2, 1, figsize=(5, 6), height_ratios=[3, 1], sharex=True)
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="perfectly calibrated")
+    for label, r in curves.items():
+        keep = r.count > 0
+        ax.plot(r.confidence[keep], r.accuracy[keep], marker="o", label=label)
+        centers = (r.edges[:-1] + r.edges[1:]) / 2
+        hist.bar(centers, r.count / max(r.count.sum(), 1), width=1 / len(centers), alpha=0.5, label=label)
+    ax.set(ylabel="accuracy", title=title, xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="upper left", fontsize=8)
+    hist.set(xlabel="confidence", ylabel="share")
+    return save_figure(fig, path)
+
+
+def read_temperatures(paths: RunPaths) -> dict[str, float]:
+    """Task -> fitted temperature ({} if the run was never calibrated)."""
+    if not paths.calibration.is_file():
+        return {}
+    saved = read_json(paths.calibration)
+    try:
+        return {task: float(entry["temperature"]) for task, entry in saved["tasks"].items() if "temperature" in entry}
+    except (KeyError, TypeError, ValueError):
+        raise AffectFusionError(f"{paths.calibration}: expected tasks.<task>.temperature numbers") from None
+
+
+def task_calibration(
+    task: TaskConfig, val: tuple[np.ndarray, np.ndarray], evals: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> tuple[dict[str, Any], dict[str, dict[str, Reliability]]]:
+    """Fit a temperature on ``val`` (proba, y) and score every split in ``evals`` before and after.
+
+    Returns the JSON entry for the task and the reliability curves per split (for plots).
+    """
+    entry: dict[str, Any] = {"type": task.type, "splits": {}}
+    curves: dict[str, dict[str, Reliability]] = {}
+    temperature = fit_temperature(*val) if task.type == "classification" else None
+    if temperature is not None:
+        entry["temperature"] = temperature
+        if not T_MIN * 1.05 < temperature < T_MAX / 1.05:
+            entry["note"] = (
+                f"temperature at the search bound ({T_MIN}-{T_MAX}): the validation split is too small or "
+                "too easy (no errors) to calibrate on; treat the calibrated probabilities with care"
+            )
+    for split, (proba, y) in evals.items():
+        scores = {"n": len(y), "before": calibration_scores(proba, y)}
+        curves[split] = {"before": reliability(proba, y)}
+        if temperature is not None:
+            scaled = apply_temperature(proba, temperature)
+            scores["after"] = calibration_scores(scaled, y)
+            curves[split][f"after (T = {temperature:.2f})"] = reliability(scaled, y)
+        entry["splits"][split] = scores
+    return entry, curves

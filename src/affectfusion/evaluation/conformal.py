@@ -1,0 +1,189 @@
+"""Split conformal prediction: sets and intervals that contain the truth with a chosen probability.
+
+Calibrated on the validation split (exchangeable with the test split, never the test split
+itself), the guarantee is marginal coverage >= 1 - alpha for any model:
+
+* single-label classification: APS (Romano et al. 2020), optionally regularised as RAPS
+  (Angelopoulos et al. 2021, ``lam`` and ``k_reg``); the randomised score gives coverage close to
+  exactly 1 - alpha. :func:`class_sets` with ``rng=None`` returns the deterministic, slightly
+  larger set (used for single predictions, where a random set would be confusing).
+* multilabel: one binary conformal problem per label (score 1 - p(true value)); each label's set
+  is a subset of {absent, present}, so an uncertain label is one whose set holds both.
+* regression: absolute-residual intervals ``pred ± q``.
+
+``q`` is the ceil((n + 1)(1 - alpha))-th smallest of the n calibration scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from affectfusion.errors import AffectFusionError
+from affectfusion.io import read_json
+from affectfusion.rundir import RunPaths
+
+
+def conformal_quantile(scores: np.ndarray, alpha: float) -> float:
+    """The finite-sample-corrected (1 - alpha) quantile; +inf when n is too small for the level."""
+    if not 0.0 < alpha < 1.0:
+        raise AffectFusionError(f"conformal alpha must be in (0, 1), got {alpha}")
+    scores = np.asarray(scores, dtype=np.float64)
+    n = scores.size
+    if n == 0:
+        raise AffectFusionError("conformal calibration needs labelled samples; the calibration split has none")
+    k = int(np.ceil((n + 1) * (1.0 - alpha)))  # the k-th smallest score
+    return float("inf") if k > n else float(np.partition(scores, k - 1)[k - 1])
+
+
+def _sorted_mass(proba: np.ndarray, lam: float, k_reg: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Order of classes by probability, the (penalised) cumulative mass up to and including each
+    ranked class, and the probability (plus penalty) of each ranked class."""
+    order = np.argsort(-proba, axis=1, kind="stable")
+    ranked = np.take_along_axis(proba, order, axis=1)
+    penalty = lam * np.maximum(np.arange(1, proba.shape[1] + 1) - k_reg, 0)
+    step = ranked + penalty
+    return order, np.cumsum(step, axis=1), step
+
+
+def aps_scores(
+    proba: np.ndarray, y: np.ndarray, rng: np.random.Generator | None, lam: float = 0.0, k_reg: int = 0
+) -> np.ndarray:
+    """(R)APS non-conformity score of the true class: the mass of the classes ranked above it plus a
+    uniform share ``u`` of its own (u = 1 without ``rng``)."""
+    proba, y = np.asarray(proba, dtype=np.float64), np.asarray(y, dtype=np.int64)
+    order, cum, step = _sorted_mass(proba, lam, k_reg)
+    rank = np.argmax(order == y[:, None], axis=1)
+    rows = np.arange(len(y))
+    u = rng.uniform(size=len(y)) if rng is not None else np.ones(len(y))
+    return cum[rows, rank] - (1.0 - u) * step[rows, rank]
+
+
+def class_sets(
+    proba: np.ndarray, q: float, rng: np.random.Generator | None, lam: float = 0.0, k_reg: int = 0
+) -> np.ndarray:
+    """[n, K] boolean prediction sets: class j is in when its (randomised) score is <= q.
+
+    Without ``rng`` a class is in when the mass ranked strictly above it is below ``q`` (every
+    class the randomised set could hold), and the top class is always in.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    order, cum, step = _sorted_mass(proba, lam, k_reg)
+    if rng is None:
+        keep_ranked = (cum - step) <= q
+        keep_ranked[:, 0] = True
+    else:
+        u = rng.uniform(size=(len(proba), 1))
+        keep_ranked = (cum - (1.0 - u) * step) <= q
+    sets = np.zeros_like(keep_ranked)
+    np.put_along_axis(sets, order, keep_ranked, axis=1)
+    return sets
+
+
+def label_scores(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """[n, K] multilabel scores: 1 - the probability given to each label's true value."""
+    proba = np.asarray(proba, dtype=np.float64)
+    return 1.0 - np.where(np.asarray(y) == 1, proba, 1.0 - proba)
+
+
+def label_sets(proba: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per label, whether "present" and whether "absent" is in its set (both: uncertain)."""
+    proba = np.asarray(proba, dtype=np.float64)
+    return (1.0 - proba) <= q, proba <= q
+
+
+@dataclass
+class Conformal:
+    """One task's calibrated conformal predictor (stored in the run as JSON)."""
+
+    task: str
+    kind: str  # classification | multilabel | regression
+    alpha: float
+    q: list[float]  # one threshold; one per label for multilabel
+    n_calibration: int
+    lam: float = 0.0
+    k_reg: int = 0
+
+    @property
+    def method(self) -> str:
+        return {
+            "classification": "RAPS" if self.lam > 0 else "APS",
+            "multilabel": "per-label",
+            "regression": "absolute residual",
+        }[self.kind]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "method": self.method}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Conformal:
+        return cls(**{k: v for k, v in d.items() if k != "method"})
+
+    def predict(self, pred: np.ndarray, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+        """Sets / intervals for ``pred`` (probabilities, or predicted values for regression)."""
+        if self.kind == "classification":
+            return {"sets": class_sets(pred, self.q[0], rng, self.lam, self.k_reg)}
+        if self.kind == "multilabel":
+            present, absent = label_sets(pred, np.asarray(self.q))
+            return {"present": present, "absent": absent}
+        pred = np.asarray(pred, dtype=np.float64)
+        return {"low": pred - self.q[0], "high": pred + self.q[0]}
+
+
+def calibrate(
+    kind: str,
+    task: str,
+    pred: np.ndarray,
+    y: np.ndarray,
+    alpha: float,
+    seed: int = 0,
+    lam: float = 0.0,
+    k_reg: int = 0,
+) -> Conformal:
+    """Fit the conformal threshold(s) of one task on labelled calibration predictions."""
+    if kind == "classification":
+        scores = aps_scores(pred, y, np.random.default_rng(seed), lam, k_reg)
+        q = [conformal_quantile(scores, alpha)]
+    elif kind == "multilabel":
+        scores = label_scores(pred, y)
+        q = [conformal_quantile(scores[:, k], alpha) for k in range(scores.shape[1])]
+    elif kind == "regression":
+        q = [conformal_quantile(np.abs(np.asarray(y, dtype=np.float64) - pred), alpha)]
+    else:
+        raise AffectFusionError(f"no conformal method for task type {kind!r}")
+    return Conformal(task, kind, alpha, q, len(y), lam, k_reg)
+
+
+def evaluate(conf: Conformal, pred: np.ndarray, y: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """Empirical coverage and mean set size (interval width) of ``conf`` on labelled test predictions."""
+    y = np.asarray(y)
+    out: dict[str, float] = {"target_coverage": 1.0 - conf.alpha, "n": len(y)}
+    if conf.kind == "classification":
+        sets = conf.predict(pred, np.random.default_rng(seed + 1))["sets"]
+        out["coverage"] = float(sets[np.arange(len(y)), y.astype(np.int64)].mean())
+        out["mean_set_size"] = float(sets.sum(1).mean())
+        out["singleton_share"] = float((sets.sum(1) == 1).mean())
+    elif conf.kind == "multilabel":
+        p = conf.predict(pred)
+        covered = np.where(y == 1, p["present"], p["absent"])
+        out["coverage"] = float(covered.mean())  # per (sample, label), the level each label is calibrated to
+        out["mean_set_size"] = float((p["present"].astype(int) + p["absent"]).sum(1).mean())
+        out["uncertain_labels_per_sample"] = float((p["present"] & p["absent"]).sum(1).mean())
+    else:
+        iv = conf.predict(pred)
+        y = y.astype(np.float64)
+        out["coverage"] = float(((iv["low"] <= y) & (y <= iv["high"])).mean())
+        out["mean_width"] = float(np.mean(iv["high"] - iv["low"]))
+    return out
+
+
+def read_conformal(paths: RunPaths) -> dict[str, Conformal]:
+    """Task -> calibrated conformal predictor ({} if ``test --conformal`` never ran)."""
+    if not paths.conformal.is_file():
+        return {}
+    try:
+        return {t: Conformal.from_dict(d) for t, d in read_json(paths.conformal)["tasks"].items()}
+    except (KeyError, TypeError):
+        raise AffectFusionError(f"{paths.conformal}: expected tasks.<task> conformal entries") from None

@@ -1,0 +1,114 @@
+"""Run-level trust evaluations: calibrate a run, conformal sets on a split, subgroup breakdowns.
+
+A recipe (above training and evaluation): it runs the model over the run's splits and hands the
+predictions to the pure functions of ``evaluation.calibration``, ``.conformal`` and ``.subgroups``.
+
+Each takes the loaded run and its model (the caller loads it: ``training.trainer.load_model``),
+fits only on the validation split, and writes its files where :class:`~affectfusion.rundir.RunPaths`
+says; the run report picks them up (:mod:`affectfusion.evaluation.trust_report`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from affectfusion.errors import AffectFusionError
+from affectfusion.evaluation import calibration, conformal
+from affectfusion.evaluation.subgroups import N_RESAMPLES, subgroup_report
+from affectfusion.io import write_csv, write_json
+from affectfusion.models.model import MultimodalModel
+from affectfusion.pipeline import load_dataset
+from affectfusion.rundir import LoadedRun
+from affectfusion.training.predict import Predictions, predict
+
+
+def run_predictions(run: LoadedRun, model: MultimodalModel, split: str, root: str | Path | None = None) -> Predictions:
+    ds = load_dataset(run.config, split, root=root, modalities=run.modalities)
+    return predict(model, ds, run.scalers)
+
+
+def _labelled(preds: Predictions, task: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    keep = preds.labelled(task)
+    pred = preds.proba[task] if task in preds.proba else preds.pred[task]
+    return pred[keep], preds.y_true[task][keep], keep
+
+
+def calibrate_run(run: LoadedRun, model: MultimodalModel) -> dict[str, Any]:
+    """Fit a temperature per classification task on the validation split; score calibration before
+    and after on the validation and test splits; write ``calibration.json`` and reliability diagrams."""
+    cfg = run.config
+    tasks = [t for t in cfg.tasks if t.type in ("classification", "multilabel")]
+    if not tasks:
+        raise AffectFusionError(f"{run.paths.root}: calibration needs a classification or multilabel task")
+    splits = list(dict.fromkeys(s for s in (cfg.data.val_split, cfg.data.test_split) if s))
+    preds = {s: run_predictions(run, model, s) for s in splits}
+    result: dict[str, Any] = {"fitted_on": cfg.data.val_split, "tasks": {}, "plots": {}}
+    for t in tasks:
+        data = {s: _labelled(p, t.name)[:2] for s, p in preds.items()}
+        data = {s: d for s, d in data.items() if len(d[1])}
+        if cfg.data.val_split not in data:
+            continue
+        entry, curves = calibration.task_calibration(t, data[cfg.data.val_split], data)
+        result["tasks"][t.name] = entry
+        shown = splits[-1] if splits[-1] in curves else cfg.data.val_split
+        path = run.paths.reliability_plot(shown, t.name)
+        calibration.plot_reliability(curves[shown], path, f"{t.name}: reliability ({shown})")
+        result["plots"][t.name] = str(path.relative_to(run.paths.root))
+    write_json(run.paths.calibration, result)
+    return result
+
+
+def conformal_run(
+    run: LoadedRun,
+    model: MultimodalModel,
+    alpha: float,
+    split: str,
+    lam: float = 0.0,
+    k_reg: int = 0,
+    seed: int = 0,
+    root: str | Path | None = None,
+) -> dict[str, Any]:
+    """Calibrate split conformal per task on the validation split (temperature-scaled probabilities if
+    the run is calibrated) and measure coverage and set size / width on ``split``."""
+    temperatures = calibration.read_temperatures(run.paths)
+    val = run_predictions(run, model, run.config.data.val_split)
+    same = split == run.config.data.val_split and root is None
+    test = val if same else run_predictions(run, model, split, root)
+    fitted, scores = {}, {}
+    for t in run.config.tasks:
+        (cal_pred, cal_y, _), (test_pred, test_y, _) = _labelled(val, t.name), _labelled(test, t.name)
+        if t.name in temperatures:
+            cal_pred = calibration.apply_temperature(cal_pred, temperatures[t.name])
+            test_pred = calibration.apply_temperature(test_pred, temperatures[t.name])
+        if not len(cal_y):
+            continue
+        conf = conformal.calibrate(t.type, t.name, cal_pred, cal_y, alpha, seed, lam, k_reg)
+        fitted[t.name] = conf.to_dict()
+        if len(test_y):
+            scores[t.name] = {"method": conf.method, **conformal.evaluate(conf, test_pred, test_y, seed)}
+    write_json(run.paths.conformal, {"calibrated_on": run.config.data.val_split, "tasks": fitted})
+    result = {"alpha": alpha, "split": split, "calibrated_on": run.config.data.val_split, "tasks": scores}
+    write_json(run.paths.coverage(split), result)
+    return result
+
+
+def subgroups_run(
+    run: LoadedRun,
+    model: MultimodalModel,
+    split: str,
+    columns: Sequence[str],
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    root: str | Path | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Every metric of every task per subgroup of each column on ``split``; writes CSV and gaps JSON."""
+    preds = run_predictions(run, model, split, root)
+    table, gaps = subgroup_report(preds, run.config.tasks, columns, n_resamples, seed)
+    write_csv(table, run.paths.subgroups(split))
+    write_json(run.paths.subgroup_gaps(split), {"split": split, "columns": list(columns), "gaps": gaps})
+    return table, gaps
