@@ -14,6 +14,7 @@ from affectfusion.data import (  # noqa: F401
     mosi,
     speech,
     synthetic,
+    synthetic_conversation,
     text_corpora,
 )
 from affectfusion.data.registry import DATASETS, DatasetAdapter

@@ -73,6 +73,7 @@ class MosiAdapter(DatasetAdapter):
                         targets={o.target_name: y if y >= 0 else None},
                         group=f"{source_split}-v{int(video):03d}",
                         source=str(path),
+                        order=int(j),
                     )
                 )
         return samples

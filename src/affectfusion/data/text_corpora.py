@@ -157,6 +157,8 @@ class _DialogueCsvAdapter(DatasetAdapter):
                     group=group if o.group_by == "dialogue" else speaker,
                     source=where,
                     raw=o.raw(text),
+                    order=utterance if o.group_by == "dialogue" else None,
+                    speaker=speaker or None,
                 )
             )
         ids = [s.id for s in samples]
