@@ -212,3 +212,40 @@ def test_context_follows_every_fusion_and_predictions_line_up(fusion: str) -> No
     truth = [-1 if s.targets["label"] is None else s.targets["label"] for s in ds.samples]
     assert preds.y_true["label"].tolist() == truth
     assert score(preds, cfg.tasks, "dev")["n"] == len(ds.samples)
+
+
+def test_media_table_order_and_speaker_columns(tmp_path) -> None:
+    from affectfusion.data.media_table import MediaTableAdapter
+
+    (tmp_path / "train.csv").write_text("id,text,dialogue,turn,who,y\na1,hi,d1,1,Ann,0\na0,yo,d1,0,Bob,1\n")
+    opts = {"inputs": {"text": "text"}, "targets": {"y": "y"}, "group_column": "dialogue"}
+    adapter = MediaTableAdapter(MediaTableAdapter.Options(**opts, order_column="turn", speaker_column="who"))
+    samples = adapter.load(tmp_path, "train")
+    assert [(s.group, s.order, s.speaker) for s in samples] == [("d1", 1, "Ann"), ("d1", 0, "Bob")]
+    (tmp_path / "bad.csv").write_text("id,text,dialogue,turn,y\na1,hi,d1,first,0\n")
+    bad = MediaTableAdapter(MediaTableAdapter.Options(**opts, table="bad.csv", order_column="turn"))
+    with pytest.raises(AffectFusionError, match=r"bad\.csv: row 2 column 'turn' = 'first': expected an integer"):
+        bad.load(tmp_path, "train")
+
+
+@pytest.mark.parametrize(
+    ("adapter", "folder", "options", "speakers"),
+    [
+        ("meld", "meld", {}, True),
+        ("emorynlp", "emorynlp", {}, True),
+        ("mosi", "cmu_mosi_unimodal", {}, False),
+    ],
+)
+def test_shared_corpora_give_conversation_order(shared_data, adapter, folder, options, speakers) -> None:
+    from affectfusion.data import build_adapter
+    from affectfusion.data.conversation import conversations
+
+    cfg = validate(
+        {"name": "x", "data": {"adapter": adapter, "options": options}, "tasks": [{"name": "y", "type": "regression"}]}
+    )
+    samples = build_adapter(cfg.data).load(shared_data / folder, "dev")
+    assert all(s.group is not None and s.order is not None for s in samples)
+    assert all((s.speaker is not None) == speakers for s in samples)
+    convs = conversations(samples, "dev")
+    assert sum(len(c) for c in convs) == len(samples)
+    assert max(len(c) for c in convs) > 3  # real conversations, not singletons
