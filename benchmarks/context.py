@@ -44,10 +44,10 @@ CONTEXTS = {
 }
 
 
-def systems(dataset: str, lora: bool) -> dict[str, tuple[str, dict[str, Any]]]:
+def systems(dataset: str, contexts: list[str], lora: bool) -> dict[str, tuple[str, dict[str, Any]]]:
     """System name -> (config, overrides)."""
     config = f"{dataset}_context"
-    out = {f"minilm+{ctx}": (config, {**FROZEN, **over}) for ctx, over in CONTEXTS.items()}
+    out = {f"minilm+{ctx}": (config, {**FROZEN, **CONTEXTS[ctx]}) for ctx in contexts}
     if lora:
         if dataset == "meld":
             out["lora utterance+previous (meld_text_lora)"] = ("meld_text_lora", {})
@@ -62,6 +62,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     p.add_argument("--datasets", default="meld,emorynlp", help="comma-separated: meld, emorynlp")
     p.add_argument("--seeds", type=int, default=3, help="train.seed 0, 1, ...")
+    p.add_argument("--contexts", default="none,gru,transformer", help=f"frozen-MiniLM systems: {', '.join(CONTEXTS)}")
     p.add_argument("--lora", action="store_true", help="also the LoRA configs (minutes per epoch on a CPU)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=RESULTS / "context.json")
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         runs = args.runs_dir or Path(tmp)
         for dataset in args.datasets.split(","):
             per_system = {}
-            for name, (config, overrides) in systems(dataset, args.lora).items():
+            for name, (config, overrides) in systems(dataset, args.contexts.split(","), args.lora).items():
                 seeds = []
                 for seed in range(args.seeds):
                     run_dir = runs / dataset / name.split(" ")[0] / f"seed{seed}"
