@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "runkinds": 0,
     "quiet": 0,
     "inputs": 0,
+    "safe_pickle": 0,
     "data": 1,
     "rundir": 2,
     "extract": 2,

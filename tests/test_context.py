@@ -13,13 +13,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from affectfusion.config import validate
-from affectfusion.data import load_dataset
 from affectfusion.data.conversation import ConversationDataset, make_windows
 from affectfusion.data.tasks import collator_for
 from affectfusion.data.types import ConversationIndex, Sample
 from affectfusion.errors import AffectFusionError
 from affectfusion.models.context import CONTEXTS, ContextStage
 from affectfusion.models.model import MultimodalModel
+from affectfusion.pipeline import load_dataset
 from affectfusion.training.predict import predict, score
 from affectfusion.training.trainer import Trainer
 

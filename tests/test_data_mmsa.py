@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from affectfusion.config import validate
-from affectfusion.data import load_dataset
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.metrics import regression_metrics
 from affectfusion.evaluation.mmsa_metrics import mmsa_metrics
+from affectfusion.pipeline import load_dataset
 from affectfusion.safe_pickle import load_data_pickle
 from affectfusion.training.trainer import Trainer
 

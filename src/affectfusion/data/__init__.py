@@ -11,6 +11,7 @@ from affectfusion.data import (  # noqa: F401
     feature_folder,
     images,
     media_table,
+    mmsa,
     mosi,
     speech,
     synthetic,
