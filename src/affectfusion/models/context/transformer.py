@@ -12,8 +12,10 @@ from affectfusion.models.context.base import CONTEXTS, ContextStage, Options
 
 @CONTEXTS.register("transformer")
 class TransformerContext(ContextStage):
-    """Transformer encoder layers over each conversation, with learned positions; ``causal`` lets an
-    utterance attend only to itself and earlier ones."""
+    """Self-attention over each conversation's utterances (learned positions); causal: earlier ones only.
+
+    With ``causal`` an utterance attends only to itself and earlier ones, so live use gets the same
+    outputs as a replay of the whole conversation."""
 
     class Options(Options):
         layers: int = Field(1, ge=1)
