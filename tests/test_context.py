@@ -249,3 +249,29 @@ def test_shared_corpora_give_conversation_order(shared_data, adapter, folder, op
     convs = conversations(samples, "dev")
     assert sum(len(c) for c in convs) == len(samples)
     assert max(len(c) for c in convs) > 3  # real conversations, not singletons
+
+
+def test_predictor_reads_a_conversation_and_causal_live_use_matches_replay(tmp_path) -> None:
+    from affectfusion.serve.predictor import Predictor
+
+    raw = _synthetic("transformer", {"causal": True})
+    raw["model"]["context"]["speakers"] = 2
+    cfg = validate(raw)
+    Trainer(cfg, tmp_path / "run").fit()
+    predictor = Predictor.load(tmp_path / "run")
+    ds = load_dataset(cfg, "test")
+    conv = [s for s in ds.samples if s.group == ds.samples[0].group]
+    inputs = [{m: x for m, x in s.features.items()} for s in conv]
+    speakers = [s.speaker for s in conv]
+    full = predictor.predict_conversation(inputs, speakers=speakers)
+    truth = [s.targets["label"] for s in conv]
+    labels = [int(p.tasks["label"]["label"] == "abc"[y]) for p, y in zip(full, truth, strict=True) if y is not None]
+    assert sum(labels) >= len(labels) - 1  # the context model reads the previous turn
+    alone = predictor.predict(inputs)  # no turns: every utterance on its own
+    assert [p.tasks for p in alone] != [p.tasks for p in full]
+    for k in range(1, len(conv)):  # live: only the turns so far
+        live = predictor.predict_conversation(inputs[: k + 1], speakers=speakers[: k + 1])[-1]
+        probs, replay = live.tasks["label"]["probabilities"], full[k].tasks["label"]["probabilities"]
+        assert probs == pytest.approx(replay, abs=1e-5)
+    with pytest.raises(AffectFusionError, match="1 speakers for"):
+        predictor.predict_conversation(inputs, speakers=speakers[:1])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+from affectfusion.config import ContextConfig
 from affectfusion.data.types import ModalitySpec, MultimodalDataset, Sample, Window
 from affectfusion.errors import AffectFusionError
 
@@ -73,3 +74,12 @@ class ConversationDataset(MultimodalDataset):
 
     def __getitem__(self, i: int) -> Window:  # type: ignore[override]
         return self.windows[i]
+
+
+def dataset_for(
+    context: ContextConfig, samples: Sequence[Sample], modalities: dict[str, ModalitySpec] | None, name: str
+) -> MultimodalDataset:
+    """The dataset a model with this context stage reads: conversation windows, or single utterances."""
+    if context.name == "none":
+        return MultimodalDataset(samples, modalities=modalities, name=name)
+    return ConversationDataset(samples, modalities, name, window=context.window, overlap=context.overlap)
