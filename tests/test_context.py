@@ -275,3 +275,27 @@ def test_predictor_reads_a_conversation_and_causal_live_use_matches_replay(tmp_p
         assert probs == pytest.approx(replay, abs=1e-5)
     with pytest.raises(AffectFusionError, match="1 speakers for"):
         predictor.predict_conversation(inputs, speakers=speakers[:1])
+
+
+def test_batch_table_with_group_and_order_is_read_as_conversations(tmp_path) -> None:
+    from affectfusion.serve.batch import predict_table
+    from affectfusion.serve.predictor import Predictor
+
+    Trainer(validate(_synthetic("gru")), tmp_path / "run").fit()
+    predictor = Predictor.load(tmp_path / "run")
+    ds = load_dataset(validate(_synthetic("gru")), "test")
+    conv = [s for s in ds.samples if s.group == ds.samples[0].group]
+    for m in ("text", "audio"):
+        for k, s in enumerate(conv):
+            np.save(tmp_path / f"{m}{k}.npy", s.features[m])
+    rows = [
+        f"u{k},{m_text},{m_audio},c1,{k},{s.speaker}"
+        for k, s in enumerate(conv)
+        for m_text, m_audio in [(f"text{k}.npy", f"audio{k}.npy")]
+    ]
+    # Rows in reverse order: the order column, not the file order, puts them in sequence.
+    (tmp_path / "conv.csv").write_text("id,text,audio,group,order,speaker\n" + "\n".join(reversed(rows)) + "\n")
+    table = predict_table(predictor, tmp_path / "conv.csv", progress=False)
+    direct = predictor.predict_conversation([dict(s.features) for s in conv], speakers=[s.speaker for s in conv])
+    by_id = dict(zip(table["id"], table["label"], strict=True))
+    assert [by_id[f"u{k}"] for k in range(len(conv))] == [p.tasks["label"]["label"] for p in direct]
