@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
+from affectfusion.data.examples import conversation as conversation_examples
 from affectfusion.data.registry import DATASETS, DatasetAdapter
 from affectfusion.data.types import Sample
 from affectfusion.errors import AffectFusionError
@@ -48,6 +49,7 @@ class MmsaAdapter(DatasetAdapter):
         )
 
     options: Options
+    write_example = staticmethod(conversation_examples.mmsa)
 
     def load(self, root: Path | None, split: str) -> list[Sample]:
         assert root is not None  # needs_root: load_dataset checks it

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, model_validator
 
+from affectfusion.data.examples import conversation as conversation_examples
 from affectfusion.data.registry import DATASETS, DatasetAdapter
 from affectfusion.data.types import Sample
 
@@ -43,6 +44,7 @@ class SyntheticConversationAdapter(DatasetAdapter):
 
     needs_root = False
     options: Options
+    write_example = staticmethod(conversation_examples.synthetic_conversation)
 
     def load(self, root: Path | None, split: str) -> list[Sample]:
         o = self.options
