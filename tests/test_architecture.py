@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "inputs": 0,
     "threads": 0,
     "device": 0,
+    "safe_pickle": 0,
     "data": 1,
     "rundir": 2,
     "extract": 2,

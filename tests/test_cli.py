@@ -23,14 +23,21 @@ def registered(what: str) -> list[str]:
     from affectfusion.config import list_packaged_configs
     from affectfusion.data import DATASETS
     from affectfusion.extract import EXTRACTORS
-    from affectfusion.models import ENCODERS
+    from affectfusion.models import CONTEXTS, ENCODERS
 
-    registries = {"fusions": FUSIONS, "encoders": ENCODERS, "datasets": DATASETS, "extractors": EXTRACTORS}
+    registries = {
+        "fusions": FUSIONS,
+        "encoders": ENCODERS,
+        "contexts": CONTEXTS,
+        "datasets": DATASETS,
+        "extractors": EXTRACTORS,
+    }
     return list_packaged_configs() if what == "configs" else registries[what].names()
 
 
 @pytest.mark.parametrize(
-    ("what", "at_least"), [("fusions", 8), ("encoders", 3), ("datasets", 17), ("extractors", 12), ("configs", 10)]
+    ("what", "at_least"),
+    [("fusions", 8), ("encoders", 3), ("contexts", 3), ("datasets", 17), ("extractors", 12), ("configs", 10)],
 )
 def test_list_shows_every_registered_name(what: str, at_least: int, capsys, monkeypatch) -> None:
     code, out, _ = run_cli(["list", what], capsys, monkeypatch)

@@ -434,7 +434,7 @@ def test_serve_dashboard_calls_launch(trained_media_run: Path, monkeypatch) -> N
     import affectfusion.serve.dashboard as dashboard
 
     calls: list[tuple] = []
-    monkeypatch.setattr(dashboard, "launch", lambda run, host, port: calls.append((run, host, port)))
+    monkeypatch.setattr(dashboard, "launch", lambda run, host, port, device: calls.append((run, host, port, device)))
     result = CliRunner().invoke(serve_app, ["dashboard", str(trained_media_run)])
     assert result.exit_code == 0, result.output
-    assert calls == [(trained_media_run, "127.0.0.1", 8501)]
+    assert calls == [(trained_media_run, "127.0.0.1", 8501, "cpu")]

@@ -143,6 +143,21 @@ class FusionConfig(ComponentConfig):
     channel_scaling: bool = False
 
 
+class ContextConfig(ComponentConfig):
+    """The conversation context stage between fusion and heads (``none``: each utterance alone)."""
+
+    name: str = "none"
+    window: int = Field(0, ge=0, description="utterances per training window; 0 = whole conversations")
+    overlap: int = Field(0, ge=0, description="utterances a window repeats from the previous one, as context only")
+    speakers: int = Field(0, ge=0, description="speaker embeddings for up to this many speakers per window (0 = none)")
+
+    @model_validator(mode="after")
+    def _overlap_below_window(self) -> ContextConfig:
+        if self.window and self.overlap >= self.window:
+            raise ValueError(f"context overlap ({self.overlap}) must be smaller than window ({self.window})")
+        return self
+
+
 class ModelConfig(Strict):
     hidden_dim: int = Field(128, ge=1, description="size of every modality embedding fed to fusion")
     encoder: ComponentConfig = Field(default_factory=lambda: ComponentConfig(name="mean"))
@@ -150,6 +165,7 @@ class ModelConfig(Strict):
         default_factory=dict, description="per-modality encoder, overriding `encoder`"
     )
     fusion: FusionConfig = Field(default_factory=FusionConfig)
+    context: ContextConfig = Field(default_factory=ContextConfig)
     head_hidden: int = Field(128, ge=0, description="hidden width of each task head; 0 = linear head")
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     modalities: list[str] | None = Field(None, description="use only these modalities (default: all)")

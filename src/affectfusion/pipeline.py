@@ -12,6 +12,7 @@ from rich.console import Console
 
 from affectfusion.config import RunConfig, apply_overrides, validate
 from affectfusion.data import build_adapter
+from affectfusion.data.conversation import dataset_for
 from affectfusion.data.tasks import encode_targets
 from affectfusion.data.types import ModalitySpec, MultimodalDataset, Sample
 from affectfusion.errors import AffectFusionError
@@ -101,7 +102,7 @@ def load_dataset(
         samples = [s for s in samples if all(m in s.features for m in required)]
         if not samples:
             raise AffectFusionError(f"{where}: no sample has all of {', '.join(required)} (data.require_modalities)")
-    return MultimodalDataset(samples, modalities=modalities, name=where)
+    return dataset_for(cfg.model.context, samples, modalities, where)
 
 
 def config_modalities(cfg: RunConfig) -> list[str]:

@@ -132,7 +132,7 @@ def run_robustness(
         {
             "run": str(run.paths.root),
             "split": split,
-            "n": len(ds),
+            "n": len(ds.samples),
             "primary_task": run.config.tasks[0].name,
             "metrics": metrics,
             "repeats": repeats,
@@ -145,7 +145,7 @@ def run_robustness(
         kind: _plot_curves(table, kind, metrics[0], out / f"robustness_{kind}.png", where) for kind in PERTURBATIONS
     }
     intro = [
-        f"Run {run.paths.root} ({run.config.name}), split {split} (n = {len(ds)}), primary task "
+        f"Run {run.paths.root} ({run.config.name}), split {split} (n = {len(ds.samples)}), primary task "
         f"{run.config.tasks[0].name}; clean {metrics[0]} = {clean[0]:.4f}.",
         f"Each point: mean over {repeats} seeded repeats (std shown as a band); noise in units of the "
         "train-split feature std; a missing modality is marked absent for that fraction of samples.",

@@ -144,7 +144,7 @@ def compare(
     print_table(df, f"comparison ({out})")
 
 
-LISTABLE = ("fusions", "encoders", "datasets", "extractors", "configs")
+LISTABLE = ("fusions", "encoders", "contexts", "datasets", "extractors", "configs")
 
 
 def list_(
@@ -174,10 +174,10 @@ def list_(
 
 def _registry(what: str):
     """Import only the registry asked for: models need torch, extractors need numpy and pandas."""
-    if what in ("fusions", "encoders"):
-        from affectfusion.models import ENCODERS, FUSIONS  # deferred: torch
+    if what in ("fusions", "encoders", "contexts"):
+        from affectfusion.models import CONTEXTS, ENCODERS, FUSIONS  # deferred: torch
 
-        return FUSIONS if what == "fusions" else ENCODERS
+        return {"fusions": FUSIONS, "encoders": ENCODERS, "contexts": CONTEXTS}[what]
     if what == "datasets":
         from affectfusion.data import DATASETS  # deferred: scipy, pandas
 

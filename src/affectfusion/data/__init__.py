@@ -11,9 +11,11 @@ from affectfusion.data import (  # noqa: F401
     feature_folder,
     images,
     media_table,
+    mmsa,
     mosi,
     speech,
     synthetic,
+    synthetic_conversation,
     text_corpora,
 )
 from affectfusion.data.registry import DATASETS, DatasetAdapter

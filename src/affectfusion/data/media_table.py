@@ -49,7 +49,13 @@ class MediaTableAdapter(DatasetAdapter):
         )
         targets: dict[str, str] = Field(default_factory=dict, description="task name -> column")
         id_column: str = Field("id", description="unique sample id (row number if the column is absent)")
-        group_column: str | None = Field(None, description="speaker / person column for group-disjoint checks")
+        group_column: str | None = Field(
+            None, description="speaker / person / conversation column for group-disjoint checks"
+        )
+        order_column: str | None = Field(
+            None, description="integer position of the row within its group (a conversation), for model.context"
+        )
+        speaker_column: str | None = Field(None, description="who speaks the row, for context speaker embeddings")
         text_modalities: list[str] = Field(
             default_factory=lambda: ["text"], description="modalities whose cells are text, not file paths"
         )
@@ -62,8 +68,7 @@ class MediaTableAdapter(DatasetAdapter):
         path = root / o.table.replace("{split}", split)
         df = read_table(path)
         needed = [*o.inputs.values(), *o.targets.values()]
-        if o.group_column:
-            needed.append(o.group_column)
+        needed.extend(c for c in (o.group_column, o.order_column, o.speaker_column) if c)
         missing = [c for c in needed if c not in df.columns]
         if missing:
             raise AffectFusionError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(df.columns)})")
@@ -77,5 +82,17 @@ class MediaTableAdapter(DatasetAdapter):
                     raw[m] = row[col] if m in o.text_modalities else root / cell
             targets = {t: row[col] or None for t, col in o.targets.items()}
             group = row[o.group_column] if o.group_column else None
-            samples.append(Sample(id=str(sid), features={}, targets=targets, group=group, source=str(path), raw=raw))
+            sample = Sample(id=str(sid), features={}, targets=targets, group=group, source=str(path), raw=raw)
+            if o.order_column:
+                sample.order = _order(row[o.order_column], f"{path}: row {i + 2} column {o.order_column!r}")
+            if o.speaker_column:
+                sample.speaker = row[o.speaker_column].strip() or None
+            samples.append(sample)
         return samples
+
+
+def _order(cell: str, where: str) -> int:
+    try:
+        return int(cell)
+    except ValueError:
+        raise AffectFusionError(f"{where} = {cell!r}: expected an integer position") from None

@@ -74,6 +74,7 @@ class MosiAdapter(DatasetAdapter):
                         group=f"{source_split}-v{int(video):03d}",
                         source=str(path),
                         metadata={"video": f"{source_split}-v{int(video):03d}"},
+                        order=int(j),
                     )
                 )
         return samples

@@ -158,6 +158,8 @@ class _DialogueCsvAdapter(DatasetAdapter):
                     source=where,
                     raw=o.raw(text),
                     metadata={"speaker": speaker, "dialogue": dialogue},
+                    order=utterance if o.group_by == "dialogue" else None,
+                    speaker=speaker or None,
                 )
             )
         ids = [s.id for s in samples]

@@ -33,6 +33,8 @@ class Sample:
     source: str | None = None  # file the sample came from, for failure reports
     raw: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)  # speaker, gender, ...: for subgroup evaluation
+    order: int | None = None  # position within its conversation (``group``), for the context stage
+    speaker: str | None = None  # who said it, for speaker embeddings of the context stage
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,30 @@ class MultimodalDataset(torch.utils.data.Dataset):
         return self.samples[i]
 
 
+@dataclass(frozen=True)
+class Window:
+    """A run of one conversation's utterances in order; ``scored[i]`` False marks an utterance that is
+    only context here (the overlap with the previous window, which already scores it)."""
+
+    samples: list[Sample]
+    scored: list[bool]
+
+
+@dataclass
+class ConversationIndex:
+    """Where each row of a :class:`Batch` sits in a conversation window, all ``[B]``:
+    window number in the batch, position in it, speaker number (0 = unknown, then by first
+    appearance in the window) and whether the row is scored (False = context only)."""
+
+    conversation: Tensor
+    position: Tensor
+    speaker: Tensor
+    scored: Tensor
+
+    def to(self, device: torch.device | str) -> ConversationIndex:
+        return ConversationIndex(*(t.to(device) for t in (self.conversation, self.position, self.speaker, self.scored)))
+
+
 @dataclass
 class Batch:
     """Padded tensors for a list of samples.
@@ -146,6 +172,7 @@ class Batch:
     present: dict[str, Tensor]
     targets: dict[str, Tensor]
     target_mask: dict[str, Tensor]
+    conversation: ConversationIndex | None = None  # set when the batch holds conversation windows
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -163,6 +190,7 @@ class Batch:
             move(self.present),
             move(self.targets),
             move(self.target_mask),
+            None if self.conversation is None else self.conversation.to(device),
         )
 
     def pin_memory(self) -> Batch:
@@ -178,7 +206,7 @@ class Batch:
     def with_present(self, present: dict[str, Tensor]) -> Batch:
         """The same batch with some modalities marked missing (their features zeroed)."""
         feats = {m: x * present[m][:, None, None].to(x.dtype) for m, x in self.features.items()}
-        return Batch(self.ids, feats, self.padding, present, self.targets, self.target_mask)
+        return Batch(self.ids, feats, self.padding, present, self.targets, self.target_mask, self.conversation)
 
 
 class Collator:
@@ -200,7 +228,9 @@ class Collator:
         self.task_types = task_types
         self.num_labels = num_labels or {}
 
-    def __call__(self, samples: Sequence[Sample]) -> Batch:
+    def __call__(self, samples: Sequence[Sample] | Sequence[Window]) -> Batch:
+        if samples and isinstance(samples[0], Window):
+            return self._windows(samples)  # type: ignore[arg-type]
         b = len(samples)
         features, padding, present = {}, {}, {}
         for m, spec in self.modalities.items():
@@ -230,6 +260,23 @@ class Collator:
                 targets[t] = torch.tensor([float(v) if _is_labelled(v) else 0.0 for v in values], dtype=torch.float32)
             target_mask[t] = mask
         return Batch([s.id for s in samples], features, padding, present, targets, target_mask)
+
+    def _windows(self, windows: Sequence[Window]) -> Batch:
+        """Every window's utterances as rows; context-only rows are unlabelled, so losses and
+        metrics count each utterance once."""
+        batch = self([s for w in windows for s in w.samples])
+        conv, pos, spk, scored = [], [], [], []
+        for k, w in enumerate(windows):
+            names: dict[str, int] = {}
+            for i, s in enumerate(w.samples):
+                conv.append(k)
+                pos.append(i)
+                spk.append(0 if s.speaker is None else names.setdefault(s.speaker, len(names) + 1))
+            scored.extend(w.scored)
+        keep = torch.tensor(scored, dtype=torch.bool)
+        batch.target_mask = {t: m & keep for t, m in batch.target_mask.items()}
+        batch.conversation = ConversationIndex(torch.tensor(conv), torch.tensor(pos), torch.tensor(spk), keep)
+        return batch
 
 
 def _is_labelled(v: Any) -> bool:

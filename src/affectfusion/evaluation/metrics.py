@@ -36,6 +36,7 @@ from sklearn.metrics import (
 
 from affectfusion.config import RunConfig, TaskConfig
 from affectfusion.errors import AffectFusionError
+from affectfusion.evaluation.mmsa_metrics import MMSA_SCALARS, mmsa_metrics
 
 METRIC_DIRECTION: dict[str, str] = {
     "accuracy": "max",
@@ -49,6 +50,7 @@ METRIC_DIRECTION: dict[str, str] = {
     "ccc": "max",
     "binary_accuracy": "max",
     "binary_f1": "max",
+    **dict.fromkeys(MMSA_SCALARS, "max"),
     "micro_f1": "max",
     "samples_f1": "max",
     "subset_accuracy": "max",
@@ -69,7 +71,7 @@ METRIC_CEILING: dict[str, float] = {
 CLASSIFICATION_SCALARS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1")
 MULTILABEL_SCALARS = ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy")
 REGRESSION_SCALARS = ("mae", "rmse", "pearson_r", "ccc")
-SIGNED_SCALARS = ("binary_accuracy", "binary_f1")
+SIGNED_SCALARS = ("binary_accuracy", "binary_f1", *MMSA_SCALARS)
 # Column order in tables (macro_f1 is shared by both kinds of classification).
 SCALAR_ORDER = tuple(dict.fromkeys(CLASSIFICATION_SCALARS + MULTILABEL_SCALARS + REGRESSION_SCALARS + SIGNED_SCALARS))
 # Decision thresholds tried when tuning a multilabel task on the validation split.
@@ -252,7 +254,8 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, signed: bool = Fa
             out["binary_accuracy"] = _num(accuracy_score(bt, bp))
             out["binary_f1"] = _num(f1_score(bt, bp, average="weighted", zero_division=0))
         else:
-            out.update(dict.fromkeys(SIGNED_SCALARS))
+            out.update(dict.fromkeys(("binary_accuracy", "binary_f1")))
+        out.update(mmsa_metrics(t, p))  # MMSA's Acc-2 (has0/non0), F1, Acc-5, Acc-7
     return out
 
 

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from affectfusion.config import ModelConfig, TaskConfig
 from affectfusion.data.types import Batch, ModalitySpec, MultimodalDataset
 from affectfusion.models.base import ENCODERS, FUSIONS, Encoded
+from affectfusion.models.context import CONTEXTS
 from affectfusion.registry import validate_options
 
 
@@ -18,7 +19,7 @@ from affectfusion.registry import validate_options
 class ModelOutput:
     outputs: dict[str, Tensor]  # task -> logits [B, K] (softmax or per-class sigmoid) or standardised value [B]
     embeddings: dict[str, Tensor]  # modality -> pooled embedding [B, H] (after channel scaling)
-    fused: Tensor  # [B, F]
+    fused: Tensor  # [B, F] what the heads read: the fused utterance after the context stage
     explanations: dict[str, Tensor] = field(default_factory=dict)
 
 
@@ -72,8 +73,16 @@ class MultimodalModel(nn.Module):
             cfg.dropout,
             validate_options(fcls, cfg.fusion.options, "model.fusion.options"),
         )
+        ccfg = cfg.context
+        ccls = CONTEXTS.get(ccfg.name)
+        self.context = ccls(
+            self.fusion.out_dim,
+            cfg.dropout,
+            ccfg.speakers,
+            validate_options(ccls, ccfg.options, "model.context.options"),
+        )
         self.heads = nn.ModuleDict(
-            {t.name: Head(self.fusion.out_dim, cfg.head_hidden, task_output_size(t), cfg.dropout) for t in tasks}
+            {t.name: Head(self.context.out_dim, cfg.head_hidden, task_output_size(t), cfg.dropout) for t in tasks}
         )
         # Per-class decision thresholds of each multilabel task. Not weights (so not in checkpoints):
         # the config's until ``load_model`` applies the ones tuned on the validation split.
@@ -113,12 +122,13 @@ class MultimodalModel(nn.Module):
     def forward(self, batch: Batch) -> ModelOutput:
         encoded = self.encode(batch)
         fused = self.fusion(encoded, batch.present)
+        utterances = self.context(fused.fused, batch.conversation)
         outputs = {}
         for t in self.tasks:
-            y = self.heads[t.name](fused.fused)
+            y = self.heads[t.name](utterances)
             outputs[t.name] = y.squeeze(-1) if t.type == "regression" else y
         embeddings = {m: e.pooled for m, e in encoded.items()}
-        return ModelOutput(outputs, embeddings, fused.fused, fused.explanations)
+        return ModelOutput(outputs, embeddings, utterances, fused.explanations)
 
     def n_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

@@ -6,6 +6,9 @@ split, e.g. ``label``) are ignored and its own column names mapped, so a split's
 Empty cells mean "not given", so rows may carry any subset of modalities. File paths are relative
 to the table's folder. A row that cannot be used gets its reason in the ``error`` column; the rest
 completes. Every run kind goes through the same functions (the dashboard's batch tab too).
+
+A table with ``group`` and ``order`` columns (and optionally ``speaker``) holds conversations: a run
+with a context stage reads each row with the other rows of its group, in order.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.serve.base import Prediction, RunPredictor
 
 CHUNK = 32  # rows per model call: the extractors and the model see batches, not single rows
+CONVERSATION_COLUMNS = ("group", "order", "speaker")
+Turn = tuple[str | None, int | None, str | None]  # conversation (group), order in it, speaker
 
 
 def table_inputs(predictor: RunPredictor, df: pd.DataFrame, base: Path) -> tuple[list[str], list[dict[str, Any]]]:
@@ -35,6 +40,8 @@ def table_inputs(predictor: RunPredictor, df: pd.DataFrame, base: Path) -> tuple
     accepted = {*predictor.modalities, *(k for k in predictor.accepted_inputs if k != "features")}
     df = df.rename(columns={c: m for c, m in renames.items() if c in df.columns and m not in df.columns})
     ignored = ignored - accepted
+    if "group" in df.columns:  # a conversation table: these columns place rows, they are no inputs
+        ignored = ignored | set(CONVERSATION_COLUMNS)
     columns = [c for c in df.columns if c != "id" and c not in ignored]
     unknown = [c for c in columns if c not in accepted]
     if unknown:
@@ -55,10 +62,30 @@ def table_inputs(predictor: RunPredictor, df: pd.DataFrame, base: Path) -> tuple
     return ids or [str(i) for i in range(len(df))], inputs
 
 
+def table_turns(df: pd.DataFrame, path: Path) -> list[Turn] | None:
+    """Each row's (group, order, speaker) if the table has a ``group`` column, else None."""
+    if "group" not in df.columns:
+        return None
+    if "order" not in df.columns:
+        raise AffectFusionError(f"{path}: a 'group' column needs an 'order' column (each row's position in it)")
+    turns = []
+    for i, row in enumerate(df.to_dict(orient="records")):
+        try:
+            order = int(row["order"])
+        except ValueError:
+            raise AffectFusionError(f"{path}: row {i + 1} order {row['order']!r} is not an integer") from None
+        turns.append((row["group"] or None, order, row.get("speaker") or None))
+    return turns
+
+
 def predict_rows(
-    predictor: RunPredictor, ids: list[str], inputs: list[dict[str, Any]], progress: bool = True
+    predictor: RunPredictor,
+    ids: list[str],
+    inputs: list[dict[str, Any]],
+    progress: bool = True,
+    turns: list[Turn] | None = None,
 ) -> list[Prediction]:
-    """Predictions in chunks, with a progress bar on stderr."""
+    """Predictions in chunks (whole conversations when ``turns`` are given), with a progress bar on stderr."""
     out: list[Prediction] = []
     columns = (
         TextColumn("predicting"),
@@ -69,6 +96,17 @@ def predict_rows(
     )
     with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
         task = bar.add_task("predict", total=len(inputs))
+        if turns is not None and hasattr(predictor, "predict_conversation"):  # other run kinds have no context
+            rows: dict[Any, list[int]] = {}
+            for k, turn in enumerate(turns):
+                rows.setdefault(turn[0] if turn[0] is not None else ("row", k), []).append(k)
+            found: dict[int, Prediction] = {}
+            for group in rows.values():
+                part = [inputs[k] for k in group]
+                preds = predictor.predict(part, [ids[k] for k in group], turns=[turns[k] for k in group])  # type: ignore[call-arg]
+                found.update(zip(group, preds, strict=True))
+                bar.advance(task, len(group))
+            return [found[k] for k in range(len(inputs))]
         for lo, hi in _chunks(len(inputs)):
             out.extend(predictor.predict(inputs[lo:hi], ids[lo:hi]))
             bar.advance(task, hi - lo)
@@ -87,7 +125,7 @@ def predict_table(predictor: RunPredictor, path: Path, progress: bool = True) ->
     if df.empty:
         raise AffectFusionError(f"{path}: the table has no rows")
     ids, inputs = table_inputs(predictor, df, path.parent)
-    return predictions_table(predict_rows(predictor, ids, inputs, progress))
+    return predictions_table(predict_rows(predictor, ids, inputs, progress, table_turns(df, path)))
 
 
 def _chunks(n: int) -> Iterator[tuple[int, int]]:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from affectfusion.data.conversation import dataset_for
 from affectfusion.data.types import MultimodalDataset, Sample, Signal
 from affectfusion.device import resolve_device
 from affectfusion.errors import AffectFusionError
@@ -34,6 +35,8 @@ from affectfusion.rundir import LoadedRun, read_run
 from affectfusion.runkinds import run_kind_of
 from affectfusion.serve.base import Prediction, RunPredictor, check_ids, route_input
 from affectfusion.serve.decode import as_features, check_file, check_text, read_features
+
+Turn = tuple[str | None, int | None, str | None]  # conversation (group), order in it, speaker
 
 # Re-exported: the interface lives in serve/base.py so that run kinds do not import this module.
 __all__ = ["Prediction", "Predictor", "RunPredictor", "load_predictor"]
@@ -125,27 +128,52 @@ class Predictor(RunPredictor):
     # -- prediction -----------------------------------------------------------------------------
 
     def predict(
-        self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None, explain: bool = False
+        self,
+        inputs: Sequence[Mapping[str, Any]],
+        ids: Sequence[str] | None = None,
+        explain: bool = False,
+        turns: Sequence[Turn] | None = None,
     ) -> list[Prediction]:
         """Predictions for many inputs (each a mapping of input kind or modality -> value), batched.
 
         An input that cannot be used (unknown key, failed extraction, nothing the model reads)
         gets a Prediction with ``error`` set; the others are unaffected. A calibrated run adds
         calibrated probabilities and conformal sets / intervals; ``explain`` adds each modality's
-        Shapley attribution (2^modalities forward passes).
+        Shapley attribution (2^modalities forward passes). ``turns`` places each input in a
+        conversation (group, order, speaker): a run with a context stage then reads each utterance with
+        its conversation's other (a causal one: earlier) usable utterances.
         """
         ids = check_ids(inputs, ids)
+        if turns is not None and len(turns) != len(inputs):
+            raise AffectFusionError(f"{len(turns)} conversation turns for {len(inputs)} inputs")
         results = [Prediction(id=i) for i in ids]
         features, errors = self._gather(inputs)
         for res, error in zip(results, errors, strict=True):
             res.error = error
         ok = [k for k in range(len(inputs)) if errors[k] is None]
         if ok:
-            self._score([Sample(id=ids[k], features=features[k]) for k in ok], [results[k] for k in ok], explain)
+            samples = [Sample(id=ids[k], features=features[k]) for k in ok]
+            for k, s in zip(ok, samples, strict=True):
+                if turns is not None:
+                    s.group, s.order, s.speaker = turns[k]
+            self._score(samples, [results[k] for k in ok], explain)
         return results
 
     def predict_one(self, inputs: Mapping[str, Any], id: str = "input", explain: bool = False) -> Prediction:
         return self.predict([inputs], [id], explain)[0]
+
+    def predict_conversation(
+        self,
+        inputs: Sequence[Mapping[str, Any]],
+        ids: Sequence[str] | None = None,
+        speakers: Sequence[str] | None = None,
+        explain: bool = False,
+    ) -> list[Prediction]:
+        """One conversation, its utterances in order (optionally who spoke each): :meth:`predict` with turns."""
+        if speakers is not None and len(speakers) != len(inputs):
+            raise AffectFusionError(f"{len(speakers)} speakers for {len(inputs)} utterances")
+        who = list(speakers) if speakers is not None else [None] * len(inputs)
+        return self.predict(inputs, ids, explain, [("conversation", k, who[k]) for k in range(len(inputs))])
 
     def embed(
         self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None
@@ -245,12 +273,14 @@ class Predictor(RunPredictor):
     def _score(self, samples: list[Sample], results: list[Prediction], explain: bool = False) -> None:
         from affectfusion.training.predict import predict  # torch: loaded with a run, not on import
 
-        ds = MultimodalDataset(samples, modalities=self.run.modalities, name="inputs")
+        ds = dataset_for(self.run.config.model.context, samples, self.run.modalities, "inputs")
         preds = predict(self.model, ds, self.run.scalers)
         extras = self.trust.outputs(self.model, ds, preds, explain)
         weights = preds.explanations.get("modality_weights")
-        for i, res in enumerate(results):
-            res.modalities_used = [m for m in self.modalities if m in samples[i].features]
+        row = {sid: i for i, sid in enumerate(preds.ids)}  # conversations come back in conversation order
+        for sample, res in zip(samples, results, strict=True):
+            i = row[sample.id]
+            res.modalities_used = [m for m in self.modalities if m in sample.features]
             if not _finite_outputs(preds, i):
                 res.modalities_used = []
                 res.error = (

@@ -60,8 +60,10 @@ def predict(
     model.eval()
     chunks: dict[str, list[np.ndarray]] = {}
 
+    keep: torch.Tensor | None = None  # conversation windows: only each utterance's scored copy
+
     def add(key: str, value: torch.Tensor) -> None:
-        chunks.setdefault(key, []).append(value.detach().cpu().numpy())
+        chunks.setdefault(key, []).append((value if keep is None else value[keep]).detach().cpu().numpy())
 
     device = next(model.parameters()).device  # batches go where the model is (a GPU-trained run, or the CPU)
     for batch in make_loader(dataset, model, batch_size, pin_memory=device.type == "cuda"):
@@ -69,6 +71,7 @@ def predict(
             batch = transform(batch)
         batch = batch.to(device, non_blocking=True)
         out = model(batch)
+        keep = None if batch.conversation is None else batch.conversation.scored
         for t in model.tasks:
             y, o = batch.targets[t.name], out.outputs[t.name]
             if t.type == "classification":

@@ -147,8 +147,8 @@ class Trainer:
             "fusion": cfg.model.fusion.name,
             "n_parameters": model.n_parameters(),
             "n_trainable_parameters": model.n_parameters(trainable_only=True),
-            "n_train": len(train_ds),
-            "n_val": len(val_ds),
+            "n_train": len(train_ds.samples),
+            "n_val": len(val_ds.samples),
             "monitor": self.monitor,
             "monitor_mode": self.mode,
             "world_size": self.dist.world_size,
@@ -229,7 +229,7 @@ class Trainer:
         self._log(
             f"[bold]{self.cfg.name}[/]: fusion {self.cfg.model.fusion.name}, modalities "
             f"{', '.join(f'{m}[{s.dim}]' for m, s in train_ds.modalities.items())}, "
-            f"{len(train_ds)} train / {len(val_ds)} val samples, {n_all:,} parameters"
+            f"{len(train_ds.samples)} train / {len(val_ds.samples)} val samples, {n_all:,} parameters"
             + (f" ({n_trainable:,} trainable)" if n_trainable < n_all else "")
             + f"; {describe(self.device)}, {self.cfg.train.precision}, {self.threads}"
         )
