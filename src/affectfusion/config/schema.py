@@ -1,23 +1,13 @@
-"""Typed run configuration: YAML in, validated pydantic models out, resolved copy saved with each run.
-
-Component-specific options (an adapter's, an encoder's, a fusion's) stay plain dicts here and are
-validated by that component's own ``Options`` model when it is built, so a new component never
-has to touch this file.
-"""
+"""The config schema: pydantic models of every section; unknown keys are errors, not silently ignored."""
 
 from __future__ import annotations
 
-import copy
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from affectfusion.errors import AffectFusionError
 
-# The shipped configs: `configs/` at the repository root, linked into the package as package data.
-PACKAGED_CONFIGS = Path(__file__).parent / "configs"
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"  # torch device names a config may give
 
 
@@ -274,80 +264,6 @@ class RunConfig(Strict):
         return self.model_dump(mode="json")
 
 
-def _parse_value(text: str) -> Any:
-    """`--set` values are YAML scalars/lists: 5, 0.1, true, null, [a, b], text."""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    if isinstance(value, str):
-        try:  # YAML 1.1 reads "1e-4" as a string
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Set dotted keys (``train.lr``) in a nested dict; intermediate dicts are created as needed."""
-    out = copy.deepcopy(raw)
-    for dotted, value in overrides.items():
-        node = out
-        parts = dotted.split(".")
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                if part in node and node[part] is not None:
-                    raise AffectFusionError(f"config key {dotted!r}: {part!r} is not a section")
-                node[part] = {}
-            node = node[part]
-        node[parts[-1]] = value
-    return out
-
-
-def parse_set_options(items: list[str] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise AffectFusionError(f"--set expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip()] = _parse_value(value)
-    return out
-
-
-def resolve_config_path(name_or_path: str | Path) -> Path:
-    """A path to a YAML file, or the name of a shipped config (``p2_speech_text``)."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    packaged = PACKAGED_CONFIGS / f"{path.stem}.yaml"
-    if packaged.is_file() and path.suffix in ("", ".yaml", ".yml") and len(path.parts) == 1:
-        return packaged
-    raise AffectFusionError(
-        f"config file not found: {name_or_path} (shipped configs: {', '.join(list_packaged_configs())})"
-    )
-
-
-def list_packaged_configs() -> list[str]:
-    return sorted(p.stem for p in PACKAGED_CONFIGS.glob("*.yaml"))
-
-
-def load_raw(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise AffectFusionError(f"cannot read config {path}: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise AffectFusionError(
-            f"config {path} is not UTF-8 text (byte {e.object[e.start]:#x} at offset {e.start}); save it as UTF-8"
-        ) from None
-    except yaml.YAMLError as e:
-        raise AffectFusionError(f"config {path} is not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise AffectFusionError(f"config {path}: expected a mapping at top level")
-    return raw
-
-
 def validate(raw: dict[str, Any], source: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
@@ -364,46 +280,3 @@ def format_validation_error(e: ValidationError, source: str) -> str:
         else:
             parts.append(f"{loc or 'value'}: {err['msg']}")
     return f"{source}: " + "; ".join(parts)
-
-
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """A validated config. In your own config files, relative ``data.root`` and ``data.cache_dir`` are
-    relative to the file (shipped configs keep them relative to the working directory, the
-    repository root); ``--set`` values are relative to the working directory."""
-    path = resolve_config_path(path)
-    return validate(apply_overrides(read_config_file(path), overrides or {}), str(path))
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    """A config file's mapping, with its data paths resolved against the file unless it is a shipped config."""
-    raw = load_raw(path)
-    if path.resolve().is_relative_to(PACKAGED_CONFIGS.resolve()):
-        return raw
-    return resolve_paths_against(raw, path.parent)
-
-
-def resolve_paths_against(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """``data.root`` and ``data.cache_dir`` made absolute against ``folder`` when they are relative."""
-    data = raw.get("data")
-    if not isinstance(data, dict):
-        return raw
-    data = dict(data)
-    for key in ("root", "cache_dir"):
-        value = data.get(key)
-        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
-            data[key] = str((folder / value).resolve())
-    return {**raw, "data": data}
-
-
-def expand_variants(cfg: RunConfig) -> dict[str, RunConfig]:
-    """One config per variant (or the config itself, named after itself, if it has none)."""
-    if not cfg.variants:
-        return {cfg.name: cfg}
-    base = cfg.to_dict()
-    base["variants"] = None
-    out = {}
-    for vname, overrides in cfg.variants.items():
-        raw = apply_overrides(base, overrides)
-        raw["name"] = f"{cfg.name}/{vname}"
-        out[vname] = validate(raw, f"variant {vname!r}")
-    return out
