@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -14,12 +15,24 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """A named collection of components; unknown names raise an error listing the valid ones."""
+    """A named collection of components; unknown names raise an error listing the valid ones.
 
-    def __init__(self, kind: str) -> None:
+    ``modules`` are imported (and so register their components) the first time the registry is read,
+    not when it is created: code that only needs a data type does not pay for every adapter's imports.
+    """
+
+    def __init__(self, kind: str, modules: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
         self._help: dict[str, str] = {}
+        self._modules = modules
+        self._loaded = not modules
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for module in self._modules:
+                importlib.import_module(module)
 
     def register(self, name: str, help: str = "") -> Callable[[T], T]:
         def decorator(item: T) -> T:
@@ -33,17 +46,21 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> T:
+        self._load()
         if name not in self._items:
             raise AffectFusionError(f"unknown {self.kind} {name!r}; valid names: {', '.join(self.names())}")
         return self._items[name]
 
     def names(self) -> list[str]:
+        self._load()
         return sorted(self._items)
 
     def describe(self, name: str) -> str:
+        self._load()
         return self._help.get(name, "")
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:

@@ -40,4 +40,19 @@ class DatasetAdapter(ABC):
     def load(self, root: Path | None, split: str) -> list[Sample]: ...
 
 
-DATASETS: Registry[type[DatasetAdapter]] = Registry("dataset adapter")
+DATASETS: Registry[type[DatasetAdapter]] = Registry(
+    "dataset adapter",
+    modules=(  # each registers its adapters when the registry is first read
+        "affectfusion.data.daic_woz",
+        "affectfusion.data.eav",
+        "affectfusion.data.feature_folder",
+        "affectfusion.data.images",
+        "affectfusion.data.media_table",
+        "affectfusion.data.mmsa",
+        "affectfusion.data.mosi",
+        "affectfusion.data.speech",
+        "affectfusion.data.synthetic",
+        "affectfusion.data.synthetic_conversation",
+        "affectfusion.data.text_corpora",
+    ),
+)

@@ -21,7 +21,6 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.extract.hf_audio import load_audio_backbone, model_folder
 from affectfusion.models.base import ENCODERS, Encoded, Encoder, Options, masked_mean
 from affectfusion.models.hf_text import BASE, _drop_frozen, _query_value_modules
 
@@ -142,6 +141,9 @@ class HFAudioLoRAEncoder(Encoder):
 def _lora_speech_model(options: HFAudioLoRAEncoder.Options) -> nn.Module:
     """The frozen speech model from the local folder, wrapped with LoRA adapters."""
     from peft import LoraConfig, get_peft_model  # heavy, and needed by this encoder alone
+
+    # deferred: the extractor package (every extractor) loads only when a speech backbone is built
+    from affectfusion.extract.hf_audio import load_audio_backbone, model_folder
 
     folder = model_folder(options.model_path, "hf_audio_lora")
     _, base = load_audio_backbone(folder, "hf_audio_lora")
