@@ -20,11 +20,11 @@ from affectfusion.training.trainer import Trainer
 SPLITS = {"train": 24, "valid": 10, "test": 8}
 
 
-def _part(n: int, rng: np.random.Generator, layout: str) -> dict:
+def _part(n: int, rng: np.random.Generator, layout: str, split: str) -> dict:
     """One split as MMSA stores it. ``aligned``: text/audio/vision share T=12, zero rows pad, no lengths;
     ``unaligned``: audio/vision have their own T with ``*_lengths``; ``bert``: adds ``text_bert``;
     ``sims``: labels in [-1, 1] plus per-modality labels."""
-    videos = [f"vid{k % 4}" for k in range(n)]
+    videos = [f"{'' if split == 'valid' else split + '_'}vid{k % 4}" for k in range(n)]  # video-disjoint splits
     ids = np.array([f"{v}$_${k // 4 + 1}" for k, v in enumerate(videos)], dtype=object)
     y = rng.uniform(-1, 1, n) if layout == "sims" else np.round(rng.uniform(-3, 3, n) * 3) / 3
     signal = y[:, None, None]
@@ -66,7 +66,7 @@ def write_mmsa(folder: Path, layout: str, protocol: int = 4) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{layout}.pkl"
     with open(path, "wb") as f:
-        pickle.dump({s: _part(n, rng, layout) for s, n in SPLITS.items()}, f, protocol=protocol)
+        pickle.dump({s: _part(n, rng, layout, s) for s, n in SPLITS.items()}, f, protocol=protocol)
     return path
 
 
