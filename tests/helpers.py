@@ -67,3 +67,24 @@ def call_cli(args: list[str]) -> int:
         with pytest.raises(SystemExit) as exit_info:
             main()
     return 0 if exit_info.value.code is None else int(exit_info.value.code)
+
+
+def assert_same_predictions(actual: str, expected: str, atol: float = 1e-6) -> None:
+    """Two prediction CSVs agree: the same rows, labels and errors, probabilities equal to ``atol``.
+
+    Byte-for-byte equality fails by a float bit or two whenever the batch size or thread count
+    differs (another process on the machine changes torch's choices), so numbers get a tolerance.
+    """
+    import io
+
+    import numpy as np
+    import pandas as pd
+
+    a = pd.read_csv(io.StringIO(actual), dtype=str, keep_default_na=False)
+    b = pd.read_csv(io.StringIO(expected), dtype=str, keep_default_na=False)
+    assert list(a.columns) == list(b.columns) and len(a) == len(b), (list(a.columns), list(b.columns))
+    for column in a.columns:
+        x, y = pd.to_numeric(a[column], errors="coerce"), pd.to_numeric(b[column], errors="coerce")
+        numeric = x.notna() & y.notna()
+        assert (a[column][~numeric] == b[column][~numeric]).all(), f"column {column!r} differs"
+        assert np.allclose(x[numeric], y[numeric], atol=atol, rtol=0), f"column {column!r} differs beyond {atol}"

@@ -36,7 +36,7 @@ from affectfusion.serve.dashboard.app import run_dir_from_argv
 from affectfusion.serve.dashboard.backends import confusions
 from affectfusion.serve.dashboard.faces import face_preview
 from affectfusion.serve.dashboard.vlm import VLMBackend
-from tests.helpers import SHARED_DATA, call_cli
+from tests.helpers import SHARED_DATA, assert_same_predictions, call_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
@@ -214,7 +214,7 @@ def test_batch_table_csv_equals_predict_batch(
     result = app.session_state["batch"]
     assert result.warnings == ["1 file(s) named in the table were not uploaded: media/gone.png"]
     expected = cli_batch_csv(trained_media_run, table, monkeypatch)
-    assert result.csv.decode("utf-8") == expected
+    assert_same_predictions(result.csv.decode("utf-8"), expected)
     rows = result.table.set_index("id")
     assert rows.loc["bad_image", "error"] == "image: not an image: media/bad.png"
     assert rows.loc["missing_file", "error"] == "image: image file not found: media/gone.png"
@@ -627,7 +627,9 @@ def test_dashboard_in_headless_chromium(
         css(".st-key-batch_download button").click()
         target = downloads / "predictions.csv"
         WebDriverWait(driver, 30).until(lambda d: target.is_file() and not list(downloads.glob("*.crdownload")))
-        assert target.read_text(encoding="utf-8") == cli_batch_csv(trained_media_run, table, monkeypatch)
+        assert_same_predictions(
+            target.read_text(encoding="utf-8"), cli_batch_csv(trained_media_run, table, monkeypatch)
+        )
         screenshot("batch")
 
         # Model: metrics and the confusion matrix plot are on the page.
