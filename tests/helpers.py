@@ -88,3 +88,21 @@ def assert_same_predictions(actual: str, expected: str, atol: float = 1e-6) -> N
         numeric = x.notna() & y.notna()
         assert (a[column][~numeric] == b[column][~numeric]).all(), f"column {column!r} differs"
         assert np.allclose(x[numeric], y[numeric], atol=atol, rtol=0), f"column {column!r} differs beyond {atol}"
+
+
+def asgi_scope(path: str, content_type: bytes) -> dict[str, Any]:
+    """A raw ASGI POST request scope, for tests that drive the app's receive/send by hand."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", content_type), (b"host", b"test")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }

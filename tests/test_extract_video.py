@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from affectfusion.data.examples import media
 from affectfusion.extract.base import ExtractionError
 from affectfusion.extract.face import load_image
 from affectfusion.extract.store import FeatureStore, Item
@@ -26,27 +26,8 @@ MUX_FACE = "muxspace_faces_subset/dev/happiness/Ray_Evernham_0001.jpg"
 
 
 def write_video(path: Path, image: np.ndarray, seconds: float = SECONDS, audio: bool = True) -> Path:
-    """H.264 frames of ``image`` drifting a few pixels, and (optionally) a 440 Hz AAC tone."""
-    h, w = (s - s % 2 for s in image.shape[:2])  # yuv420p needs even sizes
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=FPS)
-        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
-        sound = out.add_stream("aac", rate=AUDIO_RATE, layout="mono") if audio else None
-        for i in range(round(seconds * FPS)):
-            shift = round(4 * np.sin(i / 5))
-            frame = np.roll(image[:h, :w], (shift, -shift), axis=(0, 1))
-            out.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
-        out.mux(video.encode(None))
-        if sound is not None:
-            t = np.arange(round(seconds * AUDIO_RATE)) / AUDIO_RATE
-            tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-            for start in range(0, tone.size, 1024):
-                chunk = tone[start : start + 1024][None, :]
-                frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-                frame.sample_rate, frame.pts, frame.time_base = AUDIO_RATE, start, Fraction(1, AUDIO_RATE)
-                out.mux(sound.encode(frame))
-            out.mux(sound.encode(None))
-    return path
+    """The library's example clip writer at this test's frame rate (AAC at 44.1 kHz, as AUDIO_RATE says)."""
+    return media.write_video(path, image, seconds, audio, fps=FPS)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import soundfile as sf
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract import build_extractor
 from affectfusion.extract import whisper as whisper_mod
+from affectfusion.io import file_sha256
 from tests.test_extract_audio import RAVDESS_WAV, speech_like
 
 pytest.importorskip("ctranslate2")
@@ -42,7 +43,7 @@ def test_assembly_is_verified_and_reused(model_cache: Path) -> None:
     folder = whisper_mod.assemble_whisper_base(model_cache)
     model = folder / "model.bin"
     assert model.stat().st_size == whisper_mod.MODEL_BYTES
-    assert whisper_mod._sha256(model) == whisper_mod.MODEL_SHA256
+    assert file_sha256(model) == whisper_mod.MODEL_SHA256
     assert (folder / "VERIFIED").read_text().strip() == whisper_mod.MODEL_SHA256
     assert all((folder / f).is_file() for f in whisper_mod.SIDE_FILES)
     before = model.stat().st_mtime_ns

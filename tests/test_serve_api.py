@@ -29,6 +29,7 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.inputs import INPUTS as UPLOAD_TYPES
 from affectfusion.serve import Predictor
 from affectfusion.serve.api import check_upload, create_app
+from tests.helpers import asgi_scope
 
 MEDIA_TYPES = {".wav": "audio/wav", ".png": "image/png"}
 
@@ -230,20 +231,7 @@ def test_body_limit_stops_reading_a_streamed_upload(predictor: Predictor) -> Non
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/predict",
-        "raw_path": b"/predict",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"multipart/form-data; boundary=bnd"), (b"host", b"test")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
+    scope = asgi_scope("/predict", b"multipart/form-data; boundary=bnd")
     asyncio.run(app(scope, receive, send))
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")

@@ -22,6 +22,7 @@ from affectfusion.serve import Predictor
 from affectfusion.serve.api import create_app
 from affectfusion.serve.decode import check_audio, check_image, read_features
 from affectfusion.serve.inputs import InputLimits, InputRejected
+from tests.helpers import asgi_scope
 
 
 def flac_bomb(path: Path, seconds: int = 600, channels: int = 8, rate: int = 48_000) -> Path:
@@ -257,20 +258,7 @@ def test_slow_client_is_cut_off(trained_features_run: Path) -> None:
     async def send(message: dict) -> None:
         out.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/predict/batch",
-        "raw_path": b"/predict/batch",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"host", b"t")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
+    scope = asgi_scope("/predict/batch", b"application/json")
     start = time.perf_counter()
     asyncio.run(asyncio.wait_for(app(scope, receive, send), 10))
     assert next(m for m in out if m["type"] == "http.response.start")["status"] == 408

@@ -7,6 +7,7 @@ each writer goes to a hidden temp file in the target's folder and is renamed ove
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -124,3 +125,12 @@ def append_jsonl(path: Path, obj: Any) -> None:
         f.write(line + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 4 MiB chunks (checkpoints and model files can be large)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

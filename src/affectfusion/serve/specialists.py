@@ -26,8 +26,8 @@ from pydantic import ValidationError
 from affectfusion.config import format_validation_error
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract import Extractor
-from affectfusion.io import read_json
-from affectfusion.recipes.specialists import FUSION_EMBEDDINGS, SpecialistsConfig, sha256_of
+from affectfusion.io import file_sha256, read_json
+from affectfusion.recipes.specialists import FUSION_EMBEDDINGS, SpecialistsConfig
 from affectfusion.rundir import RunPaths, read_run
 from affectfusion.serve.base import Prediction, RunPredictor, check_ids, route_input
 from affectfusion.serve.predictor import Predictor
@@ -184,7 +184,7 @@ def _check_checkpoints(out: Path, specialists: Mapping[str, Predictor]) -> None:
     for m, spec in specialists.items():
         checkpoint = spec.run.paths.best.with_suffix(".safetensors")
         expected = (trained_on.get(m) or {}).get("sha256")
-        if expected != sha256_of(checkpoint):
+        if expected != file_sha256(checkpoint):
             raise AffectFusionError(
                 f"{checkpoint}: not the {m} specialist checkpoint the fusion was trained on ({marker}); "
                 f"run `affectfusion train {out / 'config.yaml'} --out {out}` to re-export and retrain the fusion"

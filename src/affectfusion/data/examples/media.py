@@ -78,17 +78,17 @@ def write_face(path: Path, size: int = 256) -> Path:
     return path
 
 
-def write_video(path: Path, image: np.ndarray, seconds: float = 1.0, audio: bool = True) -> Path:
-    """H.264 frames of ``image`` drifting a few pixels at 10 fps and (optionally) a 440 Hz mono AAC tone."""
+def write_video(path: Path, image: np.ndarray, seconds: float = 1.0, audio: bool = True, fps: int = VIDEO_FPS) -> Path:
+    """H.264 frames of ``image`` drifting a few pixels at ``fps`` and (optionally) a 440 Hz mono AAC tone."""
     import av  # media library: only when writing a file
 
     h, w = (d - d % 2 for d in image.shape[:2])  # yuv420p needs even sizes
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=VIDEO_FPS)
+        video = out.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = w, h, "yuv420p"
         sound = out.add_stream("aac", rate=VIDEO_AUDIO_RATE, layout="mono") if audio else None
-        for i in range(round(seconds * VIDEO_FPS)):
+        for i in range(round(seconds * fps)):
             shift = round(4 * np.sin(i / 5))
             frame = np.roll(image[:h, :w], (shift, -shift), axis=(0, 1))
             out.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))

@@ -28,7 +28,6 @@ from affectfusion.recipes.specialists.config import (
     SpecialistsConfig,
     load_specialists_config,
 )
-from affectfusion.recipes.specialists.export import sha256_of
 from affectfusion.recipes.specialists.train import train_specialists
 
-__all__ = ["FUSION_EMBEDDINGS", "SpecialistsConfig", "load_specialists_config", "sha256_of", "train_specialists"]
+__all__ = ["FUSION_EMBEDDINGS", "SpecialistsConfig", "load_specialists_config", "train_specialists"]

@@ -22,7 +22,7 @@ from affectfusion.config import (
 )
 from affectfusion.data.types import MultimodalDataset
 from affectfusion.errors import AffectFusionError
-from affectfusion.io import atomic_file, read_json, write_csv, write_json
+from affectfusion.io import atomic_file, file_sha256, read_json, write_csv, write_json
 from affectfusion.pipeline import load_dataset
 from affectfusion.recipes.specialists.config import EXPORT_FORMAT, MANIFEST, PROVENANCE, SpecialistsConfig, _stage_raw
 from affectfusion.rundir import LoadedRun, read_run
@@ -35,14 +35,6 @@ from affectfusion.training.trainer import (
 def specialist_dataset(run: LoadedRun, split: str) -> MultimodalDataset:
     """A specialist's split: only the samples that have its modality (``data.require_modalities``)."""
     return load_dataset(run.config, split, modalities=run.modalities)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _splits(cfg: SpecialistsConfig) -> list[str]:
@@ -60,7 +52,7 @@ def _specialist_sources(cfg: SpecialistsConfig, out: Path) -> dict[str, dict[str
         sources[m] = {
             "run_dir": f"specialists/{m}",
             "checkpoint": f"specialists/{m}/checkpoints/{best.name}.safetensors",
-            "sha256": sha256_of(best.with_suffix(".safetensors")),
+            "sha256": file_sha256(best.with_suffix(".safetensors")),
             "epoch": info.get("epoch"),
             "monitor": info.get("monitor"),
             "value": info.get("value"),
