@@ -13,7 +13,6 @@ projection are trained and saved; the frozen base comes from the local folder wh
 
 from __future__ import annotations
 
-import warnings
 from typing import ClassVar, Literal
 
 import torch
@@ -22,7 +21,7 @@ from torch import Tensor, nn
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.models.base import ENCODERS, Encoded, Encoder, Options, masked_mean
-from affectfusion.models.hf_text import BASE, _drop_frozen, _query_value_modules
+from affectfusion.models.hf_text import BASE, _drop_frozen, _query_value_modules, add_lora_adapters
 
 
 class LayerWeights(nn.Module):
@@ -140,8 +139,6 @@ class HFAudioLoRAEncoder(Encoder):
 
 def _lora_speech_model(options: HFAudioLoRAEncoder.Options) -> nn.Module:
     """The frozen speech model from the local folder, wrapped with LoRA adapters."""
-    from peft import LoraConfig, get_peft_model  # heavy, and needed by this encoder alone
-
     # deferred: the extractor package (every extractor) loads only when a speech backbone is built
     from affectfusion.extract.hf_audio import load_audio_backbone, model_folder
 
@@ -153,19 +150,7 @@ def _lora_speech_model(options: HFAudioLoRAEncoder.Options) -> nn.Module:
     base.config.layerdrop = 0.0
     # SpecAugment's time masks (10 frames) fail on clips under 0.2 s; the frozen base and LoRA dropout regularise.
     base.config.apply_spec_augment = False
-    lora = LoraConfig(
-        r=options.r,
-        lora_alpha=options.alpha,
-        lora_dropout=options.lora_dropout,
-        target_modules=options.target_modules or _default_targets(base, folder),
-        bias="none",
-    )
-    try:
-        with warnings.catch_warnings():  # peft calls a transformers API that transformers 5 deprecates
-            warnings.filterwarnings("ignore", category=FutureWarning, message=".*gradient_checkpointing.*")
-            return get_peft_model(base, lora)
-    except ValueError as e:  # target modules that the architecture does not have
-        raise AffectFusionError(f"model.encoders options: cannot add LoRA adapters to {folder}: {e}") from None
+    return add_lora_adapters(base, options, options.target_modules or _default_targets(base, folder), folder)
 
 
 def _default_targets(base: nn.Module, folder: object) -> list[str]:

@@ -75,8 +75,7 @@ class HFLoRAEncoder(Encoder):
 
 def _lora_model(options: HFLoRAEncoder.Options) -> nn.Module:
     """The frozen base model from the local folder, wrapped with LoRA adapters."""
-    # peft and transformers load only when a LoRA encoder is built
-    from peft import LoraConfig, get_peft_model
+    # transformers loads only when a LoRA encoder is built
     from transformers import AutoModel
     from transformers.utils import logging as transformers_logging
 
@@ -88,12 +87,16 @@ def _lora_model(options: HFLoRAEncoder.Options) -> nn.Module:
         base = AutoModel.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError, KeyError) as e:
         raise AffectFusionError(f"cannot load a Hugging Face model from {folder}: {e}") from None
+    return add_lora_adapters(base, options, options.target_modules or _query_value_modules(base, folder), folder)
+
+
+def add_lora_adapters(base: nn.Module, options: Any, targets: list[str], folder: object) -> nn.Module:
+    """``base`` wrapped by peft with LoRA adapters (rank, alpha, dropout from ``options``) on ``targets``."""
+    # peft loads only when a LoRA encoder is built
+    from peft import LoraConfig, get_peft_model
+
     lora = LoraConfig(
-        r=options.r,
-        lora_alpha=options.alpha,
-        lora_dropout=options.lora_dropout,
-        target_modules=options.target_modules or _query_value_modules(base, folder),
-        bias="none",
+        r=options.r, lora_alpha=options.alpha, lora_dropout=options.lora_dropout, target_modules=targets, bias="none"
     )
     try:
         with warnings.catch_warnings():  # peft calls a transformers API that transformers 5 deprecates
