@@ -123,4 +123,7 @@ def test_example_extracts_deterministically_and_corrupt_input_fails_alone(name: 
     assert isinstance(bad, ExtractionError), f"{name}: the corrupt {example.input} gave {bad!r}"
     assert str(bad).strip() and "\n" not in str(bad).strip()
     (again,) = build(name).extract_batch([item])
-    assert isinstance(again, np.ndarray) and np.array_equal(again, good), f"{name}: a second run differs"
+    # Equal up to float rounding: CTranslate2 and torch split work over however many threads the
+    # machine has, and a different summation order moves the last bits (seen on CI for whisper_base).
+    assert isinstance(again, np.ndarray) and again.shape == good.shape, f"{name}: a second run differs in shape"
+    np.testing.assert_allclose(again, good, rtol=1e-4, atol=1e-4, err_msg=f"{name}: a second run differs")
