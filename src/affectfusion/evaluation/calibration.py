@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
 from affectfusion.config import TaskConfig
 from affectfusion.errors import AffectFusionError
-from affectfusion.evaluation.plots import save_figure  # also selects the headless Agg backend
+from affectfusion.evaluation.plots import new_figure, save_figure
 from affectfusion.io import read_json
 from affectfusion.rundir import RunPaths
 
@@ -130,7 +129,7 @@ def calibration_scores(proba: np.ndarray, y: np.ndarray, n_bins: int = N_BINS) -
 
 def plot_reliability(curves: dict[str, Reliability], path: Path, title: str) -> Path:
     """Reliability diagram: accuracy against confidence per bin for each curve (before / after)."""
-    fig, (ax, hist) = plt.subplots(2, 1, figsize=(5, 6), height_ratios=[3, 1], sharex=True)
+    fig, (ax, hist) = new_figure(5, 6, nrows=2, height_ratios=[3, 1], sharex=True)
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="perfectly calibrated")
     for label, r in curves.items():
         keep = r.count > 0
