@@ -37,6 +37,28 @@ def tiny_config(overrides: dict[str, Any] | None = None) -> RunConfig:
     return validate(apply_overrides(raw, overrides or {}))
 
 
+def conversation_config(context: str, options: dict[str, Any] | None = None, **model: Any) -> dict[str, Any]:
+    """A synthetic conversation task (a label only its neighbours reveal) with context stage ``context``."""
+    raw: dict[str, Any] = {
+        "name": "syn",
+        "data": {
+            "adapter": "synthetic_conversation",
+            "val_split": "dev",
+            "test_split": "test",
+            "options": {"n_conversations": 60},
+        },
+        "tasks": [{"name": "label", "type": "classification", "classes": ["a", "b", "c"]}],
+        "model": {
+            "hidden_dim": 16,
+            "head_hidden": 16,
+            "context": {"name": context, "options": options or {}, "window": 6, "overlap": 2},
+            **model,
+        },
+        "train": {"epochs": 12, "batch_size": 8, "lr": 0.01, "progress": False, "early_stopping": None},
+    }
+    return raw
+
+
 def run_cli(args: list[str], capsys: Any, monkeypatch: Any) -> tuple[int, str, str]:
     """``affectfusion <args>`` through the real entry point: (exit code, stdout, stderr)."""
     import sys

@@ -22,6 +22,7 @@ from affectfusion.models.model import MultimodalModel
 from affectfusion.pipeline import load_dataset
 from affectfusion.training.predict import predict, score
 from affectfusion.training.trainer import Trainer
+from tests.helpers import conversation_config
 
 DIM = 8
 VARIANTS = {
@@ -163,35 +164,13 @@ def test_dataset_orders_conversations_and_collator_masks_context_rows() -> None:
         ConversationDataset([_utt("a", 0), Sample("a/x", {"t": np.zeros(2, np.float32)}, group="a", order=0)])
 
 
-def _synthetic(context: str, options: dict | None = None, **extra) -> dict:
-    raw = {
-        "name": "syn",
-        "data": {
-            "adapter": "synthetic_conversation",
-            "val_split": "dev",
-            "test_split": "test",
-            "options": {"n_conversations": 60},
-        },
-        "tasks": [{"name": "label", "type": "classification", "classes": ["a", "b", "c"]}],
-        "model": {
-            "hidden_dim": 16,
-            "head_hidden": 16,
-            "context": {"name": context, "options": options or {}, "window": 6, "overlap": 2},
-        },
-        "train": {"epochs": 12, "batch_size": 8, "lr": 0.01, "progress": False, "early_stopping": None},
-    }
-    for key, value in extra.items():
-        raw["model"][key] = value
-    return raw
-
-
 @pytest.mark.slow
 def test_truth_known_every_context_stage_beats_none_widely(tmp_path) -> None:
     """The label is the previous utterance's cue: no context sits at chance (1/3), context reads it."""
     acc = {}
     for name in NAMES:
         base, options = VARIANTS.get(name, (name, {}))
-        cfg = validate(_synthetic(base, options))
+        cfg = validate(conversation_config(base, options))
         result = Trainer(cfg, tmp_path / name).fit()
         acc[name] = result["test"]["accuracy"]
     assert acc["none"] < 0.45, acc
@@ -202,7 +181,7 @@ def test_truth_known_every_context_stage_beats_none_widely(tmp_path) -> None:
 
 @pytest.mark.parametrize("fusion", ["concat", "cross_attention", "gated", "low_rank", "tensor", "transformer"])
 def test_context_follows_every_fusion_and_predictions_line_up(fusion: str) -> None:
-    raw = _synthetic("gru", fusion={"name": fusion}, encoders={"audio": {"name": "bilstm"}})
+    raw = conversation_config("gru", fusion={"name": fusion}, encoders={"audio": {"name": "bilstm"}})
     cfg = validate(raw)
     ds = load_dataset(cfg, "dev")
     model = MultimodalModel(ds.modalities, cfg.tasks, cfg.model)
@@ -254,7 +233,7 @@ def test_shared_corpora_give_conversation_order(shared_data, adapter, folder, op
 def test_predictor_reads_a_conversation_and_causal_live_use_matches_replay(tmp_path) -> None:
     from affectfusion.serve.predictor import Predictor
 
-    raw = _synthetic("transformer", {"causal": True})
+    raw = conversation_config("transformer", {"causal": True})
     raw["model"]["context"]["speakers"] = 2
     cfg = validate(raw)
     Trainer(cfg, tmp_path / "run").fit()
@@ -281,9 +260,9 @@ def test_batch_table_with_group_and_order_is_read_as_conversations(tmp_path) -> 
     from affectfusion.serve.batch import predict_table
     from affectfusion.serve.predictor import Predictor
 
-    Trainer(validate(_synthetic("gru")), tmp_path / "run").fit()
+    Trainer(validate(conversation_config("gru")), tmp_path / "run").fit()
     predictor = Predictor.load(tmp_path / "run")
-    ds = load_dataset(validate(_synthetic("gru")), "test")
+    ds = load_dataset(validate(conversation_config("gru")), "test")
     conv = [s for s in ds.samples if s.group == ds.samples[0].group]
     for m in ("text", "audio"):
         for k, s in enumerate(conv):

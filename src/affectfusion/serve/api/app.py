@@ -16,6 +16,9 @@ Endpoints (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``, s
   and feature arrays only: a JSON batch never names files).
 - ``POST /predict/batch/files`` -- many files of one kind as ``multipart/form-data``: a ``kind``
   field and repeated ``files`` fields.
+- ``POST /predict/conversation`` -- one conversation as JSON ``{"turns": [{"id", "speaker", "text",
+  "features"}]}``, its utterances in order: a run with a context stage reads each with the others
+  (a causal one: with the earlier ones), and speaker embeddings use ``speaker`` (fusion runs only).
 
 Errors are JSON ``{"detail": "<message naming the field>"}``: 413 for a file, request or decoded
 input over a limit (the message names the limit), 415 for a file type or content type the field
@@ -51,7 +54,15 @@ import affectfusion
 from affectfusion.errors import AffectFusionError
 from affectfusion.inputs import KIND_HINTS, file_types
 from affectfusion.serve.api.limits import Gate, RequestLimits
-from affectfusion.serve.api.schemas import ERROR_RESPONSES, BatchOut, HealthOut, InfoOut, PredictionOut, batch_model
+from affectfusion.serve.api.schemas import (
+    ERROR_RESPONSES,
+    BatchOut,
+    HealthOut,
+    InfoOut,
+    PredictionOut,
+    batch_model,
+    conversation_model,
+)
 from affectfusion.serve.api.service import Service, validation_message
 from affectfusion.serve.base import Prediction, RunPredictor
 from affectfusion.serve.inputs import InputLimits, InputRejected
@@ -59,6 +70,8 @@ from affectfusion.serve.predictor import load_predictor
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 BATCH_PATH = "/predict/batch"
+CONVERSATION_PATH = "/predict/conversation"
+JSON_PATHS = (BATCH_PATH, CONVERSATION_PATH)
 
 
 def create_app(
@@ -99,7 +112,7 @@ def create_app(
     app.add_middleware(
         RequestLimits,
         max_bytes=service.max_request,
-        path_max_bytes={BATCH_PATH: min(service.max_json, service.max_request)},
+        path_max_bytes={path: min(service.max_json, service.max_request) for path in JSON_PATHS},
         idle_timeout_s=idle_timeout_s,
         max_pending=max_pending,
     )
@@ -190,6 +203,34 @@ def create_app(
         predictions = await run_in_threadpool(service.predict, ids, inputs, [[] for _ in inputs])
         return _batch_out(predictions)
 
+    reads_conversations = hasattr(predictor, "predict_conversation")
+
+    @app.post(
+        CONVERSATION_PATH,
+        response_model=BatchOut,
+        response_model_exclude_none=True,
+        responses=ERROR_RESPONSES,
+        include_in_schema=reads_conversations,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ConversationIn"}}},
+            }
+        },
+    )
+    async def predict_conversation(request: Request) -> dict[str, Any]:
+        """Predict every utterance of one conversation, its turns in order (text and feature arrays).
+
+        A run with a context stage reads each utterance with the conversation's other turns (a causal
+        one: the earlier turns only) and, with speaker embeddings, who said it. A turn the model cannot
+        use gets its reason in `error` and is left out of the others' context.
+        """
+        if _content_type(request) != "application/json":
+            raise InputRejected(415, f"{CONVERSATION_PATH} takes application/json")
+        ids, inputs, speakers = await run_in_threadpool(service.parse_conversation, await request.body())
+        predictions = await run_in_threadpool(service.predict_conversation, ids, inputs, speakers)
+        return _batch_out(predictions)
+
     file_fields = [n for n, (_, k) in service.fields.items() if k != "text"]
 
     @app.post(
@@ -216,22 +257,24 @@ def create_app(
         predictions = await run_in_threadpool(service.predict, ids, inputs, [[u] for u in uploads])
         return _batch_out(predictions)
 
-    batch_schema = batch_model(
+    item_fields = (
         service.takes_text,
         {m: predictor.feature_dim(m) for m in service.feature_modalities},
         predictor.limits,
         max_batch,
     )
+    json_bodies = [batch_model(*item_fields)] + ([conversation_model(*item_fields)] if reads_conversations else [])
 
     def openapi() -> dict[str, Any]:
-        """FastAPI's document plus this run's JSON batch model (the route parses its body itself)."""
+        """FastAPI's document plus this run's JSON body models (the routes parse their bodies themselves)."""
         if app.openapi_schema is None:
             schema = get_openapi(
                 title=app.title, version=app.version, description=_description(service.takes()), routes=app.routes
             )
-            models = batch_schema.model_json_schema(ref_template="#/components/schemas/{model}")
-            schema["components"]["schemas"].update(models.pop("$defs", {}))
-            schema["components"]["schemas"]["BatchIn"] = models
+            for body in json_bodies:
+                models = body.model_json_schema(ref_template="#/components/schemas/{model}")
+                schema["components"]["schemas"].update(models.pop("$defs", {}))
+                schema["components"]["schemas"][body.__name__] = models
             app.openapi_schema = schema
         return app.openapi_schema
 

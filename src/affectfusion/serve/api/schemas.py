@@ -129,8 +129,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def batch_model(takes_text: bool, feature_dims: dict[str, int], limits: InputLimits, max_batch: int) -> type[BaseModel]:
-    """``BatchIn`` for one run: exactly the text and feature fields it takes (JSON has no files)."""
+def _item_fields(takes_text: bool, feature_dims: dict[str, int], limits: InputLimits) -> dict[str, Any]:
+    """A JSON item's fields for one run: exactly the text and feature fields it takes (JSON has no files)."""
     number = Field(ge=-FLOAT32_MAX, le=FLOAT32_MAX)
     fields: dict[str, Any] = {"id": (str | None, Field(None, description="echoed back; default: the item's position"))}
     if takes_text:
@@ -154,9 +154,34 @@ def batch_model(takes_text: bool, feature_dims: dict[str, int], limits: InputLim
             )
         features = create_model("BatchFeatures", __config__=ConfigDict(extra="forbid"), **per_modality)
         fields["features"] = (features | None, Field(None, description="modality -> feature array [D] or [T, D]"))
-    item = create_model("BatchItem", __config__=ConfigDict(extra="forbid"), **fields)
+    return fields
+
+
+def batch_model(takes_text: bool, feature_dims: dict[str, int], limits: InputLimits, max_batch: int) -> type[BaseModel]:
+    """``BatchIn`` for one run: ``items``, each with exactly the text and feature fields it takes."""
+    item = create_model(
+        "BatchItem", __config__=ConfigDict(extra="forbid"), **_item_fields(takes_text, feature_dims, limits)
+    )
     return create_model(
         "BatchIn",
         __config__=ConfigDict(extra="forbid"),
         items=(list[item], Field(min_length=1, max_length=max_batch)),  # type: ignore[valid-type]
+    )
+
+
+def conversation_model(
+    takes_text: bool, feature_dims: dict[str, int], limits: InputLimits, max_batch: int
+) -> type[BaseModel]:
+    """``ConversationIn`` for one run: its ``turns`` in order, each a batch item with an optional speaker."""
+    speaker = (str | None, Field(None, description="who said it (a run with speaker embeddings uses it)"))
+    turn = create_model(
+        "ConversationTurn",
+        __config__=ConfigDict(extra="forbid"),
+        **_item_fields(takes_text, feature_dims, limits),
+        speaker=speaker,
+    )
+    return create_model(
+        "ConversationIn",
+        __config__=ConfigDict(extra="forbid"),
+        turns=(list[turn], Field(min_length=1, max_length=max_batch)),  # type: ignore[valid-type]
     )

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,6 +29,9 @@ from affectfusion.serve.api.limits import Gate
 from affectfusion.serve.base import Prediction, RunPredictor
 from affectfusion.serve.decode import as_features, check_file, check_text
 from affectfusion.serve.inputs import InputLimits, InputRejected
+
+BATCH = "/predict/batch"
+Body = TypeVar("Body", bound=BaseModel)
 
 
 def display_name(filename: str | None) -> str:
@@ -87,6 +90,18 @@ class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[BatchItem] = Field(min_length=1)
+
+
+class ConversationTurn(BatchItem):
+    """One utterance of a conversation: a batch item and, optionally, who said it."""
+
+    speaker: str | None = None
+
+
+class ConversationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    turns: list[ConversationTurn] = Field(min_length=1)
 
 
 def validation_message(errors: list[Any]) -> str:
@@ -215,20 +230,22 @@ class Service:
     def parse_batch(self, body: bytes) -> tuple[list[str], list[dict[str, Any]]]:
         """Ids and Predictor inputs of a JSON batch body; a malformed batch is rejected whole."""
         with self.gate.decoding():
-            try:
-                body.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InputRejected(422, "body: not valid JSON (it must be UTF-8 text)") from None
-            try:  # one pass in pydantic-core: the GIL is held for less time than json.loads + validation
-                batch = BatchIn.model_validate_json(body)
-            except ValidationError as e:
-                raise InputRejected(422, validation_message(e.errors())) from None
-            return self._batch_inputs(batch)
+            batch = _parse_json(BatchIn, body)
+            return self._batch_inputs(batch.items, "items")
 
-    def _batch_inputs(self, body: BatchIn) -> tuple[list[str], list[dict[str, Any]]]:
-        self._check_count(len(body.items))
+    def parse_conversation(self, body: bytes) -> tuple[list[str], list[dict[str, Any]], list[str | None]]:
+        """Ids, Predictor inputs and speakers of a JSON conversation body (its turns in order)."""
+        if not hasattr(self.predictor, "predict_conversation"):
+            raise InputRejected(422, f"a {self.predictor.info()['kind']} run reads no conversations; use {BATCH}")
+        with self.gate.decoding():
+            conversation = _parse_json(ConversationIn, body)
+            ids, inputs = self._batch_inputs(conversation.turns, "turns")
+            return ids, inputs, [turn.speaker for turn in conversation.turns]
+
+    def _batch_inputs(self, items: list[BatchItem], field: str) -> tuple[list[str], list[dict[str, Any]]]:
+        self._check_count(len(items))
         ids, inputs = [], []
-        for i, item in enumerate(body.items):
+        for i, item in enumerate(items):
             ids.append(item.id if item.id is not None else str(i))
             d: dict[str, Any] = {}
             if item.text is not None:
@@ -236,15 +253,15 @@ class Service:
                     media = any(k not in ("text", "features") for _, k in self.fields.values())
                     files = "; send its files to /predict/batch/files" if media else ""
                     raise InputRejected(
-                        422, f"items[{i}].text: this model takes no text; it takes {self.takes()}{files}"
+                        422, f"{field}[{i}].text: this model takes no text; it takes {self.takes()}{files}"
                     )
-                check_text(item.text, self.limits, f"items[{i}].text")
+                check_text(item.text, self.limits, f"{field}[{i}].text")
                 d["text"] = item.text
             for m, values in (item.features or {}).items():
-                label = f"items[{i}].features.{m}"
+                label = f"{field}[{i}].features.{m}"
                 if m not in self.feature_modalities:
                     named = ", ".join(self.feature_modalities) or "none: this model extracts its own features"
-                    raise InputRejected(422, f"items[{i}].features: {m!r} is not a features modality ({named})")
+                    raise InputRejected(422, f"{field}[{i}].features: {m!r} is not a features modality ({named})")
                 try:
                     x = as_features(values, self.limits, label)
                 except ValueError:
@@ -263,6 +280,13 @@ class Service:
             raise InputRejected(422, "the batch is empty")
 
     # -- prediction (in a worker thread) -----------------------------------------------------------
+
+    def predict_conversation(
+        self, ids: list[str], inputs: list[dict[str, Any]], speakers: list[str | None]
+    ) -> list[Prediction]:
+        """One conversation's utterances read together (a run with a context stage uses the other turns)."""
+        with self.gate.predicting():
+            return self.predictor.predict_conversation(inputs, ids, speakers)  # type: ignore[attr-defined]
 
     def predict(
         self, ids: list[str], inputs: list[dict[str, Any]], uploads: list[list[Upload]], explain: bool = False
@@ -313,6 +337,19 @@ class Service:
             if p.error:
                 p.error = _scrub(p.error, names, tmp)
         return predictions
+
+
+def _parse_json(model: type[Body], body: bytes) -> Body:
+    """``body`` validated as ``model`` in one pass of pydantic-core (the GIL is held for less time than
+    json.loads + validation); anything malformed is a 422 naming the field."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputRejected(422, "body: not valid JSON (it must be UTF-8 text)") from None
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as e:
+        raise InputRejected(422, validation_message(e.errors())) from None
 
 
 def _size(file: UploadFile) -> int:
