@@ -154,6 +154,10 @@ def test_config_errors_name_the_field() -> None:
         validate_vlm({**base, "train": {"steps": 3, "epochs": 1}})
     with pytest.raises(AffectFusionError, match=r"unknown config key 'lora\.rank'"):
         validate_vlm({**base, "lora": {"rank": 4}})
+    with pytest.raises(AffectFusionError, match=r"train\.device"):
+        validate_vlm({**base, "train": {"steps": 1, "device": "gpu"}})
+    with pytest.raises(AffectFusionError, match=r"train\.threads must be auto or a positive number"):
+        validate_vlm({**base, "train": {"steps": 1, "threads": 0}})
     assert isinstance(validate_vlm(base), VLMConfig)
 
 
@@ -298,6 +302,10 @@ def trained_run(tiny_model: Path, two_image_folder: Path, tmp_path_factory) -> P
         "lora.dropout=0.0",
         "--set",
         "generation.max_new_tokens=100",
+        "--set",
+        "train.device=cpu",
+        "--set",
+        "train.threads=1",
     ]
     assert call_cli(args) == 0
     return out
@@ -310,6 +318,7 @@ def test_cli_run_directory_holds_only_lora_weights_as_safetensors(trained_run: P
     assert cfg["kind"] == "vlm" and Path(cfg["model"]["path"]).is_absolute()
     meta = json.loads((trained_run / "meta.json").read_text())
     assert meta["finished"] and meta["steps"] == 200 and meta["label_map"] == {"happy": "happiness", "sad": "sadness"}
+    assert meta["device"] == "cpu"
     assert meta["n_trainable"] < 0.2 * meta["n_parameters"]
     history = [json.loads(line) for line in (trained_run / "history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history] == list(range(10, 201, 10))

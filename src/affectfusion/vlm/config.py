@@ -11,7 +11,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from affectfusion.config import apply_overrides, format_validation_error, read_config_file, resolve_config_path
+from affectfusion.config import (
+    DEVICE_PATTERN,
+    apply_overrides,
+    format_validation_error,
+    read_config_file,
+    resolve_config_path,
+)
 from affectfusion.errors import AffectFusionError
 
 DEFAULT_PROMPT = (
@@ -96,6 +102,12 @@ class VLMTrainConfig(Strict):
     seed: int = 0
     log_every: int = Field(10, ge=1, description="write the mean loss to history.jsonl every this many steps")
     progress: bool = True
+    device: str = Field(
+        "auto", pattern=DEVICE_PATTERN, description="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
+    )
+    threads: int | Literal["auto"] = Field(
+        "auto", description="CPU intra-op threads (as a fusion run's train.threads); auto = from the free cores"
+    )
 
     @model_validator(mode="after")
     def _steps_or_epochs(self) -> VLMTrainConfig:
@@ -107,6 +119,8 @@ class VLMTrainConfig(Strict):
             raise ValueError("train.max_samples values must be >= 1")
         if isinstance(self.max_samples, int) and self.max_samples < 1:
             raise ValueError("train.max_samples must be >= 1")
+        if self.threads != "auto" and self.threads < 1:
+            raise ValueError(f"train.threads must be auto or a positive number, got {self.threads}")
         return self
 
     def cap(self, split: str) -> int | None:

@@ -200,12 +200,10 @@ def training_batch(
         input_ids[i, : len(seq)] = torch.tensor(seq)
         attention[i, : len(seq)] = 1
         labels[i, len(prefix) : len(seq)] = torch.tensor(seq[len(prefix) :])
-    return {
-        "pixel_values": pixel_values(processor, images, model),
-        "input_ids": input_ids,
-        "attention_mask": attention,
-        "labels": labels,
-    }
+    device = next(model.parameters()).device  # the batch follows the model (CPU or GPU)
+    batch = {"pixel_values": pixel_values(processor, images, model), "input_ids": input_ids}
+    batch |= {"attention_mask": attention, "labels": labels}
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def generation_inputs(processor: Any, model: Any, images: Sequence[np.ndarray], prompt: str) -> dict[str, torch.Tensor]:

@@ -34,9 +34,11 @@ import yaml
 from rich.console import Console
 
 import affectfusion
+from affectfusion.device import describe, resolve_device
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import append_jsonl, write_json, write_text
 from affectfusion.rundir import RunPaths
+from affectfusion.threads import apply_threads
 from affectfusion.vlm.config import VLMConfig, load_vlm_config, require_model_path
 from affectfusion.vlm.evaluate import evaluate_items
 from affectfusion.vlm.items import cap_items, load_items, prepare_faces
@@ -170,6 +172,10 @@ def train_vlm(config: str, overrides: dict[str, Any], out: Path | None, overwrit
     base = base_model_summary(model)
     model = add_lora(model, cfg.lora)
     counts = trainable_parameters(model)
+    device = resolve_device(t.device, "train.device")
+    if device.type == "cpu":
+        apply_threads(t.threads, counts["n_parameters"])
+    model.to(device)  # safetensors stores tensors without their device: a GPU-trained run loads anywhere
     meta: dict[str, Any] = {
         "kind": "vlm",
         "base_model_path": cfg.model.path,
@@ -180,6 +186,7 @@ def train_vlm(config: str, overrides: dict[str, Any], out: Path | None, overwrit
         "n_samples": {s: len(v) for s, v in items.items()},
         **counts,
         "load_seconds": time.perf_counter() - started,
+        "device": describe(device),
         "versions": _versions(),
         "finished": False,
     }
