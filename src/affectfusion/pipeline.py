@@ -56,7 +56,7 @@ def extract_features(cfg: RunConfig, samples: list[Sample], where: str) -> list[
     check_media_files(cfg, samples, where, console)
     reports = apply_extraction(samples, cfg.data, console, progress=cfg.train.progress)
     for r in reports:
-        if r.computed or r.failures:
+        if r.computed or r.failures or r.absent:
             console.print(f"{where}: {r.summary()} (report: {r.folder}/failures.csv)", highlight=False)
     failed = [f"{f['id']} ({f['source']}): {f['error']}" for r in reports for f in r.failures]
     if failed and cfg.data.bad_media == "error":

@@ -35,6 +35,7 @@ from affectfusion.rundir import LoadedRun, read_run
 from affectfusion.runkinds import run_kind_of
 from affectfusion.serve.base import Prediction, RunPredictor, check_ids, route_input
 from affectfusion.serve.decode import as_features, check_file, check_text, read_features
+from affectfusion.serve.faces import EachFace
 
 Turn = tuple[str | None, int | None, str | None]  # conversation (group), order in it, speaker
 
@@ -42,7 +43,7 @@ Turn = tuple[str | None, int | None, str | None]  # conversation (group), order 
 __all__ = ["Prediction", "Predictor", "RunPredictor", "load_predictor"]
 
 
-class Predictor(RunPredictor):
+class Predictor(EachFace, RunPredictor):
     """A trained run, loaded once, that predicts for any subset of its modalities."""
 
     def __init__(self, run: LoadedRun, which: str = "best", device: str = "cpu") -> None:
@@ -62,7 +63,7 @@ class Predictor(RunPredictor):
             if component is not None:
                 self.extractors[m] = build_extractor(
                     component.name, component.options, f"{run.paths.config}: data.extract.{m}.options", self.device
-                )
+                ).for_serving()  # uploads are photos even where training read prepared inputs (face crops)
         for ex in self.extractors.values():
             ex.ensure_ready()
         self.load_seconds = time.perf_counter() - start
@@ -147,9 +148,9 @@ class Predictor(RunPredictor):
         if turns is not None and len(turns) != len(inputs):
             raise AffectFusionError(f"{len(turns)} conversation turns for {len(inputs)} inputs")
         results = [Prediction(id=i) for i in ids]
-        features, errors = self._gather(inputs)
-        for res, error in zip(results, errors, strict=True):
-            res.error = error
+        features, errors, faces = self._gather(inputs)
+        for res, error, found in zip(results, errors, faces, strict=True):
+            res.error, res.faces = error, found or None
         ok = [k for k in range(len(inputs)) if errors[k] is None]
         if ok:
             samples = [Sample(id=ids[k], features=features[k]) for k in ok]
@@ -187,7 +188,7 @@ class Predictor(RunPredictor):
         from affectfusion.training.predict import predict  # torch: loaded with a run, not on import
 
         ids = check_ids(inputs, ids)
-        features, errors = self._gather(inputs)
+        features, errors, _ = self._gather(inputs)
         out: list[dict[str, np.ndarray] | AffectFusionError] = [
             AffectFusionError(e) if e is not None else {} for e in errors
         ]
@@ -200,8 +201,12 @@ class Predictor(RunPredictor):
                 out[k] = {m: emb[m][i] for m in self.modalities if m in samples[i].features}
         return out
 
-    def _gather(self, inputs: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, np.ndarray]], list[str | None]]:
-        """Per input, modality -> features (routed, extracted in batches per modality) and its error."""
+    def _gather(
+        self, inputs: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[dict[str, np.ndarray]], list[str | None], list[dict[str, dict[str, Any]]]]:
+        """Per input, modality -> features (routed, extracted in batches per modality), its error and
+        modality -> face report. A modality its extractor calls absent for an input (no face under
+        ``no_face: missing_modality``) is left out; an input left with nothing gets that as its error."""
         errors: list[str | None] = [None] * len(inputs)
         per_modality: dict[str, list[tuple[int, Any]]] = {}
         for k, item in enumerate(inputs):
@@ -211,31 +216,49 @@ class Predictor(RunPredictor):
             except AffectFusionError as e:
                 errors[k] = str(e)
         features: list[dict[str, np.ndarray]] = [{} for _ in inputs]
+        faces: list[dict[str, dict[str, Any]]] = [{} for _ in inputs]
+        absent: list[list[str]] = [[] for _ in inputs]
         for m, entries in per_modality.items():
             todo = [(k, v) for k, v in entries if errors[k] is None]
-            for (k, _), out in zip(todo, self._features(m, [v for _, v in todo]), strict=True):
-                if isinstance(out, Exception):
-                    errors[k] = f"{m}: {out}"
-                else:
+            reports: list[dict[str, Any] | None] = []
+            outs = self._features(m, [v for _, v in todo], reports)
+            for (k, _), out, report in zip(todo, outs, reports, strict=True):
+                if report is not None:
+                    faces[k][m] = report
+                if not isinstance(out, Exception):
                     features[k][m] = out
-        return features, errors
+                elif m in self.extractors and self.extractors[m].absent(str(out)):
+                    absent[k].append(f"{m}: {out}")
+                else:
+                    errors[k] = f"{m}: {out}"
+        for k in range(len(inputs)):
+            if errors[k] is None and not features[k]:
+                errors[k] = "; ".join(absent[k])
+        return features, errors, faces
 
     def _route(self, item: Mapping[str, Any]) -> dict[str, Any]:
         """Modality -> raw value for one input; checks keys and empty values."""
         return route_input(item, self.modalities, self.accepted_inputs)
 
-    def _features(self, modality: str, values: list[Any]) -> list[np.ndarray | Exception]:
-        """Features for one modality's values: through its extractor, or read as arrays."""
+    def _features(
+        self, modality: str, values: list[Any], faces: list[dict[str, Any] | None]
+    ) -> list[np.ndarray | Exception]:
+        """Features for one modality's values: through its extractor, or read as arrays; ``faces`` receives
+        one face report per value (None where the extractor reads no face or the value failed before)."""
         ex = self.extractors.get(modality)
         dim = self.feature_dim(modality)
         if ex is None:
             arrays = [_safe(lambda v=v: self._read_array(v), AffectFusionError) for v in values]
+            faces.extend([None] * len(values))
         else:
             raw = [_safe(lambda v=v: self._raw_input(ex.kind, v), AffectFusionError) for v in values]
             good = [r for r in raw if not isinstance(r, Exception)]
+            found: list[dict[str, Any] | None] = []
             # The same function the feature store extracts training data with (extract/__init__.py).
-            extracted = iter(extract_inputs(ex, good)) if good else iter(())
+            extracted = iter(extract_inputs(ex, good, found)) if good else iter(())
+            reports = iter(found)
             arrays = [r if isinstance(r, Exception) else next(extracted) for r in raw]
+            faces.extend(None if isinstance(r, Exception) else next(reports) for r in raw)
         return [
             ExtractionError(f"features of dimension {x.shape[-1]}, the model expects {dim}")
             if isinstance(x, np.ndarray) and x.shape[-1] != dim
