@@ -23,6 +23,7 @@ from rich.console import Console
 from affectfusion.config import load_config, validate
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract import build_extractor
+from affectfusion.extract.face import NoFaceError
 from affectfusion.serve.api import create_app
 from affectfusion.serve.batch import predictions_table
 from affectfusion.serve.inputs import InputLimits
@@ -290,3 +291,14 @@ def test_fer2013_face_detects_faces_when_serving(images: dict[str, Path]) -> Non
         np.testing.assert_allclose(x, trained.extract(crop), atol=1e-6)
         read_whole += 1
     assert read_whole >= 2
+
+
+def test_face_mesh_reports_faces_too(images: dict[str, Path]) -> None:
+    ex = build_extractor("face_mesh", {"no_face": "missing_modality"}, "data.extract.image.options")
+    _, report = ex.extract_with_faces(images["two"])
+    assert report["count"] == 2 and report["used"] == 0 and report["box"][0] < 450 and report["region"] == "face"
+    with pytest.raises(NoFaceError) as failed:
+        ex.extract(images["noface"])
+    assert ex.absent(str(failed.value)) and failed.value.report["found"] is False
+    with pytest.raises(AffectFusionError, match="no_face"):  # no face, no mesh: whole_frame does not apply
+        build_extractor("face_mesh", {"no_face": "whole_frame"}, "data.extract.image.options")

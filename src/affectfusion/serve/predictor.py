@@ -35,7 +35,7 @@ from affectfusion.rundir import LoadedRun, read_run
 from affectfusion.runkinds import run_kind_of
 from affectfusion.serve.base import Prediction, RunPredictor, check_ids, route_input
 from affectfusion.serve.decode import as_features, check_file, check_text, read_features
-from affectfusion.serve.faces import EachFace
+from affectfusion.serve.faces import face_modality, face_predictions, read_each_face
 
 Turn = tuple[str | None, int | None, str | None]  # conversation (group), order in it, speaker
 
@@ -43,7 +43,7 @@ Turn = tuple[str | None, int | None, str | None]  # conversation (group), order 
 __all__ = ["Prediction", "Predictor", "RunPredictor", "load_predictor"]
 
 
-class Predictor(EachFace, RunPredictor):
+class Predictor(RunPredictor):
     """A trained run, loaded once, that predicts for any subset of its modalities."""
 
     def __init__(self, run: LoadedRun, which: str = "best", device: str = "cpu") -> None:
@@ -162,6 +162,27 @@ class Predictor(EachFace, RunPredictor):
 
     def predict_one(self, inputs: Mapping[str, Any], id: str = "input", explain: bool = False) -> Prediction:
         return self.predict([inputs], [id], explain)[0]
+
+    def predict_faces(self, inputs: Mapping[str, Any], id: str = "input", explain: bool = False) -> list[Prediction]:
+        """One prediction per face in the input's image, largest first, ids ``<id>#face<k>``, each with its
+        face report (``used`` = k, ``box``) under ``faces``; other inputs (text, audio) count for every face.
+
+        With no face the run's ``no_face`` policy applies to a single prediction (id ``<id>``). A problem
+        with the whole input (unknown key, no face modality, too many faces) is one prediction with
+        ``error`` set. See :mod:`affectfusion.serve.faces`.
+        """
+        try:
+            routed = dict(self._route(inputs))
+            m = face_modality(routed, self.extractors)
+            path = Path(str(self._raw_input("image", routed.pop(m))))  # checked and limited like any image
+            each = read_each_face(self.extractors[m], m, path, self.limits.max_faces)
+        except AffectFusionError as e:
+            return [Prediction(id=id, error=str(e))]
+        features, errors, faces = self._gather([routed]) if routed else ([{}], [None], [{}])
+        results, samples = face_predictions(id, m, path, each, (features[0], errors[0], faces[0]))
+        if samples:
+            self._score(samples, [p for p in results if p.error is None], explain)
+        return results
 
     def predict_conversation(
         self,

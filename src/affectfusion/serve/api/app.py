@@ -262,7 +262,7 @@ def _form_signature(service: Service) -> inspect.Signature:
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
     id_field = Annotated[str | None, Form(description="echoed back as the prediction's id")]
     params.append(inspect.Parameter("id", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=id_field))
-    if any(kind == "image" for _, kind in service.fields.values()):
+    if any(hasattr(ex, "extract_each_face") for ex in service.predictor.extractors.values()):
         faces_field = Annotated[bool | None, Form(description="true: one prediction per face in the image")]
         params.append(
             inspect.Parameter(ALL_FACES, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=faces_field)
