@@ -260,6 +260,17 @@ def test_api_no_face_is_422_and_faces_are_reported(runs: dict[str, Predictor], i
         with images["two"].open("rb") as f:  # the flag as a form field
             form = client.post("/predict", files={"image": ("two.png", f, "image/png")}, data={"all_faces": "true"})
         assert form.status_code == 200 and form.json()["count"] == 2
+    with TestClient(create_app(runs["whole_frame"])) as client, images["noface"].open("rb") as f:
+        whole = client.post("/predict", files={"image": ("noface.png", f, "image/png")})
+    assert whole.status_code == 200 and whole.json()["faces"]["image"] == {
+        "found": False,
+        "count": 0,
+        "used": None,  # a face report keeps its nulls (the rest of the answer omits them)
+        "box": None,
+        "policy": "whole_frame",
+        "detector": "mediapipe",
+        "region": "whole_frame",
+    }
 
 
 def test_old_on_no_face_key_still_loads(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, create_model, model_serializer
 
 from affectfusion.inputs import KIND_HINTS
 from affectfusion.serve.inputs import InputLimits
@@ -101,13 +101,20 @@ class GeneratedOut(BaseModel):
 
 
 class FaceOut(BaseModel):
+    """What the face step found; every key is sent, null included (``used`` null: no face was read)."""
+
     found: bool = Field(description="a face was detected")
     count: int = Field(description="how many faces were detected")
-    used: int | None = Field(None, description="index (largest first) of the face the model read; absent: none")
+    used: int | None = Field(None, description="index (largest first) of the face the model read")
     box: list[int] | None = Field(None, description="that face's [x, y, w, h] in pixels of the uploaded image")
     policy: str = Field(description="the run's no_face policy: error, whole_frame or missing_modality")
     detector: str = Field(description="the detector that ran (none: the image is taken to be a face crop)")
     region: str | None = Field(None, description="what the model read: face (the cropped face) or whole_frame")
+
+    @model_serializer(mode="wrap")
+    def _with_nulls(self, _: SerializerFunctionWrapHandler) -> Any:
+        # the routes drop null fields (response_model_exclude_none); a face report keeps them
+        return {k: getattr(self, k) for k in type(self).model_fields}
 
 
 class PredictionOut(BaseModel):
