@@ -181,7 +181,7 @@ def test_training_policy_for_an_image_without_a_face(base: Path, runs: dict[str,
     row = next(s for s in ds.samples if s.id == "train_noface")
     assert set(row.features) == {"text"}
     strict = validate(face_config(base / "data", base / "cache", {}))
-    with pytest.raises(AffectFusionError, match=r"1 unusable media file.*train_noface.*no face found in"):
+    with pytest.raises(AffectFusionError, match=r"1 unusable media file.*no_face: whole_frame.*train_noface.*no face"):
         load_dataset(strict, "train")
 
 

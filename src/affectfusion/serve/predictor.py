@@ -198,18 +198,24 @@ class Predictor(RunPredictor):
         return self.predict(inputs, ids, explain, [("conversation", k, who[k]) for k in range(len(inputs))])
 
     def embed(
-        self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None
+        self,
+        inputs: Sequence[Mapping[str, Any]],
+        ids: Sequence[str] | None = None,
+        faces: list[dict[str, dict[str, Any]]] | None = None,
     ) -> list[dict[str, np.ndarray] | AffectFusionError]:
         """Per input, modality -> the model's pooled encoder output (``[hidden_dim]``), or the error.
 
         Inputs are routed and extracted as in :meth:`predict`; the embedding is computed exactly as
         the P3 export does (``training.predict.predict(..., keep_embeddings=True)``, eval mode), so
-        a specialist's embedding of a sample equals its row in ``<out>/embeddings``.
+        a specialist's embedding of a sample equals its row in ``<out>/embeddings``. ``faces``, if
+        given, receives each input's face reports (modality -> report, as :attr:`Prediction.faces`).
         """
         from affectfusion.training.predict import predict  # torch: loaded with a run, not on import
 
         ids = check_ids(inputs, ids)
-        features, errors, _ = self._gather(inputs)
+        features, errors, found = self._gather(inputs)
+        if faces is not None:
+            faces.extend(found)
         out: list[dict[str, np.ndarray] | AffectFusionError] = [
             AffectFusionError(e) if e is not None else {} for e in errors
         ]

@@ -16,6 +16,7 @@ Heavy libraries load lazily, so registering the extractors costs nothing.
 # Importing fer and mesh registers their extractors.
 from affectfusion.extract.face.detect import (
     CROP_FILL,
+    NO_FACE,
     FaceOptions,
     FacePipeline,
     FaceReport,
@@ -37,6 +38,7 @@ __all__ = [
     "FER_CLASSES",
     "FER_INPUT_SIZE",
     "MAX_IMAGE_BYTES",
+    "NO_FACE",
     "FaceMeshExtractor",
     "FaceOptions",
     "FacePipeline",
