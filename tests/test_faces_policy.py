@@ -313,3 +313,30 @@ def test_face_mesh_reports_faces_too(images: dict[str, Path]) -> None:
     assert ex.absent(str(failed.value)) and failed.value.report["found"] is False
     with pytest.raises(AffectFusionError, match="no_face"):  # no face, no mesh: whole_frame does not apply
         build_extractor("face_mesh", {"no_face": "whole_frame"}, "data.extract.image.options")
+
+
+def test_a_small_fer2013_face_run_serves_photos_with_a_detector(
+    tmp_path: Path, images: dict[str, Path], capsys: Any, monkeypatch: Any
+) -> None:
+    """The shipped config, trained on a few FER2013 crops: `predict` on a two-person photo reads a detected face."""
+    from affectfusion.config import load_raw, resolve_config_path
+
+    fer = SHARED_DATA / "fer2013_subset"
+    for split in ("train", "dev", "test_small"):
+        for c in sorted(p.name for p in (fer / split).iterdir() if p.is_dir()):
+            (tmp_path / "data" / split / c).mkdir(parents=True)
+            for src in sorted((fer / split / c).glob("*.jpg"))[:2]:
+                (tmp_path / "data" / split / c / src.name).symlink_to(src)
+    raw = load_raw(resolve_config_path("fer2013_face"))
+    raw["data"].update(root=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"))
+    raw["train"].update(epochs=1, progress=False)
+    run = train(raw, tmp_path / "run")
+    code, out, _ = run_cli(["predict", str(run), "--image", str(images["two"]), "--json"], capsys, monkeypatch)
+    faces = json.loads(out)["faces"]["image"]
+    assert code == 0 and faces["detector"] == "mediapipe" and faces["count"] == 2 and faces["region"] == "face"
+    code, out, _ = run_cli(
+        ["predict", str(run), "--image", str(images["two"]), "--all-faces", "--json"], capsys, monkeypatch
+    )
+    assert code == 0 and len(json.loads(out)) == 2
+    code, _, err = run_cli(["predict", str(run), "--text", "hi", "--all-faces"], capsys, monkeypatch)
+    assert code != 0 and "--all-faces predicts every face in an --image" in err
