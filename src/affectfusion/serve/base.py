@@ -139,8 +139,8 @@ class RunPredictor(ABC):
         return self.predict([inputs], [id])[0]
 
     def predict_faces(self, inputs: Mapping[str, Any], id: str = "input") -> list[Prediction]:
-        """One prediction per face in the input's image (a fusion run with a ``fer_cnn`` modality:
-        :class:`affectfusion.serve.faces.EachFace`); other run kinds refuse."""
+        """One prediction per face in the input's image: a fusion run with a ``fer_cnn`` modality does it
+        (:meth:`affectfusion.serve.predictor.Predictor.predict_faces`); other run kinds refuse."""
         raise AffectFusionError(
             f"predicting every face needs a fusion run with a fer_cnn face modality; {self.name} is not"
         )
