@@ -12,7 +12,8 @@ __all__ = ["make_media_table", "media_config"]
 
 
 def media_config(root: Path, cache: Path, fusion: str = "weighted") -> dict[str, Any]:
-    """A raw config: lexicon text, MFCC audio, FER-CNN image (whole image, no face detector)."""
+    """A raw config: lexicon text, MFCC audio, FER-CNN image (whole image, no face detector, also when
+    serving: the drawn pattern images hold no face)."""
     return {
         "name": "media",
         "data": {
@@ -29,7 +30,7 @@ def media_config(root: Path, cache: Path, fusion: str = "weighted") -> dict[str,
             "extract": {
                 "text": {"name": "lexicon"},
                 "audio": {"name": "mfcc"},
-                "image": {"name": "fer_cnn", "options": {"detector": "none"}},
+                "image": {"name": "fer_cnn", "options": {"detector": "none", "serve_detector": "none"}},
             },
         },
         "tasks": [{"name": "emotion", "type": "classification", "classes": CLASSES}],

@@ -17,6 +17,7 @@ from affectfusion.data.tasks import encode_targets
 from affectfusion.data.types import ModalitySpec, MultimodalDataset, Sample
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract import apply_extraction
+from affectfusion.extract.face import NO_FACE
 
 SHOWN_BAD_ROWS = 10
 
@@ -56,11 +57,18 @@ def extract_features(cfg: RunConfig, samples: list[Sample], where: str) -> list[
     check_media_files(cfg, samples, where, console)
     reports = apply_extraction(samples, cfg.data, console, progress=cfg.train.progress)
     for r in reports:
-        if r.computed or r.failures:
+        if r.computed or r.failures or r.absent:
             console.print(f"{where}: {r.summary()} (report: {r.folder}/failures.csv)", highlight=False)
     failed = [f"{f['id']} ({f['source']}): {f['error']}" for r in reports for f in r.failures]
     if failed and cfg.data.bad_media == "error":
-        raise bad_media_error(where, failed, "could not be decoded")
+        faceless = any(str(f["error"]).startswith(NO_FACE) for r in reports for f in r.failures)
+        stage = (
+            "could not be used (an image without a face fails under the face extractor's no_face: error; "
+            "no_face: whole_frame or missing_modality keeps it)"
+            if faceless
+            else "could not be decoded"
+        )
+        raise bad_media_error(where, failed, stage)
     kept = [s for s in samples if s.features]
     if not kept:
         raise AffectFusionError(f"{where}: no sample could be turned into features (see the failure reports)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -56,6 +56,12 @@ def predict_command(
     explain: Annotated[
         bool, typer.Option(help="Shapley attribution of the prediction to each modality (fusion runs)")
     ] = False,
+    all_faces: Annotated[
+        bool,
+        typer.Option(
+            "--all-faces", help="One prediction per face in --image, largest first (at most --limit max_faces=20)"
+        ),
+    ] = False,
 ) -> None:
     """Predict with a trained run from raw media or features, for any subset of its modalities.
 
@@ -77,6 +83,8 @@ def predict_command(
         single[modality.strip()] = path
     if batch is not None and single:
         raise AffectFusionError("give either --batch or single inputs (--text/--audio/...), not both")
+    if all_faces and image is None:
+        raise AffectFusionError("--all-faces predicts every face in an --image; give one")
     if batch is None and not single:
         raise AffectFusionError("nothing to predict: give --text/--audio/--image/--video/--eeg/--features or --batch")
     limits = InputLimits.parse(limit)  # a mistyped limit is a one-line error before the model loads
@@ -91,13 +99,20 @@ def predict_command(
         return
     if explain and not hasattr(predictor, "trust"):
         raise AffectFusionError(f"--explain needs a fusion run; {run} is a {type(predictor).__name__} run")
-    result = predictor.predict_one(single, explain=True) if explain else predictor.predict_one(single)
-    if result.error:
-        raise AffectFusionError(result.error)
-    if as_json:
-        console.print_json(json.dumps(result.to_dict()))
+    if all_faces:
+        results = predictor.predict_faces(single, explain=True) if explain else predictor.predict_faces(single)  # type: ignore[call-arg]
     else:
-        print_prediction(result)
+        results = [predictor.predict_one(single, explain=True) if explain else predictor.predict_one(single)]
+    if all(r.error for r in results):
+        raise AffectFusionError(results[0].error or "")
+    if as_json:
+        shown = [r.to_dict() for r in results]
+        console.print_json(json.dumps(shown if all_faces else shown[0]))
+        return
+    for r in results:
+        if all_faces:
+            console.rule(r.id)
+        print_prediction(r)
 
 
 def print_prediction(p: Prediction) -> None:
@@ -132,6 +147,20 @@ def print_prediction(p: Prediction) -> None:
         weights = ", ".join(f"{m} {w:.2f}" for m, w in p.modality_weights.items())
         console.print(f"modality weights: {weights}")
     console.print(f"modalities used: {', '.join(p.modalities_used)}")
+    for m, f in (p.faces or {}).items():
+        console.print(f"{m}: {face_line(f)}", highlight=False)
+    if p.error:
+        console.print(f"error: {p.error}", highlight=False)
+
+
+def face_line(f: dict[str, Any]) -> str:
+    """What the face step did, in words (a face report: :class:`affectfusion.extract.face.FaceReport`)."""
+    if not f["found"]:
+        done = {"whole_frame": "the whole image was read", "missing_modality": "the image was left out"}
+        what = done.get(f["policy"], "not predicted")
+        return f"no face found ({f['detector']} detector): {what} (no_face: {f['policy']})"
+    read = "the whole image read (it is a face crop)" if f["region"] == "whole_frame" else "cropped"
+    return f"{f['count']} face(s) found ({f['detector']} detector), face {f['used']} at {f['box']} {read}"
 
 
 RunArg = Annotated[

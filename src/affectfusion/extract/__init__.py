@@ -37,7 +37,8 @@ def apply_extraction(
 ) -> list[ExtractionReport]:
     """Fill ``features[m]`` from ``raw[m]`` for every modality in ``data.extract`` (cached).
 
-    A sample whose input fails keeps that modality missing; the failure is in the report.
+    A sample whose input fails keeps that modality missing; the failure is in the report (under
+    ``absent`` when the extractor's options call it an absent modality, e.g. ``no_face: missing_modality``).
     """
     store = FeatureStore(data.cache_dir)
     reports = []
@@ -48,6 +49,8 @@ def apply_extraction(
         if not items:
             continue
         features, report = store.run(extractor, items, workers=data.workers, console=console, progress=progress)
+        report.absent = [f for f in report.failures if extractor.absent(str(f["error"]))]
+        report.failures = [f for f in report.failures if f not in report.absent]
         for s in samples:
             if s.id in features:
                 s.features[modality] = features[s.id]

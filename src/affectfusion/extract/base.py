@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 RawInput = str | Path | Signal
 Kind = Literal["text", "audio", "image", "video", "signal"]
+T = TypeVar("T")
 
 
 class ExtractionError(AffectFusionError):
@@ -47,6 +48,9 @@ class Extractor(ABC):
     # A small input this extractor runs on and the feature dimension it gives; every registered extractor sets
     # its own (one line, see affectfusion.extract.examples) and the registry-wide contract test runs it.
     example: ClassVar[Example]
+    # True for extractors that read a face out of an image (fer_cnn, face_mesh): serving asks them per input
+    # what the face step found (:meth:`extract_with_faces`) and reports it with the prediction.
+    reads_faces: ClassVar[bool] = False
 
     class Options(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -67,21 +71,31 @@ class Extractor(ABC):
     def extract(self, item: RawInput) -> np.ndarray:
         """Features of one input, ``[D]`` or ``[T, D]``; raise :class:`ExtractionError` on bad input."""
 
+    def extract_with_faces(self, item: RawInput) -> tuple[np.ndarray, dict[str, Any] | None]:
+        """Features and, for an extractor that :attr:`reads_faces`, what its face step found in this input
+        (``found``, ``count``, ``used``, ``box``, ``policy``: :class:`affectfusion.extract.face.FaceReport`),
+        so serving reports it without detecting faces a second time. Others: ``extract`` and None."""
+        return self.extract(item), None
+
+    def absent(self, error: str) -> bool:
+        """Whether this failure only means the modality is absent from that input, as the options say
+        (``no_face: missing_modality``): training keeps the row with its other modalities whatever
+        ``data.bad_media`` says, and serving predicts from the others. Default: a failure is a failure."""
+        return False
+
+    def for_serving(self) -> Extractor:
+        """The extractor serving runs on uploads. Default: itself. One whose training inputs were prepared
+        beforehand (fer_cnn on face crops, ``detector: none``) returns one that prepares them itself."""
+        return self
+
     def extract_batch(self, items: Sequence[RawInput]) -> list[np.ndarray | ExtractionError]:
         """Features of many inputs; a failing input yields its error instead of stopping the rest.
 
         Models that gain from batching (text encoders) override this.
         """
         self.ensure_ready()
-        out: list[np.ndarray | ExtractionError] = []
-        for item in items:
-            try:
-                out.append(np.asarray(self.extract(item), dtype=np.float32))
-            except ExtractionError as e:
-                out.append(e)
-            except Exception as e:  # a library failing on one input must not stop the batch
-                out.append(ExtractionError(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
-        return out
+        out = [guarded(lambda item=item: self.extract(item)) for item in items]
+        return [r if isinstance(r, ExtractionError) else np.asarray(r, dtype=np.float32) for r in out]
 
     def ensure_ready(self) -> None:
         if not self._ready:
@@ -115,15 +129,44 @@ class Extractor(ABC):
 EXTRACTORS: Registry[type[Extractor]] = Registry("extractor")
 
 
-def extract_inputs(extractor: Extractor, items: Sequence[RawInput]) -> list[np.ndarray | ExtractionError]:
+def guarded(extract: Callable[[], T]) -> T | ExtractionError:
+    """One input's result, or its :class:`ExtractionError` (a library's own exception turned into one)."""
+    try:
+        return extract()
+    except ExtractionError as e:
+        return e
+    except Exception as e:  # a library failing on one input must not stop the batch
+        return ExtractionError(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+
+
+def extract_inputs(
+    extractor: Extractor, items: Sequence[RawInput], faces: list[dict[str, Any] | None] | None = None
+) -> list[np.ndarray | ExtractionError]:
     """The one way features are made, for training (the feature store) and serving (the Predictor).
 
     Runs the extractor's batch and checks what it returns: a non-empty ``[D]`` or ``[T, D]`` array of
-    finite float32 values, else that input's :class:`ExtractionError`.
+    finite float32 values, else that input's :class:`ExtractionError`. Given a ``faces`` list (serving),
+    an extractor that :attr:`~Extractor.reads_faces` runs input by input through
+    :meth:`~Extractor.extract_with_faces` and the list receives one face report per input (None for
+    other extractors and for an input that failed before its face step; a no-face error's is its ``report``).
     """
     extractor.ensure_ready()
+    results: list[np.ndarray | ExtractionError] = []
+    if faces is not None and extractor.reads_faces:
+        for item in items:
+            result = guarded(lambda item=item: extractor.extract_with_faces(item))
+            if isinstance(result, ExtractionError):
+                results.append(result)
+                faces.append(getattr(result, "report", None))
+            else:
+                results.append(result[0])
+                faces.append(result[1])
+    else:
+        results = extractor.extract_batch(items)
+        if faces is not None:
+            faces.extend([None] * len(items))
     out: list[np.ndarray | ExtractionError] = []
-    for result in extractor.extract_batch(items):
+    for result in results:
         if isinstance(result, ExtractionError):
             out.append(result)
             continue

@@ -52,11 +52,13 @@ class ExtractionReport:
     cached: int = 0
     computed: int = 0
     failures: list[dict[str, str | None]] = field(default_factory=list)
+    # failures the extractor's options call an absent modality (no face under no_face: missing_modality)
+    absent: list[dict[str, str | None]] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
             f"{self.extractor}: {self.total} items, {self.cached} cached, {self.computed} computed, "
-            f"{len(self.failures)} failed"
+            f"{len(self.failures)} failed" + (f", {len(self.absent)} absent" if self.absent else "")
         )
 
 

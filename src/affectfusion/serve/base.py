@@ -30,6 +30,8 @@ class Prediction:
     ``error`` is set (and ``tasks`` empty) when the input could not be used; batch callers
     report it per row instead of stopping. ``generated`` is set by models that write text (a
     vision-language run: the answer and its parsed fields, see :mod:`affectfusion.serve.vlm`).
+    ``faces`` is set when a face-reading modality read an image: per modality what the face step
+    found (``found``, ``count``, ``used``, ``box``, ``policy``, ...: :class:`affectfusion.extract.face.FaceReport`).
     """
 
     id: str
@@ -38,17 +40,22 @@ class Prediction:
     modalities_used: list[str] = field(default_factory=list)
     error: str | None = None
     generated: dict[str, Any] | None = None
+    faces: dict[str, dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form; ``generated`` only when the model wrote text (other runs' output is unchanged)."""
+        """The JSON form; ``generated`` only when the model wrote text and ``faces`` only when a face was
+        looked for (other runs' output is unchanged)."""
         d = asdict(self)
-        if d["generated"] is None:
-            del d["generated"]
+        for key in ("generated", "faces"):
+            if d[key] is None:
+                del d[key]
         return d
 
     def to_row(self) -> dict[str, Any]:
         """A flat row for CSV: ``<task>``, ``<task>_prob_<class>``, ``weight_<modality>``, then the generated
-        fields (lists joined with ';'; ``generated_<field>`` if a task has that name), ``error``."""
+        fields (lists joined with ';'; ``generated_<field>`` if a task has that name), the face reports
+        (``face_found``, ``face_count``, ``face_used``, ``face_box`` as x;y;w;h, ``face_region``; prefixed
+        ``<modality>_`` when two modalities read faces), ``error``."""
         row: dict[str, Any] = {"id": self.id, "modalities": ";".join(self.modalities_used)}
         for name, out in self.tasks.items():
             if "label" in out:
@@ -65,6 +72,12 @@ class Prediction:
             row[f"generated_{k}" if k in row or k == "error" else k] = (
                 ";".join(str(x) for x in v) if isinstance(v, list | tuple) else v
             )
+        for m, report in (self.faces or {}).items():
+            prefix = "face_" if len(self.faces or {}) == 1 else f"{m}_face_"
+            for key in ("found", "count", "used", "region"):
+                row[prefix + key] = report.get(key)
+            box = report.get("box")
+            row[prefix + "box"] = ";".join(str(v) for v in box) if box else ""
         row["error"] = self.error or ""
         return row
 
@@ -124,6 +137,13 @@ class RunPredictor(ABC):
 
     def predict_one(self, inputs: Mapping[str, Any], id: str = "input") -> Prediction:
         return self.predict([inputs], [id])[0]
+
+    def predict_faces(self, inputs: Mapping[str, Any], id: str = "input") -> list[Prediction]:
+        """One prediction per face in the input's image: a fusion run with a ``fer_cnn`` modality does it
+        (:meth:`affectfusion.serve.predictor.Predictor.predict_faces`); other run kinds refuse."""
+        raise AffectFusionError(
+            f"predicting every face needs a fusion run with a fer_cnn face modality; {self.name} is not"
+        )
 
     def modalities_info(self) -> dict[str, dict[str, Any]]:
         """Per modality: its input kind, the extractor's provenance (if any) and the feature size read."""

@@ -35,6 +35,7 @@ from affectfusion.rundir import LoadedRun, read_run
 from affectfusion.runkinds import run_kind_of
 from affectfusion.serve.base import Prediction, RunPredictor, check_ids, route_input
 from affectfusion.serve.decode import as_features, check_file, check_text, read_features
+from affectfusion.serve.faces import face_modality, face_predictions, read_each_face
 
 Turn = tuple[str | None, int | None, str | None]  # conversation (group), order in it, speaker
 
@@ -62,7 +63,7 @@ class Predictor(RunPredictor):
             if component is not None:
                 self.extractors[m] = build_extractor(
                     component.name, component.options, f"{run.paths.config}: data.extract.{m}.options", self.device
-                )
+                ).for_serving()  # uploads are photos even where training read prepared inputs (face crops)
         for ex in self.extractors.values():
             ex.ensure_ready()
         self.load_seconds = time.perf_counter() - start
@@ -147,9 +148,9 @@ class Predictor(RunPredictor):
         if turns is not None and len(turns) != len(inputs):
             raise AffectFusionError(f"{len(turns)} conversation turns for {len(inputs)} inputs")
         results = [Prediction(id=i) for i in ids]
-        features, errors = self._gather(inputs)
-        for res, error in zip(results, errors, strict=True):
-            res.error = error
+        features, errors, faces = self._gather(inputs)
+        for res, error, found in zip(results, errors, faces, strict=True):
+            res.error, res.faces = error, found or None
         ok = [k for k in range(len(inputs)) if errors[k] is None]
         if ok:
             samples = [Sample(id=ids[k], features=features[k]) for k in ok]
@@ -161,6 +162,27 @@ class Predictor(RunPredictor):
 
     def predict_one(self, inputs: Mapping[str, Any], id: str = "input", explain: bool = False) -> Prediction:
         return self.predict([inputs], [id], explain)[0]
+
+    def predict_faces(self, inputs: Mapping[str, Any], id: str = "input", explain: bool = False) -> list[Prediction]:
+        """One prediction per face in the input's image, largest first, ids ``<id>#face<k>``, each with its
+        face report (``used`` = k, ``box``) under ``faces``; other inputs (text, audio) count for every face.
+
+        With no face the run's ``no_face`` policy applies to a single prediction (id ``<id>``). A problem
+        with the whole input (unknown key, no face modality, too many faces) is one prediction with
+        ``error`` set. See :mod:`affectfusion.serve.faces`.
+        """
+        try:
+            routed = dict(self._route(inputs))
+            m = face_modality(routed, self.extractors)
+            path = Path(str(self._raw_input("image", routed.pop(m))))  # checked and limited like any image
+            each = read_each_face(self.extractors[m], m, path, self.limits.max_faces)
+        except AffectFusionError as e:
+            return [Prediction(id=id, error=str(e))]
+        features, errors, faces = self._gather([routed]) if routed else ([{}], [None], [{}])
+        results, samples = face_predictions(id, m, path, each, (features[0], errors[0], faces[0]))
+        if samples:
+            self._score(samples, [p for p in results if p.error is None], explain)
+        return results
 
     def predict_conversation(
         self,
@@ -176,18 +198,24 @@ class Predictor(RunPredictor):
         return self.predict(inputs, ids, explain, [("conversation", k, who[k]) for k in range(len(inputs))])
 
     def embed(
-        self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None
+        self,
+        inputs: Sequence[Mapping[str, Any]],
+        ids: Sequence[str] | None = None,
+        faces: list[dict[str, dict[str, Any]]] | None = None,
     ) -> list[dict[str, np.ndarray] | AffectFusionError]:
         """Per input, modality -> the model's pooled encoder output (``[hidden_dim]``), or the error.
 
         Inputs are routed and extracted as in :meth:`predict`; the embedding is computed exactly as
         the P3 export does (``training.predict.predict(..., keep_embeddings=True)``, eval mode), so
-        a specialist's embedding of a sample equals its row in ``<out>/embeddings``.
+        a specialist's embedding of a sample equals its row in ``<out>/embeddings``. ``faces``, if
+        given, receives each input's face reports (modality -> report, as :attr:`Prediction.faces`).
         """
         from affectfusion.training.predict import predict  # torch: loaded with a run, not on import
 
         ids = check_ids(inputs, ids)
-        features, errors = self._gather(inputs)
+        features, errors, found = self._gather(inputs)
+        if faces is not None:
+            faces.extend(found)
         out: list[dict[str, np.ndarray] | AffectFusionError] = [
             AffectFusionError(e) if e is not None else {} for e in errors
         ]
@@ -200,8 +228,12 @@ class Predictor(RunPredictor):
                 out[k] = {m: emb[m][i] for m in self.modalities if m in samples[i].features}
         return out
 
-    def _gather(self, inputs: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, np.ndarray]], list[str | None]]:
-        """Per input, modality -> features (routed, extracted in batches per modality) and its error."""
+    def _gather(
+        self, inputs: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[dict[str, np.ndarray]], list[str | None], list[dict[str, dict[str, Any]]]]:
+        """Per input, modality -> features (routed, extracted in batches per modality), its error and
+        modality -> face report. A modality its extractor calls absent for an input (no face under
+        ``no_face: missing_modality``) is left out; an input left with nothing gets that as its error."""
         errors: list[str | None] = [None] * len(inputs)
         per_modality: dict[str, list[tuple[int, Any]]] = {}
         for k, item in enumerate(inputs):
@@ -211,31 +243,49 @@ class Predictor(RunPredictor):
             except AffectFusionError as e:
                 errors[k] = str(e)
         features: list[dict[str, np.ndarray]] = [{} for _ in inputs]
+        faces: list[dict[str, dict[str, Any]]] = [{} for _ in inputs]
+        absent: list[list[str]] = [[] for _ in inputs]
         for m, entries in per_modality.items():
             todo = [(k, v) for k, v in entries if errors[k] is None]
-            for (k, _), out in zip(todo, self._features(m, [v for _, v in todo]), strict=True):
-                if isinstance(out, Exception):
-                    errors[k] = f"{m}: {out}"
-                else:
+            reports: list[dict[str, Any] | None] = []
+            outs = self._features(m, [v for _, v in todo], reports)
+            for (k, _), out, report in zip(todo, outs, reports, strict=True):
+                if report is not None:
+                    faces[k][m] = report
+                if not isinstance(out, Exception):
                     features[k][m] = out
-        return features, errors
+                elif m in self.extractors and self.extractors[m].absent(str(out)):
+                    absent[k].append(f"{m}: {out}")
+                else:
+                    errors[k] = f"{m}: {out}"
+        for k in range(len(inputs)):
+            if errors[k] is None and not features[k]:
+                errors[k] = "; ".join(absent[k])
+        return features, errors, faces
 
     def _route(self, item: Mapping[str, Any]) -> dict[str, Any]:
         """Modality -> raw value for one input; checks keys and empty values."""
         return route_input(item, self.modalities, self.accepted_inputs)
 
-    def _features(self, modality: str, values: list[Any]) -> list[np.ndarray | Exception]:
-        """Features for one modality's values: through its extractor, or read as arrays."""
+    def _features(
+        self, modality: str, values: list[Any], faces: list[dict[str, Any] | None]
+    ) -> list[np.ndarray | Exception]:
+        """Features for one modality's values: through its extractor, or read as arrays; ``faces`` receives
+        one face report per value (None where the extractor reads no face or the value failed before)."""
         ex = self.extractors.get(modality)
         dim = self.feature_dim(modality)
         if ex is None:
             arrays = [_safe(lambda v=v: self._read_array(v), AffectFusionError) for v in values]
+            faces.extend([None] * len(values))
         else:
             raw = [_safe(lambda v=v: self._raw_input(ex.kind, v), AffectFusionError) for v in values]
             good = [r for r in raw if not isinstance(r, Exception)]
+            found: list[dict[str, Any] | None] = []
             # The same function the feature store extracts training data with (extract/__init__.py).
-            extracted = iter(extract_inputs(ex, good)) if good else iter(())
+            extracted = iter(extract_inputs(ex, good, found)) if good else iter(())
+            reports = iter(found)
             arrays = [r if isinstance(r, Exception) else next(extracted) for r in raw]
+            faces.extend(None if isinstance(r, Exception) else next(reports) for r in raw)
         return [
             ExtractionError(f"features of dimension {x.shape[-1]}, the model expects {dim}")
             if isinstance(x, np.ndarray) and x.shape[-1] != dim

@@ -140,11 +140,15 @@ class SpecialistsPredictor(RunPredictor):
                 results[k].error = str(e)
                 routed.append({})
         embeddings: list[dict[str, np.ndarray]] = [{} for _ in inputs]
+        faces: list[dict[str, dict[str, Any]]] = [{} for _ in inputs]  # what each face specialist found
         for m, spec in self.specialists.items():
             todo = [k for k in range(len(inputs)) if results[k].error is None and m in routed[k]]
             if not todo:
                 continue
-            for k, out in zip(todo, spec.embed([{m: routed[k][m]} for k in todo], [ids[k] for k in todo]), strict=True):
+            found: list[dict[str, dict[str, Any]]] = []
+            outs = spec.embed([{m: routed[k][m]} for k in todo], [ids[k] for k in todo], found)
+            for k, out, reports in zip(todo, outs, found, strict=True):
+                faces[k].update(reports)
                 if isinstance(out, AffectFusionError):
                     results[k].error = str(out)
                 else:
@@ -154,6 +158,8 @@ class SpecialistsPredictor(RunPredictor):
             fused = self.fusion.predict([embeddings[k] for k in ok], [ids[k] for k in ok])
             for k, prediction in zip(ok, fused, strict=True):
                 results[k] = prediction
+        for result, found_k in zip(results, faces, strict=True):
+            result.faces = found_k or None
         return results
 
 

@@ -15,8 +15,13 @@ Heavy libraries load lazily, so registering the extractors costs nothing.
 
 # Importing fer and mesh registers their extractors.
 from affectfusion.extract.face.detect import (
+    CROP_FILL,
+    NO_FACE,
     FaceOptions,
     FacePipeline,
+    FaceReport,
+    NoFaceError,
+    NoFacePolicy,
     align_face,
     crop_face,
     detect_faces,
@@ -28,16 +33,21 @@ from affectfusion.extract.face.images import MAX_IMAGE_BYTES, load_image, to_gre
 from affectfusion.extract.face.mesh import FACE_MESH_FEATURES, FaceMeshExtractor
 
 __all__ = [
+    "CROP_FILL",
     "FACE_MESH_FEATURES",
     "FER_CLASSES",
     "FER_INPUT_SIZE",
     "MAX_IMAGE_BYTES",
+    "NO_FACE",
     "FaceMeshExtractor",
     "FaceOptions",
     "FacePipeline",
+    "FaceReport",
     "FerCnnExtractor",
     "FerModel",
     "FerOptions",
+    "NoFaceError",
+    "NoFacePolicy",
     "align_face",
     "crop_face",
     "detect_faces",

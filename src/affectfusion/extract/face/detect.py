@@ -1,5 +1,6 @@
 """The face pipeline (P4's preprocessing made reusable): detect faces with MediaPipe or Haar
-cascades, rotate so the eyes are level, crop a square around the face.
+cascades, rotate so the eyes are level, crop a square around the face; and the report of what it
+found (:class:`FaceReport`), which every face-based prediction carries.
 """
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +16,7 @@ import numpy as np
 from pydantic import Field
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.extract.base import Extractor
+from affectfusion.extract.base import ExtractionError, Extractor
 from affectfusion.extract.face.images import cv2_module, mediapipe_module, to_grey
 from affectfusion.quiet import native_output_silenced
 
@@ -23,6 +24,13 @@ Point = tuple[float, float]
 
 
 Box = tuple[int, int, int, int]  # x, y, width, height in pixels
+
+NoFacePolicy = Literal["error", "whole_frame", "missing_modality"]
+NO_FACE = "no face found in"  # how a no-face error starts (the feature store keeps errors as text)
+# A crop-trained run served with a detector: an image whose largest face covers at least this fraction is
+# itself a face crop and is read whole, as in training (FER2013 crops: 5th percentile 0.47; faces in a
+# group or street photo: a few percent).
+CROP_FILL = 0.3
 
 
 def default_detector() -> Literal["mediapipe", "haar"]:
@@ -38,6 +46,39 @@ class Face:
     box: Box
     score: float
     eyes: tuple[Point, Point] | None
+
+
+@dataclass(frozen=True)
+class FaceReport:
+    """What the face step found in one image and what was read: every face-based prediction carries it.
+
+    ``found``/``count``: faces detected; ``used``: index (largest first) of the face the model read, or
+    None; ``box``: that face's ``[x, y, w, h]`` in pixels of the input image; ``policy``: the run's
+    ``no_face`` policy (what is done when none is found); ``detector``: which one ran (``none``: the image
+    is taken to be a face crop); ``region``: what the model read, ``face`` (the face, cropped), ``whole_frame``
+    or None (nothing: no face).
+    """
+
+    found: bool
+    count: int
+    used: int | None
+    box: Box | None
+    policy: str
+    detector: str
+    region: Literal["face", "whole_frame"] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["box"] = list(self.box) if self.box is not None else None
+        return d
+
+
+class NoFaceError(ExtractionError):
+    """No face in an image whose policy is ``error`` or ``missing_modality``; ``report`` says what was seen."""
+
+    def __init__(self, item: object, report: FaceReport) -> None:
+        super().__init__(f"{NO_FACE} {item}")
+        self.report = report.to_dict()
 
 
 @functools.cache  # one detector per process and setting: models load once
@@ -178,24 +219,79 @@ class FaceOptions(Extractor.Options):
     margin: float = Field(0.2, ge=0, le=2, description="enlarge the face box by this fraction before cropping")
 
 
-class FacePipeline:
-    """Detect -> align -> crop, on RGB arrays, so image and video extractors share one behaviour."""
+def no_face_alias(data: Any) -> Any:
+    """Options as given, with the old ``on_no_face: full_image|error`` read as ``no_face`` (trained runs keep
+    the config they were trained with)."""
+    if not isinstance(data, dict) or "on_no_face" not in data:
+        return data
+    data = dict(data)
+    old = data.pop("on_no_face")
+    if "no_face" in data:
+        raise ValueError("give no_face only (on_no_face is its old name)")
+    data["no_face"] = {"full_image": "whole_frame"}.get(old, old)
+    return data
 
-    def __init__(self, options: FaceOptions) -> None:
+
+class FacePipeline:
+    """Detect -> align -> crop, on RGB arrays, so image and video extractors share one behaviour.
+
+    ``detector`` overrides the options' (serving a crop-trained run); ``crop_fill`` (with it) makes an
+    image whose largest face covers at least that fraction count as a face crop, read whole.
+    """
+
+    def __init__(self, options: FaceOptions, detector: str | None = None, crop_fill: float | None = None) -> None:
         self.options = options
+        self.detector = detector or options.detector
+        self.crop_fill = crop_fill
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces, largest first ([] with detector ``none``)."""
+        if self.detector == "none":
+            return []
+        return detect_faces(image, self.detector, self.options.min_confidence)  # type: ignore[arg-type]
+
+    def crop(self, image: np.ndarray, face: Face, size: int) -> np.ndarray:
+        """One detected face, aligned and cropped to ``size`` x ``size``."""
+        if self.options.align:
+            image = align_face(image, face.box, face.eyes)
+        return crop_face(image, face.box, size, self.options.margin)
 
     def face_crop(self, image: np.ndarray, size: int) -> np.ndarray | None:
         """The largest face, aligned and cropped to ``size`` x ``size``; None if no face is found."""
-        o = self.options
-        if o.detector == "none":
-            return full_image_crop(image, size)
-        faces = detect_faces(image, o.detector, o.min_confidence)
+        crop, _ = self.read(image, size, "error")
+        return crop
+
+    def read(self, image: np.ndarray, size: int, policy: str) -> tuple[np.ndarray | None, FaceReport]:
+        """The crop the model reads (the largest face; the whole image with detector ``none``, for a face
+        crop, or with no face under ``whole_frame``; None with no face otherwise) and its report."""
+        return self._read(image, self.detect(image), 0, size, policy)
+
+    def read_all(
+        self, image: np.ndarray, size: int, policy: str, max_faces: int
+    ) -> list[tuple[np.ndarray | None, FaceReport]]:
+        """Every face's crop and report, largest first (one whole-image or no-face entry if none is
+        found); more than ``max_faces`` faces is an error before any is cropped."""
+        faces = self.detect(image)
+        if len(faces) > max_faces:
+            raise ExtractionError(f"{len(faces)} faces found, over the limit of {max_faces} (max_faces)")
+        return [self._read(image, faces, k, size, policy) for k in range(max(1, len(faces)))]
+
+    def _read(
+        self, image: np.ndarray, faces: list[Face], k: int, size: int, policy: str
+    ) -> tuple[np.ndarray | None, FaceReport]:
+        height, width = image.shape[:2]
+        if self.detector == "none":
+            return full_image_crop(image, size), FaceReport(
+                True, 1, 0, (0, 0, width, height), policy, "none", "whole_frame"
+            )
         if not faces:
-            return None
-        face = faces[0]
-        if o.align:
-            image = align_face(image, face.box, face.eyes)
-        return crop_face(image, face.box, size, o.margin)
+            whole = policy == "whole_frame"
+            report = FaceReport(False, 0, None, None, policy, self.detector, "whole_frame" if whole else None)
+            return (full_image_crop(image, size) if whole else None), report
+        face = faces[k]
+        whole = self.crop_fill is not None and face.box[2] * face.box[3] >= self.crop_fill * width * height
+        report = FaceReport(True, len(faces), k, face.box, policy, self.detector, "whole_frame" if whole else "face")
+        return (full_image_crop(image, size) if whole else self.crop(image, face, size)), report
 
 
 def full_image_crop(image: np.ndarray, size: int) -> np.ndarray:

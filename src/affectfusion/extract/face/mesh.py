@@ -5,13 +5,14 @@ of the inter-ocular distance so that it does not depend on image size or distanc
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
 from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput
 from affectfusion.extract.examples import Example
+from affectfusion.extract.face.detect import NO_FACE, FaceReport, NoFaceError
 from affectfusion.extract.face.images import load_image, mediapipe_module
 from affectfusion.quiet import native_output_silenced
 
@@ -28,6 +29,8 @@ FACE_MESH_FEATURES = (
     "roll",
 )
 
+
+MESH_MAX_FACES = 20  # meshes found (and counted) per image; the largest is read
 
 # MediaPipe face-mesh landmark indices; "left"/"right" are the subject's.
 _LIP_UPPER, _LIP_LOWER, _MOUTH_RIGHT, _MOUTH_LEFT = 13, 14, 61, 291
@@ -90,15 +93,26 @@ def face_mesh_features(points: np.ndarray) -> np.ndarray:
 
 @EXTRACTORS.register("face_mesh")
 class FaceMeshExtractor(Extractor):
-    """MediaPipe face-mesh geometry (10-d): mouth/eye openness, smile, brow raise, head pose (yaw/pitch/roll)."""
+    """MediaPipe face-mesh geometry (10-d): mouth/eye openness, smile, brow raise, head pose (yaw/pitch/roll).
+
+    The largest of the (up to :data:`MESH_MAX_FACES`) meshes found is read; its report says how many
+    there were. Without a face, ``no_face`` decides: ``error`` or ``missing_modality`` (``whole_frame``
+    does not apply: without a face there is no mesh).
+    """
 
     example = Example("face_image", dim=10)
 
     kind = "image"
     packages: ClassVar[tuple[str, ...]] = ("mediapipe", "pillow")
+    reads_faces = True
 
     class Options(Extractor.Options):
         min_confidence: float = Field(0.5, gt=0, lt=1, description="MediaPipe face detection threshold")
+        no_face: Literal["error", "missing_modality"] = Field(
+            "error",
+            description="when no face is found: error (the image fails) or missing_modality (the image counts as "
+            "absent; other modalities still predict)",
+        )
 
     options: Options
 
@@ -106,14 +120,15 @@ class FaceMeshExtractor(Extractor):
         with native_output_silenced():
             self._mesh = mediapipe_module().solutions.face_mesh.FaceMesh(
                 static_image_mode=True,
-                max_num_faces=1,
+                max_num_faces=MESH_MAX_FACES,
                 refine_landmarks=True,
                 min_detection_confidence=self.options.min_confidence,
             )
             self._mesh.process(np.zeros((64, 64, 3), np.uint8))  # its graph starts (and logs) on the first image
 
-    def landmarks(self, image: np.ndarray) -> np.ndarray | None:
-        """Mesh landmarks ``[478, 3]`` in pixels (z on the x scale, as MediaPipe defines it), or None.
+    def meshes(self, image: np.ndarray) -> list[np.ndarray]:
+        """Mesh landmarks ``[478, 3]`` per face in pixels (z on the x scale, as MediaPipe defines it),
+        largest face first.
 
         The image is padded to a square (bottom/right) first: MediaPipe's legacy graph projects
         landmarks correctly only for a square region of interest.
@@ -123,14 +138,28 @@ class FaceMeshExtractor(Extractor):
         square = np.zeros((side, side, 3), dtype=np.uint8)
         square[:height, :width] = image
         result = self._mesh.process(square)
-        if not result.multi_face_landmarks:
-            return None
-        lm = result.multi_face_landmarks[0].landmark
-        return np.array([(p.x * side, p.y * side, p.z * side) for p in lm], dtype=np.float64)
+        found = [
+            np.array([(p.x * side, p.y * side, p.z * side) for p in face.landmark], dtype=np.float64)
+            for face in result.multi_face_landmarks or []
+        ]
+        return sorted(found, key=lambda pts: -np.prod(np.ptp(pts[:, :2], axis=0)))
+
+    def absent(self, error: str) -> bool:
+        return self.options.no_face == "missing_modality" and error.startswith(NO_FACE)
 
     def extract(self, item: RawInput) -> np.ndarray:
+        return self.extract_with_faces(item)[0]
+
+    def extract_with_faces(self, item: RawInput) -> tuple[np.ndarray, dict[str, Any]]:
         self.ensure_ready()
-        points = self.landmarks(load_image(item))
-        if points is None:
-            raise ExtractionError(f"no face found in {item}")
-        return face_mesh_features(points)
+        image = load_image(item)
+        meshes = self.meshes(image)
+        policy = self.options.no_face
+        if not meshes:
+            raise NoFaceError(item, FaceReport(False, 0, None, None, policy, "mediapipe", None))
+        (x0, y0), (x1, y1) = meshes[0][:, :2].min(axis=0), meshes[0][:, :2].max(axis=0)
+        height, width = image.shape[:2]
+        x0, y0 = max(0, round(x0)), max(0, round(y0))
+        box = (x0, y0, min(width, round(x1)) - x0, min(height, round(y1)) - y0)
+        report = FaceReport(True, len(meshes), 0, box, policy, "mediapipe", "face")
+        return face_mesh_features(meshes[0]), report.to_dict()

@@ -63,7 +63,7 @@ from affectfusion.serve.api.schemas import (
     batch_model,
     conversation_model,
 )
-from affectfusion.serve.api.service import Service, validation_message
+from affectfusion.serve.api.service import ALL_FACES, Service, validation_message
 from affectfusion.serve.base import Prediction, RunPredictor
 from affectfusion.serve.inputs import InputLimits, InputRejected
 from affectfusion.serve.predictor import load_predictor
@@ -162,22 +162,30 @@ def create_app(
 
     async def predict(request: Request, **_: Any) -> dict[str, Any]:
         form_only(request)
-        item_id, values, uploads = service.parse_single(await request.form())
-        explain = request.query_params.get("explain", "").lower() in ("1", "true", "yes")  # Shapley per modality
-        (prediction,) = await run_in_threadpool(service.predict, [item_id], [values], [uploads], explain)
-        if prediction.error:
-            raise InputRejected(422, prediction.error)
-        return prediction.to_dict()
+        form = await request.form()
+        item_id, values, uploads = service.parse_single(form)
+        explain = _flag(request.query_params.get("explain"))  # Shapley per modality
+        all_faces = _flag(request.query_params.get(ALL_FACES) or form.get(ALL_FACES))
+        predictions = await run_in_threadpool(service.predict, [item_id], [values], [uploads], explain, all_faces)
+        if all(p.error for p in predictions):
+            raise InputRejected(422, predictions[0].error or "")
+        return _batch_out(predictions) if all_faces else predictions[0].to_dict()
 
     predict.__doc__ = (
         "Predict one input: any subset of the model's inputs (see GET /info `fields`).\n\n"
-        f"This model takes: {service.takes()}. An input the model cannot use is a 4xx with the reason. "
-        "`?explain=true` adds each modality's Shapley attribution (a fusion run)."
+        f"This model takes: {service.takes()}. An input the model cannot use is a 4xx with the reason "
+        "(an image without a face under the run's `no_face: error`: 422). "
+        "`?explain=true` adds each modality's Shapley attribution (a fusion run). `all_faces=true` (query or "
+        "form field) predicts every face in the image (at most `max_faces`): the answer is then a batch, one "
+        "prediction per face with its index and box under `faces`."
     )
     predict.__signature__ = _form_signature(service)  # type: ignore[attr-defined]
-    app.post("/predict", response_model=PredictionOut, response_model_exclude_none=True, responses=ERROR_RESPONSES)(
-        predict
-    )
+    app.post(
+        "/predict",
+        response_model=PredictionOut | BatchOut,
+        response_model_exclude_none=True,
+        responses=ERROR_RESPONSES,
+    )(predict)
 
     @app.post(
         BATCH_PATH,
@@ -297,6 +305,11 @@ def _form_signature(service: Service) -> inspect.Signature:
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
     id_field = Annotated[str | None, Form(description="echoed back as the prediction's id")]
     params.append(inspect.Parameter("id", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=id_field))
+    if any(hasattr(ex, "extract_each_face") for ex in service.predictor.extractors.values()):
+        faces_field = Annotated[bool | None, Form(description="true: one prediction per face in the image")]
+        params.append(
+            inspect.Parameter(ALL_FACES, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=faces_field)
+        )
     return inspect.Signature(params)
 
 
@@ -317,6 +330,10 @@ def _info(service: Service, max_pending: int, request_timeout_s: float, idle_tim
         "idle_timeout_s": idle_timeout_s,
     }
     return info
+
+
+def _flag(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().lower() in ("1", "true", "yes")
 
 
 def _content_type(request: Request) -> str:

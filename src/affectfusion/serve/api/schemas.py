@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, create_model, model_serializer
 
 from affectfusion.inputs import KIND_HINTS
 from affectfusion.serve.inputs import InputLimits
@@ -52,7 +52,7 @@ class LimitsOut(BaseModel):
     inputs: dict[str, float] = Field(
         description="decoded work one input may cause (413 naming the limit when over): max_text_chars, "
         "max_audio_seconds, max_audio_channels, max_audio_rate, max_image_pixels, max_video_seconds, "
-        "max_video_frames, max_feature_values, max_json_mb"
+        "max_video_frames, max_feature_values, max_json_mb, max_faces"
     )
     max_pending: int = Field(description="requests queued or running before new ones get 503 + Retry-After")
     request_timeout_s: float = Field(description="longest a request waits for the model before a 503")
@@ -100,6 +100,23 @@ class GeneratedOut(BaseModel):
     issues: list[str] = Field(description="what the parser could not read")
 
 
+class FaceOut(BaseModel):
+    """What the face step found; every key is sent, null included (``used`` null: no face was read)."""
+
+    found: bool = Field(description="a face was detected")
+    count: int = Field(description="how many faces were detected")
+    used: int | None = Field(None, description="index (largest first) of the face the model read")
+    box: list[int] | None = Field(None, description="that face's [x, y, w, h] in pixels of the uploaded image")
+    policy: str = Field(description="the run's no_face policy: error, whole_frame or missing_modality")
+    detector: str = Field(description="the detector that ran (none: the image is taken to be a face crop)")
+    region: str | None = Field(None, description="what the model read: face (the cropped face) or whole_frame")
+
+    @model_serializer(mode="wrap")
+    def _with_nulls(self, _: SerializerFunctionWrapHandler) -> Any:
+        # the routes drop null fields (response_model_exclude_none); a face report keeps them
+        return {k: getattr(self, k) for k in type(self).model_fields}
+
+
 class PredictionOut(BaseModel):
     id: str
     tasks: dict[str, TaskOutput] = Field(description="task -> output (empty when error is set)")
@@ -108,6 +125,9 @@ class PredictionOut(BaseModel):
     error: str | None = Field(None, description="batch only: why this item could not be predicted")
     generated: GeneratedOut | None = Field(
         None, description="vision-language run only: the generated answer and its parsed fields"
+    )
+    faces: dict[str, FaceOut] | None = Field(
+        None, description="face-reading modality -> what the face step found in its image (only when one was read)"
     )
 
 

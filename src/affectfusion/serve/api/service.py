@@ -76,6 +76,9 @@ def check_upload(
     return suffix
 
 
+ALL_FACES = "all_faces"  # /predict flag (form field or query): one prediction per face in the image
+
+
 class BatchItem(BaseModel):
     """A JSON batch item as parsed (the schema shown per run is :func:`schemas.batch_model`)."""
 
@@ -181,6 +184,8 @@ class Service:
             if name in seen:
                 raise InputRejected(422, f"field {name!r} is given more than once; use /predict/batch for many inputs")
             seen.add(name)
+            if name == ALL_FACES:  # read by the route (a flag, no input)
+                continue
             if name == "id":
                 if not isinstance(value, str):
                     raise InputRejected(422, "id: expected a form field, not a file")
@@ -289,13 +294,18 @@ class Service:
             return self.predictor.predict_conversation(inputs, ids, speakers)  # type: ignore[attr-defined]
 
     def predict(
-        self, ids: list[str], inputs: list[dict[str, Any]], uploads: list[list[Upload]], explain: bool = False
+        self,
+        ids: list[str],
+        inputs: list[dict[str, Any]],
+        uploads: list[list[Upload]],
+        explain: bool = False,
+        all_faces: bool = False,
     ) -> list[Prediction]:
         """Write each item's uploads to a fresh temp dir, check their headers, predict under the lock.
 
         A file over a decoded-work limit rejects a single request (413 naming the limit); in a batch
         it is that item's error. Error messages name the upload the way the client sent it, never
-        the server's temp path.
+        the server's temp path. ``all_faces`` (a single item): one prediction per face in its image.
         """
         single = len(inputs) == 1
         refused: dict[int, str] = {}
@@ -326,13 +336,20 @@ class Service:
                     todo_inputs, todo_ids = [inputs[k] for k in todo], [ids[k] for k in todo]
                     if explain and not hasattr(self.predictor, "trust"):
                         raise InputRejected(422, "explain needs a fusion run (modality attribution)")
-                    done = (
-                        self.predictor.predict(todo_inputs, todo_ids, explain=True)
-                        if explain
-                        else self.predictor.predict(todo_inputs, todo_ids)
-                    )
-                for k, p in zip(todo, done, strict=True):
-                    predictions[k] = p
+                    if all_faces:
+                        predictions = (
+                            self.predictor.predict_faces(todo_inputs[0], todo_ids[0], explain=True)  # type: ignore[call-arg]
+                            if explain
+                            else self.predictor.predict_faces(todo_inputs[0], todo_ids[0])
+                        )
+                    else:
+                        done = (
+                            self.predictor.predict(todo_inputs, todo_ids, explain=True)
+                            if explain
+                            else self.predictor.predict(todo_inputs, todo_ids)
+                        )
+                        for k, p in zip(todo, done, strict=True):
+                            predictions[k] = p
         for p in predictions:
             if p.error:
                 p.error = _scrub(p.error, names, tmp)
