@@ -36,6 +36,21 @@ def trained_media_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_media_run(tmp_path_factory.mktemp("media_run"))
 
 
+@pytest.fixture(scope="session")
+def trained_face_context_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The media config with MediaPipe face detection (whole image when no face) and a GRU context stage:
+    the dashboard's no-face banner, per-modality view and Conversation tab (data at ``run_dir.parent / "data"``)."""
+    from affectfusion.config import validate
+    from affectfusion.training.trainer import Trainer
+
+    base = tmp_path_factory.mktemp("face_context_run")
+    raw = media_config(make_media_table(base / "data"), base / "cache")
+    raw["data"]["extract"]["image"]["options"] = {"detector": "mediapipe"}
+    raw["model"]["context"] = {"name": "gru"}
+    Trainer(validate(raw), base / "run", console=Console(stderr=True, quiet=True)).fit(overwrite=True)
+    return base / "run"
+
+
 def train_features_run(base: Path) -> Path:
     """The tiny synthetic config (every modality pre-extracted features) trained into ``base/run``."""
     from affectfusion.training.trainer import Trainer

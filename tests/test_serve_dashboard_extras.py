@@ -1,0 +1,292 @@
+"""The dashboard's parts beyond one upload (issue #14, issue #11): webcam / microphone capture, audio
+playback, each input alone next to the fused answer, the no-face and low-confidence banners, example
+inputs, a video's timeline, the run's reports and the Conversation tab; and the capture widgets in a real
+headless Chromium with fake media devices (screenshots in ``test-artifacts/dashboard/``).
+
+The run is the media fixture with MediaPipe face detection and a GRU context stage
+(``trained_face_context_run``): its training images are noise, so an image of them has no face.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from affectfusion.errors import AffectFusionError
+from affectfusion.extract import examples
+from affectfusion.serve import Predictor
+from affectfusion.serve.dashboard.backends import InputSlot, PredictorBackend, no_face
+from affectfusion.serve.dashboard.extras import MAX_TURNS, banners, example_inputs, run_conversation, run_reports
+from affectfusion.serve.dashboard.timeline import MAX_SEGMENTS, video_timeline, write_clip
+from affectfusion.serve.inputs import InputLimits, InputRejected
+from tests.dashboard_helpers import TEXT, new_app, submit_analysis
+from tests.helpers import SHARED_DATA
+
+REAL_FACE = SHARED_DATA / "muxspace_faces_subset/dev/anger/Jan_Ullrich_0002.jpg"
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_face_context_run: Path) -> Predictor:
+    return Predictor.load(trained_face_context_run)
+
+
+@pytest.fixture
+def app(trained_face_context_run: Path) -> AppTest:
+    return new_app(trained_face_context_run)
+
+
+@pytest.fixture(scope="module")
+def face_rgb() -> np.ndarray:
+    """A real photo when ../shared/data is there, else the library's drawn face (both found by MediaPipe)."""
+    from PIL import Image
+
+    from affectfusion.data.examples.media import draw_face
+
+    if REAL_FACE.is_file():
+        return np.asarray(Image.open(REAL_FACE).convert("RGB"))
+    return draw_face(480)
+
+
+def jpeg(rgb: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def analyse_button(at: AppTest) -> None:
+    next(b for b in at.button if b.label == "Analyse").click()
+    at.run()
+    assert not at.exception, at.exception
+
+
+# -- capture, playback, per-modality view ---------------------------------------------------------
+
+
+def test_webcam_and_microphone_captures_predict_like_files(
+    app: AppTest, predictor: Predictor, face_rgb: np.ndarray, media: Path, tmp_path: Path
+) -> None:
+    photo, clip = jpeg(face_rgb), (media / "test001.wav").read_bytes()
+    app.text_area(key="in_text").set_value(TEXT)
+    app.camera_input(key="camera_image").set_value(("image.jpg", photo, "image/jpeg"))
+    app.audio_input(key="mic_audio").set_value(("audio.wav", clip, "audio/wav"))
+    analyse_button(app)
+    (tmp_path / "image.jpg").write_bytes(photo)
+    (tmp_path / "audio.wav").write_bytes(clip)
+    files = {"image": str(tmp_path / "image.jpg"), "audio": str(tmp_path / "audio.wav")}
+    expected = predictor.predict_one({"text": TEXT, **files}, explain=True)
+    analysis = app.session_state["analysis"]
+    assert analysis.raw == expected.to_dict() and expected.modalities_used == ["audio", "image", "text"]
+    assert not app.error and analysis.no_face == []  # the photo's face is found: no banner
+    [player] = app.get("audio")  # the recorded clip, played back next to its result
+    assert player.proto.url
+    # Each input alone, the others missing: what the Predictor says for that input only.
+    alone = predictor.predict([{"text": TEXT}, {"image": files["image"]}, {"audio": files["audio"]}])
+    assert [analysis.alone[k]["tasks"] for k in ("text", "image", "audio")] == [p.tasks for p in alone]
+    [table] = [d.value for d in app.dataframe if "source" in d.value.columns]
+    assert list(table["source"]) == [
+        "fused (all inputs)",
+        "Text (transcript, post, utterance) alone",
+        "Face image (JPG/PNG/BMP) alone",
+        "Audio (WAV/FLAC/OGG/MP3) alone",
+    ]
+    labels = [expected.tasks["emotion"]["label"], *(p.tasks["emotion"]["label"] for p in alone)]
+    assert list(table["emotion"]) == labels
+    attribution = expected.tasks["emotion"]["attribution"]["values"]
+    assert table["emotion: attribution"].iloc[1:].to_numpy() == pytest.approx(
+        [attribution[m] for m in ("text", "image", "audio")], abs=1e-9
+    )
+
+
+def test_an_upload_wins_over_a_capture_and_single_inputs_have_no_per_modality_view(
+    app: AppTest, predictor: Predictor, face_rgb: np.ndarray, media: Path
+) -> None:
+    app.camera_input(key="camera_image").set_value(("image.jpg", jpeg(face_rgb), "image/jpeg"))
+    app.file_uploader(key="in_image").upload("noise.png", (media / "test001.png").read_bytes())
+    analyse_button(app)
+    expected = predictor.predict_one({"image": str(media / "test001.png")}, explain=True)
+    analysis = app.session_state["analysis"]
+    assert analysis.raw == expected.to_dict() and analysis.alone == {}
+    assert not [d for d in app.dataframe if "source" in d.value.columns]
+    assert not app.get("audio")
+
+
+# -- banners --------------------------------------------------------------------------------------
+
+
+def test_no_face_and_low_confidence_banners(app: AppTest, media: Path) -> None:
+    submit_analysis(app, TEXT, {"image": ("noise.png", (media / "test001.png").read_bytes())})
+    [error] = app.error
+    assert error.value == "No face found in the image input: this prediction does not rest on a face."
+    top = max(app.session_state["analysis"].raw["tasks"]["emotion"]["probabilities"].values())
+    assert not app.warning  # the default threshold (0.5) is below this run's top probability
+    app.slider(key="low_confidence").set_value(1.0)
+    app.run()
+    [warning] = app.warning
+    assert warning.value == f"Low confidence for emotion: the top class has probability {top:.2f} (< 1.00)."
+    app.slider(key="low_confidence").set_value(0.0)
+    app.run()
+    assert not app.warning
+
+
+def test_no_face_reads_the_prediction_faces_field_when_there_is_one() -> None:
+    preview = SimpleNamespace(modality="image", found=False)
+    assert no_face(SimpleNamespace(), [preview]) == ["image"]  # today: the face preview's detection
+    found = SimpleNamespace(faces={"image": {"found": True, "count": 2, "used": 0}})
+    assert no_face(found, [preview]) == []  # the prediction's own field wins
+    lost = SimpleNamespace(faces={"image": {"found": False, "count": 0, "used": None}, "frame": {"found": True}})
+    assert no_face(lost, []) == ["image"]
+    analysis = SimpleNamespace(
+        no_face=[], error=None, raw={"tasks": {"y": {"label": "a", "probabilities": {"a": 0.4}}}}
+    )
+    assert banners(analysis, 0.5) == [("warning", "Low confidence for y: the top class has probability 0.40 (< 0.50).")]
+    assert banners(analysis, 0.4) == []
+
+
+# -- examples -------------------------------------------------------------------------------------
+
+
+def test_example_inputs_fill_the_form_and_predict(app: AppTest, predictor: Predictor, tmp_path: Path) -> None:
+    labels = [
+        "all inputs",
+        "Text (transcript, post, utterance)",
+        "Face image (JPG/PNG/BMP)",
+        "Audio (WAV/FLAC/OGG/MP3)",
+    ]
+    assert app.selectbox(key="example_pick").options == labels
+    app.button(key="example_run").click()
+    app.run()
+    assert not app.exception and not app.error
+    inputs = {
+        "text": examples.INPUTS["text"][0](tmp_path),
+        "image": str(examples.INPUTS["face_image"][0](tmp_path)),
+        "audio": str(examples.INPUTS["speech_wav"][0](tmp_path)),
+    }
+    assert app.text_area(key="in_text").value == inputs["text"]
+    expected = predictor.predict_one(inputs, explain=True)
+    assert app.session_state["analysis"].raw == expected.to_dict()
+    assert len(app.get("audio")) == 1 and app.metric
+    app.selectbox(key="example_pick").set_value("audio")
+    app.button(key="example_run").click()
+    app.run()
+    assert app.session_state["analysis"].raw["modalities_used"] == ["audio"]
+    with pytest.raises(KeyError):
+        example_inputs([InputSlot("x", "features", "x")], ["y"])
+
+
+# -- reports --------------------------------------------------------------------------------------
+
+
+def test_reports_are_offered_for_download_and_inline(trained_media_run: Path, tmp_path: Path) -> None:
+    run = shutil.copytree(trained_media_run, tmp_path / "run")
+    html = run / "analysis" / "test" / "report.html"
+    html.parent.mkdir(parents=True)
+    html.write_text("<html><body><h1>Analysis of test</h1></body></html>")
+    assert run_reports(run) == [("Run report (Markdown)", run / "report.md"), ("Analysis of test (HTML)", html)]
+    at = new_app(run)
+    downloads = [d.proto.label for d in at.get("download_button")]
+    assert downloads == ["Download Run report (Markdown)", "Download Analysis of test (HTML)"]
+    [frame] = at.get("iframe")
+    assert "Analysis of test" in frame.proto.srcdoc
+    assert run_reports(tmp_path / "nothing") == []
+
+
+# -- conversation ---------------------------------------------------------------------------------
+
+
+def test_conversation_tab_predicts_each_turn_in_context(
+    app: AppTest, predictor: Predictor, trained_media_run: Path
+) -> None:
+    assert [t.label for t in app.tabs] == ["Analyse", "Batch", "Model", "Conversation"]
+    assert [t.label for t in new_app(trained_media_run).tabs] == ["Analyse", "Batch", "Model"]  # no context stage
+    turns = ["I hate this, it is terrible", "oh no, so lonely", "", "what wonderful joy"]
+    app.session_state["conversation_turns"] = {
+        "edited_rows": {0: {"text": turns[0]}, 1: {"text": turns[1]}},
+        "added_rows": [{"speaker": "B", "text": turns[3]}],
+        "deleted_rows": [],
+    }
+    app.run()
+    app.button(key="conversation_run").click()
+    app.run()
+    assert not app.exception and not app.error
+    [table] = [d.value for d in app.dataframe if "turn" in d.value.columns]
+    said = [t for t in turns if t]
+    expected = predictor.predict_conversation([{"text": t} for t in said], speakers=["A", "B", "B"])
+    assert list(table["text"]) == said and list(table["speaker"]) == ["A", "B", "B"]
+    assert list(table["emotion"]) == [p.tasks["emotion"]["label"] for p in expected]
+    probs = [max(p.tasks["emotion"]["probabilities"].values()) for p in expected]
+    assert table["emotion: probability"].to_numpy() == pytest.approx(probs, abs=1e-6)
+    alone = predictor.predict([{"text": t} for t in said])
+    assert [p.tasks for p in alone] != [p.tasks for p in expected]  # the context stage reads the other turns
+
+
+def test_conversation_limits_are_messages(trained_face_context_run: Path) -> None:
+    backend = PredictorBackend(trained_face_context_run)
+    with pytest.raises(AffectFusionError, match="at least one turn"):
+        run_conversation(backend, pd.DataFrame({"speaker": ["A"], "text": ["  "]}))
+    many = pd.DataFrame({"speaker": ["A"] * (MAX_TURNS + 1), "text": ["hello"] * (MAX_TURNS + 1)})
+    with pytest.raises(AffectFusionError, match=f"{MAX_TURNS + 1} turns: at most {MAX_TURNS}"):
+        run_conversation(backend, many)
+
+
+# -- video timeline -------------------------------------------------------------------------------
+
+
+class BrightnessBackend:
+    """A stand-in video model: P(bright) = a segment's mean brightness, so the timeline's truth is known."""
+
+    def __init__(self, limits: InputLimits | None = None) -> None:
+        self.limits = limits or InputLimits()
+        self.clips: list[Path] = []
+
+    def predict_files(self, slot: InputSlot, paths: list[Path], ids: list[str]) -> pd.DataFrame:
+        from affectfusion.extract.video import sample_frames
+
+        self.clips += paths
+        bright = [float(np.mean(sample_frames(p, 100.0))) / 255 for p in paths]
+        return pd.DataFrame(
+            {"id": ids, "y": "", "y_prob_bright": bright, "y_prob_dark": [1 - b for b in bright], "error": ""}
+        )
+
+
+def test_video_timeline_follows_the_video_within_bounds(tmp_path: Path) -> None:
+    frames = [np.full((48, 64, 3), 20 if k < 30 else 230, np.uint8) for k in range(60)]  # 6 s: dark, then bright
+    video = write_clip(tmp_path / "clip.mp4", frames, 10)
+    backend = BrightnessBackend()
+    table = video_timeline(backend, InputSlot("video", "video", "Video"), video)  # type: ignore[arg-type]
+    bright = table[table["class"] == "bright"].sort_values("start_s")
+    assert len(backend.clips) == MAX_SEGMENTS == len(bright)
+    assert bright["start_s"].iloc[-1] == pytest.approx(5.5)
+    assert (bright["probability"].iloc[:5] < 0.2).all() and (bright["probability"].iloc[-5:] > 0.8).all()
+    short = BrightnessBackend(InputLimits(max_video_seconds=2.0))
+    with pytest.raises(InputRejected, match="2"):
+        video_timeline(short, InputSlot("video", "video", "Video"), video)  # type: ignore[arg-type]
+    assert short.clips == []  # refused from the header, before any segment was cut
+    (tmp_path / "bad.mp4").write_bytes(b"not a video at all" * 10)
+    with pytest.raises(AffectFusionError):
+        video_timeline(BrightnessBackend(), InputSlot("video", "video", "Video"), tmp_path / "bad.mp4")  # type: ignore[arg-type]
+
+
+def test_timeline_renders_as_a_line_chart() -> None:
+    def page(ok: bool) -> None:
+        import pandas as pd
+
+        from affectfusion.serve.dashboard.widgets import render_timeline
+
+        rows = [{"task": "y", "start_s": t, "class": c, "probability": 0.5} for t in (0.0, 1.0) for c in "ab"]
+        render_timeline(pd.DataFrame(rows) if ok else None, None if ok else "clip.mp4: no segment could be predicted")
+
+    at = AppTest.from_function(page, args=(True,)).run()
+    assert not at.exception and not at.error
+    [chart] = at.get("vega_lite_chart")
+    assert '"mark": {"type": "line"' in chart.proto.spec and "start_s" in chart.proto.spec
+    at = AppTest.from_function(page, args=(False,)).run()
+    assert at.error[0].value == "No timeline for this video: clip.mp4: no segment could be predicted"
