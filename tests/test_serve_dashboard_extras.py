@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,7 +27,7 @@ from affectfusion.serve.dashboard.backends import InputSlot, PredictorBackend, n
 from affectfusion.serve.dashboard.extras import MAX_TURNS, banners, example_inputs, run_conversation, run_reports
 from affectfusion.serve.dashboard.timeline import MAX_SEGMENTS, video_timeline, write_clip
 from affectfusion.serve.inputs import InputLimits, InputRejected
-from tests.dashboard_helpers import TEXT, new_app, submit_analysis
+from tests.dashboard_helpers import ARTIFACTS, TEXT, Browser, new_app, submit_analysis
 from tests.helpers import SHARED_DATA
 
 REAL_FACE = SHARED_DATA / "muxspace_faces_subset/dev/anger/Jan_Ullrich_0002.jpg"
@@ -91,8 +92,8 @@ def test_webcam_and_microphone_captures_predict_like_files(
     # Each input alone, the others missing: what the Predictor says for that input only.
     alone = predictor.predict([{"text": TEXT}, {"image": files["image"]}, {"audio": files["audio"]}])
     assert [analysis.alone[k]["tasks"] for k in ("text", "image", "audio")] == [p.tasks for p in alone]
-    [table] = [d.value for d in app.dataframe if "source" in d.value.columns]
-    assert list(table["source"]) == [
+    [table] = [t.value for t in app.table]
+    assert list(table.index) == [
         "fused (all inputs)",
         "Text (transcript, post, utterance) alone",
         "Face image (JPG/PNG/BMP) alone",
@@ -115,7 +116,7 @@ def test_an_upload_wins_over_a_capture_and_single_inputs_have_no_per_modality_vi
     expected = predictor.predict_one({"image": str(media / "test001.png")}, explain=True)
     analysis = app.session_state["analysis"]
     assert analysis.raw == expected.to_dict() and analysis.alone == {}
-    assert not [d for d in app.dataframe if "source" in d.value.columns]
+    assert not app.table
     assert not app.get("audio")
 
 
@@ -290,3 +291,67 @@ def test_timeline_renders_as_a_line_chart() -> None:
     assert '"mark": {"type": "line"' in chart.proto.spec and "start_s" in chart.proto.spec
     at = AppTest.from_function(page, args=(False,)).run()
     assert at.error[0].value == "No timeline for this video: clip.mp4: no segment could be predicted"
+
+
+# -- the real thing: the capture widgets in headless Chromium with fake media devices --------------
+
+
+def write_y4m(path: Path, rgb: np.ndarray, frames: int = 10, size: tuple[int, int] = (640, 480)) -> Path:
+    """One image as a YUV4MPEG2 (4:2:0) clip: the file Chromium's fake camera reads."""
+    from PIL import Image
+
+    ycbcr = np.asarray(Image.fromarray(rgb).convert("RGB").resize(size).convert("YCbCr"))
+    y = ycbcr[..., 0]
+    cb, cr = (np.asarray(Image.fromarray(ycbcr[..., c]).resize((size[0] // 2, size[1] // 2))) for c in (1, 2))
+    frame = b"FRAME\n" + y.tobytes() + cb.tobytes() + cr.tobytes()
+    path.write_bytes(f"YUV4MPEG2 W{size[0]} H{size[1]} F10:1 Ip A1:1 C420jpeg\n".encode() + frame * frames)
+    return path
+
+
+def test_dashboard_capture_in_headless_chromium(
+    trained_face_context_run: Path, face_rgb: np.ndarray, media: Path, tmp_path: Path
+) -> None:
+    """Take a photo with the webcam widget and record with the microphone widget (Chromium's fake devices
+    play a face photo and a speech-like WAV), see the prediction, the per-modality view and the audio
+    player; then upload an image without a face and see the no-face banner. Screenshots of both."""
+    camera = write_y4m(tmp_path / "face.y4m", face_rgb)
+    microphone = examples.INPUTS["speech_wav"][0](tmp_path)
+    fake_devices = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={camera}",
+        f"--use-file-for-fake-audio-capture={microphone}",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    with Browser(trained_face_context_run, tmp_path, fake_devices, failure="capture_failure") as b:
+        from selenium.webdriver.common.by import By
+
+        b.open()
+        b.css(".st-key-in_text textarea").send_keys(TEXT)
+        b.click(".st-key-camera_image [data-testid=stCameraInputButton]")  # "Take Photo"
+        b.css(".st-key-camera_image img")  # the photo taken, shown in place of the live video
+        b.click(".st-key-mic_audio [aria-label=Record]")
+        time.sleep(1.5)
+        b.click(".st-key-mic_audio [aria-label='Stop recording']")
+        b.css(".st-key-mic_audio [aria-label=Play]")  # the recording is ready
+        b.click("[data-testid=stFormSubmitButton] button")
+        label = b.css(".st-key-prediction [data-testid=stMetricValue]").text
+        assert label in ("happy", "sad", "angry")
+        b.css(".st-key-per_modality table")
+        rows = [r.text for r in b.driver.find_elements(By.CSS_SELECTOR, ".st-key-per_modality tbody tr")]
+        sources = ("fused (all inputs)", "Text (transcript", "Face image", "Audio")
+        assert [r.startswith(s) for r, s in zip(rows, sources, strict=True)] == [True] * 4
+        assert label in rows[0]  # the fused row is the headline
+        b.css(".st-key-playback audio")  # the recorded clip, playable next to its result
+        assert not b.driver.find_elements(By.CSS_SELECTOR, ".st-key-banners [data-testid=stAlert]")
+        b.screenshot("capture")
+
+        # An upload wins over the photo: an image without a face gets the banner.
+        b.css(".st-key-in_image input[type=file]").send_keys(str(media / "test001.png"))
+        b.css(".st-key-in_image [data-testid=stFileChipName]")
+        b.click("[data-testid=stFormSubmitButton] button")
+        banner = b.css(".st-key-banners [data-testid=stAlert]").text
+        assert "No face found in the image input" in banner
+        b.screenshot("no_face")
+    for name in ("capture", "no_face"):
+        assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000

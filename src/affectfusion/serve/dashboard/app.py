@@ -37,6 +37,7 @@ from affectfusion.serve.dashboard.actions import (
 from affectfusion.serve.dashboard.backends import (
     Analysis,
     Backend,
+    InputSlot,
     confusions,
     load_backend,
     metrics_table,
@@ -47,6 +48,7 @@ from affectfusion.serve.dashboard.widgets import (
     conversation_page,
     examples_row,
     input_widget,
+    render_banners,
     render_extras,
     reports_section,
     sidebar,
@@ -87,11 +89,12 @@ def analyse_page(backend: Backend) -> None:
             analyse(backend, values)
     analysis = st.session_state.get("analysis")
     if analysis is not None:
-        render_extras(analysis, slots)
-        render_analysis(analysis)
+        render_analysis(analysis, slots)
 
 
-def render_analysis(a: Analysis) -> None:
+def render_analysis(a: Analysis, slots: list[InputSlot] | None = None) -> None:
+    """One analysis; with the form's ``slots``, also banners, playback, each input alone and a timeline."""
+    render_banners(a)
     if a.error:
         st.error(f"Could not analyse this input: {a.error}")
     if a.headline and not a.error:
@@ -102,6 +105,8 @@ def render_analysis(a: Analysis) -> None:
         with st.container(key="prediction_set"):
             for task, text in a.sets.items():
                 st.markdown(f"**{task}** prediction set: {text}")
+    if slots is not None:
+        render_extras(a, slots)
     if a.faces:
         st.subheader("Face")
         for face in a.faces:

@@ -112,11 +112,15 @@ def use_example(backend: Backend, keys: list[str]) -> None:
     analyse(backend, values)
 
 
-def render_extras(a: Analysis, slots: list[InputSlot]) -> None:
-    """Banners first, then playback of the audio given, then the per-modality view and a video's timeline."""
+def render_banners(a: Analysis) -> None:
+    """No face found (error) and low confidence (warning), above the result."""
     with st.container(key="banners"):
         for level, message in banners(a, threshold()):
             (st.error if level == "error" else st.warning)(message)
+
+
+def render_extras(a: Analysis, slots: list[InputSlot]) -> None:
+    """Under the headline: playback of the audio given, the per-modality view and a video's timeline."""
     for label, data, name in st.session_state.get("analysis_audio") or []:
         with st.container(key="playback"):
             st.caption(f"{label}: the clip that was analysed")
@@ -129,7 +133,7 @@ def render_extras(a: Analysis, slots: list[InputSlot]) -> None:
                 "The prediction from each input on its own (the others treated as missing) next to the fused "
                 "answer; attribution: the input's Shapley value for the fused prediction."
             )
-            st.dataframe(table, hide_index=True)
+            st.table(table.set_index("source"))  # a few rows: plain HTML, readable without scrolling
     timeline = st.session_state.get("timeline")
     if timeline is not None:
         render_timeline(*timeline)
