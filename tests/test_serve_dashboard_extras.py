@@ -28,6 +28,7 @@ from affectfusion.serve.dashboard.extras import MAX_TURNS, banners, example_inpu
 from affectfusion.serve.dashboard.timeline import MAX_SEGMENTS, video_timeline, write_clip
 from affectfusion.serve.inputs import InputLimits, InputRejected
 from tests.dashboard_helpers import ARTIFACTS, TEXT, Browser, new_app, submit_analysis
+from tests.fixtures_serve import bright_face
 from tests.helpers import SHARED_DATA
 
 REAL_FACE = SHARED_DATA / "muxspace_faces_subset/dev/anger/Jan_Ullrich_0002.jpg"
@@ -274,6 +275,33 @@ def test_video_timeline_follows_the_video_within_bounds(tmp_path: Path) -> None:
     (tmp_path / "bad.mp4").write_bytes(b"not a video at all" * 10)
     with pytest.raises(AffectFusionError):
         video_timeline(BrightnessBackend(), InputSlot("video", "video", "Video"), tmp_path / "bad.mp4")  # type: ignore[arg-type]
+
+
+def test_video_upload_gets_a_timeline_of_its_segments(trained_video_run: Path, tmp_path: Path) -> None:
+    """3 s of video, bright ("happy") then dark: each segment's point is the model's answer for those frames."""
+    frames = [bright_face(60 if k < 15 else -60) for k in range(30)]
+    video = write_clip(tmp_path / "clip.mp4", frames, 10)
+    at = new_app(trained_video_run)
+    submit_analysis(at, files={"video": ("clip.mp4", video.read_bytes())})
+    assert not at.error
+    table, error = at.session_state["timeline"]
+    happy = table[table["class"] == "happy"].sort_values("start_s")["probability"]
+    assert error is None and list(table[table["class"] == "happy"]["start_s"]) == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    from affectfusion.extract.video import sample_frames
+
+    decoded = sample_frames(video, 4.0)  # 2 frames per 0.5 s segment, as the timeline cuts them
+    stills = [write_clip(tmp_path / f"segment{k}.mp4", decoded[2 * k : 2 * k + 2], 4) for k in (0, 5)]
+    first, last = (
+        p.tasks["emotion"]["probabilities"]["happy"]
+        for p in Predictor.load(trained_video_run).predict([{"video": str(v)} for v in stills])
+    )
+    assert happy.iloc[0] == pytest.approx(first, abs=1e-5) and happy.iloc[-1] == pytest.approx(last, abs=1e-5)
+    assert happy.iloc[:3].min() > happy.iloc[-2:].max()  # the timeline follows the video
+    assert sum("segment start (s)" in c.proto.spec for c in at.get("vega_lite_chart")) == 1
+    submit_analysis(at, files={"video": ("broken.mp4", b"not a video" * 50)})
+    table, error = at.session_state["timeline"]
+    assert table is None and "broken.mp4" in error and "/tmp" not in error
+    assert "No timeline for this video" in at.error[-1].value
 
 
 def test_timeline_renders_as_a_line_chart() -> None:
