@@ -121,6 +121,20 @@ def test_an_upload_wins_over_a_capture_and_single_inputs_have_no_per_modality_vi
     assert not app.get("audio")
 
 
+def test_captures_are_checked_like_uploads(app: AppTest) -> None:
+    """A photo over the pixel limit and a recording that is no audio: readable errors, nothing decoded."""
+    huge = jpeg(np.zeros((4100, 4100, 3), np.uint8))
+    app.camera_input(key="camera_image").set_value(("image.jpg", huge, "image/jpeg"))
+    analyse_button(app)
+    [error] = app.error
+    assert "image.jpg" in error.value and "pixels" in error.value and "/tmp" not in error.value
+    app.camera_input(key="camera_image").set_value(None)
+    app.audio_input(key="mic_audio").set_value(("audio.wav", b"RIFF but not a wave file" * 4, "audio/wav"))
+    analyse_button(app)
+    [error] = app.error
+    assert error.value.startswith("Could not analyse this input:") and "audio.wav" in error.value
+
+
 # -- banners --------------------------------------------------------------------------------------
 
 

@@ -29,7 +29,10 @@ from affectfusion.serve.dashboard.extras import (
 )
 from affectfusion.serve.dashboard.timeline import video_timeline
 
-CAPTURE = {"image": ("camera", "Or take a photo with the webcam"), "audio": ("mic", "Or record with the microphone")}
+CAPTURE = {  # slot kind -> (widget key prefix, label); an uploaded file is used in preference
+    "image": ("camera", "Or take a photo with the webcam (used when no file is uploaded)"),
+    "audio": ("mic", "Or record with the microphone (used when no file is uploaded)"),
+}
 
 
 def threshold() -> float:
