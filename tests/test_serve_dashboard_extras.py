@@ -26,6 +26,7 @@ from affectfusion.serve import Predictor
 from affectfusion.serve.dashboard.backends import InputSlot, PredictorBackend, no_face
 from affectfusion.serve.dashboard.extras import MAX_TURNS, banners, example_inputs, run_conversation, run_reports
 from affectfusion.serve.dashboard.timeline import MAX_SEGMENTS, video_timeline, write_clip
+from affectfusion.serve.dashboard.widgets import EXAMPLE_TURNS
 from affectfusion.serve.inputs import InputLimits, InputRejected
 from tests.dashboard_helpers import ARTIFACTS, TEXT, Browser, new_app, submit_analysis
 from tests.fixtures_serve import bright_face
@@ -225,7 +226,7 @@ def test_conversation_tab_predicts_each_turn_in_context(
     assert [t.label for t in new_app(trained_media_run).tabs] == ["Analyse", "Batch", "Model"]  # no context stage
     turns = ["I hate this, it is terrible", "oh no, so lonely", "", "what wonderful joy"]
     app.session_state["conversation_turns"] = {
-        "edited_rows": {0: {"text": turns[0]}, 1: {"text": turns[1]}},
+        "edited_rows": {0: {"text": turns[0]}, 1: {"text": turns[1]}, 2: {"text": turns[2]}},
         "added_rows": [{"speaker": "B", "text": turns[3]}],
         "deleted_rows": [],
     }
@@ -233,7 +234,7 @@ def test_conversation_tab_predicts_each_turn_in_context(
     app.button(key="conversation_run").click()
     app.run()
     assert not app.exception and not app.error
-    [table] = [d.value for d in app.dataframe if "turn" in d.value.columns]
+    [table] = [t.value for t in app.table]
     said = [t for t in turns if t]
     expected = predictor.predict_conversation([{"text": t} for t in said], speakers=["A", "B", "B"])
     assert list(table["text"]) == said and list(table["speaker"]) == ["A", "B", "B"]
@@ -351,11 +352,12 @@ def write_y4m(path: Path, rgb: np.ndarray, frames: int = 10, size: tuple[int, in
 
 
 def test_dashboard_capture_in_headless_chromium(
-    trained_face_context_run: Path, face_rgb: np.ndarray, media: Path, tmp_path: Path
+    trained_face_context_run: Path, predictor: Predictor, face_rgb: np.ndarray, media: Path, tmp_path: Path
 ) -> None:
     """Take a photo with the webcam widget and record with the microphone widget (Chromium's fake devices
     play a face photo and a speech-like WAV), see the prediction, the per-modality view and the audio
-    player; then upload an image without a face and see the no-face banner. Screenshots of both."""
+    player; then upload an image without a face and see the no-face banner; then predict the example
+    conversation on the Conversation tab. Screenshots of each."""
     camera = write_y4m(tmp_path / "face.y4m", face_rgb)
     microphone = examples.INPUTS["speech_wav"][0](tmp_path)
     fake_devices = [
@@ -395,5 +397,15 @@ def test_dashboard_capture_in_headless_chromium(
         banner = b.css(".st-key-banners [data-testid=stAlert]").text
         assert "No face found in the image input" in banner
         b.screenshot("no_face")
-    for name in ("capture", "no_face"):
+
+        # Conversation: the example turns, each predicted in its context.
+        b.open_tab("Conversation")
+        b.click(".st-key-conversation_run button")
+        b.css(".st-key-conversation_result table")
+        cells = b.driver.find_elements(By.CSS_SELECTOR, ".st-key-conversation_result tbody tr td:nth-of-type(3)")
+        said = [{"text": text} for _, text in EXAMPLE_TURNS]
+        expected = predictor.predict_conversation(said, speakers=["A", "B", "A"])
+        assert [c.text for c in cells] == [p.tasks["emotion"]["label"] for p in expected]
+        b.screenshot("conversation")
+    for name in ("capture", "no_face", "conversation"):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000

@@ -1,6 +1,6 @@
 """The Streamlit dashboard script: ``streamlit run app.py -- RUN_DIR`` (see ``serve.dashboard.launch``).
 
-Three tabs over one run: *Analyse* (one input: text and/or media, uploaded, captured with the webcam /
+Tabs over one run: *Analyse* (one input: text and/or media, uploaded, captured with the webcam /
 microphone or an example -> prediction, banners for no face / low confidence, audio playback, each input
 alone next to the fused answer, face crop, class probabilities, modality weights, a video's timeline,
 raw JSON), *Batch* (many files of one kind, or a CSV/JSONL table

@@ -35,6 +35,13 @@ CAPTURE = {  # slot kind -> (widget key prefix, label); an uploaded file is used
 }
 
 
+EXAMPLE_TURNS = [
+    ("A", "I can't believe you lost the tickets again."),
+    ("B", "I'm so sorry, I feel terrible about it."),
+    ("A", "Well, they found them at the desk, so we can go after all!"),
+]
+
+
 def threshold() -> float:
     """The low-confidence threshold, set in the sidebar (default :data:`LOW_CONFIDENCE`)."""
     return float(st.session_state.get("low_confidence", LOW_CONFIDENCE))
@@ -184,7 +191,7 @@ def conversation_page(backend: Backend) -> None:
         f"This run reads each utterance with the conversation around it (context stage `{backend.context()}`). "
         f"Enter up to {MAX_TURNS} turns in order; empty rows are skipped."
     )
-    start = pd.DataFrame({"speaker": ["A", "B", "A"], "text": ["", "", ""]})
+    start = pd.DataFrame(EXAMPLE_TURNS, columns=["speaker", "text"])  # an example to edit
     turns = st.data_editor(
         start,
         num_rows="dynamic",
@@ -201,4 +208,4 @@ def conversation_page(backend: Backend) -> None:
             st.error(f"Could not predict the conversation: {error}")
         else:
             with st.container(key="conversation_result"):
-                st.dataframe(table, hide_index=True)
+                st.table(table.set_index("turn"))  # at most MAX_TURNS rows: plain HTML, all text visible
