@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rich.console import Console
 
@@ -34,6 +35,65 @@ def train_media_run(base: Path) -> Path:
 def trained_media_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The run directory; the dataset it was trained on is at ``run_dir.parent / "data"``."""
     return train_media_run(tmp_path_factory.mktemp("media_run"))
+
+
+@pytest.fixture(scope="session")
+def trained_face_context_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The media config with MediaPipe face detection (whole image when no face) and a GRU context stage:
+    the dashboard's no-face banner, per-modality view and Conversation tab (data at ``run_dir.parent / "data"``)."""
+    from affectfusion.config import validate
+    from affectfusion.training.trainer import Trainer
+
+    base = tmp_path_factory.mktemp("face_context_run")
+    raw = media_config(make_media_table(base / "data"), base / "cache")
+    raw["data"]["extract"]["image"]["options"] = {"detector": "mediapipe"}
+    raw["model"]["context"] = {"name": "gru"}
+    Trainer(validate(raw), base / "run", console=Console(stderr=True, quiet=True)).fit(overwrite=True)
+    return base / "run"
+
+
+def bright_face(offset: int) -> np.ndarray:
+    """The library's drawn face, brighter (``offset`` > 0: "happy") or darker ("sad")."""
+    from affectfusion.data.examples.media import draw_face
+
+    return np.clip(draw_face(64).astype(int) + offset, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def trained_video_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run that takes video (``video_faces``, whole frames): bright clips are "happy", dark ones "sad"."""
+    import pandas as pd
+
+    from affectfusion.config import validate
+    from affectfusion.data.examples.media import write_video
+    from affectfusion.training.trainer import Trainer
+
+    base = tmp_path_factory.mktemp("video_run")
+    for split, n in (("train", 12), ("dev", 4), ("test", 4)):
+        rows = []
+        for i in range(n):
+            label = ("happy", "sad")[i % 2]
+            write_video(base / "data" / f"media/{split}{i}.mp4", bright_face(60 if i % 2 == 0 else -60), 0.5, False)
+            rows.append({"id": f"{split}{i}", "video": f"media/{split}{i}.mp4", "emotion": label})
+        pd.DataFrame(rows).to_csv(base / "data" / f"{split}.csv", index=False)
+    extract = {"video": {"name": "video_faces", "options": {"detector": "none", "output": "probs"}}}
+    raw = {
+        "name": "video",
+        "data": {
+            "adapter": "media_table",
+            "root": str(base / "data"),
+            "test_split": "test",
+            "cache_dir": str(base / "cache"),
+            "allow_leakage": True,  # one drawn face in every clip
+            "options": {"inputs": {"video": "video"}, "targets": {"emotion": "emotion"}},
+            "extract": extract,
+        },
+        "tasks": [{"name": "emotion", "type": "classification", "classes": ["happy", "sad"]}],
+        "model": {"hidden_dim": 8, "head_hidden": 8},
+        "train": {"epochs": 15, "batch_size": 4, "lr": 0.02, "progress": False, "early_stopping": None},
+    }
+    Trainer(validate(raw), base / "run", console=Console(stderr=True, quiet=True)).fit(overwrite=True)
+    return base / "run"
 
 
 def train_features_run(base: Path) -> Path:

@@ -17,11 +17,8 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,16 +33,8 @@ from affectfusion.serve.dashboard.app import run_dir_from_argv
 from affectfusion.serve.dashboard.backends import confusions
 from affectfusion.serve.dashboard.faces import face_preview
 from affectfusion.serve.dashboard.vlm import VLMBackend
+from tests.dashboard_helpers import ARTIFACTS, TEXT, Browser, free_port, new_app, submit_analysis, wait_healthy
 from tests.helpers import SHARED_DATA, assert_same_predictions, call_cli
-
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
-APP_SCRIPT = """
-from pathlib import Path
-from affectfusion.serve.dashboard.app import main
-main(Path({run!r}))
-"""
-TEXT = "I feel wonderful and great today, love it"
 
 
 def png_bytes(size: int = 64) -> bytes:
@@ -61,26 +50,9 @@ def predictor(trained_media_run: Path) -> Predictor:
     return Predictor.load(trained_media_run)
 
 
-def new_app(run_dir: Path) -> AppTest:
-    at = AppTest.from_string(APP_SCRIPT.format(run=str(run_dir)), default_timeout=120)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
 @pytest.fixture
 def app(trained_media_run: Path) -> AppTest:
     return new_app(trained_media_run)
-
-
-def submit_analysis(at: AppTest, text: str = "", files: dict[str, tuple[str, bytes]] | None = None) -> AppTest:
-    at.text_area(key="in_text").set_value(text)
-    for key, (name, content) in (files or {}).items():
-        at.file_uploader(key=f"in_{key}").upload(name, content)
-    next(b for b in at.button if b.label == "Analyse").click()
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def batch_table(tmp_path: Path, data: Path) -> Path:
@@ -220,8 +192,8 @@ def test_batch_table_csv_equals_predict_batch(
     assert rows.loc["missing_file", "error"] == "image: image file not found: media/gone.png"
     assert (rows["error"] == "").sum() == 6
     assert any("8 row(s): 6 predicted, 2 with errors" in m.value for m in app.markdown)
-    [download] = app.get("download_button")
-    assert download.proto.label == "Download CSV"
+    [download] = [d for d in app.get("download_button") if d.proto.label == "Download CSV"]
+    assert download.key == "batch_download"
 
 
 def test_batch_of_files_predicts_each_file(app: AppTest, predictor: Predictor, media: Path) -> None:
@@ -488,29 +460,6 @@ def test_real_vlm_run_through_the_dashboard(tiny_vlm_run: Path, media: Path, tmp
 
 # -- the real thing: Streamlit server + headless Chromium -----------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")  # Debian: /usr/bin/chromium
-CHROMEDRIVER = shutil.which("chromedriver")  # Debian package chromium-driver
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(proc: subprocess.Popen, port: int, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.read() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail(f"streamlit not healthy after {timeout} s:\n{log.read_text()}")
-
 
 def face_image(media: Path) -> Path:
     real = sorted((SHARED_DATA / "fer2013_subset" / "test_small" / "happy").glob("*.jpg"))
@@ -525,135 +474,55 @@ def test_dashboard_in_headless_chromium(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Upload a face and text, see the prediction; run a table batch and download its CSV; screenshot each tab."""
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("needs chromium and chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    port = free_port()
-    log = tmp_path / "streamlit.log"
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for stale in ("failure.png", "failure.html"):
-        (ARTIFACTS / stale).unlink(missing_ok=True)
-    with log.open("w") as log_file:
-        proc = subprocess.Popen(
-            streamlit_command(trained_media_run, port=port), stdout=log_file, stderr=subprocess.STDOUT
-        )
-    driver = None
-    try:
-        wait_healthy(proc, port, log)
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for arg in (
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1400,1000",
-        ):
-            options.add_argument(arg)
-        options.add_experimental_option(
-            "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
-        )
-        driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-        driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
-        wait = WebDriverWait(driver, 90)
-
-        def css(selector: str) -> Any:
-            return wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, selector)))
-
-        def screenshot(tab: str) -> None:
-            height = driver.execute_script(
-                "return Math.max(...[...document.querySelectorAll('[data-testid=stMain], body')]"
-                ".map(e => e.scrollHeight))"
-            )
-            driver.set_window_size(1400, min(int(height) + 120, 8000))
-            driver.save_screenshot(str(ARTIFACTS / f"{tab}.png"))
-            driver.set_window_size(1400, 1000)
-
-        def wait_idle(polls: int = 3) -> None:
-            """Until no script run is in progress for ``polls`` checks in a row (a run shows a status widget)."""
-            idle = [0]
-
-            def check(d: Any) -> bool:
-                running = d.find_elements(By.CSS_SELECTOR, "[data-testid=stStatusWidget]")
-                idle[0] = 0 if running else idle[0] + 1
-                return idle[0] >= polls
-
-            WebDriverWait(driver, 90, poll_frequency=0.25).until(check)
-
-        def open_tab(name: str) -> None:
-            tab = wait.until(ec.element_to_be_clickable((By.XPATH, f"//*[@role='tab'][.//p[text()='{name}']]")))
-            tab.click()
-            wait.until(lambda d: tab.get_attribute("aria-selected") == "true")
+    with Browser(trained_media_run, tmp_path) as b:
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import WebDriverWait
 
         # Analyse: a real face photo and text -> the Predictor's label for the same inputs.
-        driver.get(f"http://127.0.0.1:{port}/")
-        css(".st-key-metrics")  # the first script run (which loads the model) has reached the last tab
-        wait_idle()
+        b.open()
         face = face_image(media)
-        css(".st-key-in_text textarea").send_keys(TEXT)
-        css(".st-key-in_image input[type=file]").send_keys(str(face))
-        css(".st-key-in_image [data-testid=stFileChipName]")
-        # The submit button is disabled while the upload is in flight: a click then would be lost.
-        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "[data-testid=stFormSubmitButton] button"))).click()
-        shown = css(".st-key-prediction [data-testid=stMetricValue]").text
+        b.css(".st-key-in_text textarea").send_keys(TEXT)
+        b.css(".st-key-in_image input[type=file]").send_keys(str(face))
+        b.css(".st-key-in_image [data-testid=stFileChipName]")
+        b.click("[data-testid=stFormSubmitButton] button")
+        shown = b.css(".st-key-prediction [data-testid=stMetricValue]").text
         expected = predictor.predict_one({"text": TEXT, "image": str(face)})
         assert shown == expected.tasks["emotion"]["label"]
-        css("[data-testid=stImage] img")
-        screenshot("analyse")
+        b.css("[data-testid=stImage] img")
+        b.screenshot("analyse")
 
         # Batch: a table + its media -> the same CSV as `affectfusion predict --batch`.
         (tmp_path / "batch").mkdir()
         table = batch_table(tmp_path / "batch", trained_media_run.parent / "data")
-        open_tab("Batch")
-        css(".st-key-batch_table input[type=file]").send_keys(str(table))
+        b.open_tab("Batch")
+        b.css(".st-key-batch_table input[type=file]").send_keys(str(table))
         files = sorted((table.parent / "media").iterdir())
-        css(".st-key-batch_media input[type=file]").send_keys("\n".join(str(p) for p in files))
+        b.css(".st-key-batch_media input[type=file]").send_keys("\n".join(str(p) for p in files))
         # Each finished upload reruns the script. Click once a run has seen every file: a click whose
         # rerun request is superseded by an upload's would be lost.
         count = (By.CSS_SELECTOR, ".st-key-batch_media_count")
-        wait.until(ec.text_to_be_present_in_element(count, f"{len(files)} media file(s) uploaded"))
-        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".st-key-batch_run_table button"))).click()
-        summary = css(".st-key-batch_summary").text
+        b.wait.until(ec.text_to_be_present_in_element(count, f"{len(files)} media file(s) uploaded"))
+        b.click(".st-key-batch_run_table button")
+        summary = b.css(".st-key-batch_summary").text
         assert "8 row(s): 6 predicted, 2 with errors" in summary
-        css(".st-key-batch_download button").click()
-        target = downloads / "predictions.csv"
-        WebDriverWait(driver, 30).until(lambda d: target.is_file() and not list(downloads.glob("*.crdownload")))
+        b.css(".st-key-batch_download button").click()
+        target = b.downloads / "predictions.csv"
+        WebDriverWait(b.driver, 30).until(lambda d: target.is_file() and not list(b.downloads.glob("*.crdownload")))
         assert_same_predictions(
             target.read_text(encoding="utf-8"), cli_batch_csv(trained_media_run, table, monkeypatch)
         )
-        screenshot("batch")
+        b.screenshot("batch")
 
         # Model: metrics and the confusion matrix plot are on the page.
-        open_tab("Model")
-        css(".st-key-metrics [data-testid=stDataFrame]")
+        b.open_tab("Model")
+        b.css(".st-key-metrics [data-testid=stDataFrame]")
         # Confusion matrices (dev, test) and training curves, loaded by the browser (not broken images).
         plots = ".st-key-model_plots [data-testid=stImage] img"
         loaded = (
             f"return [...document.querySelectorAll('{plots}')].filter(i => i.complete && i.naturalWidth > 0).length"
         )
-        wait.until(lambda d: d.execute_script(loaded) >= 3)
-        screenshot("model")
-    except BaseException:
-        if driver is not None:  # what the page showed when it failed, for the CI log / artifacts
-            driver.save_screenshot(str(ARTIFACTS / "failure.png"))
-            (ARTIFACTS / "failure.html").write_text(driver.page_source, encoding="utf-8")
-        raise
-    finally:
-        if driver is not None:
-            driver.quit()
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        b.wait.until(lambda d: d.execute_script(loaded) >= 3)
+        b.screenshot("model")
     for tab in ("analyse", "batch", "model"):
         assert (ARTIFACTS / f"{tab}.png").stat().st_size > 10_000

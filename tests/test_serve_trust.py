@@ -20,15 +20,8 @@ from affectfusion.serve import Predictor
 from affectfusion.serve.api import create_app
 from affectfusion.serve.dashboard import streamlit_command
 from affectfusion.training.trainer import load_model
+from tests.dashboard_helpers import APP_SCRIPT, ARTIFACTS, CHROMEDRIVER, CHROMIUM, TEXT, free_port, wait_healthy
 from tests.helpers import run_cli
-from tests.test_serve_dashboard import ARTIFACTS, CHROMEDRIVER, CHROMIUM, free_port, wait_healthy
-
-TEXT = "I feel wonderful and great today, love it"
-APP_SCRIPT = """
-from pathlib import Path
-from affectfusion.serve.dashboard.app import main
-main(Path({run!r}))
-"""
 
 
 @pytest.fixture(scope="module")

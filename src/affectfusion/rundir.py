@@ -87,6 +87,10 @@ class RunPaths:
     def analysis_dir(self, name: str) -> Path:
         return self.root / "analysis" / name
 
+    def analysis_report(self, name: str) -> Path:
+        """The self-contained HTML report of ``affectfusion analyze`` for ``name``."""
+        return self.analysis_dir(name) / "report.html"
+
     def evaluated_splits(self) -> list[str]:
         return [p.parent.name for p in sorted(self.root.glob(f"eval/*/{self.METRICS}"))]
 

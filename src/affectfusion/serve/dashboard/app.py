@@ -1,9 +1,12 @@
 """The Streamlit dashboard script: ``streamlit run app.py -- RUN_DIR`` (see ``serve.dashboard.launch``).
 
-Three tabs over one run: *Analyse* (one input: text and/or media -> prediction, face crop, class
-probabilities, modality weights, raw JSON), *Batch* (many files of one kind, or a CSV/JSONL table
+Tabs over one run: *Analyse* (one input: text and/or media, uploaded, captured with the webcam /
+microphone or an example -> prediction, banners for no face / low confidence, audio playback, each input
+alone next to the fused answer, face crop, class probabilities, modality weights, a video's timeline,
+raw JSON), *Batch* (many files of one kind, or a CSV/JSONL table
 plus the files it references -> table -> CSV download, the same CSV as ``affectfusion predict
---batch``), *Model* (summary, metrics per split, confusion matrices, config, how to use the run).
+--batch``), *Model* (summary, metrics per split, confusion matrices, reports, config, how to use the run), and
+*Conversation* for runs with a context stage (turns -> each turn's prediction in context).
 
 Page logic lives in small functions (``run_analysis``, ``run_table_batch``, ...) that tests call
 directly or through ``streamlit.testing``. Every prediction call is guarded: bad input becomes a
@@ -28,18 +31,28 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.serve.dashboard.actions import (
     BatchResult,
     guarded,
-    run_analysis,
     run_file_batch,
     run_table_batch,
 )
 from affectfusion.serve.dashboard.backends import (
     Analysis,
     Backend,
+    InputSlot,
     confusions,
     load_backend,
     metrics_table,
 )
 from affectfusion.serve.dashboard.faces import FacePreview
+from affectfusion.serve.dashboard.widgets import (
+    analyse,
+    conversation_page,
+    examples_row,
+    input_widget,
+    render_banners,
+    render_extras,
+    reports_section,
+    sidebar,
+)
 
 log = logging.getLogger("affectfusion.dashboard")
 T = TypeVar("T")
@@ -67,23 +80,21 @@ def analyse_page(backend: Backend) -> None:
     # Upload widgets take any file: with ``type=`` Streamlit raises (a red exception box) when a
     # client sends another extension anyway; checking here turns every wrong file into a message.
     slots = backend.slots()
+    examples_row(backend)
     with st.form("analyse", border=True):
-        values: dict[str, Any] = {}
-        for slot in slots:
-            if slot.kind == "text":
-                values[slot.key] = st.text_area(slot.label, key=f"in_{slot.key}", height=100)
-            else:
-                values[slot.key] = st.file_uploader(slot.label, key=f"in_{slot.key}")
+        values = {slot.key: input_widget(slot) for slot in slots}
         submitted = st.form_submit_button("Analyse", type="primary")
     if submitted:
         with st.spinner("Analysing…"):
-            st.session_state["analysis"] = run_analysis(backend, values)
+            analyse(backend, values)
     analysis = st.session_state.get("analysis")
     if analysis is not None:
-        render_analysis(analysis)
+        render_analysis(analysis, slots)
 
 
-def render_analysis(a: Analysis) -> None:
+def render_analysis(a: Analysis, slots: list[InputSlot] | None = None) -> None:
+    """One analysis; with the form's ``slots``, also banners, playback, each input alone and a timeline."""
+    render_banners(a)
     if a.error:
         st.error(f"Could not analyse this input: {a.error}")
     if a.headline and not a.error:
@@ -94,6 +105,8 @@ def render_analysis(a: Analysis) -> None:
         with st.container(key="prediction_set"):
             for task, text in a.sets.items():
                 st.markdown(f"**{task}** prediction set: {text}")
+    if slots is not None:
+        render_extras(a, slots)
     if a.faces:
         st.subheader("Face")
         for face in a.faces:
@@ -267,6 +280,7 @@ def model_page(backend: Backend) -> None:
             st.subheader("Training curves")
             st.image(str(curves), width=720)
 
+    reports_section(backend)
     st.subheader("How to use this run")
     for title, language, code in backend.usage():
         st.markdown(title)
@@ -295,13 +309,18 @@ def main(run_dir: Path | None = None) -> None:
 def render(backend: Backend) -> None:
     st.title(f"AffectFusion: {backend.name}")
     st.caption("Predictions run on this machine; uploads are deleted as soon as they are predicted.")
-    analyse_tab, batch_tab, model_tab = st.tabs(list(TABS))
-    with analyse_tab:
+    sidebar()
+    conversation = backend.context() != "none" and any(s.kind == "text" for s in backend.slots())
+    tabs = st.tabs([*TABS, *(["Conversation"] if conversation else [])])
+    with tabs[0]:
         analyse_page(backend)
-    with batch_tab:
+    with tabs[1]:
         batch_page(backend)
-    with model_tab:
+    with tabs[2]:
         model_page(backend)
+    if conversation:
+        with tabs[3]:
+            conversation_page(backend)
 
 
 if __name__ == "__main__":

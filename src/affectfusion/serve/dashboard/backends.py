@@ -68,6 +68,8 @@ class Analysis:
     error: str | None = None
     sets: dict[str, str] = field(default_factory=dict)  # task -> conformal prediction set / interval text
     attribution: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> modality -> Shapley value
+    alone: dict[str, dict[str, Any]] = field(default_factory=dict)  # input slot -> its prediction given alone
+    no_face: list[str] = field(default_factory=list)  # face modalities whose image had no face
 
 
 class Backend(ABC):
@@ -126,6 +128,15 @@ class Backend(ABC):
         if len(bases) != 1:
             raise AffectFusionError("batch files must be in one folder")
         return self.predict_table(df, bases.pop())
+
+    def context(self) -> str:
+        """The run's conversation context stage (``none``: each input is read alone)."""
+        model = self.config().get("model") or {}
+        return str((model.get("context") or {}).get("name", "none"))
+
+    def predict_conversation(self, texts: list[str], speakers: list[str | None]) -> list[Prediction]:
+        """Text turns of one conversation, in order, each predicted in its context."""
+        raise AffectFusionError(f"a {self.kind} run does not read conversations")
 
     def batch_slots(self) -> list[InputSlot]:
         """Slots that take files (text goes through a table)."""
@@ -241,7 +252,18 @@ class PredictorBackend(Backend):
         prediction = self.predictor.predict_one(inputs, explain=True) if explain else self.predictor.predict_one(inputs)
         analysis = analysis_of(prediction)
         analysis.faces = self.face_previews(inputs)
+        analysis.no_face = no_face(prediction, analysis.faces)
+        if len(inputs) > 1 and not prediction.error:  # what each input alone says (missing ones masked)
+            alone = self.predictor.predict([{k: v} for k, v in inputs.items()], list(inputs))
+            analysis.alone = {p.id: p.to_dict() for p in alone}
         return analysis
+
+    def predict_conversation(self, texts: list[str], speakers: list[str | None]) -> list[Prediction]:
+        if not hasattr(self.predictor, "predict_conversation"):
+            return super().predict_conversation(texts, speakers)
+        with self.lock:
+            ids = [f"turn {k + 1}" for k in range(len(texts))]
+            return self.predictor.predict_conversation([{"text": t} for t in texts], ids, speakers)
 
     def face_previews(self, inputs: dict[str, str]) -> list[FacePreview]:
         """One preview per modality made by the FER-CNN face pipeline from an uploaded image."""
@@ -320,6 +342,14 @@ def analysis_of(p: Prediction) -> Analysis:
     calibrated, a.sets, a.attribution = dashboard_parts(p.tasks)  # issue #13
     a.charts.update(calibrated)
     return a
+
+
+def no_face(p: Prediction, previews: list[FacePreview]) -> list[str]:
+    """Face modalities without a face: the prediction's ``faces`` field where it has one, else the previews."""
+    faces = getattr(p, "faces", None)
+    if faces is not None:
+        return [m for m, f in faces.items() if not f.get("found", True)]
+    return [f.modality for f in previews if f.found is False]
 
 
 def load_backend(run_dir: Path) -> Backend:

@@ -27,6 +27,7 @@ class FacePreview:
     model_input: np.ndarray | None  # None: no face and the model refuses the image
     caption: str
     model_caption: str
+    found: bool | None = None  # None: no detector ran (the whole image is the face)
 
 
 def face_preview(
@@ -54,11 +55,13 @@ def face_preview(
     annotated, scale = display_copy(image)
     pipeline = FacePipeline(options)
     crop: np.ndarray | None
+    found: bool | None = None
     if options.detector == "none":
         crop = full_image_crop(image, size)
         caption = "no face detector (the run's images are face crops): the whole image is used"
     else:
         faces = detect_faces(image, options.detector, options.min_confidence)
+        found = bool(faces)
         if faces:
             box = tuple(round(v * scale) for v in faces[0].box)
             eyes = [(x * scale, y * scale) for x, y in faces[0].eyes] if faces[0].eyes else None
@@ -80,7 +83,7 @@ def face_preview(
     model_caption = f"model input: {size}×{size}{' grey' if grey else ''}"
     if options.detector != "none":
         model_caption += f", face box enlarged by {options.margin:.0%}"
-    return FacePreview(modality, annotated, crop, caption, model_caption)
+    return FacePreview(modality, annotated, crop, caption, model_caption, found)
 
 
 def display_copy(image: np.ndarray) -> tuple[np.ndarray, float]:

@@ -1,0 +1,125 @@
+"""The Analyse page's helpers beyond one prediction: example inputs, banners, the per-modality table,
+the run's reports and conversations. Streamlit-free, so tests call them directly.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from affectfusion.errors import AffectFusionError
+from affectfusion.extract import examples
+from affectfusion.rundir import RunPaths
+from affectfusion.serve.dashboard.backends import Analysis, Backend, InputSlot
+
+LOW_CONFIDENCE = 0.5  # a top class probability below this gets a warning banner (the sidebar can move it)
+MAX_TURNS = 20  # a conversation on the Conversation tab: at most this many turns
+# The library's own example input of each input kind (extract/examples.py: synthetic, nothing downloaded).
+EXAMPLE_OF_KIND = {"text": "text", "audio": "speech_wav", "image": "face_image", "video": "face_video"}
+
+
+@dataclass(frozen=True)
+class Blob:
+    """An in-memory file with the two things the dashboard reads from Streamlit's ``UploadedFile``."""
+
+    name: str
+    data: bytes
+
+    def getvalue(self) -> bytes:
+        return self.data
+
+
+def example_kinds(slots: list[InputSlot]) -> list[str]:
+    """The slots that have an example input, in page order."""
+    return [s.key for s in slots if s.kind in EXAMPLE_OF_KIND]
+
+
+def example_inputs(slots: list[InputSlot], keys: list[str]) -> dict[str, str | Blob]:
+    """Slot key -> an example value (text, or a file as a :class:`Blob`) for the chosen slots."""
+    by_key = {s.key: s for s in slots}
+    out: dict[str, str | Blob] = {}
+    with tempfile.TemporaryDirectory(prefix="affectfusion-example-") as tmp:
+        for key in keys:
+            made = examples.INPUTS[EXAMPLE_OF_KIND[by_key[key].kind]][0](Path(tmp))
+            out[key] = made if isinstance(made, str) else Blob(Path(made).name, Path(made).read_bytes())
+    return out
+
+
+def banners(a: Analysis, threshold: float = LOW_CONFIDENCE) -> list[tuple[str, str]]:
+    """(level, message) banners for an analysis: no face found (error), low confidence (warning)."""
+    out = []
+    for m in a.no_face:
+        out.append(("error", f"No face found in the {m} input: this prediction does not rest on a face."))
+    if a.error:
+        return out
+    for task, out_ in a.raw.get("tasks", {}).items():
+        probs = out_.get("probabilities")
+        if probs and "label" in out_ and max(probs.values()) < threshold:
+            top = max(probs.values())
+            out.append(
+                ("warning", f"Low confidence for {task}: the top class has probability {top:.2f} (< {threshold:.2f}).")
+            )
+    return out
+
+
+def per_modality_table(a: Analysis, slots: list[InputSlot]) -> pd.DataFrame:
+    """One row per source (the fused answer, then each input alone): per task its label and confidence,
+    plus the trust layer's Shapley attribution of each input (summed over the modalities it fills)."""
+    if not a.alone or a.error:
+        return pd.DataFrame()
+    labels = {s.key: s.label.split(" →")[0] for s in slots}
+    rows = [{"source": "fused (all inputs)", **_task_cells(a.raw)}]
+    for key, pred in a.alone.items():
+        row: dict[str, Any] = {"source": f"{labels.get(key, key)} alone", **_task_cells(pred)}
+        for task, values in a.attribution.items():
+            modalities = next((s.modalities for s in slots if s.key == key), (key,))
+            row[f"{task}: attribution"] = sum(values.get(m, 0.0) for m in modalities)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _task_cells(pred: dict[str, Any]) -> dict[str, Any]:
+    if pred.get("error"):
+        return {"error": pred["error"]}
+    cells: dict[str, Any] = {}
+    for task, out in pred.get("tasks", {}).items():
+        if "label" in out:
+            cells[task] = out["label"]
+            cells[f"{task}: probability"] = max(out["probabilities"].values())
+        elif "labels" in out:
+            cells[task] = ", ".join(out["labels"]) or "(none)"
+        else:
+            cells[task] = out["value"]
+    return cells
+
+
+def run_reports(results_dir: Path) -> list[tuple[str, Path]]:
+    """The run's analysis reports that exist (title, file): ``report.md`` and each ``analysis/*/report.html``."""
+    paths = RunPaths(results_dir)
+    found = [("Run report (Markdown)", paths.report)] if paths.report.is_file() else []
+    for name in paths.analysis_names():
+        html = paths.analysis_report(name)
+        if html.is_file():
+            found.append((f"Analysis of {name} (HTML)", html))
+    return found
+
+
+def run_conversation(backend: Backend, turns: pd.DataFrame) -> pd.DataFrame:
+    """Turns (``speaker``, ``text``; empty text rows skipped) -> each turn's prediction in context."""
+    turns = turns.fillna("")
+    rows = [(str(r["speaker"]).strip() or None, str(r["text"]).strip()) for _, r in turns.iterrows()]
+    rows = [(speaker, text) for speaker, text in rows if text]
+    if not rows:
+        raise AffectFusionError("enter at least one turn with text")
+    if len(rows) > MAX_TURNS:
+        raise AffectFusionError(f"{len(rows)} turns: at most {MAX_TURNS} per conversation")
+    preds = backend.predict_conversation([t for _, t in rows], [s for s, _ in rows])
+    table = [
+        {"turn": k + 1, "speaker": speaker or "", "text": text, **_task_cells(p.to_dict())}
+        for k, ((speaker, text), p) in enumerate(zip(rows, preds, strict=True))
+    ]
+    return pd.DataFrame(table)
