@@ -46,7 +46,7 @@ def trained_face_context_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     base = tmp_path_factory.mktemp("face_context_run")
     raw = media_config(make_media_table(base / "data"), base / "cache")
-    raw["data"]["extract"]["image"]["options"] = {"detector": "mediapipe"}
+    raw["data"]["extract"]["image"]["options"] = {"detector": "mediapipe", "no_face": "whole_frame"}
     raw["model"]["context"] = {"name": "gru"}
     Trainer(validate(raw), base / "run", console=Console(stderr=True, quiet=True)).fit(overwrite=True)
     return base / "run"
