@@ -127,9 +127,12 @@ def test_health_answers_while_a_big_batch_is_parsed(trained_features_run: Path) 
     assert 1.5 * 2**20 < len(body) < 2 * 2**20
     latencies: list[float] = []
 
+    batch_seconds: list[float] = []
+
     async def main() -> int:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=120) as c:
+            started = time.perf_counter()
             task = asyncio.create_task(
                 c.post("/predict/batch", content=body, headers={"content-type": "application/json"})
             )
@@ -139,10 +142,14 @@ def test_health_answers_while_a_big_batch_is_parsed(trained_features_run: Path) 
                 assert (await c.get("/health")).status_code == 200
                 latencies.append(time.perf_counter() - start)
                 await asyncio.sleep(0.05)
-            return (await task).status_code
+            status = (await task).status_code
+            batch_seconds.append(time.perf_counter() - started)
+            return status
 
     assert asyncio.run(main()) == 200
-    assert latencies and max(latencies) < 0.5
+    # Relative to the batch's own time, so a loaded machine (everything slower) does not fail it: a
+    # blocked event loop would answer /health once, after the whole parse.
+    assert len(latencies) >= 3 and max(latencies) < 0.5 * batch_seconds[0], (latencies, batch_seconds)
 
 
 # -- 3. two 500s on a features run, and 4. NaN answered as 200 --------------------------------------
