@@ -12,6 +12,7 @@ model it comes from; the final hidden state equals CTranslate2's encoder output 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -23,7 +24,6 @@ import numpy as np
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract.audio import _require
-from affectfusion.io import file_sha256
 
 CT2_VERSION = 6  # the binary version this reader understands (CTranslate2 4.x)
 CT2_DTYPES = {0: np.float32, 4: np.float16}  # type ids of ctranslate2/specs/model_spec.py; others are refused
@@ -39,8 +39,9 @@ RENAMES = (  # CTranslate2 encoder variable -> transformers WhisperEncoder param
     (r"/gamma$", "/weight"),
     (r"/beta$", "/bias"),
 )
-# sha256 of the converted Whisper-base encoder (float16 as stored by CTranslate2): a change means wrong weights.
-ENCODER_SHA256 = "54e8cd50e60bd5019fd66f3fbdcd0241518c784ef3f20b929376a2768216255e"
+# state_digest of the converted Whisper-base encoder (float16 as stored by CTranslate2): a change means wrong
+# weights. It hashes the tensors, not the safetensors file, whose header layout may change between versions.
+ENCODER_SHA256 = "b0fcd5f97339c5f48bb80ace7f105ceaa03a1636457ced92b3d552f0f6f6ca73"
 
 
 def read_ct2_encoder(model_bin: Path) -> dict[str, np.ndarray]:
@@ -141,24 +142,34 @@ def convert_encoder(ct2_folder: Path) -> tuple[Any, dict[str, np.ndarray]]:
     return _whisper_config(sizes), state
 
 
+def state_digest(state: dict[str, np.ndarray]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        value = np.ascontiguousarray(state[name])
+        h.update(json.dumps([name, value.dtype.str, list(value.shape)]).encode())
+        h.update(value.tobytes())
+    return h.hexdigest()
+
+
 def save_encoder(ct2_folder: Path, out: Path, expected_sha256: str | None) -> Path:
-    """Convert once into ``out`` (safetensors + config.json); the file's sha256 is checked and kept in VERIFIED."""
+    """Convert once into ``out`` (safetensors + config.json); the weights' digest is checked and kept in VERIFIED."""
     marker, weights = out / "VERIFIED", out / ENCODER_FILE
     ready = marker.is_file() and weights.is_file() and (out / "config.json").is_file()
     if ready and (expected_sha256 is None or marker.read_text().strip() == expected_sha256):
         return out
     safetensors = _require("safetensors.numpy", "safetensors")
     config, state = convert_encoder(ct2_folder)
+    digest = state_digest(state)
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise AffectFusionError(
+            f"whisper_base: the encoder converted from {ct2_folder} has digest {digest[:16]}..., "
+            f"expected {expected_sha256[:16]}...: the CTranslate2 model or the converter changed"
+        )
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f"{ENCODER_FILE}.{os.getpid()}.tmp"
     try:
-        safetensors.save_file({k: np.ascontiguousarray(v) for k, v in sorted(state.items())}, str(tmp))
-        digest = file_sha256(tmp)
-        if expected_sha256 is not None and digest != expected_sha256:
-            raise AffectFusionError(
-                f"whisper_base: the encoder converted from {ct2_folder} has sha256 {digest[:16]}..., "
-                f"expected {expected_sha256[:16]}...: the CTranslate2 model or the converter changed"
-            )
+        safetensors.save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp))
         os.replace(tmp, weights)
     finally:
         tmp.unlink(missing_ok=True)
@@ -170,13 +181,11 @@ def save_encoder(ct2_folder: Path, out: Path, expected_sha256: str | None) -> Pa
 def load_encoder(folder: Path, dtype: Any) -> Any:
     """transformers ``WhisperEncoder`` from a folder written by :func:`save_encoder`, in eval mode."""
     transformers = _require("transformers", "transformers")
-    import torch  # the encoder is a torch module; only this extractor option loads torch
-
     safetensors = _require("safetensors.torch", "safetensors")
     config = transformers.WhisperConfig.from_dict(json.loads((folder / "config.json").read_text()))
     encoder = transformers.models.whisper.modeling_whisper.WhisperEncoder(config)
     encoder.load_state_dict(safetensors.load_file(str(folder / ENCODER_FILE)), strict=True)
-    return encoder.to(dtype=dtype or torch.float32).eval()
+    return encoder.to(dtype=dtype).eval()
 
 
 def hidden_states(encoder: Any, mel: Any) -> Any:
