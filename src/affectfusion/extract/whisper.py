@@ -110,7 +110,7 @@ def assemble_whisper_base(cache: Path | None = None) -> Path:
 
 @EXTRACTORS.register("whisper_base")
 class WhisperBaseExtractor(AudioExtractor):
-    """Whisper-base encoder frames [T, 512] at 50 per second (or their mean), offline, via CTranslate2."""
+    """Whisper-base encoder frames [T, 512] at 50 per second (or pooled), offline; every layer with layers: all."""
 
     example = Example("speech_wav", dim=512)
 
