@@ -7,16 +7,19 @@ Split (shared/data/ravdess_speech_16k): train = actors 1-4 and 9-18 (840 files),
 selects on dev only, then reports dev and test_small:
 
 - ``ravdess_speech`` (shipped config, eGeMAPS functionals + LLD sequence) and ``ravdess_whisper``
-  (shipped config, frozen Whisper-base frames -> trained head), each trained once per seed
-  (mean ± std; best epoch by dev macro F1);
+  (shipped config, every frozen Whisper-base layer pooled to mean and std -> trained head), each
+  trained once per seed (mean ± std; best epoch by dev macro F1);
 - eGeMAPS functionals (88-d) -> StandardScaler -> RBF SVC, C in {0.01, 0.1, 1, 10, 100} by dev;
-- frozen Whisper-base frames, mean-pooled (512-d) -> StandardScaler -> logistic regression,
-  C in {0.01, 0.1, 1, 10} by dev (the issue's floor: 0.689 on held-out actors when fitted on train + dev).
+- frozen Whisper-base, final layer mean-pooled (512-d; the issue's baseline, its floor 0.689 on held-out
+  actors when fitted on train + dev) -> StandardScaler -> logistic regression, C in {0.01, 0.1, 1, 10} by dev;
+- the same logistic regression on the ravdess_whisper features themselves (every layer's mean and std,
+  7168-d): how much of the gain is the layers rather than the trained head.
 
-Also measured: ``whisper_base`` extraction speed (seconds of audio per wall second) with 1 and 2
-CTranslate2 threads on ``--speed-clips`` train files. Features come from the configs' feature store,
-so a second run extracts nothing. Prints a table and writes JSON (default
-``benchmarks/results/ravdess_speech.json``).
+Both LR baselines read the ravdess_whisper feature store: its last hidden state equals CTranslate2's encoder
+output (tests/test_extract_whisper.py), so the final-layer mean is a slice of it. Also measured:
+``whisper_base`` extraction speed (seconds of audio per wall second), final layer (CTranslate2) and every
+layer (transformers), 1 and 2 threads, on 40 train files. A second run extracts nothing. Prints a table and
+writes JSON (default ``benchmarks/results/ravdess_speech.json``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ SPLITS = ("dev", "test_small")
 SVM_C = (0.01, 0.1, 1.0, 10.0, 100.0)
 LR_C = (0.01, 0.1, 1.0, 10.0)
 SPEED_CLIPS = 40
+WHISPER_LAYERS, WHISPER_DIM = 7, 512  # hidden states of Whisper-base (embedding + 6 layers), their width
 
 
 def _parse_args(argv: list[str] | None) -> Any:
@@ -82,14 +86,19 @@ def svm_baseline(data: Path) -> dict[str, Any]:
     return _pick_by_dev(lambda c: make_pipeline(StandardScaler(), SVC(C=c, kernel="rbf", gamma="scale")), SVM_C, xy)
 
 
-def whisper_lr_baseline(data: Path) -> dict[str, Any]:
-    """Frozen Whisper-base frames (the ravdess_whisper features), mean-pooled, + logistic regression."""
+def whisper_lr_baselines(data: Path) -> dict[str, dict[str, Any]]:
+    """Logistic regression on frozen Whisper-base: the final layer's mean, and every layer's mean and std."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    xy = _arrays(WHISPER_CONFIG, data)
-    return _pick_by_dev(lambda c: make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000)), LR_C, xy)
+    every = _arrays(WHISPER_CONFIG, data)  # [N, layers * (mean, std) * 512], layer by layer
+    last = {s: (x.reshape(len(x), WHISPER_LAYERS, 2, WHISPER_DIM)[:, -1, 0], y) for s, (x, y) in every.items()}
+
+    def make(c: float) -> Any:
+        return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
+
+    return {"final_layer_mean": _pick_by_dev(make, LR_C, last), "all_layers_mean_std": _pick_by_dev(make, LR_C, every)}
 
 
 def config_runs(config: str, args: Any, data: Path, runs_dir: Path) -> list[dict[str, Any]]:
@@ -116,25 +125,33 @@ def config_runs(config: str, args: Any, data: Path, runs_dir: Path) -> list[dict
 
 
 def extraction_speed(data: Path, clips: int) -> dict[str, Any]:
-    """whisper_base seconds of audio per wall second, 1 and 2 CTranslate2 threads, model load excluded."""
+    """whisper_base seconds of audio per wall second (model load excluded): the final layer via CTranslate2
+    and every layer via transformers (the ravdess_whisper setting), on 1 and 2 threads."""
     import soundfile as sf
 
     from affectfusion.extract.base import EXTRACTORS
 
     files = sorted((data / "train").rglob("*.wav"))[:clips]
     audio_s = sum(sf.info(f).duration for f in files)
-    out = {"clips": len(files), "audio_seconds": audio_s}
-    for threads in (1, 2):
-        cls = EXTRACTORS.get("whisper_base")
-        ex = cls("whisper_base", cls.Options(), device="cpu", threads=threads)
-        ex.ensure_ready()
-        ex.extract(files[0])  # warm-up
-        t0 = time.perf_counter()
-        for f in files:
-            ex.extract(f)
-        wall = time.perf_counter() - t0
-        out[f"threads_{threads}"] = {"wall_seconds": wall, "audio_seconds_per_second": audio_s / wall}
-        print(f"  whisper_base, {threads} thread(s): {audio_s / wall:.1f} s of audio per second", file=sys.stderr)
+    out: dict[str, Any] = {"clips": len(files), "audio_seconds": audio_s}
+    cls = EXTRACTORS.get("whisper_base")
+    for layers in ("last", "all"):
+        for threads in (1, 2):
+            ex = cls("whisper_base", cls.Options(layers=layers, output="mean_std"), device="cpu", threads=threads)
+            ex.ensure_ready()
+            ex.extract(files[0])  # warm-up
+            t0 = time.perf_counter()
+            for f in files:
+                ex.extract(f)
+            wall = time.perf_counter() - t0
+            out[f"layers_{layers}_threads_{threads}"] = {
+                "wall_seconds": wall,
+                "audio_seconds_per_second": audio_s / wall,
+            }
+            print(
+                f"  whisper_base layers {layers}, {threads} thread(s): {audio_s / wall:.1f} s of audio/s",
+                file=sys.stderr,
+            )
     return out
 
 
@@ -156,7 +173,8 @@ def main(argv: list[str] | None = None) -> None:
     env = environment()
     t0 = time.perf_counter()
     print("baselines: eGeMAPS + SVM, Whisper-base + LR ...", file=sys.stderr)
-    svm, lr = svm_baseline(data), whisper_lr_baseline(data)
+    svm, lrs = svm_baseline(data), whisper_lr_baselines(data)
+    lr = lrs["final_layer_mean"]
     tmp = None if args.runs_dir else tempfile.TemporaryDirectory(prefix="ravdess_speech_")
     try:
         runs_dir = (args.runs_dir or Path(tmp.name)).resolve()
@@ -181,8 +199,10 @@ def main(argv: list[str] | None = None) -> None:
             f"toolkit: {c} ({args.seeds} seeds)",
             *(cell(summary[c][f"{s}_{k}"]) for s in SPLITS for k in ("accuracy", "macro_f1")),
         )
+    every = lrs["all_layers_mean_std"]
     for label, base in (
-        (f"Whisper-base mean + LR (C={lr['chosen_C']:g})", lr),
+        (f"Whisper-base final layer mean + LR (C={lr['chosen_C']:g})", lr),
+        (f"Whisper-base all layers mean+std + LR (C={every['chosen_C']:g})", every),
         (f"eGeMAPS + SVM (C={svm['chosen_C']:g})", svm),
     ):
         table.add_row(label, *(f"{100 * base['metrics'][s][k]:.1f}" for s in SPLITS for k in ("accuracy", "macro_f1")))
@@ -208,11 +228,15 @@ def main(argv: list[str] | None = None) -> None:
             "seeds": [r["seed"] for r in runs[CONFIG]],
             "selection": "dev only: best epoch (models) and C (SVM, LR) by dev macro F1",
             "svm": {"features": "egemaps functionals (88-d)", "kernel": "rbf", "C_grid": list(SVM_C)},
-            "lr": {"features": "whisper_base frames, stride 2, mean-pooled (512-d)", "C_grid": list(LR_C)},
+            "lr": {
+                "features": "whisper_base final layer mean (512-d); all layers' mean and std (7168-d)",
+                "C_grid": list(LR_C),
+            },
         },
         "toolkit": {c: {"summary": summary[c], "runs": runs[c]} for c in runs},
         "svm_baseline": svm,
         "whisper_lr_baseline": lr,
+        "whisper_all_layers_lr_baseline": every,
         "accuracy_gain_whisper_over_egemaps": gains,
         "checks": checks,
         "whisper_base_extraction_speed": speed,

@@ -113,16 +113,31 @@ def test_describe_and_fingerprint_are_stable_and_follow_the_options(name: str) -
 
 @pytest.mark.parametrize("name", NAMES)
 def test_example_extracts_deterministically_and_corrupt_input_fails_alone(name: str, tmp_path: Path) -> None:
+    _extracts_deterministically(name, {}, example_of(name).dim, tmp_path)
+
+
+# Options that switch an extractor to another backend or layout, held to the same contract: (options, dim).
+VARIANTS = {"whisper_base": ({"layers": "all", "output": "mean_std"}, 7 * 2 * 512)}
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_option_variants_keep_the_contract(name: str, tmp_path: Path) -> None:
+    options, dim = VARIANTS[name]
+    _extracts_deterministically(name, options, dim, tmp_path)
+    assert build(name, **options).fingerprint() != build(name).fingerprint()
+
+
+def _extracts_deterministically(name: str, options: dict[str, Any], dim: int, tmp_path: Path) -> None:
     example = example_of(name)
     item, corrupt = example.make(tmp_path), example.make_corrupt(tmp_path)
-    good, bad = build(name).extract_batch([item, corrupt])
+    good, bad = build(name, **options).extract_batch([item, corrupt])
     assert isinstance(good, np.ndarray), f"{name}: the example failed: {good}"
     assert good.dtype == np.float32 and good.ndim in (1, 2) and good.size > 0, (good.dtype, good.shape)
-    assert good.shape[-1] == example.dim, f"{name}: feature dimension {good.shape[-1]}, declared {example.dim}"
+    assert good.shape[-1] == dim, f"{name}: feature dimension {good.shape[-1]}, declared {dim}"
     assert np.isfinite(good).all()
     assert isinstance(bad, ExtractionError), f"{name}: the corrupt {example.input} gave {bad!r}"
     assert str(bad).strip() and "\n" not in str(bad).strip()
-    (again,) = build(name).extract_batch([item])
+    (again,) = build(name, **options).extract_batch([item])
     # Equal up to float rounding: CTranslate2 and torch split work over however many threads the
     # machine has, and a different summation order moves the last bits (seen on CI for whisper_base).
     assert isinstance(again, np.ndarray) and again.shape == good.shape, f"{name}: a second run differs in shape"

