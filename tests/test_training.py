@@ -91,6 +91,45 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path: Path, mon
     assert [r["epoch"] for r in read_jsonl(tmp_path / "resumed/history.jsonl")] == [1, 2, 3, 4]
 
 
+def test_weight_average_is_what_is_validated_saved_and_resumed(tmp_path: Path, monkeypatch) -> None:
+    """train.ema_decay: the best checkpoint holds the moving average (not the raw weights), and an
+    interrupted run resumes the same average."""
+    one = tiny_config({"train.epochs": 1, "train.ema_decay": 0.9})
+    Trainer(one, tmp_path / "one").fit()
+    average = load_tensors(tmp_path / "one/checkpoints/last.ema.safetensors")
+    best = load_tensors(tmp_path / "one/checkpoints/best.safetensors")
+    raw = load_tensors(tmp_path / "one/checkpoints/last.safetensors")
+    assert {f"module.{k}" for k in best} | {"n_averaged"} == set(average)
+    for k in best:
+        torch.testing.assert_close(best[k], average[f"module.{k}"], msg=k)
+    assert any(not torch.equal(best[k], raw[k]) for k in best if best[k].is_floating_point())
+
+    cfg = tiny_config({"train.epochs": 4, "train.ema_decay": 0.9})
+    Trainer(cfg, tmp_path / "full").fit()
+    import affectfusion.training.trainer as trainer_module
+
+    original = trainer_module.train_epoch
+    calls = {"n": 0}
+
+    def interrupt_third_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "train_epoch", interrupt_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, tmp_path / "resumed").fit()
+    monkeypatch.setattr(trainer_module, "train_epoch", original)
+    Trainer(cfg, tmp_path / "resumed").fit()
+    full = load_tensors(tmp_path / "full/checkpoints/last.ema.safetensors")
+    resumed = load_tensors(tmp_path / "resumed/checkpoints/last.ema.safetensors")
+    for k in full:
+        torch.testing.assert_close(full[k], resumed[k], msg=k)
+    with pytest.raises(AffectFusionError, match="ema_decay"):
+        tiny_config({"train.ema_decay": 1.0})
+
+
 def test_rerun_of_finished_run_does_not_retrain(tmp_path: Path) -> None:
     cfg = tiny_config()
     Trainer(cfg, tmp_path / "run").fit()

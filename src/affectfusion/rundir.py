@@ -72,6 +72,11 @@ class RunPaths:
         return self.checkpoints / "last"
 
     @property
+    def last_average(self) -> Path:
+        """The moving average of the weights at the last epoch (``train.ema_decay``), for resuming."""
+        return self.checkpoints / "last.ema.safetensors"
+
+    @property
     def plots(self) -> Path:
         return self.root / "plots"
 

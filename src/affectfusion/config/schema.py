@@ -179,6 +179,14 @@ class TrainConfig(Strict):
     scheduler: Literal["none", "plateau", "cosine"] = "plateau"
     warmup_epochs: int = Field(0, ge=0)
     grad_clip: float | None = Field(1.0, description="max gradient norm; null = off")
+    ema_decay: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="keep an exponential moving average of the weights (e.g. 0.99 per step) and validate, "
+        "checkpoint and evaluate it instead of the raw weights: on a small validation split the best epoch is "
+        "then chosen from smoothed weights, not from one epoch's noise; null = off",
+    )
     early_stopping: EarlyStopping | None = Field(default_factory=EarlyStopping)
     modality_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     contrastive_weight: float = Field(0.0, ge=0.0, description="weight of InfoNCE between modality pairs")

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from affectfusion.config import RunConfig, TaskConfig, TrainConfig
@@ -50,6 +51,11 @@ class Optimisation:
     per_step: bool
     sampler: DistributedSampler | None
     scaler: torch.amp.GradScaler | None
+    ema: AveragedModel | None = None  # the weights that are validated and saved, when train.ema_decay is set
+
+    def evaluated(self, model: nn.Module) -> nn.Module:
+        """The model to validate and checkpoint as best: the moving average of ``model`` when there is one."""
+        return self.ema.module if self.ema is not None else model
 
 
 def build_optimisation(
@@ -77,7 +83,10 @@ def build_optimisation(
     )
     steps_per_epoch = math.ceil(len(sampler or train_ds) / t.batch_size)
     scheduler, per_step = make_scheduler(t, optimizer, steps_per_epoch, mode)
-    return Optimisation(loss_fn, optimizer, scheduler, per_step, sampler, grad_scaler(device, t.precision))
+    ema = None
+    if t.ema_decay is not None:
+        ema = AveragedModel(model, device, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay), use_buffers=True)
+    return Optimisation(loss_fn, optimizer, scheduler, per_step, sampler, grad_scaler(device, t.precision), ema)
 
 
 def drop_modalities(batch: Batch, p: float, generator: torch.Generator) -> Batch:
@@ -134,6 +143,7 @@ class StepContext:
     scaler: torch.amp.GradScaler | None
     grad_clip: float | None
     modality_dropout: float
+    ema: AveragedModel | None = None
 
 
 def train_epoch(
@@ -158,6 +168,8 @@ def train_epoch(
             loss = loss + sum(o.sum() * 0.0 for o in out.outputs.values())
         ctx.optimizer.zero_grad(set_to_none=True)
         _backward_and_step(ctx, loss)
+        if ctx.ema is not None:
+            ctx.ema.update_parameters(ctx.model)
         if step_scheduler is not None:
             step_scheduler.step()
         total += float(loss.detach()) * len(batch)

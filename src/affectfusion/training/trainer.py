@@ -47,7 +47,7 @@ from affectfusion.rundir import RunPaths, read_run
 from affectfusion.threads import apply_threads
 
 # Re-exported: loading and scoring a finished run lives in training.evaluation.
-from affectfusion.training.checkpoint import load_checkpoint, save_checkpoint
+from affectfusion.training.checkpoint import load_checkpoint, load_tensors, save_checkpoint, save_tensors
 from affectfusion.training.distributed import DistContext, init_distributed
 from affectfusion.training.evaluation import (  # noqa: F401
     build_model_for,
@@ -177,6 +177,8 @@ class Trainer:
             opt.scheduler.load_state_dict(info["scheduler"])
         if opt.scaler is not None and info.get("grad_scaler"):
             opt.scaler.load_state_dict(info["grad_scaler"])
+        if opt.ema is not None:
+            opt.ema.load_state_dict(load_tensors(self.paths.last_average))
         self._truncate_history(info["epoch"])
         self._log(f"resuming {self.paths.root} from epoch {info['epoch']}")
         return LoopState(info["epoch"] + 1, info["best_value"], info["best_epoch"], info["bad_epochs"])
@@ -212,6 +214,7 @@ class Trainer:
             opt.scaler,
             cfg.train.grad_clip,
             cfg.train.modality_dropout,
+            opt.ema,
         )
         self._log_start(model, train_ds, val_ds)
         with self._progress() as progress:
@@ -271,7 +274,7 @@ class Trainer:
             ctx, loader, g, opt.scheduler if opt.per_step else None, lambda: progress.update(bar, advance=1)
         )
         progress.remove_task(bar)
-        model = ctx.model
+        model = opt.evaluated(ctx.model)
         val_metrics = score(
             predict(model, val_ds, scalers, batch_size=max(64, cfg.train.batch_size)), cfg.tasks, cfg.data.val_split
         )
@@ -299,7 +302,7 @@ class Trainer:
             "seconds": seconds,
             "val": val_metrics,
         }
-        self._save_epoch(epoch, model, opt, state, record, improved, stopped or epoch == cfg.train.epochs, value)
+        self._save_epoch(epoch, ctx.model, opt, state, record, improved, stopped or epoch == cfg.train.epochs, value)
         self._log(
             f"epoch {epoch:>3}/{cfg.train.epochs}  loss {result.train_loss:.4f}  val_loss {val_loss:.4f}  "
             f"{self.monitor} {value:.4f}{'  [green]*best[/]' if improved else ''}  ({seconds:.1f}s)"
@@ -331,8 +334,11 @@ class Trainer:
                 "finished": finished,
             }
             if improved:
-                save_checkpoint(self.paths.best, model, {**info, "value": value, "val": record["val"]})
+                best = opt.evaluated(model)
+                save_checkpoint(self.paths.best, best, {**info, "value": value, "val": record["val"]})
             save_checkpoint(self.paths.last, model, info, opt.optimizer)
+            if opt.ema is not None:  # resuming continues the same average
+                save_tensors(self.paths.last_average, opt.ema.state_dict())
         self.dist.barrier()
 
     def _progress(self) -> Progress:
