@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from affectfusion.config import RunConfig
 from affectfusion.data.types import Collator
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import read_jsonl
@@ -61,10 +62,8 @@ def test_saved_model_reproduces_predictions(tmp_path: Path) -> None:
     assert saved["accuracy"] == pytest.approx(float((first.pred["label"] == first.y_true["label"]).mean()))
 
 
-def test_resume_after_interruption_matches_uninterrupted_run(tmp_path: Path, monkeypatch) -> None:
-    cfg = tiny_config({"train.epochs": 4, "train.modality_dropout": 0.2, "model.dropout": 0.2})
-    Trainer(cfg, tmp_path / "full").fit()
-
+def train_interrupted_then_resumed(cfg: RunConfig, run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train ``cfg`` into ``run_dir``, interrupted during epoch 3 (after epoch 2's checkpoint), then resume it."""
     import affectfusion.training.trainer as trainer_module
 
     original = trainer_module.train_epoch
@@ -78,10 +77,16 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path: Path, mon
 
     monkeypatch.setattr(trainer_module, "train_epoch", interrupt_third_epoch)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(cfg, tmp_path / "resumed").fit()
-    assert json.loads((tmp_path / "resumed/checkpoints/last.json").read_text())["epoch"] == 2
+        Trainer(cfg, run_dir).fit()
+    assert json.loads((run_dir / "checkpoints/last.json").read_text())["epoch"] == 2
     monkeypatch.setattr(trainer_module, "train_epoch", original)
-    Trainer(cfg, tmp_path / "resumed").fit()
+    Trainer(cfg, run_dir).fit()
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path: Path, monkeypatch) -> None:
+    cfg = tiny_config({"train.epochs": 4, "train.modality_dropout": 0.2, "model.dropout": 0.2})
+    Trainer(cfg, tmp_path / "full").fit()
+    train_interrupted_then_resumed(cfg, tmp_path / "resumed", monkeypatch)
 
     full = load_tensors(tmp_path / "full/checkpoints/last.safetensors")
     resumed = load_tensors(tmp_path / "resumed/checkpoints/last.safetensors")
@@ -106,22 +111,7 @@ def test_weight_average_is_what_is_validated_saved_and_resumed(tmp_path: Path, m
 
     cfg = tiny_config({"train.epochs": 4, "train.ema_decay": 0.9})
     Trainer(cfg, tmp_path / "full").fit()
-    import affectfusion.training.trainer as trainer_module
-
-    original = trainer_module.train_epoch
-    calls = {"n": 0}
-
-    def interrupt_third_epoch(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(trainer_module, "train_epoch", interrupt_third_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(cfg, tmp_path / "resumed").fit()
-    monkeypatch.setattr(trainer_module, "train_epoch", original)
-    Trainer(cfg, tmp_path / "resumed").fit()
+    train_interrupted_then_resumed(cfg, tmp_path / "resumed", monkeypatch)
     full = load_tensors(tmp_path / "full/checkpoints/last.ema.safetensors")
     resumed = load_tensors(tmp_path / "resumed/checkpoints/last.ema.safetensors")
     for k in full:
