@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from affectfusion.data.examples.media import write_clip
 from affectfusion.extract import EXTRACTORS, FeatureStore, Item
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -58,22 +59,19 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def write_clip(path: Path, face: np.ndarray, seconds: float) -> None:
+def write_face_clip(path: Path, face: np.ndarray, seconds: float) -> None:
     """An H.264 clip of ``face`` pasted on a grey 640x480 frame, drifting a few pixels per frame."""
-    import av
     import cv2
 
     w, h = VIDEO_SIZE
     face = cv2.resize(face, (300, 300))
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=VIDEO_FPS)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        for i in range(round(seconds * VIDEO_FPS)):
-            frame = np.full((h, w, 3), 110, np.uint8)
-            x, y = 170 + round(20 * np.sin(i / 10)), 90 + round(10 * np.cos(i / 7))
-            frame[y : y + 300, x : x + 300] = face
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        out.mux(stream.encode(None))
+    frames = []
+    for i in range(round(seconds * VIDEO_FPS)):
+        frame = np.full((h, w, 3), 110, np.uint8)
+        x, y = 170 + round(20 * np.sin(i / 10)), 90 + round(10 * np.cos(i / 7))
+        frame[y : y + 300, x : x + 300] = face
+        frames.append(frame)
+    write_clip(path, frames, VIDEO_FPS)
 
 
 def _run(
@@ -127,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         clips = []
         for i in range(args.videos):
             clips.append(Path(tmp) / f"clip{i}.mp4")
-            write_clip(clips[-1], load_image(mux[i * 7 % len(mux)]), args.seconds)
+            write_face_clip(clips[-1], load_image(mux[i * 7 % len(mux)]), args.seconds)
         workloads = [
             ("fer_cnn", "fer_cnn, MediaPipe detect + align, muxspace 350x350", {"detector": "mediapipe"}, photos),
             ("fer_cnn", "fer_cnn, Haar face + eyes (P4), muxspace 350x350", {"detector": "haar"}, photos),

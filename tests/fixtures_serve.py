@@ -76,7 +76,7 @@ def trained_video_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             write_video(base / "data" / f"media/{split}{i}.mp4", bright_face(60 if i % 2 == 0 else -60), 0.5, False)
             rows.append({"id": f"{split}{i}", "video": f"media/{split}{i}.mp4", "emotion": label})
         pd.DataFrame(rows).to_csv(base / "data" / f"{split}.csv", index=False)
-    extract = {"video": {"name": "video_faces", "options": {"detector": "none", "output": "probs"}}}
+    extract = {"video": {"name": "video_faces", "options": {"detector": "none", "output": "both"}}}
     raw = {
         "name": "video",
         "data": {

@@ -20,12 +20,13 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from affectfusion.data.examples.media import write_clip
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract import examples
 from affectfusion.serve import Predictor
 from affectfusion.serve.dashboard.backends import InputSlot, PredictorBackend, no_face
 from affectfusion.serve.dashboard.extras import MAX_TURNS, banners, example_inputs, run_conversation, run_reports
-from affectfusion.serve.dashboard.timeline import MAX_SEGMENTS, video_timeline, write_clip
+from affectfusion.serve.dashboard.timeline import MAX_SEGMENTS, video_timeline
 from affectfusion.serve.dashboard.widgets import EXAMPLE_TURNS
 from affectfusion.serve.inputs import InputLimits, InputRejected
 from tests.dashboard_helpers import ARTIFACTS, TEXT, Browser, new_app, submit_analysis

@@ -78,30 +78,39 @@ def write_face(path: Path, size: int = 256) -> Path:
     return path
 
 
-def write_video(path: Path, image: np.ndarray, seconds: float = 1.0, audio: bool = True, fps: int = VIDEO_FPS) -> Path:
-    """H.264 frames of ``image`` drifting a few pixels at ``fps`` and (optionally) a 440 Hz mono AAC tone."""
+def write_clip(path: Path, frames: list[np.ndarray], fps: float, tone: np.ndarray | None = None) -> Path:
+    """RGB ``frames`` as an H.264 clip at ``fps`` (sizes cut to even numbers, as yuv420p needs), with ``tone``
+    (float mono at :data:`VIDEO_AUDIO_RATE`) as AAC when given. One encoder thread: x264's threads make the
+    bytes, and so cache keys and decoded pixels, differ from one writing to the next."""
     import av  # media library: only when writing a file
 
-    h, w = (d - d % 2 for d in image.shape[:2])  # yuv420p needs even sizes
+    h, w = (d - d % 2 for d in frames[0].shape[:2])
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=fps)
+        video = out.add_stream("libx264", rate=max(1, round(fps)), options={"threads": "1"})
         video.width, video.height, video.pix_fmt = w, h, "yuv420p"
-        sound = out.add_stream("aac", rate=VIDEO_AUDIO_RATE, layout="mono") if audio else None
-        for i in range(round(seconds * fps)):
-            shift = round(4 * np.sin(i / 5))
-            frame = np.roll(image[:h, :w], (shift, -shift), axis=(0, 1))
-            out.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+        sound = out.add_stream("aac", rate=VIDEO_AUDIO_RATE, layout="mono") if tone is not None else None
+        for frame in frames:
+            out.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:h, :w]), format="rgb24")))
         out.mux(video.encode(None))
-        if sound is not None:
-            t = np.arange(round(seconds * VIDEO_AUDIO_RATE)) / VIDEO_AUDIO_RATE
-            tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        if sound is not None and tone is not None:
             for start in range(0, tone.size, 1024):
-                frame = av.AudioFrame.from_ndarray(tone[start : start + 1024][None, :], format="flt", layout="mono")
-                frame.sample_rate, frame.pts, frame.time_base = VIDEO_AUDIO_RATE, start, Fraction(1, VIDEO_AUDIO_RATE)
-                out.mux(sound.encode(frame))
+                chunk = av.AudioFrame.from_ndarray(tone[start : start + 1024][None, :], format="flt", layout="mono")
+                chunk.sample_rate, chunk.pts, chunk.time_base = VIDEO_AUDIO_RATE, start, Fraction(1, VIDEO_AUDIO_RATE)
+                out.mux(sound.encode(chunk))
             out.mux(sound.encode(None))
     return path
+
+
+def write_video(path: Path, image: np.ndarray, seconds: float = 1.0, audio: bool = True, fps: int = VIDEO_FPS) -> Path:
+    """H.264 frames of ``image`` drifting a few pixels at ``fps`` and (optionally) a 440 Hz mono AAC tone."""
+    frames = []
+    for i in range(round(seconds * fps)):
+        shift = round(4 * np.sin(i / 5))
+        frames.append(np.roll(image, (shift, -shift), axis=(0, 1)))
+    t = np.arange(round(seconds * VIDEO_AUDIO_RATE)) / VIDEO_AUDIO_RATE
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32) if audio else None
+    return write_clip(path, frames, fps, tone)
 
 
 def make_media_table(root: Path, seed: int = 0, splits: dict[str, int] | None = None) -> Path:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from affectfusion.data.examples.media import write_clip
 from affectfusion.errors import AffectFusionError
 from affectfusion.serve.dashboard.actions import strip_folder
 from affectfusion.serve.dashboard.backends import Backend, InputSlot
@@ -37,20 +37,6 @@ def video_seconds(path: Path) -> float:
             return float(container.duration or 0) / av.time_base
     except av.error.FFmpegError as e:
         raise AffectFusionError(f"{path.name}: not a readable video ({e.strerror or e})") from None
-
-
-def write_clip(path: Path, frames: list[np.ndarray], fps: float) -> Path:
-    """RGB frames as a silent H.264 clip at ``fps`` (sizes cut to even numbers, as yuv420p needs)."""
-    import av  # PyAV comes with the video extractors, which are optional
-
-    h, w = (d - d % 2 for d in frames[0].shape[:2])
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=max(1, round(fps)))
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        for frame in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:h, :w]), format="rgb24")))
-        out.mux(stream.encode())
-    return path
 
 
 def video_timeline(backend: Backend, slot: InputSlot, path: Path) -> pd.DataFrame:
