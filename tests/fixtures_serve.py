@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from tests.fixtures_media import make_media_table, media_config
+from tests.fixtures_media import make_media_table, media_config, media_table_config
 
 
 def train_media_run(base: Path) -> Path:
@@ -76,22 +76,16 @@ def trained_video_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             write_video(base / "data" / f"media/{split}{i}.mp4", bright_face(60 if i % 2 == 0 else -60), 0.5, False)
             rows.append({"id": f"{split}{i}", "video": f"media/{split}{i}.mp4", "emotion": label})
         pd.DataFrame(rows).to_csv(base / "data" / f"{split}.csv", index=False)
-    extract = {"video": {"name": "video_faces", "options": {"detector": "none", "output": "both"}}}
-    raw = {
-        "name": "video",
-        "data": {
-            "adapter": "media_table",
-            "root": str(base / "data"),
-            "test_split": "test",
-            "cache_dir": str(base / "cache"),
-            "allow_leakage": True,  # one drawn face in every clip
-            "options": {"inputs": {"video": "video"}, "targets": {"emotion": "emotion"}},
-            "extract": extract,
-        },
-        "tasks": [{"name": "emotion", "type": "classification", "classes": ["happy", "sad"]}],
-        "model": {"hidden_dim": 8, "head_hidden": 8},
-        "train": {"epochs": 15, "batch_size": 4, "lr": 0.02, "progress": False, "early_stopping": None},
-    }
+    raw = media_table_config(
+        "video",
+        base / "data",
+        base / "cache",
+        {"video": "video"},
+        {"video": {"name": "video_faces", "options": {"detector": "none", "output": "both"}}},
+        ["happy", "sad"],
+        {"hidden_dim": 8, "head_hidden": 8},
+        {"epochs": 15, "batch_size": 4, "lr": 0.02, "early_stopping": None},
+    )
     Trainer(validate(raw), base / "run", console=Console(stderr=True, quiet=True)).fit(overwrite=True)
     return base / "run"
 

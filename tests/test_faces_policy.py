@@ -28,6 +28,7 @@ from affectfusion.serve.api import create_app
 from affectfusion.serve.batch import predictions_table
 from affectfusion.serve.inputs import InputLimits
 from affectfusion.serve.predictor import Predictor
+from tests.fixtures_media import media_table_config
 from tests.helpers import SHARED_DATA, run_cli
 
 pytest.importorskip("ai_edge_litert")
@@ -79,21 +80,16 @@ def face_config(root: Path, cache: Path, image_options: dict[str, Any], text: bo
     if text:
         extract["text"] = {"name": "lexicon"}
         inputs["text"] = "text"
-    return {
-        "name": "faces",
-        "data": {
-            "adapter": "media_table",
-            "root": str(root),
-            "test_split": "test",
-            "cache_dir": str(cache),
-            "allow_leakage": True,
-            "options": {"inputs": inputs, "targets": {"emotion": "emotion"}},
-            "extract": extract,
-        },
-        "tasks": [{"name": "emotion", "type": "classification", "classes": CLASSES}],
-        "model": {"hidden_dim": 8, "head_hidden": 8, "fusion": {"name": "weighted"}},
-        "train": {"epochs": 2, "batch_size": 8, "lr": 0.01, "progress": False},
-    }
+    return media_table_config(
+        "faces",
+        root,
+        cache,
+        inputs,
+        extract,
+        CLASSES,
+        {"hidden_dim": 8, "head_hidden": 8, "fusion": {"name": "weighted"}},
+        {"epochs": 2, "batch_size": 8, "lr": 0.01},
+    )
 
 
 def train(cfg: dict[str, Any], run_dir: Path) -> Path:
