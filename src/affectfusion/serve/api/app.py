@@ -74,6 +74,12 @@ CONVERSATION_PATH = "/predict/conversation"
 JSON_PATHS = (BATCH_PATH, CONVERSATION_PATH)
 
 
+def json_body(schema: str) -> dict[str, Any]:
+    """OpenAPI for a route that reads its JSON body itself (to bound it before parsing): the named schema."""
+    ref = {"$ref": f"#/components/schemas/{schema}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
 def create_app(
     predictor_or_run_dir: RunPredictor | str | Path,
     max_upload_mb: float = 50,
@@ -192,12 +198,7 @@ def create_app(
         response_model=BatchOut,
         response_model_exclude_none=True,
         responses=ERROR_RESPONSES,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchIn"}}},
-            }
-        },
+        openapi_extra=json_body("BatchIn"),
     )
     async def predict_batch(request: Request) -> dict[str, Any]:
         """Predict many text (and feature-array) inputs in one model call.
@@ -219,12 +220,7 @@ def create_app(
         response_model_exclude_none=True,
         responses=ERROR_RESPONSES,
         include_in_schema=reads_conversations,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ConversationIn"}}},
-            }
-        },
+        openapi_extra=json_body("ConversationIn"),
     )
     async def predict_conversation(request: Request) -> dict[str, Any]:
         """Predict every utterance of one conversation, its turns in order (text and feature arrays).
