@@ -159,6 +159,35 @@ class Browser:
 
         self.wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, selector))).click()
 
+    def take_photo(self, key: str, tries: int = 5) -> None:
+        """Press "Take Photo" on ``st.camera_input(key=...)`` until the photo shows, as a user would.
+
+        The button is enabled once the camera is granted, but a press is silently lost while the widget's
+        ``<video>`` has no frame (``getScreenshot`` returns nothing: at start, and again when the widget
+        re-requests the stream after its width settles), so one press is not always a photo.
+        """
+        from selenium.common.exceptions import TimeoutException
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        root = f".st-key-{key}"
+        for _ in range(tries):
+            self.wait.until(
+                lambda d: d.execute_script(
+                    "const v = document.querySelector(arguments[0]);"
+                    " return !!v && v.readyState >= 2 && v.videoHeight > 0",
+                    f"{root} video",
+                )
+            )
+            self.click(f"{root} [data-testid=stCameraInputButton]")
+            try:  # the photo taken, shown in place of the live video
+                WebDriverWait(self.driver, 5).until(ec.presence_of_element_located((By.CSS_SELECTOR, f"{root} img")))
+                return
+            except TimeoutException:
+                continue
+        raise AssertionError(f"{tries} presses of Take Photo on {key!r} gave no photo")
+
     def screenshot(self, name: str) -> Path:
         height = self.driver.execute_script(
             "return Math.max(...[...document.querySelectorAll('[data-testid=stMain], body')].map(e => e.scrollHeight))"

@@ -373,8 +373,7 @@ def test_dashboard_capture_in_headless_chromium(
 
         b.open()
         b.css(".st-key-in_text textarea").send_keys(TEXT)
-        b.click(".st-key-camera_image [data-testid=stCameraInputButton]")  # "Take Photo"
-        b.css(".st-key-camera_image img")  # the photo taken, shown in place of the live video
+        b.take_photo("camera_image")
         b.click(".st-key-mic_audio [aria-label=Record]")
         time.sleep(1.5)
         b.click(".st-key-mic_audio [aria-label='Stop recording']")
