@@ -24,8 +24,8 @@ from affectfusion.evaluation.metrics import (
     summarize,
     task_metrics,
 )
-from affectfusion.evaluation.plots import plot_comparison, plot_confusion_matrix, plot_training_curves
-from affectfusion.evaluation.report import plot_run, write_run_report
+from affectfusion.evaluation.plots import plot_comparison, plot_confusion_matrix
+from affectfusion.evaluation.report import curves_drawing, plot_run, write_run_report
 from affectfusion.io import append_jsonl, atomic_file, read_json, read_jsonl, write_csv, write_json, write_text
 
 EMOTION = TaskConfig(name="emotion", type="classification", classes=["ang", "hap", "sad"])
@@ -174,14 +174,15 @@ def test_plots_write_png_files(tmp_path: Path):
     cm[7] = 0  # a class with no samples must not divide by zero
     df = pd.DataFrame({"run": ["concat", "attention"], "accuracy": [0.6, 0.65], "rmse": [np.nan, 1.1]})
     paths = [
-        plot_training_curves(history, tmp_path / "curves.png", "macro_f1"),
-        plot_training_curves(history, tmp_path / "loss_only.png", None),
+        curves_drawing(tmp_path / "curves", history, "macro_f1")(),
+        curves_drawing(tmp_path / "loss_only", history, None)(),
         plot_confusion_matrix(cm, classes, tmp_path / "cm.png", "confusion"),
         plot_comparison(df, ["accuracy", "rmse", "ccc"], tmp_path / "cmp.png", "comparison"),
     ]
     for p in paths:
         assert p.read_bytes()[:8] == PNG_MAGIC and p.stat().st_size > 1000
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cm.png", "cmp.png", "curves.png", "loss_only.png"]
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.png"))
+    assert written == ["cm.png", "cmp.png", "curves/plots/training_curves.png", "loss_only/plots/training_curves.png"]
     with pytest.raises(AffectFusionError, match="nothing to plot"):
         plot_comparison(df, ["ccc"], tmp_path / "none.png", "x")
 

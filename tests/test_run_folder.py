@@ -15,6 +15,7 @@ import yaml
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.metrics import saturation_warning
+from affectfusion.evaluation.report import write_run_report
 from affectfusion.io import read_json, write_json
 from affectfusion.recipes.fusion import warn_if_saturated
 from affectfusion.rundir import RunPaths, run_lock
@@ -130,6 +131,7 @@ def test_saturated_run_says_so_in_meta_and_report(trained: tuple[Path, Path], tm
     try:
         paths.history.write_text("".join(json.dumps(r) + "\n" for r in _history([1.0, 1.0])))
         warn_if_saturated(tiny_config({"train.epochs": 2}), run, Console(stderr=True))
+        write_run_report(run)
         assert "best possible value" in capsys.readouterr().err
         assert any("cannot tell checkpoints apart" in w for w in read_json(paths.meta)["warnings"])
         assert "**Warning:**" in paths.report.read_text()

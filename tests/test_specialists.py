@@ -178,8 +178,6 @@ def test_fusion_run_works_with_test_command(trained: Path, monkeypatch: pytest.M
 def test_rerun_resumes_and_fusion_leaves_specialists_frozen(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # plots are most of the time here and not under test
-    monkeypatch.setattr("affectfusion.training.trainer.plot_run", lambda run_dir: [])
     out = tmp_path / "run"
     quiet = Console(quiet=True)
     train_specialists(CONFIG, SMALL, out, False, quiet)

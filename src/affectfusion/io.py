@@ -15,12 +15,14 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from affectfusion.errors import AffectFusionError
+
+if TYPE_CHECKING:  # write_csv takes a DataFrame; the figure helper imports this module without pandas
+    import pandas as pd
 
 
 def _current_umask() -> int:

@@ -1,4 +1,4 @@
-"""How far to trust a predicted probability: calibration errors, reliability diagrams, temperature scaling.
+"""How far to trust a predicted probability: calibration errors, reliability curves, temperature scaling.
 
 A classifier's softmax is calibrated when, among predictions made with confidence p, a share p is
 right. Deep nets are usually over-confident; temperature scaling (Guo et al. 2017) divides the
@@ -19,7 +19,6 @@ classification gets a temperature (multilabel decision thresholds are tuned on r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,6 @@ from scipy.special import log_softmax, softmax
 
 from affectfusion.config import TaskConfig
 from affectfusion.errors import AffectFusionError
-from affectfusion.evaluation.plots import new_figure, save_figure
 from affectfusion.io import read_json
 from affectfusion.rundir import RunPaths
 
@@ -125,21 +123,6 @@ def calibration_scores(proba: np.ndarray, y: np.ndarray, n_bins: int = N_BINS) -
         out["nll"] = nll(proba, y)
         out["accuracy"] = float(np.mean(np.asarray(proba).argmax(1) == y))
     return out
-
-
-def plot_reliability(curves: dict[str, Reliability], path: Path, title: str) -> Path:
-    """Reliability diagram: accuracy against confidence per bin for each curve (before / after)."""
-    fig, (ax, hist) = new_figure(5, 6, nrows=2, height_ratios=[3, 1], sharex=True)
-    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="perfectly calibrated")
-    for label, r in curves.items():
-        keep = r.count > 0
-        ax.plot(r.confidence[keep], r.accuracy[keep], marker="o", label=label)
-        centers = (r.edges[:-1] + r.edges[1:]) / 2
-        hist.bar(centers, r.count / max(r.count.sum(), 1), width=1 / len(centers), alpha=0.5, label=label)
-    ax.set(ylabel="accuracy", title=title, xlim=(0, 1), ylim=(0, 1))
-    ax.legend(loc="upper left", fontsize=8)
-    hist.set(xlabel="confidence", ylabel="share")
-    return save_figure(fig, path)
 
 
 def read_temperatures(paths: RunPaths) -> dict[str, float]:

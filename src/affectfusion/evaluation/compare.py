@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from affectfusion.errors import AffectFusionError
+from affectfusion.evaluation.figures import Drawing, draw_now
 from affectfusion.evaluation.metrics import SCALAR_ORDER
-from affectfusion.evaluation.plots import plot_comparison
 from affectfusion.evaluation.report import markdown_table, run_best
 from affectfusion.io import write_csv, write_text
 from affectfusion.rundir import RunFolder, read_run_folder
@@ -96,7 +96,10 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, split: str | None = None) 
     splits = sorted({s for s in chosen if s})
     note = f"Split: {', '.join(splits)}" + (" (differs between runs, see `split`)" if len(splits) > 1 else "")
     write_text(out_dir / "comparison.md", f"# Run comparison\n\n{note}\n\n{format_table(df)}\n")
-    plot_comparison(df, metric_cols, out_dir / "comparison.png", f"Run comparison ({', '.join(splits)})")
+    title = f"Run comparison ({', '.join(splits)})"
+    draw_now(
+        [Drawing("plot_comparison", out_dir / "comparison.png", {"df": df, "metrics": metric_cols, "title": title})]
+    )
     return df
 
 

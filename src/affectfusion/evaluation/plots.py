@@ -1,26 +1,27 @@
-"""Figures for run folders: training curves, confusion matrices, run comparisons (PNG, headless)."""
+"""Figures for run folders: training curves, confusion matrices, reliability diagrams, run comparisons
+(PNG, headless). A run's figures are drawn through :mod:`affectfusion.evaluation.figures`."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display on servers/CI; must precede pyplot
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.ticker import MaxNLocator
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.evaluation.metrics import best_epoch, history_value
 from affectfusion.io import atomic_file
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def new_figure(
@@ -45,31 +46,41 @@ def save_figure(fig: Figure, path: Path, dpi: int = 120) -> Path:
         with atomic_file(path, "wb") as f:
             fig.savefig(f, format="png", dpi=dpi, bbox_inches=None if constrained else "tight")
     finally:
-        plt.close(fig)  # a pyplot figure stays registered until closed; harmless for the others
+        if fig.canvas.manager is not None:  # made by pyplot (analysis figures): registered until closed
+            import matplotlib.pyplot as plt  # already loaded by whoever made the figure
+
+            plt.close(fig)
     return path
 
 
-def _series(history: list[dict[str, Any]], key: str) -> list[float]:
-    return [math.nan if r.get(key) is None else float(r[key]) for r in history]
+def _floats(values: list[float | None]) -> list[float]:
+    return [math.nan if v is None else float(v) for v in values]
 
 
-def plot_training_curves(history: list[dict[str, Any]], path: Path, monitor: str | None) -> Path:
-    """Train/val loss per epoch and, if ``monitor`` is given, that validation metric with its best
-    epoch marked (a second panel, since the scales differ)."""
-    if not history:
+def plot_training_curves(
+    path: Path,
+    epochs: list[int],
+    losses: dict[str, list[float | None]],
+    monitor: str | None = None,
+    monitored: list[float] | None = None,
+    best: tuple[int, float] | None = None,
+) -> Path:
+    """Loss per epoch (``losses``: label -> values, train and validation) and, if ``monitor`` is given,
+    that validation metric (``monitored``) with its ``best`` (epoch, value) marked, in a second panel
+    since the scales differ. The series come from ``history.jsonl``
+    (:func:`~affectfusion.evaluation.report.curves_drawing`)."""
+    if not epochs:
         raise AffectFusionError("no training history to plot (history.jsonl is empty)")
-    epochs = [int(r["epoch"]) for r in history]
     fig, axes = new_figure(11 if monitor else 6, 4, ncols=2 if monitor else 1)
     ax = axes[0]
-    ax.plot(epochs, _series(history, "train_loss"), marker="o", ms=3, label="train")
-    ax.plot(epochs, _series(history, "val_loss"), marker="o", ms=3, label="validation")
+    for label, values in losses.items():
+        ax.plot(epochs, _floats(values), marker="o", ms=3, label=label)
     ax.set(xlabel="epoch", ylabel="loss", title="Loss")
     ax.legend(loc="upper right")  # a fixed place: searching for the "best" one costs a draw
     ax.grid(alpha=0.3)
     if monitor:
         ax = axes[1]
-        ax.plot(epochs, [history_value(r, monitor) for r in history], marker="o", ms=3, color="C2")
-        best = best_epoch(history, monitor)
+        ax.plot(epochs, _floats(monitored or []), marker="o", ms=3, color="C2")
         if best is not None:
             ax.axvline(best[0], color="grey", ls="--", lw=1)
             ax.scatter([best[0]], [best[1]], color="C3", zorder=3, label=f"best: epoch {best[0]} = {best[1]:.4f}")
@@ -108,6 +119,24 @@ def plot_confusion_matrix(cm: Any, classes: list[str], path: Path, title: str) -
     return save_figure(fig, path)
 
 
+def plot_reliability(curves: dict[str, dict[str, np.ndarray]], path: Path, title: str) -> Path:
+    """Reliability diagram: accuracy against confidence per bin for each curve (before / after); a curve
+    is the fields of :class:`~affectfusion.evaluation.calibration.Reliability` as a dict (plain data, so
+    the figure helper need not import the calibration code)."""
+    fig, (ax, hist) = new_figure(5, 6, nrows=2, height_ratios=[3, 1], sharex=True)
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="perfectly calibrated")
+    for label, r in curves.items():
+        count, edges = np.asarray(r["count"]), np.asarray(r["edges"])
+        keep = count > 0
+        ax.plot(np.asarray(r["confidence"])[keep], np.asarray(r["accuracy"])[keep], marker="o", label=label)
+        centers = (edges[:-1] + edges[1:]) / 2
+        hist.bar(centers, count / max(count.sum(), 1), width=1 / len(centers), alpha=0.5, label=label)
+    ax.set(ylabel="accuracy", title=title, xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="upper left", fontsize=8)
+    hist.set(xlabel="confidence", ylabel="share")
+    return save_figure(fig, path)
+
+
 def value_range(values: np.ndarray) -> tuple[float, float]:
     """A y-range that shows differences between runs: 0.64 vs 0.69 must not look equal. Starts at 0
     only when a value is near 0 or below; leaves room above for the bar labels."""
@@ -122,6 +151,8 @@ def value_range(values: np.ndarray) -> tuple[float, float]:
 
 def plot_comparison(df: pd.DataFrame, metrics: list[str], path: Path, title: str) -> Path:
     """One group of bars per metric, one bar per run (``run`` column, else the index)."""
+    import pandas as pd  # only here: the figure helper draws run figures without loading pandas
+
     cols = [m for m in metrics if m in df.columns and pd.to_numeric(df[m], errors="coerce").notna().any()]
     if not cols:
         raise AffectFusionError(f"nothing to plot: none of {metrics} has values")

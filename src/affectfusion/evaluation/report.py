@@ -1,4 +1,4 @@
-"""Read a run folder back and write its human-readable ``report.md`` (and the plots it embeds).
+"""Read a run folder back and write its human-readable ``report.md`` (and say which plots it embeds).
 
 Everything here tolerates a partial run folder (training still going, evaluation not run yet):
 absent files are shown as absent, never an error.
@@ -14,8 +14,8 @@ import pandas as pd
 
 from affectfusion.config import validate
 from affectfusion.errors import AffectFusionError
-from affectfusion.evaluation.metrics import SCALAR_ORDER, best_epoch, resolve_monitor
-from affectfusion.evaluation.plots import plot_confusion_matrix, plot_training_curves
+from affectfusion.evaluation.figures import Drawing, draw_now
+from affectfusion.evaluation.metrics import SCALAR_ORDER, best_epoch, history_value, resolve_monitor
 from affectfusion.evaluation.trust_report import trust_markdown
 from affectfusion.io import write_text
 from affectfusion.rundir import RunFolder, read_run_folder
@@ -39,22 +39,40 @@ def confusion_plot_name(split: str, task: str) -> str:
     return f"confusion_{split}_{task}.png"
 
 
-def plot_run(run_dir: Path) -> list[Path]:
-    """(Re)draw ``plots/training_curves.png`` and one confusion matrix per split and classification
-    task from the files in the run folder; returns the paths written."""
-    run = read_run_folder(run_dir)
-    plots = run.path / "plots"
-    written = []
+def curves_drawing(run_dir: Path, history: list[dict[str, Any]], monitor: str | None) -> Drawing:
+    """``plots/training_curves.png`` from ``history.jsonl``: loss per epoch and, if given, the monitored
+    validation metric with its best epoch."""
+    kwargs: dict[str, Any] = {
+        "epochs": [int(r["epoch"]) for r in history],
+        "losses": {"train": [r.get("train_loss") for r in history], "validation": [r.get("val_loss") for r in history]},
+        "monitor": monitor,
+    }
+    if monitor:
+        kwargs["monitored"] = [history_value(r, monitor) for r in history]
+        kwargs["best"] = best_epoch(history, monitor)
+    return Drawing("plot_training_curves", Path(run_dir) / "plots" / "training_curves.png", kwargs)
+
+
+def run_drawings(run: RunFolder) -> list[Drawing]:
+    """The figures of a run folder, from its files: training curves and one confusion matrix per split
+    and classification task."""
+    drawings = []
     if run.history:
         monitor = run_monitor(run)
-        written.append(plot_training_curves(run.history, plots / "training_curves.png", monitor and monitor[0]))
+        drawings.append(curves_drawing(run.path, run.history, monitor and monitor[0]))
     for split, metrics in run.evals.items():
         for task, tm in (metrics.get("tasks") or {}).items():
             if tm.get("type") == "classification" and tm.get("n"):
-                path = plots / confusion_plot_name(split, task)
+                path = run.path / "plots" / confusion_plot_name(split, task)
                 title = f"{run.name}: {task} ({split}, n = {tm['n']})"
-                written.append(plot_confusion_matrix(tm["confusion_matrix"], tm["classes"], path, title))
-    return written
+                kwargs = {"cm": tm["confusion_matrix"], "classes": tm["classes"], "title": title}
+                drawings.append(Drawing("plot_confusion_matrix", path, kwargs))
+    return drawings
+
+
+def plot_run(run_dir: Path) -> list[Path]:
+    """(Re)draw a run folder's figures in this process; returns the paths written."""
+    return draw_now(run_drawings(read_run_folder(run_dir)))
 
 
 def fmt_value(value: Any) -> str:

@@ -16,6 +16,7 @@ from rich.console import Console
 from affectfusion.config import RunConfig, apply_overrides, expand_variants, load_config, validate
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import compare_runs
+from affectfusion.evaluation.figures import Figures
 from affectfusion.evaluation.metrics import resolve_monitor, saturation_warning
 from affectfusion.evaluation.report import write_run_report
 from affectfusion.io import read_json, read_jsonl, write_json
@@ -50,14 +51,18 @@ def fit(cfg: RunConfig, run_dir: Path, overwrite: bool, console: Console) -> Non
     """
     main = init_distributed().is_main
     with run_lock(run_dir, "train") if main else nullcontext():
-        Trainer(cfg, run_dir, console).fit(overwrite=overwrite)
+        figures = Figures()
+        Trainer(cfg, run_dir, console, figures).fit(overwrite=overwrite)
         if main:
             warn_if_saturated(cfg, run_dir, console)
-            calibrate_trained(run_dir)
+            calibrate_trained(run_dir, figures)
+            figures.wait()  # drawn by the helper while the run was evaluated and calibrated
+            write_run_report(run_dir)
 
 
 def warn_if_saturated(cfg: RunConfig, run_dir: Path, console: Console) -> None:
-    """Say so (and note it in meta.json) when the validation metric is at its ceiling from the start."""
+    """Say so (and note it in meta.json, which the report reads) when the validation metric is at its
+    ceiling from the start."""
     paths = RunPaths(run_dir)
     monitor, _ = resolve_monitor(cfg)
     warning = saturation_warning(read_jsonl(paths.history), monitor, cfg.data.val_split)
@@ -67,18 +72,14 @@ def warn_if_saturated(cfg: RunConfig, run_dir: Path, console: Console) -> None:
     meta = read_json(paths.meta)
     meta["warnings"] = sorted({*meta.get("warnings", []), warning})
     write_json(paths.meta, meta)
-    write_run_report(run_dir)
 
 
-def calibrate_trained(run_dir: Path) -> None:
+def calibrate_trained(run_dir: Path, figures: Figures) -> None:
     """Every classification run gets its validation-fitted temperature, calibration errors before and
-    after, and a reliability diagram in its report (issue #13)."""
-    if not init_distributed().is_main:
-        return
+    after, and a reliability diagram (handed to ``figures``) in its report (issue #13)."""
     run = read_run(run_dir)
     if any(t.type in ("classification", "multilabel") for t in run.config.tasks):
-        calibrate_run(run, load_model(run))
-        write_run_report(run_dir)
+        calibrate_run(run, load_model(run), figures)
 
 
 def _seed_config(cfg: RunConfig, seed: int) -> RunConfig:

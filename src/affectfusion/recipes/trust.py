@@ -11,6 +11,7 @@ says; the run report picks them up (:mod:`affectfusion.evaluation.trust_report`)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pandas as pd
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation import calibration, conformal
+from affectfusion.evaluation.figures import Drawing, Figures, draw_now
 from affectfusion.evaluation.subgroups import N_RESAMPLES, subgroup_report
 from affectfusion.io import write_csv, write_json
 from affectfusion.models.model import MultimodalModel
@@ -38,9 +40,15 @@ def _labelled(preds: Predictions, task: str) -> tuple[np.ndarray, np.ndarray, np
     return pred[keep], preds.y_true[task][keep], keep
 
 
-def calibrate_run(run: LoadedRun, model: MultimodalModel) -> dict[str, Any]:
+def plain(curve: calibration.Reliability) -> dict[str, list[float]]:
+    """A reliability curve as lists: the plain data a figure drawing carries."""
+    return {k: np.asarray(v).tolist() for k, v in asdict(curve).items()}
+
+
+def calibrate_run(run: LoadedRun, model: MultimodalModel, figures: Figures | None = None) -> dict[str, Any]:
     """Fit a temperature per classification task on the validation split; score calibration before
-    and after on the validation and test splits; write ``calibration.json`` and reliability diagrams."""
+    and after on the validation and test splits; write ``calibration.json`` and reliability diagrams
+    (drawn here, or handed to ``figures``: the caller waits for them)."""
     cfg = run.config
     tasks = [t for t in cfg.tasks if t.type in ("classification", "multilabel")]
     if not tasks:
@@ -48,6 +56,7 @@ def calibrate_run(run: LoadedRun, model: MultimodalModel) -> dict[str, Any]:
     splits = list(dict.fromkeys(s for s in (cfg.data.val_split, cfg.data.test_split) if s))
     preds = {s: run_predictions(run, model, s) for s in splits}
     result: dict[str, Any] = {"fitted_on": cfg.data.val_split, "tasks": {}, "plots": {}}
+    drawings = []
     for t in tasks:
         data = {s: _labelled(p, t.name)[:2] for s, p in preds.items()}
         data = {s: d for s, d in data.items() if len(d[1])}
@@ -57,8 +66,21 @@ def calibrate_run(run: LoadedRun, model: MultimodalModel) -> dict[str, Any]:
         result["tasks"][t.name] = entry
         shown = splits[-1] if splits[-1] in curves else cfg.data.val_split
         path = run.paths.reliability_plot(shown, t.name)
-        calibration.plot_reliability(curves[shown], path, f"{t.name}: reliability ({shown})")
+        drawings.append(
+            Drawing(
+                "plot_reliability",
+                path,
+                {
+                    "curves": {k: plain(r) for k, r in curves[shown].items()},
+                    "title": f"{t.name}: reliability ({shown})",
+                },
+            )
+        )
         result["plots"][t.name] = str(path.relative_to(run.paths.root))
+    if figures is None:
+        draw_now(drawings)
+    else:
+        figures.draw(*drawings)
     write_json(run.paths.calibration, result)
     return result
 

@@ -32,18 +32,17 @@ from torch.utils.data import DataLoader
 import affectfusion
 from affectfusion.config import RunConfig, validate
 from affectfusion.data.checks import guard_leakage
-from affectfusion.data.tasks import (
-    collator_for,
-)
+from affectfusion.data.tasks import collator_for
 from affectfusion.data.types import MultimodalDataset
 from affectfusion.device import check_precision, describe, resolve_device
 from affectfusion.errors import AffectFusionError
+from affectfusion.evaluation.figures import Figures, start_helper
 from affectfusion.evaluation.metrics import metric_value, resolve_monitor
-from affectfusion.evaluation.report import fmt_value, plot_run, write_run_report
+from affectfusion.evaluation.report import curves_drawing, fmt_value, run_drawings, write_run_report
 from affectfusion.io import append_jsonl, read_jsonl, write_json, write_text
 from affectfusion.models.model import MultimodalModel
 from affectfusion.pipeline import load_dataset
-from affectfusion.rundir import RunPaths, read_run
+from affectfusion.rundir import RunPaths, read_run, read_run_folder
 from affectfusion.threads import apply_threads
 
 # Re-exported: loading and scoring a finished run lives in training.evaluation.
@@ -82,7 +81,10 @@ class LoopState:
 
 
 class Trainer:
-    def __init__(self, cfg: RunConfig, run_dir: Path, console: Console | None = None) -> None:
+    def __init__(
+        self, cfg: RunConfig, run_dir: Path, console: Console | None = None, figures: Figures | None = None
+    ) -> None:
+        """Given ``figures``, the caller adds its own, waits for them and writes the report; else the trainer does."""
         self.cfg = cfg
         self.paths = RunPaths(Path(run_dir))
         self.dist: DistContext = init_distributed(cfg.train.device)
@@ -90,6 +92,7 @@ class Trainer:
         check_precision(self.device, cfg.train.precision)
         self.console = console or Console(stderr=True)
         self.monitor, self.mode = resolve_monitor(cfg)
+        self.figures, self.owns_figures = figures or Figures(), figures is None  # drawn by a helper process
 
     # -- setup -------------------------------------------------------------------------------
     def _log(self, msg: str) -> None:
@@ -193,6 +196,8 @@ class Trainer:
     def fit(self, overwrite: bool = False) -> dict[str, Any]:
         cfg = self.cfg
         resume = self._check_run_dir(overwrite)
+        if self.dist.is_main:
+            start_helper()  # matplotlib loads in the helper while the data loads and the model trains
         self.data_check = guard_leakage(cfg)  # refuses leaking splits before any work (issue #13)
         torch.manual_seed(cfg.train.seed)
         np.random.seed(cfg.train.seed % 2**32)
@@ -323,6 +328,9 @@ class Trainer:
         """Rank 0 appends the history line and writes the best/last checkpoints; every rank waits for it."""
         if self.dist.is_main:
             append_jsonl(self.paths.history, record)
+            # the curves are live while a long run trains, and final while its best checkpoint is evaluated
+            curves = curves_drawing(self.paths.root, read_jsonl(self.paths.history), self.monitor)
+            self.figures.draw(curves) if finished else self.figures.refresh(curves)
             info = {
                 "epoch": epoch,
                 "best_value": state.best_value,
@@ -385,6 +393,8 @@ class Trainer:
         splits = [self.cfg.data.val_split] + ([self.cfg.data.test_split] if self.cfg.data.test_split else [])
         model = load_model(run, device=self.device)
         results = {split: evaluate_run(run, split, model=model) for split in splits}
-        plot_run(self.paths.root)
-        write_run_report(self.paths.root)
+        self.figures.draw(*run_drawings(read_run_folder(self.paths.root)))
+        if self.owns_figures:
+            self.figures.wait()
+            write_run_report(self.paths.root)
         return results
