@@ -130,6 +130,13 @@ class RunPaths:
         """Scores on another corpus through a label map (``eval/<corpus>_<split>/``)."""
         return self.eval_dir(split) / "cross_corpus.json"
 
+    @property
+    def training_curves(self) -> Path:
+        return self.plots / "training_curves.png"
+
+    def confusion_plot(self, split: str, task: str) -> Path:
+        return self.plots / f"confusion_{split}_{task}.png"
+
     def reliability_plot(self, split: str, task: str) -> Path:
         return self.plots / f"reliability_{split}_{task}.png"
 

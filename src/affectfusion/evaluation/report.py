@@ -18,7 +18,7 @@ from affectfusion.evaluation.figures import Drawing, draw_now
 from affectfusion.evaluation.metrics import SCALAR_ORDER, best_epoch, history_value, resolve_monitor
 from affectfusion.evaluation.trust_report import trust_markdown
 from affectfusion.io import write_text
-from affectfusion.rundir import RunFolder, read_run_folder
+from affectfusion.rundir import RunFolder, RunPaths, read_run_folder
 
 
 def run_monitor(run: RunFolder) -> tuple[str, str] | None:
@@ -35,10 +35,6 @@ def run_best(run: RunFolder) -> tuple[int, float] | None:
     return best_epoch(run.history, *monitor) if monitor and run.history else None
 
 
-def confusion_plot_name(split: str, task: str) -> str:
-    return f"confusion_{split}_{task}.png"
-
-
 def curves_drawing(run_dir: Path, history: list[dict[str, Any]], monitor: str | None) -> Drawing:
     """``plots/training_curves.png`` from ``history.jsonl``: loss per epoch and, if given, the monitored
     validation metric with its best epoch."""
@@ -50,7 +46,7 @@ def curves_drawing(run_dir: Path, history: list[dict[str, Any]], monitor: str | 
     if monitor:
         kwargs["monitored"] = [history_value(r, monitor) for r in history]
         kwargs["best"] = best_epoch(history, monitor)
-    return Drawing("plot_training_curves", Path(run_dir) / "plots" / "training_curves.png", kwargs)
+    return Drawing("plot_training_curves", RunPaths(Path(run_dir)).training_curves, kwargs)
 
 
 def run_drawings(run: RunFolder) -> list[Drawing]:
@@ -63,7 +59,7 @@ def run_drawings(run: RunFolder) -> list[Drawing]:
     for split, metrics in run.evals.items():
         for task, tm in (metrics.get("tasks") or {}).items():
             if tm.get("type") == "classification" and tm.get("n"):
-                path = run.path / "plots" / confusion_plot_name(split, task)
+                path = RunPaths(run.path).confusion_plot(split, task)
                 title = f"{run.name}: {task} ({split}, n = {tm['n']})"
                 kwargs = {"cm": tm["confusion_matrix"], "classes": tm["classes"], "title": title}
                 drawings.append(Drawing("plot_confusion_matrix", path, kwargs))
@@ -165,8 +161,9 @@ def _task_section(run: RunFolder, split: str, task: str, tm: dict[str, Any], emb
         rows = [[c, *counts] for c, counts in zip(classes, cm, strict=True)]
         header = ["true \\ predicted", *classes]
         lines += ["", "Confusion matrix:", "", markdown_table(header, rows, [False] + [True] * len(classes))]
-    image = f"plots/{confusion_plot_name(split, task)}"
-    if (run.path / image).is_file():
+    plot = RunPaths(run.path).confusion_plot(split, task)
+    image = plot.relative_to(run.path).as_posix()
+    if plot.is_file():
         embedded.add(image)
         lines += ["", f"![Confusion matrix {task} ({split})]({image})"]
     return lines
@@ -190,16 +187,19 @@ def write_run_report(run_dir: Path) -> Path:
     run = read_run_folder(run_dir)
     lines = _overview(run) + _modalities(run)
     embedded: set[str] = set()
-    if (run.path / "plots" / "training_curves.png").is_file():
-        embedded.add("plots/training_curves.png")
-        lines += ["", "## Training curves", "", "![Training curves](plots/training_curves.png)"]
+    paths = RunPaths(run.path)
+    curves = paths.training_curves
+    if curves.is_file():
+        image = curves.relative_to(run.path).as_posix()
+        embedded.add(image)
+        lines += ["", "## Training curves", "", f"![Training curves]({image})"]
     lines += _evaluation(run, embedded)
     lines += trust_markdown(run.path, embedded)  # data check, calibration, conformal, subgroups, ... (issue #13)
-    others = [p for p in sorted((run.path / "plots").glob("*.png")) if f"plots/{p.name}" not in embedded]
+    others = [p.relative_to(run.path).as_posix() for p in sorted(paths.plots.glob("*.png"))]
+    others = [image for image in others if image not in embedded]
     if others:
         lines += ["", "## Other plots"]
-        for p in others:
-            lines += ["", f"![{p.stem}](plots/{p.name})"]
-    path = run.path / "report.md"
-    write_text(path, "\n".join(lines) + "\n")
-    return path
+        for image in others:
+            lines += ["", f"![{Path(image).stem}]({image})"]
+    write_text(paths.report, "\n".join(lines) + "\n")
+    return paths.report

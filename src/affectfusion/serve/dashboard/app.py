@@ -28,6 +28,7 @@ import pandas as pd
 import streamlit as st
 
 from affectfusion.errors import AffectFusionError
+from affectfusion.rundir import RunPaths
 from affectfusion.serve.dashboard.actions import (
     BatchResult,
     guarded,
@@ -275,7 +276,7 @@ def model_page(backend: Backend) -> None:
                 st.image(str(cm.image), width=720)
             else:  # metrics without a plot (e.g. copied from elsewhere): the counts as a table
                 st.dataframe(cm.table())
-        curves = backend.results_dir / "plots" / "training_curves.png"
+        curves = RunPaths(backend.results_dir).training_curves
         if curves.is_file():
             st.subheader("Training curves")
             st.image(str(curves), width=720)

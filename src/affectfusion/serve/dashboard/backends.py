@@ -202,7 +202,7 @@ def confusions(run_dir: Path, metrics: dict[str, dict[str, Any]]) -> list[Confus
         for task, tm in tasks.items():
             if not isinstance(tm, dict) or not tm.get("confusion_matrix") or not tm.get("classes"):
                 continue
-            image = RunPaths(run_dir).plots / f"confusion_{split}_{task}.png"
+            image = RunPaths(run_dir).confusion_plot(split, task)
             out.append(
                 Confusion(split, task, list(tm["classes"]), tm["confusion_matrix"], image if image.is_file() else None)
             )
