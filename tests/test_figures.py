@@ -78,3 +78,16 @@ def test_data_that_is_not_json_is_drawn_by_the_caller(tmp_path: Path) -> None:
     batch.draw(drawing)
     assert batch.wait() == [drawing.path]
     assert draw_now([drawing]) == [drawing.path]
+
+
+def test_the_newest_drawing_of_a_file_lands_last(tmp_path: Path) -> None:
+    older, newer = (
+        Drawing("plot_confusion_matrix", tmp_path / "cm.png", {"cm": cm, "classes": ["neg", "pos"], "title": "t"})
+        for cm in ([[3, 1], [0, 4]], [[9, 0], [0, 9]])
+    )
+    batch = Figures()
+    batch.draw(older)
+    batch.draw(newer)
+    assert batch.wait() == [tmp_path / "cm.png"]
+    (expected,) = draw_now([Drawing(newer.function, tmp_path / "expected.png", newer.kwargs)])
+    assert (tmp_path / "cm.png").read_bytes() == expected.read_bytes()

@@ -59,18 +59,18 @@ class _Job:
 
     def __init__(self, drawing: Drawing, helper: _Helper | None = None) -> None:
         self.drawing, self.helper, self.path = drawing, helper, None
-        self._answered = threading.Event()
+        self.answered = threading.Event()
 
     def answer(self, path: Path | None) -> None:
         self.path = path
-        self._answered.set()
+        self.answered.set()
 
     def done(self) -> bool:
-        return self._answered.is_set()
+        return self.answered.is_set()
 
     def result(self) -> Path:
         """The written path; drawn here if the helper could not (its error, if any, raised here)."""
-        self._answered.wait()
+        self.answered.wait()
         return self.path if self.path is not None else self.drawing()
 
 
@@ -179,18 +179,22 @@ class Figures:
         job.answer(None)
         return job
 
+    def _latest(self, path: Path) -> _Job | None:
+        """The newest drawing of ``path`` handed over so far (a later one goes to the same helper)."""
+        jobs = [job for job in self._pending if job.drawing.path == path]
+        live = self._live.get(path)
+        return live[0] if live is not None else (jobs[-1] if jobs else None)
+
     def draw(self, *drawings: Drawing) -> None:
-        """Draw these (in the helper if it runs, else at :meth:`wait`); a figure already drawn or
-        pending from the same data is not drawn again."""
+        """Draw these (in a helper if one runs, else at :meth:`wait`); a figure already drawn or pending
+        from the same data is not drawn again."""
         for drawing in drawings:
-            if any(job.drawing.path == drawing.path and job.drawing == drawing for job in self._pending):
-                continue
+            latest = self._latest(drawing.path)
             live = self._live.pop(drawing.path, None)
             if live is not None:
                 self._pending.append(live[0])
-                if live[0].drawing == drawing:
-                    continue
-            self._pending.append(self._submit(drawing, after=live[0] if live else None))
+            if latest is None or latest.drawing != drawing:
+                self._pending.append(self._submit(drawing, after=latest))
 
     def refresh(self, drawing: Drawing) -> None:
         """Redraw a live figure (training curves after an epoch) unless its previous drawing is still
@@ -199,16 +203,18 @@ class Figures:
         if previous is not None and (not previous[0].done() or time.monotonic() - previous[1] < REFRESH_S):
             return
         if _get_helpers():  # without a helper the final drawing is enough
-            self._live[drawing.path] = (
-                self._submit(drawing, after=previous[0] if previous else None),
-                time.monotonic(),
-            )
+            job = self._submit(drawing, after=self._latest(drawing.path))
+            self._live[drawing.path] = (job, time.monotonic())
 
     def wait(self) -> list[Path]:
-        """Block until every figure handed to :meth:`draw` or :meth:`refresh` exists; their paths."""
+        """Block until the newest drawing of every file handed to :meth:`draw` or :meth:`refresh`
+        exists; their paths. Older drawings of a file are only waited for: they land first."""
         jobs = self._pending + [job for job, _ in self._live.values()]
         self._pending, self._live = [], {}
-        return list(dict.fromkeys(job.result() for job in jobs))
+        newest = {job.drawing.path: job for job in jobs}
+        for job in jobs:
+            job.answered.wait()
+        return [job.result() for job in newest.values()]
 
 
 def serve(requests: IO[str], answers: IO[str]) -> None:
