@@ -1,14 +1,14 @@
-"""A run's figures, drawn by a helper process so that training neither imports matplotlib nor waits
+"""A run's figures, drawn by helper processes so that training neither imports matplotlib nor waits
 while it draws.
 
 Drawing is pure-Python matplotlib work that holds the GIL (0.15-0.25 s a figure) and importing
-matplotlib costs about 0.6 s: together a sixth of a small MOSI run (``benchmarks/run_overhead.py``).
-Helpers per Python process (two where the machine has two cores) import matplotlib while the model
-trains, redraw the training curves after an epoch (the PNG is live while a long run goes on) and draw
-the rest while the trainer evaluates, side by side; the trainer waits only for what is still being
-drawn when it writes the report that embeds them.
+matplotlib costs about 0.6 s: in-process they were 14 % of a small MOSI run, helpers leave 4 %
+(``benchmarks/run_overhead.py``). Two helpers per Python process (one on a single core) import
+matplotlib while the model trains, redraw the training curves after an epoch (the PNG is live while a
+long run goes on) and draw the rest side by side while the trainer evaluates; the trainer waits only
+for what is still being drawn when it writes the report that embeds them.
 
-The helper is ``python -m affectfusion.evaluation.figures``: one JSON drawing per line on its stdin,
+A helper is ``python -m affectfusion.evaluation.figures``: one JSON drawing per line on its stdin,
 one JSON answer per line on its stdout, in order. A fresh interpreter, not ``multiprocessing``: spawn
 would re-run the caller's ``__main__`` script (a user's training script without a ``__main__`` guard
 would train twice) and fork would copy torch's thread pools. JSON, not pickle: a :class:`Drawing`
@@ -132,7 +132,7 @@ _helpers: list[_Helper] = []
 def _get_helpers() -> list[_Helper]:
     """The process-wide helpers, started on first use (one, or two where two cores are free while the
     trainer waits); [] if disabled or unable to start."""
-    if not helper_enabled:
+    if not helper_enabled or not sys.executable:  # an embedded interpreter has no python to start
         return []
     _helpers[:] = [h for h in _helpers if h.proc.poll() is None]
     while len(_helpers) < min(2, cpu_budget()):
