@@ -175,9 +175,7 @@ def test_fusion_run_works_with_test_command(trained: Path, monkeypatch: pytest.M
     assert after["macro_f1"] == pytest.approx(before["macro_f1"]) and after["n"] == 60
 
 
-def test_rerun_resumes_and_fusion_leaves_specialists_frozen(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_rerun_resumes_and_fusion_leaves_specialists_frozen(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "run"
     quiet = Console(quiet=True)
     train_specialists(CONFIG, SMALL, out, False, quiet)
