@@ -3,6 +3,7 @@ files as drawn in the caller, nothing lost when a helper dies, errors raised whe
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pandas as pd
@@ -91,3 +92,21 @@ def test_the_newest_drawing_of_a_file_lands_last(tmp_path: Path) -> None:
     assert batch.wait() == [tmp_path / "cm.png"]
     (expected,) = draw_now([Drawing(newer.function, tmp_path / "expected.png", newer.kwargs)])
     assert (tmp_path / "cm.png").read_bytes() == expected.read_bytes()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs POSIX signals to freeze a helper")
+def test_a_hung_helper_is_replaced_by_the_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    figures.start_helper()
+    stopped = list(figures._helpers)
+    for helper in stopped:
+        helper.proc.send_signal(signal.SIGSTOP)  # alive, never answering
+    monkeypatch.setattr(figures, "HUNG_S", 1.0)
+    try:
+        batch = Figures()
+        batch.draw(confusion(tmp_path / "a.png"))
+        assert batch.wait() == [tmp_path / "a.png"]
+        assert (tmp_path / "a.png").read_bytes()[:8] == PNG_MAGIC
+    finally:
+        for helper in stopped:  # the later tests get fresh helpers
+            helper.proc.kill()
+            helper.proc.wait()

@@ -37,6 +37,8 @@ from affectfusion.threads import cpu_budget
 PLOTS = "affectfusion.evaluation.plots"
 # Live figures (the training curves of a running run) are redrawn at most this often.
 REFRESH_S = 5.0
+# A helper that has not answered a figure for this long is taken for hung (one figure takes well under 1 s).
+HUNG_S = 120.0
 
 helper_enabled = True  # False: draw in the calling process (benchmarks compare both)
 
@@ -88,22 +90,23 @@ class _Helper:
             env=env,
         )
         self.waiting: deque[_Job] = deque()
-        self.lock = threading.Lock()
+        self.lock, self.write_lock = threading.Lock(), threading.Lock()
         threading.Thread(target=self._read_answers, args=(self.proc.stdout,), daemon=True).start()
 
     def submit(self, drawing: Drawing) -> _Job:
+        """Queue ``drawing``; raises TypeError/ValueError for data that is not JSON, before queueing."""
         job = _Job(drawing, self)
         line = json.dumps({"function": drawing.function, "path": str(drawing.path), "kwargs": drawing.kwargs})
-        with self.lock:
-            if self.proc.poll() is not None:
-                raise BrokenPipeError("figure helper exited")
-            self.waiting.append(job)
+        with self.write_lock:  # jobs queue in the order their lines are written
+            with self.lock:  # the reader thread takes only this one, so a full pipe never blocks it
+                if self.proc.poll() is not None:
+                    raise BrokenPipeError("figure helper exited")
+                self.waiting.append(job)
             try:
                 self.proc.stdin.write(line + "\n")
                 self.proc.stdin.flush()
-            except OSError:
-                self.waiting.pop()
-                raise
+            except OSError:  # the helper died: drawn by the caller
+                job.answer(None)
         return job
 
     def _read_answers(self, answers: IO[str]) -> None:
@@ -213,7 +216,9 @@ class Figures:
         self._pending, self._live = [], {}
         newest = {job.drawing.path: job for job in jobs}
         for job in jobs:
-            job.answered.wait()
+            if not job.answered.wait(HUNG_S) and job.helper is not None:
+                job.helper.proc.kill()  # a hung helper: its unanswered figures are drawn here
+                job.answered.wait()
         return [job.result() for job in newest.values()]
 
 
