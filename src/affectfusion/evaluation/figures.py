@@ -176,8 +176,10 @@ class Figures:
         for helper in sorted(helpers, key=lambda h: len(h.waiting)):
             try:
                 return helper.submit(drawing)
-            except (OSError, TypeError, ValueError):  # helper gone; data that is not JSON
+            except OSError:  # this helper is gone
                 continue
+            except (TypeError, ValueError):  # data that is not JSON: no helper can take it
+                break
         job = _Job(drawing)
         job.answer(None)
         return job
@@ -222,7 +224,7 @@ class Figures:
         return [job.result() for job in newest.values()]
 
 
-def serve(requests: IO[str], answers: IO[str]) -> None:
+def helper_loop(requests: IO[str], answers: IO[str]) -> None:
     """The helper's loop: draw each JSON drawing read from ``requests``; answer its path, or null when
     it failed (the caller then draws it and sees the error)."""
     importlib.import_module(PLOTS)  # matplotlib loads before the first figure is due
@@ -238,4 +240,4 @@ def serve(requests: IO[str], answers: IO[str]) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.stdin, sys.stdout)
+    helper_loop(sys.stdin, sys.stdout)
