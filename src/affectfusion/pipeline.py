@@ -56,9 +56,11 @@ def extract_features(cfg: RunConfig, samples: list[Sample], where: str) -> list[
     console = Console(stderr=True)
     check_media_files(cfg, samples, where, console)
     reports = apply_extraction(samples, cfg.data, console, progress=cfg.train.progress)
-    for r in reports:
-        if r.computed or r.failures or r.absent:
+    for r in reports:  # one line per extractor that did work; the report file only when something failed
+        if r.failures or r.absent:
             console.print(f"{where}: {r.summary()} (report: {r.folder}/failures.csv)", highlight=False)
+        elif r.computed:
+            console.print(f"{where}: {r.summary()}", highlight=False)
     failed = [f"{f['id']} ({f['source']}): {f['error']}" for r in reports for f in r.failures]
     if failed and cfg.data.bad_media == "error":
         faceless = any(str(f["error"]).startswith(NO_FACE) for r in reports for f in r.failures)
