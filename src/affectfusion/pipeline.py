@@ -63,11 +63,14 @@ def extract_features(cfg: RunConfig, samples: list[Sample], where: str) -> list[
             console.print(f"{where}: {r.summary()}", highlight=False)
     failed = [f"{f['id']} ({f['source']}): {f['error']}" for r in reports for f in r.failures]
     if failed and cfg.data.bad_media == "error":
-        faceless = any(str(f["error"]).startswith(NO_FACE) for r in reports for f in r.failures)
+        faceless = {r.extractor for r in reports if any(str(f["error"]).startswith(NO_FACE) for f in r.failures)}
+        keys = [f"data.extract.{m}.options.no_face" for m, c in cfg.data.extract.items() if c.name in faceless]
+        key = " / ".join(keys)
         stage = (
-            "could not be used (an image without a face fails under the face extractor's no_face: error; "
-            "no_face: whole_frame or missing_modality keeps it)"
-            if faceless
+            f"could not be used: no face was found, and {key}: error (the default) fails such an input; "
+            f"{key}: whole_frame reads the whole image instead (face crops), "
+            f"{key}: missing_modality predicts from the other inputs"
+            if keys
             else "could not be decoded"
         )
         raise bad_media_error(where, failed, stage)
