@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from PIL import Image
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from affectfusion.data.media_table import read_table
@@ -111,8 +112,6 @@ def plan_table(table: Path, label: str | None = None, group: str | None = None) 
 
 def _face_crops(cells: pd.Series, base: Path) -> bool:
     """Whether the first readable images of a column are all at most FACE_CROP_SIDE a side (headers only)."""
-    from PIL import Image
-
     sides = []
     for cell in [c.strip() for c in cells if c.strip()][:PROBED_IMAGES]:
         try:

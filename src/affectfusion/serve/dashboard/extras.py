@@ -61,6 +61,7 @@ def data_example(config: dict[str, Any], slots: list[InputSlot], keys: list[str]
     """The ``index``-th sample (cycling) of the run's test split (else its validation split) that has every
     chosen input: what the model really sees, unlike a generated input. None when the run's data cannot be
     read here (moved, or a features-only adapter) or no sample has those inputs."""
+    # deferred: the config schema and dataset adapters load only when an example is asked for
     from affectfusion.config import validate
     from affectfusion.data import build_adapter
 
