@@ -87,7 +87,7 @@ def _config(root: Path, layout: str, fusion: str = "concat", **options) -> dict:
 
 
 @pytest.mark.parametrize("layout", ["aligned", "unaligned", "bert", "sims"])
-@pytest.mark.parametrize("protocol", [2, 4])
+@pytest.mark.parametrize("protocol", [2, 4, 5])
 def test_every_layout_loads(tmp_path: Path, layout: str, protocol: int) -> None:
     write_mmsa(tmp_path, layout, protocol)
     cfg = validate(_config(tmp_path, layout))
@@ -142,11 +142,12 @@ class _RunsCode:
         return (os.system, (f"touch {self.marker}",))
 
 
-def test_a_pickle_that_would_run_code_is_refused_without_running_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_a_pickle_that_would_run_code_is_refused_without_running_it(tmp_path: Path, protocol: int) -> None:
     marker = tmp_path / "ran"
     data = {"train": {"id": np.array(["v$_$1"], dtype=object), "audio": _RunsCode(marker)}}
     path = tmp_path / "evil.pkl"
-    path.write_bytes(pickle.dumps(data))
+    path.write_bytes(pickle.dumps(data, protocol=protocol))
     with pytest.raises(AffectFusionError, match=r"evil\.pkl: refused to load: the pickle refers to (posix|nt)\.system"):
         load_data_pickle(path)
     cfg = validate(_config(tmp_path, "evil"))
@@ -156,6 +157,24 @@ def test_a_pickle_that_would_run_code_is_refused_without_running_it(tmp_path: Pa
     # The same file really does run code under plain pickle (so the refusal above is what saved us).
     pickle.loads(path.read_bytes())
     assert marker.exists()
+
+
+class _ObjectArrayFromBytes:
+    """Pickles to numpy's protocol-5 array rebuild asked for an object array (pointers from raw bytes)."""
+
+    def __reduce__(self):
+        from numpy._core.numeric import _frombuffer
+
+        return (_frombuffer, (b"\0" * 8, np.dtype("O"), (1,), "C"))
+
+
+def test_protocol_5_buffers_cannot_build_object_arrays(tmp_path: Path) -> None:
+    path = tmp_path / "obj.pkl"
+    path.write_bytes(pickle.dumps(_ObjectArrayFromBytes(), protocol=5))
+    with pytest.raises(
+        AffectFusionError, match=r"obj\.pkl could not be read as a pickle: ValueError: cannot create an OBJECT"
+    ):
+        load_data_pickle(path)
 
 
 @pytest.mark.parametrize("name", ["builtins.eval", "subprocess.Popen", "numpy.load", "torch.load"])

@@ -219,6 +219,11 @@ def test_batch_rows_have_flat_face_columns(runs: dict[str, Predictor], images: d
     df = predictions_table(preds)
     assert list(df["face_found"][:2]) == [True, False] and list(df["face_count"][:2]) == [2, 0]
     assert df["face_used"][0] == 0 and df["face_box"][0].count(";") == 3 and df["face_region"][1] == "whole_frame"
+    # The text-only row read no face: counts stay integers in the CSV (2, not 2.0), that cell empty.
+    rows = df.to_csv(index=False).splitlines()
+    header = rows[0].split(",")
+    counts = [line.split(",")[header.index("face_count")] for line in rows[1:]]
+    assert counts == ["2", "0", ""]
 
 
 def test_cli_json_has_faces_and_all_faces(

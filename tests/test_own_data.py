@@ -7,6 +7,8 @@ import csv
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -148,3 +150,34 @@ def test_bad_media_rows_are_named_before_extraction(own_folder: Path, tmp_path: 
     assert code == 2 and "Traceback" not in err
     assert "found before extraction" in err and "drop_modality" in err
     assert ("hap0" in err and "missing" in err) or ("sad1" in err and "empty" in err)
+
+
+@pytest.mark.parametrize("side", [48, 200])
+def test_init_on_face_images_says_what_happens_without_a_face(side: int, tmp_path: Path, capsys, monkeypatch) -> None:
+    """48 px face crops (FER-style) hold no face a detector finds: init reads them whole (no_face:
+    whole_frame) and training works; on larger images it keeps no_face: error, and the error for a
+    faceless image names the full config key and its two alternatives."""
+    from PIL import Image
+
+    rng = np.random.default_rng(side)
+    (tmp_path / "faces").mkdir()
+    rows = []
+    for i in range(24):
+        label = ("happy", "sad")[i % 2]
+        pixels = (rng.random((side, side)) * 255).astype("uint8")  # noise: no face in it
+        Image.fromarray(pixels).save(tmp_path / "faces" / f"f{i}.png")
+        rows.append({"id": f"f{i}", "image": f"faces/f{i}.png", "label": label})
+    pd.DataFrame(rows).to_csv(tmp_path / "table.csv", index=False)
+    code, _, err = run_cli(["init", str(tmp_path / "table.csv")], capsys, monkeypatch)
+    assert code == 0, err
+    raw = yaml.safe_load((tmp_path / "affectfusion.yaml").read_text())
+    policy = raw["data"]["extract"]["image"]["options"]["no_face"]
+    assert policy == ("whole_frame" if side == 48 else "error")
+    sets = ["--set", "train.epochs=1", "--set", "train.progress=false", "--set", f"data.cache_dir={tmp_path / 'cache'}"]
+    args = ["train", str(tmp_path / "affectfusion.yaml"), "--out", str(tmp_path / "run"), *sets]
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    if side == 48:
+        assert code == 0, err
+    else:
+        assert code == 2 and "Traceback" not in err
+        assert "data.extract.image.options.no_face: whole_frame reads the whole image" in " ".join(err.split())

@@ -25,7 +25,14 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.extract import examples
 from affectfusion.serve import Predictor
 from affectfusion.serve.dashboard.backends import InputSlot, PredictorBackend, no_face
-from affectfusion.serve.dashboard.extras import MAX_TURNS, banners, example_inputs, run_conversation, run_reports
+from affectfusion.serve.dashboard.extras import (
+    MAX_TURNS,
+    banners,
+    example_inputs,
+    pick_example,
+    run_conversation,
+    run_reports,
+)
 from affectfusion.serve.dashboard.timeline import MAX_SEGMENTS, video_timeline
 from affectfusion.serve.dashboard.widgets import EXAMPLE_TURNS
 from affectfusion.serve.inputs import InputLimits, InputRejected
@@ -172,7 +179,11 @@ def test_no_face_reads_the_prediction_faces_field_when_there_is_one() -> None:
 # -- examples -------------------------------------------------------------------------------------
 
 
-def test_example_inputs_fill_the_form_and_predict(app: AppTest, predictor: Predictor, tmp_path: Path) -> None:
+def test_example_inputs_are_samples_of_the_runs_data(
+    app: AppTest, predictor: Predictor, trained_face_context_run: Path
+) -> None:
+    """The example is a real sample of the run's test split (a generated input made the model look more
+    confident than on anything real), the caption says which, and each press moves to the next sample."""
     labels = [
         "all inputs",
         "Text (transcript, post, utterance)",
@@ -182,20 +193,39 @@ def test_example_inputs_fill_the_form_and_predict(app: AppTest, predictor: Predi
     assert app.selectbox(key="example_pick").options == labels
     app.button(key="example_run").click()
     app.run()
-    assert not app.exception and not app.error
-    inputs = {
-        "text": examples.INPUTS["text"][0](tmp_path),
-        "image": str(examples.INPUTS["face_image"][0](tmp_path)),
-        "audio": str(examples.INPUTS["speech_wav"][0](tmp_path)),
-    }
-    assert app.text_area(key="in_text").value == inputs["text"]
+    # the fixture's images are noise: the one error shown is the no-face banner, as for any such upload
+    assert not app.exception and [e.value for e in app.error] == [
+        "No face found in the image input: this prediction does not rest on a face."
+    ]
+    data = trained_face_context_run.parent / "data"
+    table = pd.read_csv(data / "test.csv", dtype=str, keep_default_na=False)
+    full = table[(table["text"] != "") & (table["audio"] != "") & (table["image"] != "")]
+    first, second = full.iloc[0], full.iloc[1]
+    assert app.text_area(key="in_text").value == first["text"]
+    note = app.session_state["example_note"]
+    assert "of the test split" in note and f"emotion = {first['emotion']}" in note
+    inputs = {"text": first["text"], "image": str(data / first["image"]), "audio": str(data / first["audio"])}
     expected = predictor.predict_one(inputs, explain=True)
     assert app.session_state["analysis"].raw == expected.to_dict()
     assert len(app.get("audio")) == 1 and app.metric
+    app.button(key="example_run").click()
+    app.run()
+    assert app.text_area(key="in_text").value == second["text"]
     app.selectbox(key="example_pick").set_value("audio")
     app.button(key="example_run").click()
     app.run()
     assert app.session_state["analysis"].raw["modalities_used"] == ["audio"]
+
+
+def test_example_falls_back_to_a_generated_input_and_says_so(trained_face_context_run: Path, tmp_path: Path) -> None:
+    import yaml
+
+    backend = PredictorBackend(trained_face_context_run)
+    config = yaml.safe_load((trained_face_context_run / "config.yaml").read_text())
+    config["data"]["root"] = str(tmp_path / "moved")  # the run's data is not on this machine
+    example = pick_example(config, backend.slots(), ["text"], 0)
+    assert example.values == {"text": examples.INPUTS["text"][0](tmp_path)}
+    assert "generated example" in example.note and "not from this run's data" in example.note
     with pytest.raises(KeyError):
         example_inputs([InputSlot("x", "features", "x")], ["y"])
 

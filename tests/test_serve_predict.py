@@ -278,3 +278,16 @@ def test_cli_single_cli_batch_and_api_agree(trained_media_run, predictor, media,
         assert df.loc[name, "emotion"] == api[name]["label"]
         assert batch[name] == pytest.approx(api[name]["probabilities"], abs=BATCH_TOLERANCE)
     assert len({tuple(v.values()) for v in single.values()}) == 3  # three different inputs, three answers
+
+
+def test_batch_output_keeps_the_tables_labels_beside_the_predictions(trained_media_run: Path) -> None:
+    """A split's own table keeps its gold ``emotion`` column (as ``input_emotion``, since the prediction
+    column has that name) instead of losing it to the prediction."""
+    from affectfusion.serve.batch import predict_table
+
+    data = trained_media_run.parent / "data"
+    table = pd.read_csv(data / "test.csv", dtype=str, keep_default_na=False)
+    out = predict_table(Predictor.load(trained_media_run), data / "test.csv", progress=False)
+    assert list(out.columns[:2]) == ["id", "input_emotion"]
+    assert list(out["input_emotion"]) == list(table["emotion"])
+    assert set(out["emotion"]) <= set(CLASSES)

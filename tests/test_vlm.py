@@ -16,6 +16,7 @@ from affectfusion.cli import main
 from affectfusion.errors import AffectFusionError
 from affectfusion.recipes import config_kind
 from affectfusion.vlm.config import VLMConfig, load_vlm_config, validate_vlm
+from affectfusion.vlm.items import FaceItem
 from affectfusion.vlm.parse import parse_output
 from affectfusion.vlm.targets import (
     CANONICAL,
@@ -336,13 +337,43 @@ def test_cli_run_directory_holds_only_lora_weights_as_safetensors(trained_run: P
 
 
 def test_cli_run_scores_the_generated_answers(trained_run: Path) -> None:
+    # What the run guarantees, not what a tiny model happens to memorise on this CPU: both dev images
+    # are scored, and the metrics agree with the per-image rows written beside them.
     metrics = json.loads((trained_run / "eval" / "dev" / "metrics.json").read_text())
-    # The tiny model memorised both answers: every dev answer parses and names the right class.
-    assert metrics["n"] == 2 and metrics["parse_rate"] == 1.0
-    assert metrics["accuracy"] == 1.0 and metrics["macro_f1"] == 1.0
-    assert metrics["au_f1_vs_prototype"] == 1.0 and metrics["vector_mae"] == 0.0
-    rows = (trained_run / "eval" / "dev" / "predictions.csv").read_text()
-    assert "AU6 (cheek raiser)" in rows
+    rows = pd.read_csv(trained_run / "eval" / "dev" / "predictions.csv")
+    assert metrics["n"] == 2 == len(rows) and metrics["split"] == "dev"
+    assert metrics["accuracy"] == pytest.approx(rows["correct"].mean())
+    assert metrics["parse_rate"] == pytest.approx(rows["parse_ok"].mean())
+    for key in ("accuracy", "macro_f1", "parse_rate", "au_f1_vs_prototype"):
+        assert 0.0 <= metrics[key] <= 1.0
+
+
+def test_scoring_of_given_answers_matches_hand_computed_values(tmp_path: Path) -> None:
+    from affectfusion.vlm.evaluate import score_predictions
+    from affectfusion.vlm.predictor import VLMPrediction
+
+    items = [FaceItem(f"i{k}", None, tmp_path / f"{k}.png", label) for k, label in enumerate(["happy", "sad", "sad"])]
+    vector = {e: 0.0 for e in EMOTIONS}
+
+    def answer(label: str | None, aus: list[str], top: str | None) -> VLMPrediction:
+        v = dict(vector, **({top: 1.0} if top else {}))
+        return VLMPrediction("text", [top] if top else [], v, aus, label, True, label is not None)
+
+    predictions = [
+        answer("happy", ["AU6", "AU12"], "happiness"),  # right, AUs exact, vector exact
+        answer("happy", ["AU1"], "happiness"),  # wrong; AU1 is one of sadness's 1+4+15
+        None,  # not scored (e.g. no face with on_no_face: skip)
+    ]
+    metrics, df = score_predictions(items, predictions, {"happy": "happiness", "sad": "sadness"})
+    assert metrics["n"] == 2 and metrics["n_not_scored"] == 1 and len(df) == 2
+    assert metrics["accuracy"] == 0.5 and metrics["parse_rate"] == 1.0
+    # AUs: tp = 2 + 1, fp = 0, fn = 0 + 2 -> precision 1, recall 3/5, F1 = 0.75
+    assert metrics["au_precision_vs_prototype"] == 1.0
+    assert metrics["au_recall_vs_prototype"] == pytest.approx(0.6)
+    assert metrics["au_f1_vs_prototype"] == pytest.approx(0.75)
+    # Vectors: exact for the first; the second has two of six entries off by 1 -> MAE (0 + 2/6) / 2
+    assert metrics["vector_mae"] == pytest.approx(1 / 6)
+    assert metrics["per_class_f1"] == pytest.approx({"happy": 2 / 3, "sad": 0.0})
 
 
 def test_predictor_reloads_the_run_and_generates_parsed_fields(trained_run: Path, two_image_folder: Path) -> None:

@@ -56,16 +56,21 @@ def extract_features(cfg: RunConfig, samples: list[Sample], where: str) -> list[
     console = Console(stderr=True)
     check_media_files(cfg, samples, where, console)
     reports = apply_extraction(samples, cfg.data, console, progress=cfg.train.progress)
-    for r in reports:
-        if r.computed or r.failures or r.absent:
+    for r in reports:  # one line per extractor that did work; the report file only when something failed
+        if r.failures or r.absent:
             console.print(f"{where}: {r.summary()} (report: {r.folder}/failures.csv)", highlight=False)
+        elif r.computed:
+            console.print(f"{where}: {r.summary()}", highlight=False)
     failed = [f"{f['id']} ({f['source']}): {f['error']}" for r in reports for f in r.failures]
     if failed and cfg.data.bad_media == "error":
-        faceless = any(str(f["error"]).startswith(NO_FACE) for r in reports for f in r.failures)
+        faceless = {r.extractor for r in reports if any(str(f["error"]).startswith(NO_FACE) for f in r.failures)}
+        keys = [f"data.extract.{m}.options.no_face" for m, c in cfg.data.extract.items() if c.name in faceless]
+        key = " / ".join(keys)
         stage = (
-            "could not be used (an image without a face fails under the face extractor's no_face: error; "
-            "no_face: whole_frame or missing_modality keeps it)"
-            if faceless
+            f"could not be used: no face was found, and {key}: error (the default) fails such an input; "
+            f"{key}: whole_frame reads the whole image instead (face crops), "
+            f"{key}: missing_modality predicts from the other inputs"
+            if keys
             else "could not be decoded"
         )
         raise bad_media_error(where, failed, stage)

@@ -16,13 +16,17 @@ from typing import Any
 from affectfusion.errors import AffectFusionError
 
 # (module, name) pairs a numpy array, dtype or scalar is pickled with (numpy 1 and 2 module paths),
-# and _codecs.encode, which protocol-2 pickles use to carry bytes as latin-1 text.
+# and _codecs.encode, which protocol-2 pickles use to carry bytes as latin-1 text. Protocol 5 (pandas'
+# to_pickle default) rebuilds arrays with numeric._frombuffer, which copies raw bytes into a numeric
+# dtype only: numpy refuses object dtypes there, so it cannot build anything that runs code.
 ALLOWED_GLOBALS = frozenset(
     {
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("_codecs", "encode"),

@@ -41,7 +41,10 @@ def wide_console(min_width: int) -> Console:
 
 
 def print_table(df: pd.DataFrame, title: str) -> None:
-    """A terminal-width table: identity, cost and metrics; the full table is in the CSV/markdown."""
+    """A terminal-width table: identity, cost and metrics; the full table is in the CSV/markdown.
+
+    The title says which split and how many samples were scored (when all rows share them), and a
+    metric with a bootstrap interval (``<metric>_ci_low`` / ``_ci_high`` from ``compare``) shows it."""
     import pandas as pd  # heavy (~1 s): only commands that print tables pay for it
 
     from affectfusion.evaluation.metrics import SCALAR_ORDER
@@ -49,13 +52,28 @@ def print_table(df: pd.DataFrame, title: str) -> None:
     keep = ["run", "split", "n_parameters", "best_epoch", "seconds_per_epoch"]
     if "split" in df and df["split"].nunique() <= 1:
         keep.remove("split")
-    columns = [c for c in keep if c in df.columns] + [c for c in SCALAR_ORDER if c in df.columns]
+        split = df["split"].dropna().unique()
+        sizes = df["n"].dropna().unique() if "n" in df else []
+        if len(split) == 1:
+            title += f" — {split[0]} split" + (f", n = {int(sizes[0])}" if len(sizes) == 1 else "")
+    metrics = [c for c in SCALAR_ORDER if c in df.columns]
+    columns = [c for c in keep if c in df.columns] + metrics
     table = Table(title=title)
     for col in columns:
         numeric = pd.api.types.is_numeric_dtype(df[col])
-        table.add_column(SHORT_HEADERS.get(col, col), justify="right" if numeric else "left", no_wrap=True)
-    for _, row in df[columns].iterrows():
-        table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.tolist()])
+        interval = f"{col}_ci_low" in df.columns
+        header = SHORT_HEADERS.get(col, col) + (" [95% CI]" if interval else "")
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
+    for _, row in df.iterrows():
+        cells = []
+        for col in columns:
+            value = row[col]
+            cell = f"{value:.3f}" if isinstance(value, float) else str(value)
+            low, high = row.get(f"{col}_ci_low"), row.get(f"{col}_ci_high")
+            if isinstance(low, float) and isinstance(high, float) and low == low and high == high:
+                cell += f" [{low:.3f}, {high:.3f}]"
+            cells.append(cell)
+        table.add_row(*cells)
     wide_console(132).print(table)
 
 

@@ -8,10 +8,13 @@ from typing import Annotated
 import typer
 
 from affectfusion.cli.common import console, err_console
+from affectfusion.errors import AffectFusionError
 
 
 def init(
-    folder: Annotated[Path, typer.Argument(help="Folder of your data (created if missing); the config goes here")],
+    folder: Annotated[
+        Path, typer.Argument(help="Folder of your data (created if missing), or its table; the config goes there")
+    ],
     table: Annotated[
         Path | None,
         typer.Option(
@@ -40,6 +43,10 @@ def init(
     # deferred: pandas and scikit-learn load only when the command runs
     from affectfusion.data.starter import write_starter
 
+    if folder.is_file():  # `init data.csv`: the table itself, its folder takes the config
+        if table is not None:
+            raise AffectFusionError(f"{folder} is a file; give a folder, or the table alone")
+        folder, table = folder.parent, folder
     written, plan = write_starter(folder, table, label, group, force)
     for path in written:
         err_console.print(f"wrote {path}")

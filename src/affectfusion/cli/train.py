@@ -131,7 +131,7 @@ def extract(
         samples = adapter.load(root, name)
         for r in apply_extraction(samples, cfg.data, err_console, progress=cfg.train.progress, device=device):
             row = [name, r.extractor, str(r.total), str(r.cached), str(r.computed), str(len(r.failures))]
-            table.add_row(*row, f"{r.folder}/failures.csv")
+            table.add_row(*row, f"{r.folder}/failures.csv" if r.failures or r.absent else "")
             failures += [(name, r.extractor, f) for f in r.failures]
     wide_console(160).print(table)
     for name, extractor, f in failures[:20]:

@@ -9,10 +9,11 @@ Without a table it writes a template table and a config to fill in.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from PIL import Image
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from affectfusion.data.media_table import read_table
@@ -31,6 +32,10 @@ MEDIA_KINDS: dict[str, tuple[tuple[str, ...], str]] = {
 TEXT_EXTRACTOR = "minilm"
 SPLIT_SHARES = {"train": 0.6, "dev": 0.2, "test": 0.2}
 MIN_GROUPS = 3  # one per split at least
+# Images no larger than this a side are taken for face crops (FER2013 is 48 px, AffectNet's crops 96-224):
+# a face detector finds no face in most of them, so init reads the whole image (no_face: whole_frame).
+FACE_CROP_SIDE = 128
+PROBED_IMAGES = 20
 
 
 @dataclass
@@ -46,6 +51,7 @@ class TablePlan:
     classes: list[str]
     n_rows: int
     ignored: list[str]  # short categorical columns (speaker, session, ...): metadata, not inputs
+    face_crops: list[str] = field(default_factory=list)  # image modalities whose images are all small crops
 
 
 def _media_kind(cells: pd.Series) -> str | None:
@@ -100,7 +106,20 @@ def plan_table(table: Path, label: str | None = None, group: str | None = None) 
         rows = ", ".join(str(i + 2) for i in df.index[labels == ""][:10])
         raise AffectFusionError(f"{table}: empty label in line(s) {rows}; every row needs a label")
     classes = sorted(labels.unique())
-    return TablePlan(table, id_column, label_column, group, inputs, kinds, classes, len(df), ignored)
+    crops = [m for m, k in kinds.items() if k == "image" and _face_crops(df[inputs[m]], table.parent)]
+    return TablePlan(table, id_column, label_column, group, inputs, kinds, classes, len(df), ignored, crops)
+
+
+def _face_crops(cells: pd.Series, base: Path) -> bool:
+    """Whether the first readable images of a column are all at most FACE_CROP_SIDE a side (headers only)."""
+    sides = []
+    for cell in [c.strip() for c in cells if c.strip()][:PROBED_IMAGES]:
+        try:
+            with Image.open(base / cell) as image:
+                sides.append(max(image.size))
+        except (OSError, ValueError):
+            continue
+    return bool(sides) and max(sides) <= FACE_CROP_SIDE
 
 
 def split_rows(df: pd.DataFrame, label: str, group: str | None, seed: int = 0) -> dict[str, pd.DataFrame]:
@@ -159,13 +178,27 @@ def write_splits(plan: TablePlan, out_dir: Path, seed: int = 0) -> dict[str, int
     return sizes
 
 
+def _extract_line(plan: TablePlan, modality: str) -> str:
+    """One ``data.extract`` entry; face images say what happens when no face is found."""
+    kind = plan.kinds[modality]
+    name = TEXT_EXTRACTOR if kind == "text" else MEDIA_KINDS[kind][1]
+    if modality in plan.face_crops:
+        return (
+            f"    {modality}: {{name: {name}, options: {{no_face: whole_frame}}}}   # the images are face crops "
+            f"(<= {FACE_CROP_SIDE} px): read the whole image where no face is detected"
+        )
+    if kind == "image":
+        return (
+            f"    {modality}: {{name: {name}, options: {{no_face: error}}}}   # no face found: error names the file; "
+            "whole_frame reads the whole image (face crops); missing_modality predicts from the other inputs"
+        )
+    return f"    {modality}: {{name: {name}}}"
+
+
 def config_text(plan: TablePlan, name: str, sizes: dict[str, int]) -> str:
     """The starter config, every choice commented."""
     inputs = ", ".join(f"{m}: {c}" for m, c in plan.inputs.items())
-    extract = "\n".join(
-        f"    {m}: {{name: {TEXT_EXTRACTOR if plan.kinds[m] == 'text' else MEDIA_KINDS[plan.kinds[m]][1]}}}"
-        for m in plan.inputs
-    )
+    extract = "\n".join(_extract_line(plan, m) for m in plan.inputs)
     group = (
         f"\n    group_column: {plan.group_column}   # rows of one group never cross splits" if plan.group_column else ""
     )

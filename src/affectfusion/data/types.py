@@ -238,9 +238,10 @@ class Collator:
             t_max = max(max(lengths), 1)
             x = torch.zeros(b, t_max, spec.dim)
             pad = torch.zeros(b, t_max, dtype=torch.bool)
+            filled = x.numpy()  # copied numpy to numpy: read-only (memory-mapped, cached) arrays need no torch view
             for i, s in enumerate(samples):
                 if m in s.features:
-                    x[i, : lengths[i]] = torch.from_numpy(s.features[m])
+                    filled[i, : lengths[i]] = s.features[m]
                     pad[i, : lengths[i]] = True
             features[m], padding[m] = x, pad
             present[m] = torch.tensor([n > 0 for n in lengths], dtype=torch.bool)

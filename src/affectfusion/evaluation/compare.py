@@ -9,10 +9,11 @@ import pandas as pd
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.figures import Drawing, draw_now
+from affectfusion.evaluation.intervals import LEVEL, N_RESAMPLES, run_intervals
 from affectfusion.evaluation.metrics import SCALAR_ORDER
 from affectfusion.evaluation.report import markdown_table, run_best
 from affectfusion.io import write_csv, write_text
-from affectfusion.rundir import RunFolder, read_run_folder
+from affectfusion.rundir import RunFolder, RunPaths, read_run_folder
 
 # Without an explicit split, the most final evaluation available is compared.
 SPLIT_PREFERENCE = ("test", "test_small", "dev")
@@ -63,6 +64,10 @@ def _row(run: RunFolder, name: str, split: str | None) -> dict:
     }
     skip = {"split", "n", "primary_task", "tasks"}
     row.update({k: v for k, v in metrics.items() if k not in skip and (v is None or isinstance(v, int | float))})
+    task = next((t for t in run.config.get("tasks") or [] if t.get("name") == row["primary_task"]), None)
+    if split and task:
+        for metric, (low, high) in run_intervals(RunPaths(run.path).predictions(split), task).items():
+            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = low, high
     return row
 
 
@@ -95,8 +100,15 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, split: str | None = None) 
     write_csv(df, out_dir / "comparison.csv")
     splits = sorted({s for s in chosen if s})
     note = f"Split: {', '.join(splits)}" + (" (differs between runs, see `split`)" if len(splits) > 1 else "")
+    sizes = sorted({int(n) for n in df["n"].dropna()})
+    note += f", n = {', '.join(map(str, sizes))} samples" if sizes else ""
+    if any(c.endswith("_ci_low") for c in df.columns):
+        note += (
+            f". `<metric>_ci_low` / `_ci_high`: {LEVEL:.0%} percentile bootstrap interval over the split's "
+            f"samples ({N_RESAMPLES} resamples of the saved predictions)"
+        )
     write_text(out_dir / "comparison.md", f"# Run comparison\n\n{note}\n\n{format_table(df)}\n")
-    title = f"Run comparison ({', '.join(splits)})"
+    title = f"Run comparison ({', '.join(splits)}" + (f", n = {', '.join(map(str, sizes))})" if sizes else ")")
     draw_now(
         [Drawing("plot_comparison", out_dir / "comparison.png", {"df": df, "metrics": metric_cols, "title": title})]
     )

@@ -138,19 +138,28 @@ def plot_reliability(curves: dict[str, dict[str, np.ndarray]], path: Path, title
 
 
 def value_range(values: np.ndarray) -> tuple[float, float]:
-    """A y-range that shows differences between runs: 0.64 vs 0.69 must not look equal. Starts at 0
-    only when a value is near 0 or below; leaves room above for the bar labels."""
+    """A y-range for bars: from 0 (a bar's length is its value, so a cut axis exaggerates differences;
+    the bar labels and interval whiskers show small ones), down to the lowest value when one is negative,
+    with room above for the labels."""
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return 0.0, 1.0
-    low, high = float(finite.min()), float(finite.max())
-    span = max(high - low, 0.05 * max(abs(high), 1e-6))
-    bottom = 0.0 if low <= 0 or low < 0.5 * span else low - 0.5 * span
-    return min(bottom, low), high + 0.45 * span
+    low, high = min(float(finite.min()), 0.0), max(float(finite.max()), 0.0)
+    span = max(high - low, 1e-6)
+    return low - (0.05 * span if low < 0 else 0.0), high + 0.25 * span
+
+
+def _column(df: pd.DataFrame, column: str, row: int) -> float:
+    """A float cell, NaN when the column is absent or empty."""
+    if column not in df.columns:
+        return math.nan
+    value = df[column].iloc[row]
+    return float(value) if value is not None and value == value else math.nan
 
 
 def plot_comparison(df: pd.DataFrame, metrics: list[str], path: Path, title: str) -> Path:
-    """One group of bars per metric, one bar per run (``run`` column, else the index)."""
+    """One group of bars per metric, one bar per run (``run`` column, else the index), from 0, with the
+    95 % interval as a whisker where the table has one."""
     import pandas as pd  # only here: the figure helper draws run figures without loading pandas
 
     cols = [m for m in metrics if m in df.columns and pd.to_numeric(df[m], errors="coerce").notna().any()]
@@ -161,13 +170,21 @@ def plot_comparison(df: pd.DataFrame, metrics: list[str], path: Path, title: str
     width = 0.8 / len(runs)
     x = np.arange(len(cols))
     fig, (ax,) = new_figure(max(6.0, 1.2 * len(cols) * max(1.0, len(runs) / 3)), 4.5)
+    # 95 % intervals (``<metric>_ci_low`` / ``_ci_high`` columns) as whiskers where compare computed them
+    lows = np.array([[_column(df, f"{m}_ci_low", i) for m in cols] for i in range(len(runs))])
+    highs = np.array([[_column(df, f"{m}_ci_high", i) for m in cols] for i in range(len(runs))])
     for i, run in enumerate(runs):
-        bars = ax.bar(x + (i - (len(runs) - 1) / 2) * width, values[i], width, label=run)
+        xs = x + (i - (len(runs) - 1) / 2) * width
+        bars = ax.bar(xs, values[i], width, label=run)
+        whiskers = np.isfinite(lows[i]) & np.isfinite(highs[i])
+        if whiskers.any():
+            err = np.abs(np.stack([values[i] - lows[i], highs[i] - values[i]]))[:, whiskers]
+            ax.errorbar(xs[whiskers], values[i][whiskers], yerr=err, fmt="none", ecolor="black", lw=0.8, capsize=2)
         labels = [f"{v:.3f}" if math.isfinite(v) else "" for v in values[i]]
-        ax.bar_label(bars, labels=labels, fontsize=7, rotation=90, padding=2)
+        ax.bar_label(bars, labels=labels, fontsize=7, rotation=90, label_type="center")  # clear of whiskers
     ax.set_xticks(x, cols, rotation=30, ha="right")
     ax.set_title(title)
-    ax.set_ylim(*value_range(values))
+    ax.set_ylim(*value_range(np.concatenate([values, highs], axis=1)))
     ax.grid(axis="y", alpha=0.3)
     fig.legend(fontsize=8, loc="outside right upper")
     return save_figure(fig, path)

@@ -188,7 +188,8 @@ class FeatureStore:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
         )
-        with Progress(*columns, console=console or Console(stderr=True), disable=not progress) as bar:
+        # transient: the finished bar gives way to the one summary line its caller prints
+        with Progress(*columns, console=console or Console(stderr=True), disable=not progress, transient=True) as bar:
             task = bar.add_task(f"extract {extractor.name}", total=len(keys))
 
             def store(chunk: list[str], results: list[np.ndarray | str]) -> None:

@@ -114,18 +114,33 @@ def predict_rows(
 
 
 def predictions_table(predictions: list[Prediction]) -> pd.DataFrame:
-    """The flat CSV form: id, modalities used, per task label/value and probabilities, weights, error."""
+    """The flat CSV form: id, modalities used, per task label/value and probabilities, weights, error.
+
+    Face counts stay integers where some rows read no face (pandas' nullable Int64, an empty cell there).
+    """
     df = pd.DataFrame([p.to_row() for p in predictions])
+    for column in df.columns:
+        if column.endswith(("face_count", "face_used")):
+            df[column] = df[column].astype("Int64")
     return df[[c for c in df.columns if c != "error"] + ["error"]]
 
 
 def predict_table(predictor: RunPredictor, path: Path, progress: bool = True) -> pd.DataFrame:
-    """Read a table of inputs and predict every row."""
+    """Read a table of inputs and predict every row.
+
+    The table's columns that are no inputs (a test split's ``label``, its group) come along after the
+    id, so predictions sit next to them; one whose name a prediction column takes becomes ``input_<name>``.
+    """
     df = read_table(path)
     if df.empty:
         raise AffectFusionError(f"{path}: the table has no rows")
     ids, inputs = table_inputs(predictor, df, path.parent)
-    return predictions_table(predict_rows(predictor, ids, inputs, progress, table_turns(df, path)))
+    out = predictions_table(predict_rows(predictor, ids, inputs, progress, table_turns(df, path)))
+    renames, _ = predictor.table_columns()
+    inputs_given = {*predictor.modalities, *predictor.accepted_inputs, *renames, "id"}
+    kept = [c for c in df.columns if c not in inputs_given]  # anything else was refused by table_inputs
+    carried = df[kept].rename(columns={c: f"input_{c}" for c in kept if c in out.columns}).reset_index(drop=True)
+    return pd.concat([out[["id"]], carried, out.drop(columns="id")], axis=1)
 
 
 def _chunks(n: int) -> Iterator[tuple[int, int]]:

@@ -49,6 +49,59 @@ def example_inputs(slots: list[InputSlot], keys: list[str]) -> dict[str, str | B
     return out
 
 
+@dataclass(frozen=True)
+class Example:
+    """Inputs for the example button and a caption saying where they came from."""
+
+    values: dict[str, str | Blob]
+    note: str
+
+
+def data_example(config: dict[str, Any], slots: list[InputSlot], keys: list[str], index: int) -> Example | None:
+    """The ``index``-th sample (cycling) of the run's test split (else its validation split) that has every
+    chosen input: what the model really sees, unlike a generated input. None when the run's data cannot be
+    read here (moved, or a features-only adapter) or no sample has those inputs."""
+    # deferred: the config schema and dataset adapters load only when an example is asked for
+    from affectfusion.config import validate
+    from affectfusion.data import build_adapter
+
+    try:
+        cfg = validate(config)
+        split = cfg.data.test_split or cfg.data.val_split
+        if not split:
+            return None
+        root = Path(cfg.data.root).expanduser() if cfg.data.root else None
+        samples = build_adapter(cfg.data).load(root, split)
+    except (AffectFusionError, OSError, ValueError):
+        return None
+    by_key = {s.key: s for s in slots}
+    usable = [s for s in samples if all(by_key[k].modalities and by_key[k].modalities[0] in s.raw for k in keys)]
+    if not usable:
+        return None
+    sample = usable[index % len(usable)]
+    values: dict[str, str | Blob] = {}
+    for key in keys:
+        raw = sample.raw[by_key[key].modalities[0]]
+        if isinstance(raw, Path):
+            if not raw.is_file():
+                return None
+            values[key] = Blob(raw.name, raw.read_bytes())
+        elif isinstance(raw, str):
+            values[key] = raw
+        else:  # a signal held in memory: no form field takes it
+            return None
+    truth = ", ".join(f"{task} = {value}" for task, value in sample.targets.items())
+    note = f"Sample {sample.id} of the {split} split ({index % len(usable) + 1} of {len(usable)})"
+    return Example(values, note + (f"; true {truth}" if truth else ""))
+
+
+def pick_example(config: dict[str, Any], slots: list[InputSlot], keys: list[str], index: int) -> Example:
+    """A sample of the run's own data when it can be read, else the library's generated input (said so)."""
+    return data_example(config, slots, keys, index) or Example(
+        example_inputs(slots, keys), "A generated example (the library's own synthetic input, not from this run's data)"
+    )
+
+
 def banners(a: Analysis, threshold: float = LOW_CONFIDENCE) -> list[tuple[str, str]]:
     """(level, message) banners for an analysis: no face found (error), low confidence (warning)."""
     out = []

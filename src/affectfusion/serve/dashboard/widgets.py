@@ -21,9 +21,9 @@ from affectfusion.serve.dashboard.extras import (
     LOW_CONFIDENCE,
     MAX_TURNS,
     banners,
-    example_inputs,
     example_kinds,
     per_modality_table,
+    pick_example,
     run_conversation,
     run_reports,
 )
@@ -101,7 +101,9 @@ def examples_row(backend: Backend) -> None:
     choices = ["all inputs", *keys] if len(keys) > 1 else keys
     pick_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
     pick_col.selectbox("Example input to try", choices, format_func=lambda c: labels.get(c, c), key="example_pick")
-    button_col.button("Try the example", key="example_run", on_click=use_example, args=(backend, keys))
+    button_col.button("Try an example", key="example_run", on_click=use_example, args=(backend, keys))
+    if st.session_state.get("example_note"):
+        st.caption(st.session_state["example_note"])
 
 
 def use_example(backend: Backend, keys: list[str]) -> None:
@@ -111,12 +113,15 @@ def use_example(backend: Backend, keys: list[str]) -> None:
     is drawn, so a choice changed in the same interaction would be missed.
     """
     pick = st.session_state.get("example_pick", "all inputs")
-    values, error = guarded(
-        lambda: example_inputs(backend.slots(), keys if pick == "all inputs" else [pick]), "example"
-    )
-    if values is None:
+    index = st.session_state.get("example_index", 0)  # each press: the next sample of the run's data
+    st.session_state["example_index"] = index + 1
+    chosen = keys if pick == "all inputs" else [pick]
+    example, error = guarded(lambda: pick_example(backend.config(), backend.slots(), chosen, index), "example")
+    if example is None:
         st.session_state["analysis"] = Analysis(error=error)
         return
+    st.session_state["example_note"] = example.note
+    values = example.values
     if isinstance(values.get("text"), str):
         st.session_state["in_text"] = values["text"]
     analyse(backend, values)
