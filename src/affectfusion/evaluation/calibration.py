@@ -136,7 +136,7 @@ def unfit_reason(proba: np.ndarray, y: np.ndarray, split: str) -> str | None:
     if np.all(np.asarray(proba).argmax(1) == y):
         return (
             f"the model makes no error on {split!r} (accuracy 1.0): a saturated split cannot say how confident "
-            f"to be; {FIX}"
+            "to be; hold out a split like the data to come and name it in data.calibration_split"
         )
     return None
 
