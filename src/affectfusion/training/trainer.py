@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -67,8 +68,7 @@ from affectfusion.training.steps import (  # noqa: F401  (drop_modalities: re-ex
     train_epoch,
 )
 
-# Settings that say where and how the math runs, not what is learned: a run may resume under others.
-RUNTIME_KEYS = ("progress", "device", "threads")
+RUNTIME_KEYS = ("progress", "device", "threads")  # where and how the math runs, not what is learned: resumable
 
 
 @dataclass
@@ -239,7 +239,7 @@ class Trainer:
             f"{len(train_ds.samples)} train / {len(val_ds.samples)} val samples, {n_all:,} parameters"
             + (f" ({n_trainable:,} trainable)" if n_trainable < n_all else "")
             + f"; {describe(self.device)}, {self.cfg.train.precision}, {self.threads}"
-            + (f"\n[yellow]warning:[/] {w}" if (w := small_split_warning(self.cfg, val_ds.samples)) else "")
+            + (f"\n[yellow]warning:[/] {escape(w)}" if (w := small_split_warning(self.cfg, val_ds.samples)) else "")
         )
 
     def _loader(self, ds: MultimodalDataset, collate, **kwargs) -> DataLoader:
