@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from affectfusion.cli.common import DeviceOption, SetOption, console, err_console, print_table, wide_console
-from affectfusion.config import load_config, load_raw, parse_set_options, resolve_config_path
+from affectfusion.config import RunConfig, load_config, load_raw, parse_set_options, resolve_config_path
 from affectfusion.errors import AffectFusionError
 
 
@@ -74,11 +74,11 @@ def leakage_source(config: str, overrides: dict[str, object], flag: bool) -> str
     if flag:
         return "--allow-leakage"
     if "data.allow_leakage" in overrides:
-        return f"--set data.allow_leakage={overrides['data.allow_leakage']}"
+        return f"--set data.allow_leakage={str(overrides['data.allow_leakage']).lower()}"
     return f"data.allow_leakage: true in {config}"
 
 
-def print_split_metrics(cfg, run_dir: Path) -> None:
+def print_split_metrics(cfg: RunConfig, run_dir: Path) -> None:
     """The scores of the run's last-scored split (the test split, else the validation split), with its size."""
     import pandas as pd  # heavy: loaded only when a run was trained
 

@@ -315,7 +315,7 @@ def served_conformal(
                 f"no conformal set: {paths.conformal.name} was fitted for a {conf.kind} task with {len(conf.q)} "
                 f"threshold(s), the run's {t.name!r} is {t.type} with {expected_q}; {again}"
             )
-        elif isinstance(scaled_with, dict) and scaled_with.get(t.name) != temperatures.get(t.name):
+        elif isinstance(scaled_with, dict) and not _same_temperature(scaled_with.get(t.name), temperatures.get(t.name)):
             why_not[t.name] = (
                 f"no conformal set: it was fitted on probabilities at temperature {scaled_with.get(t.name)}, the "
                 f"run's temperature is now {temperatures.get(t.name)} (calibrated since); {again}"
@@ -323,3 +323,11 @@ def served_conformal(
         else:
             served[t.name] = conf
     return served, why_not
+
+
+def _same_temperature(a: Any, b: float | None) -> bool:
+    """The temperature the sets were fitted at is the run's (a refit on the same split may move it by a
+    float rounding: the sets it gives are the same)."""
+    if a is None or b is None:
+        return a is None and b is None
+    return isinstance(a, int | float) and bool(np.isclose(float(a), b, rtol=1e-4, atol=0.0))
