@@ -60,7 +60,7 @@ def test(
     if label_map is not None and data is None:
         raise AffectFusionError("--label-map scores the run on another corpus: give that corpus' folder with --data")
     if table is not None and conformal is not None:
-        raise AffectFusionError("--conformal calibrates on the run's own validation split: use --split, not --table")
+        raise AffectFusionError("--conformal calibrates on the run's own calibration split: use --split, not --table")
     rows, refused = [], False
     for rd in run_dirs(run_dir):
         run = read_run(rd)
