@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.special import softmax
 
+from affectfusion.config import TaskConfig
 from affectfusion.evaluation.calibration import (
+    MIN_TEMPERATURE_SAMPLES,
     apply_temperature,
     brier,
     calibration_scores,
@@ -14,7 +19,10 @@ from affectfusion.evaluation.calibration import (
     fit_temperature,
     mce,
     reliability,
+    served_temperatures,
+    task_calibration,
 )
+from affectfusion.rundir import RunPaths
 
 
 def calibrated_data(n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -66,11 +74,39 @@ def test_multilabel_is_scored_per_entry() -> None:
     assert set(calibration_scores(proba, y)) == {"ece", "mce", "brier"}
 
 
-def test_a_split_without_errors_puts_the_temperature_at_its_bound() -> None:
-    from affectfusion.config import TaskConfig
-    from affectfusion.evaluation.calibration import task_calibration
+TASK = TaskConfig(name="t", type="classification", classes=["a", "b"])
 
-    proba = np.array([[0.6, 0.4], [0.3, 0.7]] * 10)
-    y = np.array([0, 1] * 10)  # every prediction right: the NLL falls as T -> 0
-    entry, _ = task_calibration(TaskConfig(name="t", type="classification", classes=["a", "b"]), (proba, y), {})
-    assert entry["temperature"] < 0.06 and "search bound" in entry["note"]
+
+def test_a_split_without_errors_gets_no_temperature() -> None:
+    proba = np.array([[0.6, 0.4], [0.3, 0.7]] * 20)
+    y = np.array([0, 1] * 20)  # every prediction right: the NLL falls as T -> 0, to the search bound
+    entry, _ = task_calibration(TASK, (proba, y), {"dev": (proba, y)}, "dev")
+    assert "temperature" not in entry and "no error on 'dev' (accuracy 1.0)" in entry["refused"]
+    assert "after" not in entry["splits"]["dev"] and entry["splits"]["dev"]["before"]["accuracy"] == 1.0
+
+
+def test_a_small_split_or_a_temperature_at_a_bound_gets_none() -> None:
+    rng = np.random.default_rng(0)
+    proba = softmax(rng.normal(0, 2, (200, 2)), axis=1)
+    y = (rng.uniform(size=200) < proba[:, 1]).astype(int)  # honest probabilities: a temperature near 1
+    small, _ = task_calibration(TASK, (proba[:20], y[:20]), {}, "dev")
+    assert "temperature" not in small and f"needs {MIN_TEMPERATURE_SAMPLES}" in small["refused"]
+    fine, _ = task_calibration(TASK, (proba, y), {}, "dev")
+    assert "refused" not in fine and 0.5 < fine["temperature"] < 2.0
+    coin = np.where(rng.uniform(size=200) < 0.5, 0, 1)  # confident and right half the time: T -> infinity
+    flat, _ = task_calibration(TASK, (np.tile([[0.99, 0.01]], (200, 1)), coin), {}, "dev")
+    assert "temperature" not in flat and "search bound" in flat["refused"]
+
+
+def test_served_temperatures_skip_what_cannot_be_used(tmp_path: Path) -> None:
+    paths = RunPaths(tmp_path)
+    tasks = [TaskConfig(name=n, type="classification", classes=["a", "b"]) for n in ("ok", "bad", "refused", "nan")]
+    assert served_temperatures(paths, tasks) == ({}, {})  # never calibrated: nothing to say
+    entries = {"ok": {"temperature": 1.5}, "bad": {"temperature": None}, "refused": {"refused": "too small"}}
+    paths.calibration.write_text(json.dumps({"tasks": {**entries, "nan": {"temperature": "x"}}}))
+    temps, why = served_temperatures(paths, tasks)
+    assert temps == {"ok": 1.5} and set(why) == {"bad", "refused", "nan"}
+    assert why["refused"] == "not calibrated: too small" and "expected a positive number" in why["bad"]
+    paths.calibration.write_text("{not json")
+    temps, why = served_temperatures(paths, tasks)
+    assert temps == {} and all("calibration.json is unreadable" in w for w in why.values()) and len(why) == 4

@@ -6,8 +6,18 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
+from affectfusion.config import TaskConfig
 from affectfusion.errors import AffectFusionError
-from affectfusion.evaluation.conformal import Conformal, calibrate, class_sets, conformal_quantile, evaluate
+from affectfusion.evaluation.conformal import (
+    Conformal,
+    calibrate,
+    class_sets,
+    conformal_quantile,
+    evaluate,
+    min_calibration_size,
+    split_too_small,
+    unfit_reason,
+)
 
 SEEDS = range(20)
 N = 1500
@@ -81,3 +91,52 @@ def test_quantile_and_round_trip() -> None:
         conformal_quantile(np.arange(3.0), 1.5)
     conf = calibrate("regression", "v", np.zeros(50), np.linspace(-1, 1, 50), 0.2)
     assert Conformal.from_dict(conf.to_dict()) == conf and conf.to_dict()["method"] == "absolute residual"
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.2, 0.1, 0.05, 0.01, 0.3])
+def test_min_calibration_size_is_where_the_threshold_becomes_finite(alpha: float) -> None:
+    n = min_calibration_size(alpha)
+    assert np.isfinite(conformal_quantile(np.arange(float(n)), alpha))
+    assert n == 1 or conformal_quantile(np.arange(float(n - 1)), alpha) == float("inf")
+    assert {0.1: 9, 0.2: 4, 0.05: 19}.get(alpha, n) == n
+
+
+def test_too_few_calibration_samples_are_refused_not_stored_as_infinite() -> None:
+    with pytest.raises(AffectFusionError, match="5 calibration samples are too few for 90% coverage"):
+        calibrate("classification", "t", np.full((5, 4), 0.25), np.arange(5) % 4, 0.1)
+    bad = calibrate("regression", "v", np.zeros(50), np.linspace(-1, 1, 50), 0.2).to_dict()
+    for q in ([None], [float("nan")], [-1.0], [], "x"):
+        with pytest.raises(AffectFusionError, match=r"thresholds q|not a conformal entry"):
+            Conformal.from_dict({**bad, "q": q})
+    with pytest.raises(AffectFusionError, match="not a conformal entry"):
+        Conformal.from_dict({**bad, "unknown": 1})
+
+
+def test_unfit_reason_per_class_overall_and_saturated() -> None:
+    task = TaskConfig(name="t", type="classification", classes=["a", "b", "c"])
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    proba = softmax(rng.normal(0, 1, (60, 3)), axis=1)
+    assert unfit_reason(task, proba, y, 0.1, "dev") is None
+    five = unfit_reason(task, proba[:5], y[:5], 0.1, "dev")
+    assert "'dev' has too few samples for 90% coverage" in five and "at least 9 per class" in five
+    assert "data.calibration_split" in five
+    rare = np.where(np.arange(60) < 8, 2, np.arange(60) % 2)  # class 'c' 8 times: short at 90 %, fine at 80 %
+    assert "class 'c' 8" in unfit_reason(task, proba, rare, 0.1, "dev")
+    assert unfit_reason(task, proba, rare, 0.2, "dev") is None
+    perfect = np.eye(3)[y] * 0.8 + 0.2 / 3
+    assert "accuracy 1.0" in unfit_reason(task, perfect, y, 0.1, "dev")
+    regression = TaskConfig(name="v", type="regression")
+    assert unfit_reason(regression, np.zeros(8), np.zeros(8), 0.1, "dev") is not None
+    assert unfit_reason(regression, np.zeros(9), np.ones(9), 0.1, "dev") is None
+    labels = TaskConfig(name="m", type="multilabel", classes=["x", "y"])
+    multi = np.stack([np.ones(20), np.arange(20) < 3], axis=1).astype(int)
+    assert "label 'y' 3" in unfit_reason(labels, np.full((20, 2), 0.5), multi, 0.1, "dev")
+
+
+def test_split_too_small_says_what_it_is_too_small_for() -> None:
+    assert split_too_small("dev", 60, {"a": 20, "b": 20, "c": 20}) is None
+    five = split_too_small("dev", 5, {"a": 2, "b": 3})
+    assert "dev has only 5 samples" in five and "early stopping" in five and "calibrate (needs 30" in five
+    held_out = split_too_small("dev", 5, {"a": 2, "b": 3}, fits=False)
+    assert "early stopping" in held_out and "calibrate" not in held_out

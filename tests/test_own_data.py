@@ -181,3 +181,25 @@ def test_init_on_face_images_says_what_happens_without_a_face(side: int, tmp_pat
     else:
         assert code == 2 and "Traceback" not in err
         assert "data.extract.image.options.no_face: whole_frame reads the whole image" in " ".join(err.split())
+
+
+def test_init_prints_the_split_sizes_it_wrote_and_warns_when_one_is_too_small(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """60 rows of 7 speakers asked 60/20/20: speakers stay whole, so dev gets a handful; init says how many
+    (console and YAML) and what so few rows cannot carry (epoch selection, calibration, conformal sets)."""
+    folder = tmp_path / "own"
+    folder.mkdir()
+    labels = [("happy", "sad", "angry")[i % 3] for i in range(60)]
+    rows = ["id,text,speaker,label"] + [
+        f"r{i},I feel so {y} today number {i},spk{i % 7},{y}" for i, y in enumerate(labels)
+    ]
+    (folder / "data.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    code, out, err = run_cli(["init", str(folder)], capsys, monkeypatch)
+    assert code == 0, err
+    sizes = {s: len((folder / f"{s}.csv").read_text().splitlines()) - 1 for s in ("train", "dev", "test")}
+    written = f"train {sizes['train']}, dev {sizes['dev']}, test {sizes['test']} rows (asked 60/20/20; each 'speaker'"
+    assert f"splits: {written}" in " ".join(out.split())
+    assert written in (folder / "affectfusion.yaml").read_text()
+    assert sizes["dev"] < 30 and f"dev has only {sizes['dev']} samples" in " ".join(err.split())
+    assert "calibrate (needs 30 samples)" in " ".join(err.split())

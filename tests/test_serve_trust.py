@@ -10,10 +10,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 from streamlit.testing.v1 import AppTest
 
+from affectfusion.data.examples.media import CLASSES, make_media_table
 from affectfusion.recipes.trust import calibrate_run, conformal_run
 from affectfusion.rundir import read_run
 from affectfusion.serve import Predictor
@@ -26,9 +29,20 @@ from tests.helpers import run_cli
 
 @pytest.fixture(scope="module")
 def trusted_run(trained_media_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the media run, calibrated and with conformal sets at 80 %."""
-    run_dir = tmp_path_factory.mktemp("trusted") / "run"
+    """A copy of the media run, calibrated and with conformal sets at 80 % on a held-out `calib` split
+    (``data.calibration_split``): the run's 12-row dev split, on which it makes no error, is refused."""
+    base = tmp_path_factory.mktemp("trusted")
+    run_dir, data = base / "run", base / "data"
     shutil.copytree(trained_media_run, run_dir)
+    shutil.copytree(trained_media_run.parent / "data", data)
+    make_media_table(data, seed=1, splits={"calib": 45})
+    calib = pd.read_csv(data / "calib.csv", keep_default_na=False)
+    noisy = calib.index % 4 == 0  # a quarter of the labels disagree with the words: the model errs there
+    calib.loc[noisy, "emotion"] = [CLASSES[(CLASSES.index(e) + 1) % 3] for e in calib.loc[noisy, "emotion"]]
+    calib.to_csv(data / "calib.csv", index=False)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["data"].update(root=str(data), calibration_split="calib")
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     run = read_run(run_dir)
     model = load_model(run)
     calibrate_run(run, model)

@@ -3,7 +3,8 @@ temperature), conformal prediction sets / intervals, and the Shapley attribution
 
 Used by the Predictor (and through it ``predict``, the REST API and the dashboard): given the
 predictions of a batch of samples it returns, per sample and task, the extra output fields. A run
-without ``calibration.json`` / ``conformal.json`` simply gets no such fields.
+without ``calibration.json`` / ``conformal.json`` simply gets no such fields; a refused, unreadable,
+invalid or stale entry gets none either, and ``trust_warnings`` says why (never an error).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import numpy as np
 
 from affectfusion.analysis.attribution import MAX_EXACT, batch_shapley
 from affectfusion.data.types import MultimodalDataset
-from affectfusion.evaluation.calibration import apply_temperature, read_temperatures
-from affectfusion.evaluation.conformal import Conformal, read_conformal
+from affectfusion.evaluation.calibration import apply_temperature, served_temperatures
+from affectfusion.evaluation.conformal import Conformal, served_conformal
 from affectfusion.models.model import MultimodalModel
 from affectfusion.rundir import LoadedRun
 from affectfusion.training.predict import Predictions, make_loader
@@ -26,15 +27,25 @@ class TrustLayer:
 
     def __init__(self, run: LoadedRun) -> None:
         self.run = run
-        self.temperatures: dict[str, float] = read_temperatures(run.paths)
-        self.conformal: dict[str, Conformal] = read_conformal(run.paths)
+        tasks = run.config.tasks
+        self.temperatures, no_temperature = served_temperatures(run.paths, tasks)
+        self.conformal, no_set = served_conformal(run.paths, tasks, self.temperatures)
+        # task -> why a trust field is missing (a refused, unreadable or stale trust file)
+        self.warnings = {t.name: [w[t.name] for w in (no_temperature, no_set) if t.name in w] for t in tasks}
 
     def outputs(
         self, model: MultimodalModel, dataset: MultimodalDataset, preds: Predictions, explain: bool = False
     ) -> list[dict[str, dict[str, Any]]]:
         """Per sample, task -> extra output fields (``calibrated_probabilities``, ``temperature``,
-        ``prediction_set``/``interval`` with ``coverage``, and with ``explain`` ``attribution``)."""
-        out: list[dict[str, dict[str, Any]]] = [{t.name: {} for t in self.run.config.tasks} for _ in preds.ids]
+        ``prediction_set``/``interval`` with ``coverage``, ``trust_warnings``, and with ``explain``
+        ``attribution``)."""
+        out: list[dict[str, dict[str, Any]]] = [
+            {
+                t.name: {"trust_warnings": list(self.warnings[t.name])} if self.warnings[t.name] else {}
+                for t in self.run.config.tasks
+            }
+            for _ in preds.ids
+        ]
         for t in self.run.config.tasks:
             probs = preds.proba.get(t.name)
             if probs is not None and t.name in self.temperatures:

@@ -48,7 +48,8 @@ def test(
     predictions and plots.
 
     `--conformal`, `--by` and `--label-map` add conformal coverage, subgroup breakdowns and
-    cross-corpus scores (all in the run report)."""
+    cross-corpus scores (all in the run report). `--conformal` exits 1 when the calibration split is
+    too small or saturated for a set (no set is stored; the reason is printed)."""
     import pandas as pd  # heavy: loaded only when scoring
 
     from affectfusion.cli.trust import cross_corpus_test, trust_tests
@@ -59,8 +60,8 @@ def test(
     if label_map is not None and data is None:
         raise AffectFusionError("--label-map scores the run on another corpus: give that corpus' folder with --data")
     if table is not None and conformal is not None:
-        raise AffectFusionError("--conformal calibrates on the run's own validation split: use --split, not --table")
-    rows = []
+        raise AffectFusionError("--conformal calibrates on the run's own calibration split: use --split, not --table")
+    rows, refused = [], False
     for rd in run_dirs(run_dir):
         run = read_run(rd)
         s = split or run.config.data.test_split or run.config.data.val_split
@@ -74,15 +75,16 @@ def test(
             run, s, root = on_table(run, table)
         with run_lock(rd, "test"):
             metrics = evaluate_run(run, s, root=root)
-            trust_tests(run, s, root, conformal, by)
+            refused |= not trust_tests(run, s, root, conformal, by)
             plot_run(rd)
             write_run_report(rd)
         rows.append({"run": rd.name, "split": s, **_scalars(metrics)})
         err_console.print(f"wrote {run.paths.metrics(s)}")
-    if not rows:
-        return
-    splits = sorted({r["split"] for r in rows})
-    print_table(pd.DataFrame(rows), f"metrics on {', '.join(splits)}")
+    if rows:
+        splits = sorted({r["split"] for r in rows})
+        print_table(pd.DataFrame(rows), f"metrics on {', '.join(splits)}")
+    if refused:  # a conformal set was asked for and the calibration split could not support it
+        raise typer.Exit(1)
 
 
 def on_table(run: LoadedRun, table: Path) -> tuple[LoadedRun, str, Path]:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from affectfusion.cli.common import DeviceOption, SetOption, console, err_console, print_table, wide_console
-from affectfusion.config import load_config, load_raw, parse_set_options, resolve_config_path
+from affectfusion.config import RunConfig, load_config, load_raw, parse_set_options, resolve_config_path
 from affectfusion.errors import AffectFusionError
 
 
@@ -42,6 +42,7 @@ def train(
 
     seed_list = parse_seeds(seeds) if seeds is not None else None
     overrides = parse_set_options(set_)
+    allowed_by = leakage_source(config, overrides, allow_leakage)
     if allow_leakage:
         overrides["data.allow_leakage"] = True
     kind = config_kind(config)
@@ -56,14 +57,45 @@ def train(
     cfg = load_config(config, overrides)
     out = out or Path("runs") / (cfg.name + (f"_{fusion}" if fusion else ""))
     if seed_list is not None:
-        _train_seeds(cfg, out, seed_list, overwrite)
+        _train_seeds(cfg, out, seed_list, overwrite, allowed_by)
         return
     from affectfusion.recipes.fusion import train_config  # torch and the trainer: only when training
 
-    df = train_config(cfg, out, overwrite, err_console)
+    df = train_config(cfg, out, overwrite, err_console, allowed_by)
     if df is not None:
         print_table(df, f"{cfg.name}: comparison ({out / 'comparison'})")
+    else:
+        print_split_metrics(cfg, out)
     err_console.print(f"run directory: {out}")
+
+
+def leakage_source(config: str, overrides: dict[str, object], flag: bool) -> str:
+    """What allows training on leaking splits, as the report credits it: the flag, a --set, or the config."""
+    if flag:
+        return "--allow-leakage"
+    if "data.allow_leakage" in overrides:
+        return f"--set data.allow_leakage={str(overrides['data.allow_leakage']).lower()}"
+    return f"data.allow_leakage: true in {config}"
+
+
+def print_split_metrics(cfg: RunConfig, run_dir: Path) -> None:
+    """The scores of the run's last-scored split (the test split, else the validation split), with its size."""
+    import pandas as pd  # heavy: loaded only when a run was trained
+
+    from affectfusion.io import read_json
+    from affectfusion.rundir import RunPaths
+
+    split = cfg.data.test_split or cfg.data.val_split
+    path = RunPaths(run_dir).metrics(split)
+    if not path.is_file():  # e.g. a non-main DDP rank
+        return
+    metrics = read_json(path)
+    scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    which = "test" if split == cfg.data.test_split else "validation (no data.test_split)"
+    print_table(
+        pd.DataFrame([{"run": run_dir.name, **scalars}]),
+        f"{cfg.name}: {which} split {split!r}, {metrics.get('n', '?')} samples, best checkpoint",
+    )
 
 
 def fusion_switch(config: str, fusion: str) -> dict[str, object]:
@@ -76,7 +108,7 @@ def fusion_switch(config: str, fusion: str) -> dict[str, object]:
     return switch
 
 
-def _train_seeds(cfg, out: Path, seeds: list[int], overwrite: bool) -> None:
+def _train_seeds(cfg, out: Path, seeds: list[int], overwrite: bool, allowed_by: str) -> None:
     """Train every seed (resumable), then aggregate over seeds into <out>/seeds and print it."""
     # deferred: torch, scipy and matplotlib load only when training seeds
     from affectfusion.analysis.seed_report import aggregate_seeds
@@ -85,7 +117,7 @@ def _train_seeds(cfg, out: Path, seeds: list[int], overwrite: bool) -> None:
     from affectfusion.recipes.fusion import train_seeds
     from affectfusion.training.distributed import init_distributed
 
-    run_dirs = train_seeds(cfg, out, seeds, overwrite)
+    run_dirs = train_seeds(cfg, out, seeds, overwrite, allowed_by)
     if not init_distributed().is_main:
         return
     summary, pairwise = aggregate_seeds(group_by_variant(run_dirs), out / "seeds")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from affectfusion.cli.common import SetOption, console, err_console, print_frame
 from affectfusion.config import load_config, parse_set_options
@@ -38,14 +39,16 @@ def check_data_command(
 def calibrate_command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (or a folder of variant runs)")],
 ) -> None:
-    """Fit temperature scaling on the validation split (never the test split); stores it in the run
-    (the Predictor, API and dashboard apply it) and reports ECE, MCE, Brier before and after."""
+    """Fit temperature scaling on the calibration split (data.calibration_split, else the validation
+    split; never the test split); stores it in the run (the Predictor, API and dashboard apply it) and
+    reports ECE, MCE, Brier before and after. A split too small (< 30 samples), saturated (no error) or
+    giving a temperature at its search bound is refused: no temperature is stored, and the command exits 1."""
     from affectfusion.evaluation.report import write_run_report  # torch, matplotlib: only when calibrating
     from affectfusion.recipes.trust import calibrate_run
     from affectfusion.rundir import read_run, run_dirs, run_lock
     from affectfusion.training.trainer import load_model
 
-    rows = []
+    rows, refused = [], []
     for rd in run_dirs(run_dir):
         run = read_run(rd)
         with run_lock(rd, "calibrate"):
@@ -53,10 +56,13 @@ def calibrate_command(
             write_run_report(rd)
         for task, entry in result["tasks"].items():
             temp = entry.get("temperature")
+            if entry.get("refused"):
+                refused.append(f"{rd.name} {task}: not calibrated: {entry['refused']}")
             for split, scores in entry["splits"].items():
                 after = scores.get("after", {})
                 rows.append(
-                    [rd.name, task, "n/a" if temp is None else f"{temp:.3f}", split]
+                    [rd.name, task, "refused" if entry.get("refused") else "n/a" if temp is None else f"{temp:.3f}"]
+                    + [split, str(scores["n"])]
                     + [
                         f"{scores['before'][k]:.4f}" + (f" -> {after[k]:.4f}" if k in after else "")
                         for k in ("ece", "brier")
@@ -64,28 +70,38 @@ def calibrate_command(
                 )
         err_console.print(f"wrote {run.paths.calibration}")
     print_frame(
-        "calibration (before -> after temperature scaling)", ["run", "task", "T", "split", "ECE", "Brier"], rows
+        "calibration (before -> after temperature scaling)", ["run", "task", "T", "split", "n", "ECE", "Brier"], rows
     )
+    if refused:
+        for line in refused:
+            err_console.print(f"[yellow]refused:[/] {escape(line)}", highlight=False)
+        raise typer.Exit(1)
 
 
-def trust_tests(run: Any, split: str, data: Path | None, conformal: float | None, by: str | None) -> None:
-    """``test --conformal`` / ``--by`` for one run (after its metrics were written)."""
+def trust_tests(run: Any, split: str, data: Path | None, conformal: float | None, by: str | None) -> bool:
+    """``test --conformal`` / ``--by`` for one run (after its metrics were written); False when conformal
+    prediction was asked for and refused for a task (each refusal is printed with its reason)."""
     from affectfusion.recipes.trust import conformal_run, subgroups_run  # torch: only when --conformal or --by is given
     from affectfusion.training.trainer import load_model
 
     model = load_model(run)
+    ok = True
     if conformal is not None:
         result = conformal_run(run, model, conformal, split, root=data)
         rows = [
             [t, s["method"], str(s["n"]), f"{s['coverage']:.3f}", f"{s.get('mean_set_size', s.get('mean_width')):.3f}"]
             for t, s in result["tasks"].items()
         ]
+        rows += [[t, "refused", "", "", ""] for t in result["refused"]]
         print_frame(
             f"{run.paths.root.name}: conformal, target coverage {1 - conformal:.0%} (calibrated on "
             f"{result['calibrated_on']})",
             ["task", "method", "n", "coverage", "set size / width"],
             rows,
         )
+        for t, reason in result["refused"].items():
+            err_console.print(f"[yellow]refused:[/] {escape(f'{run.paths.root.name} {t}: no conformal set: {reason}')}")
+        ok = not result["refused"]
     if by:
         columns = [c.strip() for c in by.split(",") if c.strip()]
         _, gaps = subgroups_run(run, model, split, columns, root=data)
@@ -107,6 +123,7 @@ def trust_tests(run: Any, split: str, data: Path | None, conformal: float | None
             ["task", "by", "metric", "best", "worst", "gap"],
             rows,
         )
+    return ok
 
 
 def cross_corpus_test(run: Any, data: Path, split: str, label_map: str, adapter: str | None) -> None:

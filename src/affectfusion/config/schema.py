@@ -129,6 +129,24 @@ class DataConfig(Strict):
     allow_leakage: bool = Field(
         False, description="train even if the data check finds leaking splits (train --allow-leakage; recorded)"
     )
+    calibration_split: str | None = Field(
+        None,
+        description="held-out split that temperature scaling (calibrate) and conformal sets (test --conformal) "
+        "are fitted on, instead of val_split; neither the train nor the test split",
+    )
+
+    @model_validator(mode="after")
+    def _calibration_split_held_out(self) -> DataConfig:
+        if self.calibration_split is not None and self.calibration_split in (self.train_split, self.test_split):
+            raise ValueError(
+                f"calibration_split {self.calibration_split!r} must be a held-out split, not the train or test split"
+            )
+        return self
+
+    @property
+    def fit_split(self) -> str:
+        """The split calibration and conformal prediction are fitted on."""
+        return self.calibration_split or self.val_split
 
 
 class FusionConfig(ComponentConfig):

@@ -330,8 +330,9 @@ def check_data(cfg: RunConfig, splits: Sequence[str] | None = None) -> dict[str,
         raise AffectFusionError(f"data.root is not set; the {cfg.data.adapter!r} adapter reads a folder")
     if root is not None and not root.exists():
         raise AffectFusionError(f"data.root {str(root)!r} does not exist")
+    d = cfg.data
     names = list(
-        splits or dict.fromkeys(s for s in (cfg.data.train_split, cfg.data.val_split, cfg.data.test_split) if s)
+        splits or dict.fromkeys(s for s in (d.train_split, d.val_split, d.calibration_split, d.test_split) if s)
     )
     loaded = {name: adapter.load(root, name) for name in names}
     report = check_splits(loaded, cfg.tasks, cfg.data.train_split, getattr(adapter, "groups_identify_sources", True))
@@ -339,9 +340,12 @@ def check_data(cfg: RunConfig, splits: Sequence[str] | None = None) -> dict[str,
 
 
 def guard_leakage(cfg: RunConfig) -> dict[str, Any]:
-    """The data check ``train`` runs first: leaking splits are an error unless ``data.allow_leakage``."""
+    """The data check ``train`` runs first: leaking splits are an error unless ``data.allow_leakage``
+    (``allowed_by`` credits it; the CLI replaces it with the flag or option that set it)."""
     report = check_data(cfg)
     report["allowed_leakage"] = report["leaking"] and cfg.data.allow_leakage
+    if report["allowed_leakage"]:
+        report["allowed_by"] = "data.allow_leakage: true"
     if report["leaking"] and not cfg.data.allow_leakage:
         more = f" and {len(report['leaks']) - 1} more" if len(report["leaks"]) > 1 else ""
         raise AffectFusionError(
@@ -357,7 +361,9 @@ def check_markdown(report: dict[str, Any]) -> str:
     verdict = "**LEAKAGE**" if report["leaking"] else "no leakage found"
     lines = [f"Splits: {sizes}. Verdict: {verdict}."]
     if report.get("allowed_leakage"):
-        lines.append("Training went ahead anyway (`--allow-leakage`).")
+        lines.append(
+            f"Training went ahead anyway (allowed by `{report.get('allowed_by', 'data.allow_leakage: true')}`)."
+        )
     if not report.get("groups_identify_sources", True):
         lines.append("Group overlap not checked: this adapter's groups do not identify speakers or sources.")
     lines += [f"- leak: {x}" for x in report["leaks"]] + [f"- warning: {x}" for x in report["warnings"]]

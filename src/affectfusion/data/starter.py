@@ -52,6 +52,9 @@ class TablePlan:
     n_rows: int
     ignored: list[str]  # short categorical columns (speaker, session, ...): metadata, not inputs
     face_crops: list[str] = field(default_factory=list)  # image modalities whose images are all small crops
+    split_sizes: dict[str, int] = field(default_factory=dict)  # rows per split, as written
+    split_classes: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> class -> rows
+    split_given: bool = False  # the table's own split column decided the splits
 
 
 def _media_kind(cells: pd.Series) -> str | None:
@@ -166,6 +169,7 @@ def write_splits(plan: TablePlan, out_dir: Path, seed: int = 0) -> dict[str, int
     if plan.id_column is None:
         df.insert(0, "id", [f"row{i + 1}" for i in range(len(df))])
     parts = split_rows(df, plan.label_column, plan.group_column, seed)
+    plan.split_given = "split" in df.columns and set(df["split"]) >= {"train", "dev"}
     empty = [name for name, part in parts.items() if part.empty]
     if empty:
         raise AffectFusionError(
@@ -175,6 +179,9 @@ def write_splits(plan: TablePlan, out_dir: Path, seed: int = 0) -> dict[str, int
     for name, part in parts.items():
         part.to_csv(out_dir / f"{name}.csv", index=False)
         sizes[name] = len(part)
+        counts = part[plan.label_column].str.strip().value_counts()
+        plan.split_classes[name] = {c: int(counts.get(c, 0)) for c in plan.classes}
+    plan.split_sizes = sizes
     return sizes
 
 
@@ -195,6 +202,16 @@ def _extract_line(plan: TablePlan, modality: str) -> str:
     return f"    {modality}: {{name: {name}}}"
 
 
+def split_note(plan: TablePlan) -> str:
+    """The rows each split got, against the shares asked for (groups kept whole move them)."""
+    sizes = ", ".join(f"{k} {v}" for k, v in plan.split_sizes.items())
+    if plan.split_given:
+        return f"{sizes} rows (the table's split column)"
+    asked = "/".join(f"{v:.0%}".rstrip("%") for v in SPLIT_SHARES.values())
+    why = f"; each {plan.group_column!r} group stays whole, so the shares differ" if plan.group_column else ""
+    return f"{sizes} rows (asked {asked}{why})"
+
+
 def config_text(plan: TablePlan, name: str, sizes: dict[str, int]) -> str:
     """The starter config, every choice commented."""
     inputs = ", ".join(f"{m}: {c}" for m, c in plan.inputs.items())
@@ -202,11 +219,15 @@ def config_text(plan: TablePlan, name: str, sizes: dict[str, int]) -> str:
     group = (
         f"\n    group_column: {plan.group_column}   # rows of one group never cross splits" if plan.group_column else ""
     )
-    split_note = ", ".join(f"{k} {v}" for k, v in sizes.items())
     small = min(sizes.values()) if sizes else 0
     noisy = f"# Note: the smallest split has only {small} rows; numbers on it are noisy." if 0 < small < 30 else ""
+    if 0 < sizes.get("dev", 30) < 30:
+        noisy += (
+            f"\n# Note: dev has only {sizes['dev']} rows: too few to pick epochs on, and `calibrate` and `test "
+            "--conformal` refuse it;\n# add rows, or hold out another split and name it in data.calibration_split."
+        )
     return f"""# AffectFusion starter config, written by `affectfusion init`
-# from {plan.table.name} ({plan.n_rows} rows).
+# from {plan.table.name} ({plan.n_rows} rows), split into {split_note(plan)}.
 #   affectfusion check-data {CONFIG_FILE}      # optional: leakage, duplicates, imbalance per split
 #   affectfusion train {CONFIG_FILE}           # extracts features (cached), trains, scores dev and test
 #   affectfusion predict runs/{name} --text "..." --audio clip.wav --image face.jpg
@@ -221,7 +242,7 @@ data:
   val_split: dev                 # picks the best epoch
   test_split: test               # scored once after training
   options:
-    table: "{{split}}.csv"          # written by init ({split_note}); edit or replace freely
+    table: "{{split}}.csv"          # written by init (sizes above); edit or replace freely
     inputs: {{{inputs}}}   # modality -> column (text, or a media path)
     targets: {{{plan.label_column}: {plan.label_column}}}{group}
   extract:                       # raw media -> features, cached in data.cache_dir

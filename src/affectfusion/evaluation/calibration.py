@@ -32,6 +32,9 @@ from affectfusion.rundir import RunPaths
 
 N_BINS = 15
 T_MIN, T_MAX = 0.05, 20.0  # temperatures searched; one at a bound means the split could not pin it down
+# Fewer labelled samples than this and one temperature is fitted to noise: calibration is refused.
+MIN_TEMPERATURE_SAMPLES = 30
+FIX = "hold out a bigger (or a separate) split and name it in data.calibration_split"
 _EPS = 1e-12
 
 
@@ -125,34 +128,78 @@ def calibration_scores(proba: np.ndarray, y: np.ndarray, n_bins: int = N_BINS) -
     return out
 
 
-def read_temperatures(paths: RunPaths) -> dict[str, float]:
-    """Task -> fitted temperature ({} if the run was never calibrated)."""
+def unfit_reason(proba: np.ndarray, y: np.ndarray, split: str) -> str | None:
+    """Why ``split`` cannot carry a temperature (too few samples, or no error to learn from), else None."""
+    y = np.asarray(y)
+    if len(y) < MIN_TEMPERATURE_SAMPLES:
+        return f"{split!r} has {len(y)} labelled samples, temperature scaling needs {MIN_TEMPERATURE_SAMPLES}; {FIX}"
+    if np.all(np.asarray(proba).argmax(1) == y):
+        return (
+            f"the model makes no error on {split!r} (accuracy 1.0): a saturated split cannot say how confident "
+            "to be; hold out a split like the data to come and name it in data.calibration_split"
+        )
+    return None
+
+
+def served_temperatures(paths: RunPaths, tasks: list[TaskConfig]) -> tuple[dict[str, float], dict[str, str]]:
+    """(task -> temperature to apply, task -> why none is applied). A refused, missing, unreadable or
+    invalid entry gives no temperature (the probabilities are served unscaled), never an error."""
     if not paths.calibration.is_file():
-        return {}
-    saved = read_json(paths.calibration)
+        return {}, {}
+    classification = [t.name for t in tasks if t.type == "classification"]
     try:
-        return {task: float(entry["temperature"]) for task, entry in saved["tasks"].items() if "temperature" in entry}
-    except (KeyError, TypeError, ValueError):
-        raise AffectFusionError(f"{paths.calibration}: expected tasks.<task>.temperature numbers") from None
+        saved = read_json(paths.calibration)["tasks"]
+        if not isinstance(saved, dict):
+            raise TypeError
+    except (AffectFusionError, KeyError, TypeError) as e:
+        why = f"{paths.calibration.name} is unreadable ({e if isinstance(e, AffectFusionError) else 'no tasks'})"
+        return {}, dict.fromkeys(classification, f"not calibrated: {why}; run affectfusion calibrate again")
+    temps, why_not = {}, {}
+    for task in classification:
+        entry = saved.get(task)
+        if not isinstance(entry, dict):
+            continue
+        t = entry.get("temperature")
+        if entry.get("refused"):
+            why_not[task] = f"not calibrated: {entry['refused']}"
+        elif isinstance(t, int | float) and not isinstance(t, bool) and np.isfinite(t) and t > 0:
+            temps[task] = float(t)
+        else:
+            why_not[task] = (
+                f"not calibrated: {paths.calibration.name} holds temperature {t!r} for {task!r} (expected a "
+                "positive number); run affectfusion calibrate again"
+            )
+    return temps, why_not
 
 
 def task_calibration(
-    task: TaskConfig, val: tuple[np.ndarray, np.ndarray], evals: dict[str, tuple[np.ndarray, np.ndarray]]
+    task: TaskConfig,
+    val: tuple[np.ndarray, np.ndarray],
+    evals: dict[str, tuple[np.ndarray, np.ndarray]],
+    split: str = "validation",
 ) -> tuple[dict[str, Any], dict[str, dict[str, Reliability]]]:
-    """Fit a temperature on ``val`` (proba, y) and score every split in ``evals`` before and after.
+    """Fit a temperature on ``val`` (proba, y; the split named ``split``) and score every split in
+    ``evals`` before and after.
 
-    Returns the JSON entry for the task and the reliability curves per split (for plots).
+    A split too small or saturated, or a temperature at a search bound, gets no temperature: the entry
+    says why under ``refused`` and only the scores before are given. Returns the JSON entry for the task
+    and the reliability curves per split (for plots).
     """
     entry: dict[str, Any] = {"type": task.type, "splits": {}}
     curves: dict[str, dict[str, Reliability]] = {}
-    temperature = fit_temperature(*val) if task.type == "classification" else None
-    if temperature is not None:
-        entry["temperature"] = temperature
-        if not T_MIN * 1.05 < temperature < T_MAX / 1.05:
-            entry["note"] = (
-                f"temperature at the search bound ({T_MIN}-{T_MAX}): the validation split is too small or "
-                "too easy (no errors) to calibrate on; treat the calibrated probabilities with care"
+    temperature = None
+    if task.type == "classification":
+        entry["refused"] = unfit_reason(*val, split)
+        temperature = fit_temperature(*val) if entry["refused"] is None else None
+        if temperature is not None and not T_MIN * 1.05 < temperature < T_MAX / 1.05:
+            entry["refused"] = (
+                f"the temperature fitted on {split!r} ({temperature:.3g}) sits at the search bound "
+                f"({T_MIN}-{T_MAX}): the split cannot pin it down; {FIX}"
             )
+            temperature = None
+        if entry["refused"] is None:
+            del entry["refused"]
+            entry["temperature"] = temperature
     for split, (proba, y) in evals.items():
         scores = {"n": len(y), "before": calibration_scores(proba, y)}
         curves[split] = {"before": reliability(proba, y)}

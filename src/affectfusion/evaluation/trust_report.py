@@ -48,6 +48,8 @@ def calibration_section(paths: RunPaths, embedded: set[str]) -> list[str]:
     for task, entry in saved["tasks"].items():
         temp = entry.get("temperature")
         lines += ["", f"### Task `{task}`" + (f": temperature {temp:.3f}" if temp is not None else ""), ""]
+        if entry.get("refused"):
+            lines += [f"**Not calibrated** (probabilities are served unscaled): {entry['refused']}.", ""]
         if entry.get("note"):
             lines += [f"**Note:** {entry['note']}.", ""]
         rows = []
@@ -80,6 +82,9 @@ def conformal_section(paths: RunPaths) -> list[str]:
             for task, s in saved["tasks"].items()
         ]
         lines += _table(["task", "method", "n", "coverage", "mean set size / width"], rows)
+        lines += [
+            f"\n**No conformal set for `{task}`** (refused): {why}." for task, why in saved.get("refused", {}).items()
+        ]
     return lines
 
 

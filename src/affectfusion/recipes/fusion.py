@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 
 from affectfusion.config import RunConfig, apply_overrides, expand_variants, load_config, validate
 from affectfusion.errors import AffectFusionError
@@ -27,25 +28,33 @@ from affectfusion.training.trainer import Trainer, load_model
 
 
 def train_config(
-    cfg: RunConfig, out: Path, overwrite: bool = False, console: Console | None = None
+    cfg: RunConfig,
+    out: Path,
+    overwrite: bool = False,
+    console: Console | None = None,
+    leakage_allowed_by: str | None = None,
 ) -> pd.DataFrame | None:
-    """Train a config (each of its variants into its own folder) and compare variants if several."""
+    """Train a config (each of its variants into its own folder) and compare variants if several.
+    ``leakage_allowed_by``: what set ``data.allow_leakage`` (a flag, an option), credited if splits leak."""
     console = console or Console(stderr=True)
     variants = expand_variants(cfg)
     if not cfg.variants:
-        fit(cfg, out, overwrite, console)
+        fit(cfg, out, overwrite, console, leakage_allowed_by)
         return None
     run_dirs = []
     for vname, vcfg in variants.items():
-        fit(vcfg, out / vname, overwrite, console)
+        fit(vcfg, out / vname, overwrite, console, leakage_allowed_by)
         run_dirs.append(out / vname)
     if not init_distributed().is_main:
         return None
     return compare_runs(run_dirs, out / "comparison")
 
 
-def fit(cfg: RunConfig, run_dir: Path, overwrite: bool, console: Console) -> None:
-    """Train one run (or resume it), holding its folder against a second writer.
+def fit(
+    cfg: RunConfig, run_dir: Path, overwrite: bool, console: Console, leakage_allowed_by: str | None = None
+) -> None:
+    """Train one run (or resume it), holding its folder against a second writer; say what the run's
+    trust rests on (allowed leakage, a saturated validation split, a refused calibration).
 
     Under DDP only rank 0 writes, so only rank 0 takes the lock.
     """
@@ -54,10 +63,30 @@ def fit(cfg: RunConfig, run_dir: Path, overwrite: bool, console: Console) -> Non
         figures = Figures()
         Trainer(cfg, run_dir, console, figures).fit(overwrite=overwrite)
         if main:
+            note_allowed_leakage(run_dir, leakage_allowed_by, console)
             warn_if_saturated(cfg, run_dir, console)
-            calibrate_trained(run_dir, figures)
+            for task, entry in calibrate_trained(run_dir, figures).items():
+                if entry.get("refused"):
+                    console.print(f"[yellow]warning:[/] {task}: not calibrated: {escape(entry['refused'])}")
             figures.wait()  # drawn by the helper while the run was evaluated and calibrated
             write_run_report(run_dir)
+
+
+def note_allowed_leakage(run_dir: Path, allowed_by: str | None, console: Console) -> None:
+    """Say that the splits leak and what allowed training on them; credit that in the data check."""
+    paths = RunPaths(run_dir)
+    check = read_json(paths.data_check) if paths.data_check.is_file() else {}
+    if not check.get("allowed_leakage"):
+        return
+    if allowed_by is not None:
+        check["allowed_by"] = allowed_by
+        write_json(paths.data_check, check)
+    leaks = check.get("leaks") or ["see affectfusion check-data"]
+    more = f" and {len(leaks) - 1} more" if len(leaks) > 1 else ""
+    console.print(
+        f"[yellow]warning:[/] the data splits leak ({escape(str(leaks[0]))}{more}); training went ahead, allowed by "
+        f"{escape(check.get('allowed_by', 'data.allow_leakage: true'))}: validation and test scores may be inflated"
+    )
 
 
 def warn_if_saturated(cfg: RunConfig, run_dir: Path, console: Console) -> None:
@@ -74,12 +103,14 @@ def warn_if_saturated(cfg: RunConfig, run_dir: Path, console: Console) -> None:
     write_json(paths.meta, meta)
 
 
-def calibrate_trained(run_dir: Path, figures: Figures) -> None:
-    """Every classification run gets its validation-fitted temperature, calibration errors before and
-    after, and a reliability diagram (handed to ``figures``) in its report (issue #13)."""
+def calibrate_trained(run_dir: Path, figures: Figures) -> dict[str, Any]:
+    """Every classification run gets its validation-fitted temperature (or the reason it was refused),
+    calibration errors before and after, and a reliability diagram (handed to ``figures``) in its report.
+    Returns the calibration entry per task ({} without a classification task)."""
     run = read_run(run_dir)
     if any(t.type in ("classification", "multilabel") for t in run.config.tasks):
-        calibrate_run(run, load_model(run), figures)
+        return calibrate_run(run, load_model(run), figures)["tasks"]
+    return {}
 
 
 def _seed_config(cfg: RunConfig, seed: int) -> RunConfig:
@@ -88,7 +119,9 @@ def _seed_config(cfg: RunConfig, seed: int) -> RunConfig:
     return validate(apply_overrides(cfg.to_dict(), {"train.seed": seed, "name": f"{cfg.name}_seed{seed}"}))
 
 
-def train_seeds(cfg: RunConfig, out: Path, seeds: list[int], overwrite: bool = False) -> list[Path]:
+def train_seeds(
+    cfg: RunConfig, out: Path, seeds: list[int], overwrite: bool = False, leakage_allowed_by: str | None = None
+) -> list[Path]:
     """Train ``cfg`` once per seed into ``<out>/seed<k>`` (variants into ``<out>/seed<k>/<variant>``,
     each seed with its usual comparison). Returns every run directory, in seed order."""
     if not seeds:
@@ -97,7 +130,7 @@ def train_seeds(cfg: RunConfig, out: Path, seeds: list[int], overwrite: bool = F
     run_dirs = []
     for seed in seeds:
         seed_dir = out / f"seed{seed}"
-        train_config(_seed_config(cfg, seed), seed_dir, overwrite)
+        train_config(_seed_config(cfg, seed), seed_dir, overwrite, leakage_allowed_by=leakage_allowed_by)
         run_dirs += [seed_dir / v for v in cfg.variants] if cfg.variants else [seed_dir]
     return run_dirs
 

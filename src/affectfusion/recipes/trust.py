@@ -4,8 +4,9 @@ A recipe (above training and evaluation): it runs the model over the run's split
 predictions to the pure functions of ``evaluation.calibration``, ``.conformal`` and ``.subgroups``.
 
 Each takes the loaded run and its model (the caller loads it: ``training.trainer.load_model``),
-fits only on the validation split, and writes its files where :class:`~affectfusion.rundir.RunPaths`
-says; the run report picks them up (:mod:`affectfusion.evaluation.trust_report`).
+fits only on the calibration split (``data.calibration_split``, else the validation split), and writes
+its files where :class:`~affectfusion.rundir.RunPaths` says; the run report picks them up
+(:mod:`affectfusion.evaluation.trust_report`).
 """
 
 from __future__ import annotations
@@ -46,25 +47,27 @@ def plain(curve: calibration.Reliability) -> dict[str, list[float]]:
 
 
 def calibrate_run(run: LoadedRun, model: MultimodalModel, figures: Figures | None = None) -> dict[str, Any]:
-    """Fit a temperature per classification task on the validation split; score calibration before
-    and after on the validation and test splits; write ``calibration.json`` and reliability diagrams
-    (drawn here, or handed to ``figures``: the caller waits for them)."""
+    """Fit a temperature per classification task on the calibration split (``data.calibration_split``,
+    else the validation split) unless that split cannot carry one (``refused`` then says why); score
+    calibration before and after on it and the validation and test splits; write ``calibration.json``
+    and reliability diagrams (drawn here, or handed to ``figures``: the caller waits for them)."""
     cfg = run.config
     tasks = [t for t in cfg.tasks if t.type in ("classification", "multilabel")]
     if not tasks:
         raise AffectFusionError(f"{run.paths.root}: calibration needs a classification or multilabel task")
-    splits = list(dict.fromkeys(s for s in (cfg.data.val_split, cfg.data.test_split) if s))
+    fit_split = cfg.data.fit_split
+    splits = list(dict.fromkeys(s for s in (fit_split, cfg.data.val_split, cfg.data.test_split) if s))
     preds = {s: run_predictions(run, model, s) for s in splits}
-    result: dict[str, Any] = {"fitted_on": cfg.data.val_split, "tasks": {}, "plots": {}}
+    result: dict[str, Any] = {"fitted_on": fit_split, "tasks": {}, "plots": {}}
     drawings = []
     for t in tasks:
         data = {s: _labelled(p, t.name)[:2] for s, p in preds.items()}
         data = {s: d for s, d in data.items() if len(d[1])}
-        if cfg.data.val_split not in data:
+        if fit_split not in data:
             continue
-        entry, curves = calibration.task_calibration(t, data[cfg.data.val_split], data)
+        entry, curves = calibration.task_calibration(t, data[fit_split], data, fit_split)
         result["tasks"][t.name] = entry
-        shown = splits[-1] if splits[-1] in curves else cfg.data.val_split
+        shown = splits[-1] if splits[-1] in curves else fit_split
         path = run.paths.reliability_plot(shown, t.name)
         drawings.append(
             Drawing(
@@ -95,26 +98,45 @@ def conformal_run(
     seed: int = 0,
     root: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Calibrate split conformal per task on the validation split (temperature-scaled probabilities if
-    the run is calibrated) and measure coverage and set size / width on ``split``."""
-    temperatures = calibration.read_temperatures(run.paths)
-    val = run_predictions(run, model, run.config.data.val_split)
-    same = split == run.config.data.val_split and root is None
-    test = val if same else run_predictions(run, model, split, root)
-    fitted, scores = {}, {}
+    """Calibrate split conformal per task on the calibration split (temperature-scaled probabilities if
+    the run is calibrated) and measure coverage and set size / width on ``split``.
+
+    A task whose calibration split is too small or saturated (:func:`conformal.unfit_reason`) is refused:
+    nothing is fitted for it and ``refused`` says why, in ``conformal.json`` (the Predictor then serves
+    no set and says so) and in the result."""
+    if not 0.0 < alpha < 1.0:
+        raise AffectFusionError(f"conformal alpha must be in (0, 1), got {alpha}")
+    fit_split = run.config.data.fit_split
+    temperatures, _ = calibration.served_temperatures(run.paths, run.config.tasks)
+    cal = run_predictions(run, model, fit_split)
+    same = split == fit_split and root is None
+    test = cal if same else run_predictions(run, model, split, root)
+    fitted, scores, refused = {}, {}, {}
     for t in run.config.tasks:
-        (cal_pred, cal_y, _), (test_pred, test_y, _) = _labelled(val, t.name), _labelled(test, t.name)
+        (cal_pred, cal_y, _), (test_pred, test_y, _) = _labelled(cal, t.name), _labelled(test, t.name)
         if t.name in temperatures:
             cal_pred = calibration.apply_temperature(cal_pred, temperatures[t.name])
             test_pred = calibration.apply_temperature(test_pred, temperatures[t.name])
         if not len(cal_y):
             continue
+        reason = conformal.unfit_reason(t, cal_pred, cal_y, alpha, fit_split)
+        if reason is not None:
+            refused[t.name] = reason
+            continue
         conf = conformal.calibrate(t.type, t.name, cal_pred, cal_y, alpha, seed, lam, k_reg)
         fitted[t.name] = conf.to_dict()
         if len(test_y):
             scores[t.name] = {"method": conf.method, **conformal.evaluate(conf, test_pred, test_y, seed)}
-    write_json(run.paths.conformal, {"calibrated_on": run.config.data.val_split, "tasks": fitted})
-    result = {"alpha": alpha, "split": split, "calibrated_on": run.config.data.val_split, "tasks": scores}
+    write_json(
+        run.paths.conformal,
+        {
+            "calibrated_on": fit_split,
+            "temperatures": {t: temperatures.get(t) for t in fitted},  # what the sets were fitted on
+            "tasks": fitted,
+            "refused": refused,
+        },
+    )
+    result = {"alpha": alpha, "split": split, "calibrated_on": fit_split, "tasks": scores, "refused": refused}
     write_json(run.paths.coverage(split), result)
     return result
 

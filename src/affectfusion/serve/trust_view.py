@@ -2,8 +2,9 @@
 
 The fields themselves come from :class:`affectfusion.analysis.explain.TrustLayer` through the
 Predictor: ``calibrated_probabilities`` (+ ``temperature``), ``prediction_set`` (conformal classes,
-``uncertain`` labels for multi-label, target ``coverage``), ``interval`` (regression) and, when
-asked, ``attribution`` (Shapley value of each modality).
+``uncertain`` labels for multi-label, target ``coverage``), ``interval`` (regression),
+``trust_warnings`` (why one of them is missing) and, when asked, ``attribution`` (Shapley value of
+each modality).
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ class TrustFields(BaseModel):
     prediction_set: PredictionSetOut | None = Field(None, description="conformal set (`test --conformal`)")
     interval: IntervalOut | None = Field(None, description="regression: conformal interval (`test --conformal`)")
     attribution: AttributionOut | None = Field(None, description="per-modality Shapley values (explain=true)")
+    trust_warnings: list[str] | None = Field(
+        None,
+        description="why a calibrated probability or conformal set is missing: the run's trust file refused "
+        "an unfit calibration split, or is unreadable, invalid or stale (the prediction is served without it)",
+    )
 
 
 def trust_lines(out: dict[str, Any]) -> list[str]:
@@ -65,6 +71,7 @@ def trust_lines(out: dict[str, Any]) -> list[str]:
     if "interval" in out:
         iv = out["interval"]
         lines.append(f"interval ({iv['coverage']:.0%} coverage): [{iv['low']:.4g}, {iv['high']:.4g}]")
+    lines += [f"trust: {w}" for w in out.get("trust_warnings", [])]
     if "attribution" in out:
         a = out["attribution"]
         values = ", ".join(f"{m} {_scalar(v):+.3f}" for m, v in a["values"].items())

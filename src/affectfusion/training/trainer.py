@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -36,6 +37,7 @@ from affectfusion.data.tasks import collator_for
 from affectfusion.data.types import MultimodalDataset
 from affectfusion.device import check_precision, describe, resolve_device
 from affectfusion.errors import AffectFusionError
+from affectfusion.evaluation.conformal import small_split_warning
 from affectfusion.evaluation.figures import Figures, start_helper
 from affectfusion.evaluation.metrics import metric_value, resolve_monitor
 from affectfusion.evaluation.report import curves_drawing, fmt_value, run_drawings, write_run_report
@@ -66,8 +68,7 @@ from affectfusion.training.steps import (  # noqa: F401  (drop_modalities: re-ex
     train_epoch,
 )
 
-# Settings that say where and how the math runs, not what is learned: a run may resume under others.
-RUNTIME_KEYS = ("progress", "device", "threads")
+RUNTIME_KEYS = ("progress", "device", "threads")  # where and how the math runs, not what is learned: resumable
 
 
 @dataclass
@@ -122,10 +123,8 @@ class Trainer:
         return p.last.with_suffix(".json").exists()
 
     def _prepare_data(self) -> tuple[MultimodalDataset, MultimodalDataset]:
-        cfg = self.cfg
-        train = load_dataset(cfg, cfg.data.train_split)
-        val = load_dataset(cfg, cfg.data.val_split, modalities=train.modalities)
-        return train, val
+        train = load_dataset(self.cfg, self.cfg.data.train_split)
+        return train, load_dataset(self.cfg, self.cfg.data.val_split, modalities=train.modalities)
 
     def _build_model(self, train_ds: MultimodalDataset) -> MultimodalModel:
         """The model with its input normalisation fitted, on the run's device; sets the CPU thread count."""
@@ -160,7 +159,7 @@ class Trainer:
             "threads": self.threads.threads,
         }
         if overwrite and paths.root.exists():
-            for old in (paths.history, paths.thresholds):
+            for old in (paths.history, paths.thresholds, paths.calibration, paths.conformal):  # of the old model
                 old.unlink(missing_ok=True)
             for f in paths.checkpoints.glob("*"):
                 f.unlink()
@@ -240,6 +239,7 @@ class Trainer:
             f"{len(train_ds.samples)} train / {len(val_ds.samples)} val samples, {n_all:,} parameters"
             + (f" ({n_trainable:,} trainable)" if n_trainable < n_all else "")
             + f"; {describe(self.device)}, {self.cfg.train.precision}, {self.threads}"
+            + (f"\n[yellow]warning:[/] {escape(w)}" if (w := small_split_warning(self.cfg, val_ds.samples)) else "")
         )
 
     def _loader(self, ds: MultimodalDataset, collate, **kwargs) -> DataLoader:
