@@ -174,6 +174,8 @@ def test_no_face_reads_the_prediction_faces_field_when_there_is_one() -> None:
     )
     assert banners(analysis, 0.5) == [("warning", "Low confidence for y: the top class has probability 0.40 (< 0.50).")]
     assert banners(analysis, 0.4) == []
+    analysis.raw["tasks"]["y"]["trust_warnings"] = ["conformal.json was fitted at another temperature; not used"]
+    assert banners(analysis, 0.4) == [("warning", "y: conformal.json was fitted at another temperature; not used")]
 
 
 # -- examples -------------------------------------------------------------------------------------

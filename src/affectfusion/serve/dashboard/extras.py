@@ -110,6 +110,8 @@ def banners(a: Analysis, threshold: float = LOW_CONFIDENCE) -> list[tuple[str, s
     if a.error:
         return out
     for task, out_ in a.raw.get("tasks", {}).items():
+        # a calibration or conformal file the predictor left out (refused, stale, corrupt): say why
+        out.extend(("warning", f"{task}: {w}") for w in out_.get("trust_warnings", []))
         probs = out_.get("probabilities")
         if probs and "label" in out_ and max(probs.values()) < threshold:
             top = max(probs.values())
