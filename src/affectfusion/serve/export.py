@@ -154,8 +154,9 @@ def write_onnx(predictor: Any, path: Path) -> dict[str, list[str]]:
         raise
     except Exception as e:  # the exporter's own errors are long; the first line names the operator
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        fusion = run.config.model.fusion.name
         raise AffectFusionError(
-            f"{run.paths.root}: ONNX cannot express this run's network (fusion {run.config.model.fusion.name!r}): {first}"
+            f"{run.paths.root}: ONNX cannot express this run's network (fusion {fusion!r}): {first}"
         ) from None
     finally:
         quiet.setLevel(level)

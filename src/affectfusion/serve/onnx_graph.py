@@ -28,7 +28,7 @@ PRESENT = "present"
 # Strategies, encoders and context stages whose graph ONNX cannot express, with the reason (docs/export.md).
 UNSUPPORTED_FUSIONS: dict[str, str] = {}
 UNSUPPORTED_ENCODERS: dict[str, str] = {
-    "bilstm": "packs variable-length sequences (pack_padded_sequence), which has no ONNX form with a dynamic batch",
+    "bilstm": "packs variable-length sequences (pack_padded_sequence), which torch.onnx cannot trace with symbolic sizes",
     "hf_lora": "fine-tunes a Hugging Face backbone on token ids; the export covers networks over extracted features",
 }
 CONTEXT_REASON = (
@@ -134,4 +134,4 @@ class ExportGraph(nn.Module):
                 shapes += [{0: batch, 1: steps}, {0: batch, 1: steps}]
             else:
                 shapes += [{0: batch}, {0: batch}]
-        return (tuple(shapes + [{0: batch}]),)
+        return ((*shapes, {0: batch}),)
