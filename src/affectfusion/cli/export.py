@@ -12,7 +12,7 @@ from affectfusion.cli.common import console, err_console
 
 def export_command(
     run_dir: Annotated[Path, typer.Argument(help="A fusion run directory written by `affectfusion train`")],
-    format: Annotated[str, typer.Option("--format", help="Export format (onnx)")] = "onnx",
+    fmt: Annotated[str, typer.Option("--format", help="Export format (onnx)")] = "onnx",
     out: Annotated[Path | None, typer.Option(help="Output folder (default: RUN/export)")] = None,
     data: Annotated[
         Path | None, typer.Option(help="Dataset root for the check on the test split (default: the config's)")
@@ -23,7 +23,7 @@ def export_command(
     on the run's test split (max abs difference <= 1e-4, else nothing is written)."""
     from affectfusion.serve.export import export_run  # torch, onnx: only when exporting
 
-    result = export_run(run_dir, out, format, data)
+    result = export_run(run_dir, out, fmt, data)
     check = result.check
     err_console.print(f"exported in {result.export_seconds:.1f} s: {result.model} and {result.sidecar}")
     console.print(

@@ -34,11 +34,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 import affectfusion
+from affectfusion.data.types import MultimodalDataset
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import write_json
+from affectfusion.pipeline import load_dataset
+from affectfusion.rundir import read_run
 from affectfusion.runkinds import run_kind_of
+from affectfusion.serve.onnx_check import compare
+from affectfusion.serve.onnx_graph import PRESENT, ExportGraph, input_names, mask_name, output_names, refusal
+from affectfusion.serve.predictor import Predictor
 
 OPSET = 18
 TOLERANCE = 1e-4
@@ -84,21 +91,16 @@ def export_run(
         raise AffectFusionError(
             f"{run_dir} is a {kind.name} run ({kind.description}): only fusion networks export to ONNX"
         )
-    from affectfusion.rundir import read_run
-    from affectfusion.serve.onnx_graph import refusal
-
     run = read_run(run_dir)
     reason = refusal(run)
     if reason:
         raise AffectFusionError(f"{run_dir}: ONNX cannot express this run: {reason}")
     ort = require_onnx()
-    from affectfusion.pipeline import load_dataset
-    from affectfusion.serve.predictor import Predictor
-
     predictor = Predictor(run)
     split = run.config.data.test_split or run.config.data.val_split
     ds = load_dataset(run.config, split, root=data, modalities=run.modalities)
     out = Path(out) if out is not None else run.paths.root / "export"
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
     try:
@@ -106,29 +108,25 @@ def export_run(
         names = write_onnx(predictor, tmp / MODEL_FILE)
         export_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        check = check_onnx(ort, tmp / MODEL_FILE, predictor, ds)
+        check = {"split": split, "tolerance": tolerance, **check_onnx(ort, tmp / MODEL_FILE, predictor, ds)}
         check_seconds = time.perf_counter() - start
-        check = {"split": split, "tolerance": tolerance, **check}
         if not check["max_abs_diff"] <= tolerance:
             raise AffectFusionError(
                 f"{run_dir}: the ONNX graph differs from the Predictor by {check['max_abs_diff']:.3g} on split "
                 f"{split!r} (tolerance {tolerance:g}); nothing was written"
             )
-        for f in tmp.iterdir():
+        write_json(tmp / SIDECAR_FILE, describe(predictor, names, check, export_seconds))
+        for f in sorted(tmp.iterdir(), key=lambda f: f.name == SIDECAR_FILE):  # the sidecar last
             os.replace(f, out / f.name)
-        sidecar = out / SIDECAR_FILE
-        write_json(sidecar, describe(predictor, names, check, export_seconds))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return ExportResult(out / MODEL_FILE, sidecar, check, export_seconds, check_seconds)
+        if created and not any(out.iterdir()):
+            out.rmdir()
+    return ExportResult(out / MODEL_FILE, out / SIDECAR_FILE, check, export_seconds, check_seconds)
 
 
-def write_onnx(predictor: Any, path: Path) -> dict[str, list[str]]:
+def write_onnx(predictor: Predictor, path: Path) -> dict[str, list[str]]:
     """Trace the predictor's network into ``path``; its input and output names."""
-    import torch
-
-    from affectfusion.serve.onnx_graph import ExportGraph, input_names, output_names
-
     run = predictor.run
     graph = ExportGraph(predictor.model, run.scalers, predictor.trust.temperatures)
     specs = {m: (s.dim, s.sequence) for m, s in run.modalities.items()}
@@ -163,10 +161,8 @@ def write_onnx(predictor: Any, path: Path) -> dict[str, list[str]]:
     return names
 
 
-def check_onnx(ort: Any, path: Path, predictor: Any, ds: Any) -> dict[str, Any]:
+def check_onnx(ort: Any, path: Path, predictor: Predictor, ds: MultimodalDataset) -> dict[str, Any]:
     """Run the saved graph with onnxruntime on ``ds``; compare with the Predictor (see onnx_check)."""
-    from affectfusion.serve.onnx_check import compare
-
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -178,12 +174,10 @@ def check_onnx(ort: Any, path: Path, predictor: Any, ds: Any) -> dict[str, Any]:
     return compare(run_graph, predictor, ds)
 
 
-def describe(predictor: Any, names: dict[str, list[str]], check: dict[str, Any], seconds: float) -> dict[str, Any]:
+def describe(
+    predictor: Predictor, names: dict[str, list[str]], check: dict[str, Any], seconds: float
+) -> dict[str, Any]:
     """The sidecar: what to feed the graph, what comes out, and where it came from."""
-    import torch
-
-    from affectfusion.serve.onnx_graph import PRESENT, mask_name
-
     run = predictor.run
     temperatures = predictor.trust.temperatures
     modalities = {}

@@ -28,7 +28,8 @@ PRESENT = "present"
 # Strategies, encoders and context stages whose graph ONNX cannot express, with the reason (docs/export.md).
 UNSUPPORTED_FUSIONS: dict[str, str] = {}
 UNSUPPORTED_ENCODERS: dict[str, str] = {
-    "bilstm": "packs variable-length sequences (pack_padded_sequence), which torch.onnx cannot trace with symbolic sizes",
+    "bilstm": "packs variable-length sequences (pack_padded_sequence), "
+    "which torch.onnx cannot trace with symbolic sizes",
     "hf_lora": "fine-tunes a Hugging Face backbone on token ids; the export covers networks over extracted features",
 }
 CONTEXT_REASON = (
