@@ -18,9 +18,12 @@ def export_command(
         Path | None, typer.Option(help="Dataset root for the check on the test split (default: the config's)")
     ] = None,
 ) -> None:
-    """Export the trained network (features in, probabilities / values out, any modality subset via its
-    `present` input) to ONNX with a JSON sidecar, then check it with onnxruntime against the Predictor
-    on the run's test split (max abs difference <= 1e-4, else nothing is written)."""
+    """Export a fusion run's network as ONNX plus a JSON sidecar, checked against the Predictor.
+
+    Features in, probabilities / values out; any subset of the run's modalities through the graph's
+    `present` input; dynamic batch size and sequence lengths. Before writing, onnxruntime runs the
+    graph on the run's test split and must agree with the Predictor to 1e-4 (see docs/export.md).
+    """
     from affectfusion.serve.export import export_run  # torch, onnx: only when exporting
 
     result = export_run(run_dir, out, fmt, data)
