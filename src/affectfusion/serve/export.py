@@ -131,9 +131,11 @@ def write_onnx(predictor: Predictor, path: Path) -> dict[str, list[str]]:
     graph = ExportGraph(predictor.model, run.scalers, predictor.trust.temperatures)
     specs = {m: (s.dim, s.sequence) for m, s in run.modalities.items()}
     names = {"inputs": input_names(graph.modalities), "outputs": output_names(run, predictor.trust.temperatures)}
-    quiet = logging.getLogger("torch.onnx")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # "torchvision is not installed" and the like: nothing the user can act on
+    # "torchvision is not installed", "skipping constant folding for op Split": nothing the user can act on
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -157,7 +159,8 @@ def write_onnx(predictor: Predictor, path: Path) -> dict[str, list[str]]:
             f"{run.paths.root}: ONNX cannot express this run's network (fusion {fusion!r}): {first}"
         ) from None
     finally:
-        quiet.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
     return names
 
 
