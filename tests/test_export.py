@@ -179,6 +179,23 @@ def test_sequence_encoders_export_with_any_length(tmp_path: Path) -> None:
     check_round_trip(run_dir, tmp_path / "out")
 
 
+@pytest.mark.slow
+def test_a_media_run_names_the_extractors_to_feed(trained_media_run: Path, tmp_path: Path) -> None:
+    """Text, audio and image through extractors: the sidecar says which (options, fingerprint)."""
+    from affectfusion.extract import build_extractor
+    from affectfusion.rundir import read_run
+    from affectfusion.serve.export import export_run
+
+    result = export_run(trained_media_run, tmp_path / "out")
+    assert result.check["max_abs_diff"] <= 1e-4
+    sidecar = json.loads(result.sidecar.read_text())
+    config = read_run(trained_media_run).config.data.extract
+    for m in ("text", "audio", "image"):
+        extractor = sidecar["modalities"][m]["extractor"]
+        expected = build_extractor(config[m].name, config[m].options, m)
+        assert extractor["extractor"] == config[m].name and extractor["fingerprint"] == expected.fingerprint()
+
+
 def test_unsupported_strategies_are_listed_with_their_reason_in_the_docs() -> None:
     from affectfusion.serve.onnx_graph import UNSUPPORTED_ENCODERS, UNSUPPORTED_FUSIONS
 

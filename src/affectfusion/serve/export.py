@@ -39,9 +39,10 @@ import torch
 import affectfusion
 from affectfusion.data.types import MultimodalDataset
 from affectfusion.errors import AffectFusionError
+from affectfusion.extract import Extractor, build_extractor
 from affectfusion.io import write_json
 from affectfusion.pipeline import load_dataset
-from affectfusion.rundir import read_run
+from affectfusion.rundir import LoadedRun, read_run
 from affectfusion.runkinds import run_kind_of
 from affectfusion.serve.onnx_check import compare
 from affectfusion.serve.onnx_graph import PRESENT, ExportGraph, input_names, mask_name, output_names, refusal
@@ -185,7 +186,6 @@ def describe(
     temperatures = predictor.trust.temperatures
     modalities = {}
     for m, spec in run.modalities.items():
-        ex = predictor.extractors.get(m)
         steps = "steps" if spec.sequence else 1
         modalities[m] = {
             "dim": spec.dim,
@@ -193,8 +193,7 @@ def describe(
             "input": m,
             "input_shape": ["batch", steps, spec.dim],
             "mask_input": mask_name(m),
-            "features": "extractor" if ex is not None else "pre-extracted features (as in training)",
-            "extractor": None if ex is None else {**ex.describe(), "fingerprint": ex.fingerprint()},
+            **extractor_entry(run, m, predictor.extractors.get(m)),
         }
     tasks = []
     for t in run.config.tasks:
@@ -241,3 +240,21 @@ def describe(
         "check": check,
         "export_seconds": round(seconds, 2),
     }
+
+
+def extractor_entry(run: LoadedRun, modality: str, serving: Extractor | None) -> dict[str, Any]:
+    """The extractor whose features the graph was trained on (name, options, package versions, fingerprint),
+    and the one the Predictor runs on uploads where that differs (one that finds the face in a photo first)."""
+    component = run.config.data.extract.get(modality)
+    if component is None or serving is None:
+        return {"features": "pre-extracted features, as the run was trained on", "extractor": None}
+    where = f"{run.paths.config}: data.extract.{modality}.options"
+    trained = build_extractor(component.name, component.options, where, "cpu")
+    entry: dict[str, Any] = {"features": "extractor", "extractor": describe_extractor(trained)}
+    if serving.fingerprint() != trained.fingerprint():
+        entry["serving_extractor"] = describe_extractor(serving)
+    return entry
+
+
+def describe_extractor(extractor: Extractor) -> dict[str, Any]:
+    return {**extractor.describe(), "fingerprint": extractor.fingerprint()}
