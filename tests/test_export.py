@@ -83,13 +83,17 @@ def predictor_rows(run_dir: Path, samples: list[Any], absent: str | None) -> dic
 
     predictor = Predictor.load(run_dir)
     inputs = [{m: x for m, x in s.features.items() if m != absent} for s in samples]
-    preds = [p.tasks["label"] for p in predictor.predict(inputs, [s.id for s in samples])]
-    classes = predictor.run.config.tasks[0].classes
-    rows = {"label_probabilities": np.array([[p["probabilities"][c] for c in classes] for p in preds])}
-    if "calibrated_probabilities" in preds[0]:
-        rows["label_calibrated_probabilities"] = np.array(
-            [[p["calibrated_probabilities"][c] for c in classes] for p in preds]
-        )
+    preds = predictor.predict(inputs, [s.id for s in samples])
+    rows = {}
+    for t in predictor.run.config.tasks:
+        outs = [p.tasks[t.name] for p in preds]
+        if t.type == "regression":
+            rows[f"{t.name}_value"] = np.array([o["value"] for o in outs])
+            continue
+        rows[f"{t.name}_probabilities"] = np.array([[o["probabilities"][c] for c in t.classes] for o in outs])
+        if "calibrated_probabilities" in outs[0]:
+            calibrated = [[o["calibrated_probabilities"][c] for c in t.classes] for o in outs]
+            rows[f"{t.name}_calibrated_probabilities"] = np.array(calibrated)
     return rows
 
 
@@ -176,6 +180,24 @@ def test_sequence_encoders_export_with_any_length(tmp_path: Path) -> None:
     encoders = {"audio": {"name": "tcn"}, "video": {"name": "transformer"}}
     run_dir = tiny_run(tmp_path, "weighted", **{"model.encoders": encoders})
     export_run(run_dir, tmp_path / "out")
+    check_round_trip(run_dir, tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_a_multi_task_run_has_one_output_per_head(tmp_path: Path) -> None:
+    """A regression head (values on the targets' 0-24 scale) and a classification head derived from it."""
+    from affectfusion.serve.export import export_run
+
+    tasks = [
+        {"name": "score", "type": "regression"},
+        {"name": "high", "type": "classification", "classes": ["no", "yes"], "threshold_of": "score", "threshold": 12},
+    ]
+    options = {"data.options.task": "regression", "data.options.target_name": "score"}
+    run_dir = tiny_run(tmp_path, "gated", tasks=tasks, **options, **{"data.options.target_range": [0, 24]})
+    result = export_run(run_dir, tmp_path / "out")
+    sidecar = json.loads(result.sidecar.read_text())
+    assert sidecar["outputs"] == ["score_value", "high_probabilities"]
+    assert [t["output"] for t in sidecar["tasks"]] == sidecar["outputs"]
     check_round_trip(run_dir, tmp_path / "out")
 
 
