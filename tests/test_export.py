@@ -218,6 +218,20 @@ def test_a_media_run_names_the_extractors_to_feed(trained_media_run: Path, tmp_p
         assert extractor["extractor"] == config[m].name and extractor["fingerprint"] == expected.fingerprint()
 
 
+@pytest.mark.parametrize("speakers", [0, 2])
+def test_the_traceable_no_context_stage_equals_the_general_one(speakers: int) -> None:
+    """``none`` skips the scatter into conversations and back (an identity), which made shapes data-dependent."""
+    import torch
+
+    from affectfusion.models.context import CONTEXTS
+    from affectfusion.models.context.base import ContextStage
+
+    stage = CONTEXTS.get("none")(8, 0.0, speakers, CONTEXTS.get("none").Options()).eval()
+    x, index = ContextStage.example_input(8)
+    for idx in (index, None):
+        assert torch.equal(stage(x, idx), ContextStage.forward(stage, x, idx))
+
+
 def test_unsupported_strategies_are_listed_with_their_reason_in_the_docs() -> None:
     from affectfusion.serve.onnx_graph import UNSUPPORTED_ENCODERS, UNSUPPORTED_FUSIONS
 
@@ -303,3 +317,22 @@ def test_a_graph_that_disagrees_writes_nothing(
     with pytest.raises(AffectFusionError, match=r"differs from the Predictor by 0\.5"):
         export.export_run(concat_export[0], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_network_the_exporter_cannot_trace_gets_one_line(
+    concat_export: tuple[Path, Path, str], tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A strategy added later that torch.onnx cannot trace: the exporter's first line, nothing written."""
+    import torch
+
+    def fails(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("Unsupported: aten::some_op has no ONNX translation\n  long trace ...")
+
+    monkeypatch.setattr(torch.onnx, "export", fails)
+    from affectfusion.serve.export import export_run
+
+    with pytest.raises(AffectFusionError) as caught:
+        export_run(concat_export[0], tmp_path / "out")
+    message = str(caught.value)
+    assert "ONNX cannot express this run's network (fusion 'concat')" in message and "aten::some_op" in message
+    assert "\n" not in message and not (tmp_path / "out").exists()
