@@ -5,7 +5,7 @@ traces the model with *symbolic* batch and step sizes, so every reshape inside a
 sinusoid length stays a function of the input shape. The legacy TorchScript exporter
 (``dynamo=False``) records Python ints from the example batch into ``nn.MultiheadAttention``'s
 reshapes: its graph of the ``transformer`` fusion fails at run time on any other batch size. The
-price is export time (seconds to a minute, most of it torch's decompositions), paid once.
+price is export time (4-40 s of CPU for the tiny test runs, attention strategies the most), paid once.
 
 Decisions, recorded in the sidecar (``docs/export.md``):
 
