@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from affectfusion.data.types import ConversationIndex
 from affectfusion.models.context.base import CONTEXTS, ContextStage
 
 
@@ -13,3 +14,11 @@ class NoContext(ContextStage):
 
     def contextualise(self, x: Tensor, mask: Tensor) -> Tensor:
         return x
+
+    def forward(self, x: Tensor, index: ConversationIndex | None) -> Tensor:
+        """The base class's result without its scatter into conversations and gather back (an identity
+        here): no shape depends on the data, so the model traces (ONNX export) with any batch size."""
+        if self.speaker_embedding is None:
+            return x
+        speaker = index.speaker.clamp(max=self.max_speakers) if index is not None else x.new_zeros(x.shape[0]).long()
+        return x + self.speaker_embedding(speaker)

@@ -60,7 +60,8 @@ class CrossAttentionFusion(Fusion):
         paddings = []
         for i in range(len(self.modalities)):
             others, own = valid & (owner != i), valid & (owner == i)
-            paddings.append(key_padding(torch.where(others.any(1, keepdim=True), others, own)))
+            has_others = others.any(1, keepdim=True)  # boolean algebra, not torch.where: ONNX Where takes no bools
+            paddings.append(key_padding((others & has_others) | (own & ~has_others)))
         for blocks in self.layers:
             kv = torch.cat(seqs, dim=1)
             outs = [block(x, kv, pad) for block, x, pad in zip(blocks, seqs, paddings, strict=True)]
