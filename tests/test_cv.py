@@ -23,6 +23,7 @@ from affectfusion.data.types import Sample
 from affectfusion.errors import AffectFusionError
 from affectfusion.recipes.cv import fold_config, run_cv
 from affectfusion.rundir import CvPaths, RunPaths
+from tests.dashboard_helpers import new_app
 from tests.helpers import SHARED_DATA, run_cli, tiny_config
 
 TINY = {"data.options.n_train": 48, "data.options.n_eval": 24, "train.epochs": 2}
@@ -141,6 +142,7 @@ def _cv(cfg: RunConfig, out: Path, protocol: Protocol) -> dict:
     return run_cv(cfg, out, protocol, workers=1)
 
 
+@pytest.mark.slow  # two folds trained, tested again, compared and shown: ~25 s on an idle 2-core machine
 def test_cv_classification_writes_folds_summary_and_resumes(tmp_path: Path, capsys, monkeypatch) -> None:
     cfg = tiny_config(TINY)
     out = tmp_path / "cv"
@@ -166,6 +168,19 @@ def test_cv_classification_writes_folds_summary_and_resumes(tmp_path: Path, caps
     assert code == 0, err
     saved = yaml.safe_load(RunPaths(fold).config.read_text())
     assert saved["data"]["adapter"] == "folds" and saved["data"]["options"]["test"] == summary["folds"][0]["test"]
+    # compare reads cv.json (one row: the mean over folds), the dashboard's Model tab of a fold shows it
+    code, _, err = run_cli(["compare", str(out), str(fold), "--out", str(tmp_path / "cmp")], capsys, monkeypatch)
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "cmp" / "comparison.csv")
+    cv_row = table[table["split"] == "cv (2 folds)"].iloc[0]
+    assert cv_row["accuracy"] == pytest.approx(summary["metrics"]["label.accuracy"]["mean"])
+    assert cv_row["accuracy_std"] == pytest.approx(summary["metrics"]["label.accuracy"]["std"])
+    app = new_app(fold)
+    [shown] = [df.value for df in app.dataframe if "ci95_low" in df.value.columns]
+    assert shown.set_index("metric").loc["label.macro_f1", "mean"] == pytest.approx(
+        summary["metrics"]["label.macro_f1"]["mean"]
+    )
+    assert any("Cross-validation" in h.value for h in app.subheader)
     # resumable: nothing is retrained
     stamps = [RunPaths(paths.fold(k)).history.stat().st_mtime_ns for k in range(2)]
     again = _cv(cfg, out, Protocol(group="group", k=2))

@@ -43,6 +43,8 @@ def fold_scalars(metrics: dict[str, Any]) -> dict[str, float | None]:
     out = {}
     for task, per in (metrics.get("tasks") or {}).items():
         for name, value in per.items():
+            if name == "n":  # sample counts are in the fold's sizes
+                continue
             if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
                 out[f"{task}.{name}"] = None if value is None else float(value)
     return out
