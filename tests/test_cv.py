@@ -1,6 +1,7 @@
 """Cross-validation: fold plans test every sample once and never split a group, a fold column that
 would leak a speaker is refused, every fold is an ordinary run, finished folds are not retrained, and
-classification, regression and multi-task configs summarise into cv.json / cv.md."""
+classification, regression, multi-task and specialists configs summarise into cv.json / cv.md, which
+compare and the dashboard read."""
 
 from __future__ import annotations
 
@@ -282,3 +283,28 @@ def test_cv_on_real_ravdess_with_a_fold_column(tmp_path: Path, capsys, monkeypat
     for name in ("emotion.accuracy", "emotion.balanced_accuracy", "emotion.macro_f1"):
         assert len(summary["metrics"][name]["values"]) == 2 and summary["metrics"][name]["std"] is not None
     assert "emotion.accuracy" in out
+
+
+@pytest.mark.slow  # two folds x (two specialists, an export and a fusion): ~20 s on an idle 2-core machine
+def test_cv_of_a_specialists_config_scores_each_folds_fusion_stage(tmp_path: Path) -> None:
+    """``kind: specialists``: every fold trains its specialists and fusion; the fusion stage is scored."""
+    from affectfusion.recipes.specialists.config import load_specialists_config
+
+    sets = {
+        "data.options.n_train": 40,
+        "data.options.n_eval": 20,
+        "data.options.modalities": {"text": {"dim": 8}, "image": {"dim": 6}},
+        "data.options.presence_patterns": None,
+        "specialists": {
+            m: {"model": {"hidden_dim": 8, "head_hidden": 0}, "train": {"epochs": 1, "progress": False}}
+            for m in ("text", "image")
+        },
+        "fusion.model": {"hidden_dim": 8, "head_hidden": 8, "fusion": {"name": "concat"}},
+        "fusion.train": {"epochs": 1, "progress": False},
+    }
+    cfg = load_specialists_config("emocare_specialists", sets)
+    summary = run_cv(cfg, tmp_path / "cv", Protocol(k=2), workers=1)
+    assert [f["results_dir"] for f in summary["folds"]] == ["fold0/fusion", "fold1/fusion"]
+    assert len(summary["metrics"]["sentiment.macro_f1"]["values"]) == 2
+    assert (tmp_path / "cv" / "fold1" / "specialists" / "image" / "report.md").is_file()
+    assert summary["pooled"]["sentiment"]["n"] == 40 + 2 * 20

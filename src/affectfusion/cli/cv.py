@@ -62,14 +62,17 @@ def cv(
     if folds and k:
         raise AffectFusionError("--k makes folds from groups; --folds takes them from a column")
     kind = config_kind(config)
-    if kind != "fusion":
-        raise AffectFusionError(
-            f"cv trains fusion configs; {config} is a {kind!r} config (cross-validate its stages as fusion configs)"
-        )
+    if kind not in ("fusion", "specialists"):
+        raise AffectFusionError(f"cv trains fusion and specialists configs; {config} is a {kind!r} config")
     overrides = parse_set_options(set_)
     if allow_leakage:
         overrides["data.allow_leakage"] = True
-    cfg = load_config(config, overrides)
+    if kind == "specialists":
+        from affectfusion.recipes.specialists.config import load_specialists_config  # its own schema
+
+        cfg = load_specialists_config(config, overrides)
+    else:
+        cfg = load_config(config, overrides)
     out = out or Path("runs") / f"{cfg.name}_cv"
     chosen = [s.strip() for s in splits.split(",") if s.strip()] if splits else None
     protocol = Protocol(folds=folds, group=group, k=k, val_fraction=val_fraction)

@@ -70,7 +70,8 @@ def cv_row(path: Path, name: str) -> dict:
     """A cross-validation folder as one row: identity from its first fold, the primary task's metrics as
     the mean over folds (``<metric>_std`` beside each), split ``cv (<k> folds)``."""
     summary = read_json(CvPaths(path).summary)
-    first = read_run_folder(CvPaths(path).fold(summary["folds"][0]["fold"]))
+    fold = summary["folds"][0]
+    first = read_run_folder(Path(path) / fold.get("results_dir", fold["run_dir"]))
     task = summary["primary_task"]
     row = {
         "run": name,

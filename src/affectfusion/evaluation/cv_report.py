@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 import statistics
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import t as student_t
 
-from affectfusion.config import RunConfig, TaskConfig
+from affectfusion.config import TaskConfig
 from affectfusion.data.fold_plan import FoldPlan, Protocol
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.metrics import CLASSIFICATION_SCALARS, REGRESSION_SCALARS, task_metrics
@@ -78,25 +79,28 @@ _SCALARS = set(CLASSIFICATION_SCALARS + REGRESSION_SCALARS)
 
 def write_cv_summary(
     paths: CvPaths,
-    cfg: RunConfig,
+    cfg: Any,  # a RunConfig, or a specialists config: its name and tasks
     protocol: Protocol,
     splits: list[str],
     plans: list[FoldPlan],
+    results: list[Path],
     timings: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """Read every fold's test evaluation; write cv.json, cv.md and the pooled predictions; the summary."""
+    """Read every fold's test evaluation (the run in ``results``, aligned with ``plans``); write cv.json,
+    cv.md and the pooled predictions; the summary."""
     previous = read_json(paths.summary).get("timings", []) if paths.summary.is_file() else []
     timing = {t["fold"]: t for t in previous} | {t["fold"]: t for t in timings}
     folds, frames = [], []
-    for plan in plans:
-        run = RunPaths(paths.fold(plan.index))
+    for plan, result in zip(plans, results, strict=True):
+        run = RunPaths(result)
         if not run.metrics(TEST).is_file():
             raise AffectFusionError(f"cv fold {plan.index}: {run.metrics(TEST)} is missing; run the same cv again")
         metrics = read_json(run.metrics(TEST))
         folds.append(
             {
                 "fold": plan.index,
-                "run_dir": run.root.name,
+                "run_dir": paths.fold(plan.index).name,
+                "results_dir": run.root.relative_to(paths.root).as_posix(),
                 "test": plan.test,
                 "val_groups": plan.val,
                 "sizes": plan.sizes,
