@@ -308,3 +308,23 @@ def test_cv_of_a_specialists_config_scores_each_folds_fusion_stage(tmp_path: Pat
     assert len(summary["metrics"]["sentiment.macro_f1"]["values"]) == 2
     assert (tmp_path / "cv" / "fold1" / "specialists" / "image" / "report.md").is_file()
     assert summary["pooled"]["sentiment"]["n"] == 40 + 2 * 20
+
+
+def test_adapters_keep_extra_table_columns_as_metadata(tmp_path: Path) -> None:
+    """A fold column may be any extra column of labels.csv or a media table."""
+    from affectfusion.data import DATASETS
+    from affectfusion.registry import validate_options
+
+    root = _ravdess_like(tmp_path / "rav", actors=2, per_actor=2, fold_of=lambda a, i: f"f{a}")
+    cls = DATASETS.get("ravdess")
+    samples = cls(validate_options(cls, {"targets": {"emotion": "emotion"}}, "o")).load(root, "train")
+    assert [s.metadata["fold"] for s in samples] == ["f1", "f1", "f2", "f2"]
+    assert "path" not in samples[0].metadata and "split" not in samples[0].metadata
+    (tmp_path / "tab").mkdir()
+    pd.DataFrame({"text": ["good", "bad"], "emotion": ["happy", "sad"], "session": ["1", "2"]}).to_csv(
+        tmp_path / "tab" / "train.csv", index=False
+    )
+    cls = DATASETS.get("media_table")
+    options = {"inputs": {"text": "text"}, "targets": {"emotion": "emotion"}}
+    table = cls(validate_options(cls, options, "o")).load(tmp_path / "tab", "train")
+    assert [s.metadata for s in table] == [{"session": "1"}, {"session": "2"}]
