@@ -7,6 +7,7 @@ is paid once per worker, not once per job; each job reports its own time outside
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import time
@@ -15,7 +16,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from affectfusion.threads import Threads, choose_threads, cpu_budget
+from affectfusion.threads import Threads, choose_threads, cpu_budget, other_load
 
 J = TypeVar("J")
 
@@ -35,13 +36,15 @@ class WorkerPlan:
 
 
 def plan_workers(n_jobs: int, requested: int | None = None, threads: Threads = "auto") -> WorkerPlan:
-    """Workers x threads within the cores this process may use: an explicit thread count (config or
-    ``OMP_NUM_THREADS``) fixes the threads per job, else the free cores are spread over the jobs."""
-    budget = cpu_budget()
+    """Workers x threads within the cores this process may use and other processes leave free (as
+    :mod:`affectfusion.threads` counts them): an explicit thread count (config or ``OMP_NUM_THREADS``) fixes
+    the threads per job, else the free cores are spread over the jobs. On a 2-core machine under a load of
+    ~18, two workers took 347 s for MOSI's 4 folds against 193 s for one."""
+    free = max(1, math.floor(cpu_budget() - other_load() + 0.5))  # cores not busy with other work
     fixed = choose_threads(threads)
     if threads != "auto" or fixed.reason == "OMP_NUM_THREADS":
         per_job = max(1, fixed.threads)
-        workers = requested or max(1, budget // per_job)
+        workers = requested or max(1, free // per_job)
     else:
         workers = requested or fixed.threads  # the free cores, one job each
         per_job = max(1, fixed.threads // max(1, min(workers, n_jobs)))
