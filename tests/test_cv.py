@@ -6,6 +6,7 @@ compare and the dashboard read."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -328,3 +329,16 @@ def test_adapters_keep_extra_table_columns_as_metadata(tmp_path: Path) -> None:
     options = {"inputs": {"text": "text"}, "targets": {"emotion": "emotion"}}
     table = cls(validate_options(cls, options, "o")).load(tmp_path / "tab", "train")
     assert [s.metadata for s in table] == [{"session": "1"}, {"session": "2"}]
+
+
+def test_worker_pool_reuses_its_workers_and_reports_a_failure(tmp_path: Path) -> None:
+    """Four jobs on two spawned workers: every result comes back, at most two processes ran them."""
+    from affectfusion.recipes.workers import WorkerPlan, run_jobs
+    from tests.helpers import job_pid
+
+    results = dict(run_jobs(job_pid, [1, 2, 3, 4], WorkerPlan(2, 1)))
+    assert {job: r[0] for job, r in results.items()} == {1: 1, 2: 4, 3: 9, 4: 16}
+    pids = {r[1] for r in results.values()}
+    assert len(pids) <= 2 and os.getpid() not in pids
+    with pytest.raises(TypeError):
+        list(run_jobs(job_pid, [1, "x"], WorkerPlan(2, 1)))
