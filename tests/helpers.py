@@ -128,3 +128,10 @@ def asgi_scope(path: str, content_type: bytes) -> dict[str, Any]:
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
     }
+
+
+def job_pid(x: int) -> tuple[int, int]:
+    """A job for worker-pool tests (importable by a spawned worker): its input and the worker's pid."""
+    import os  # only the pool tests call this
+
+    return x * x, os.getpid()

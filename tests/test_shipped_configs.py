@@ -12,6 +12,7 @@ from affectfusion.cli import main
 from affectfusion.config import expand_variants, list_packaged_configs, load_config
 from affectfusion.data.examples.daic_woz import make_daic_woz
 from affectfusion.data.examples.eav import make_eav
+from affectfusion.data.examples.iemocap import make_iemocap
 from affectfusion.recipes import config_kind
 from tests.helpers import SHARED_DATA
 
@@ -19,6 +20,7 @@ from tests.helpers import SHARED_DATA
 FIXTURES = {
     "daic_woz": (make_daic_woz, ["data.options.audio_steps=25", "data.options.video_steps=25"]),
     "eav": (make_eav, ["data.options.splits={train: [1, 2], dev: [3], test: [4]}"]),
+    "iemocap": (make_iemocap, []),
 }
 
 SHRINK_SYNTHETIC = ["data.options.n_train=48", "data.options.n_eval=24", "train.epochs=1", "train.progress=false"]

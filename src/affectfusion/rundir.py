@@ -60,6 +60,11 @@ class RunPaths:
         return self.root / ".lock"
 
     @property
+    def log(self) -> Path:
+        """What training printed, when it ran in a worker process (``cv``) rather than a terminal."""
+        return self.root / "train.log"
+
+    @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 
@@ -157,6 +162,35 @@ class RunPaths:
 
     def analysis_names(self) -> list[str]:
         return sorted(p.name for p in (self.root / "analysis").glob("*") if p.is_dir())
+
+
+@dataclass(frozen=True)
+class CvPaths:
+    """A cross-validation folder: one ordinary run folder per fold, and the summary over folds."""
+
+    root: Path
+
+    def fold(self, index: int) -> Path:
+        return self.root / f"fold{index}"
+
+    @property
+    def summary(self) -> Path:
+        """Protocol, per-fold and aggregated metrics, pooled confusion matrices, timings."""
+        return self.root / "cv.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "cv.md"
+
+    @property
+    def pooled_predictions(self) -> Path:
+        """Every fold's test predictions in one table (each sample once), with its fold."""
+        return self.root / "predictions.csv"
+
+
+def is_cv(path: Path) -> bool:
+    """A folder holding a finished cross-validation (its cv.json)."""
+    return CvPaths(Path(path)).summary.is_file()
 
 
 def is_run(path: Path) -> bool:

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from affectfusion.cli import analysis, data, export, runs, serve, train, trust
+from affectfusion.cli import analysis, cv, data, export, runs, serve, train, trust
 from affectfusion.cli.common import err_console
 from affectfusion.errors import AffectFusionError
 from affectfusion.quiet import VERBOSE_ENV
@@ -47,6 +47,7 @@ def options(
 
 app.command()(train.train)
 app.command()(runs.test)
+app.command()(cv.cv)
 app.command()(runs.compare)
 app.command()(train.extract)
 app.command("list")(runs.list_)

@@ -106,7 +106,9 @@ def _scalars(metrics: dict) -> dict:
 
 
 def compare(
-    runs: Annotated[list[Path], typer.Argument(help="Run directories (or folders of variant runs)")],
+    runs: Annotated[
+        list[Path], typer.Argument(help="Run directories (or folders of variant runs, or `cv` folders: their mean)")
+    ],
     out: Annotated[Path | None, typer.Option(help="Output folder (default: <parent of first run>/comparison)")] = None,
     split: Annotated[str | None, typer.Option(help="Split to compare (default: test, test_small, else dev)")] = None,
     seeds_aggregate: Annotated[
@@ -119,10 +121,12 @@ def compare(
     ] = False,
 ) -> None:
     """Compare runs side by side: one table (markdown + CSV) and one plot."""
-    from affectfusion.rundir import run_dirs, run_dirs_or_none  # numpy/pandas: not for --help
+    from affectfusion.rundir import is_cv, run_dirs, run_dirs_or_none  # numpy/pandas: not for --help
 
-    dirs = [d for r in runs if run_dirs_or_none(r) for d in run_dirs(r)]
-    skipped = [r for r in runs if not run_dirs_or_none(r)]
+    # a cross-validation folder is compared as one run (its mean over folds), unless seeds are aggregated
+    whole = [r for r in runs if is_cv(r) and not seeds_aggregate]
+    dirs = [d for r in runs if r in whole or run_dirs_or_none(r) for d in ([r] if r in whole else run_dirs(r))]
+    skipped = [r for r in runs if r not in whole and not run_dirs_or_none(r)]
     if skipped:
         err_console.print(f"skipping {', '.join(map(str, skipped))}: not run directories")
     if not dirs:

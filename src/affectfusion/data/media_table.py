@@ -72,6 +72,7 @@ class MediaTableAdapter(DatasetAdapter):
         missing = [c for c in needed if c not in df.columns]
         if missing:
             raise AffectFusionError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(df.columns)})")
+        extra = [c for c in df.columns if c not in {*o.inputs.values(), *o.targets.values(), o.id_column}]
         samples = []
         for i, row in df.iterrows():
             sid = row[o.id_column] if o.id_column in df.columns and row[o.id_column] else f"{split}/{i}"
@@ -82,7 +83,10 @@ class MediaTableAdapter(DatasetAdapter):
                     raw[m] = row[col] if m in o.text_modalities else root / cell
             targets = {t: row[col] or None for t, col in o.targets.items()}
             group = row[o.group_column] if o.group_column else None
-            sample = Sample(id=str(sid), features={}, targets=targets, group=group, source=str(path), raw=raw)
+            metadata = {c: row[c] for c in extra if row[c]}  # other columns: subgroups, cv fold columns
+            sample = Sample(
+                id=str(sid), features={}, targets=targets, group=group, source=str(path), raw=raw, metadata=metadata
+            )
             if o.order_column:
                 sample.order = _order(row[o.order_column], f"{path}: row {i + 2} column {o.order_column!r}")
             if o.speaker_column:

@@ -46,6 +46,8 @@ DATASETS: Registry[type[DatasetAdapter]] = Registry(
         "affectfusion.data.daic_woz",
         "affectfusion.data.eav",
         "affectfusion.data.feature_folder",
+        "affectfusion.data.folds",
+        "affectfusion.data.iemocap",
         "affectfusion.data.images",
         "affectfusion.data.media_table",
         "affectfusion.data.mmsa",

@@ -37,7 +37,9 @@ class _ManifestOptions(DatasetAdapter.Options):
         [], description="more modality names for the same file, e.g. [audio_seq] to extract a second feature set"
     )
     metadata_columns: list[str] = Field(
-        [], description="manifest columns kept as sample metadata if present (subgroups: test --by gender)"
+        [],
+        description="manifest columns kept as sample metadata if present (subgroups: test --by gender); "
+        "every other column but the file and split is kept too (a cv --folds column)",
     )
 
     @model_validator(mode="after")
@@ -92,8 +94,14 @@ class AudioFolderAdapter(DatasetAdapter):
             group=None if _is_empty(group) else str(group),
             source=str(rel),
             raw=dict.fromkeys([o.modality, *o.extra_views], path),
-            metadata={c: str(row[c]) for c in o.metadata_columns if not _is_empty(row.get(c))},
+            metadata=self._metadata(row),
         )
+
+    def _metadata(self, row: dict[str, Any]) -> dict[str, str]:
+        """The named metadata columns, then every other column but the file and split (a cv fold column)."""
+        o = self.options
+        extra = [c for c in row if c not in (o.file_column, o.split_column, *o.metadata_columns)]
+        return {c: str(row[c]) for c in [*o.metadata_columns, *extra] if not _is_empty(row.get(c))}
 
 
 @DATASETS.register("ravdess")

@@ -12,8 +12,8 @@ from affectfusion.evaluation.figures import Drawing, draw_now
 from affectfusion.evaluation.intervals import LEVEL, N_RESAMPLES, run_intervals
 from affectfusion.evaluation.metrics import SCALAR_ORDER
 from affectfusion.evaluation.report import markdown_table, run_best
-from affectfusion.io import write_csv, write_text
-from affectfusion.rundir import RunFolder, RunPaths, read_run_folder
+from affectfusion.io import read_json, write_csv, write_text
+from affectfusion.rundir import CvPaths, RunFolder, RunPaths, is_cv, read_run_folder
 
 # Without an explicit split, the most final evaluation available is compared.
 SPLIT_PREFERENCE = ("test", "test_small", "dev")
@@ -71,24 +71,53 @@ def _row(run: RunFolder, name: str, split: str | None) -> dict:
     return row
 
 
+def cv_row(path: Path, name: str) -> dict:
+    """A cross-validation folder as one row: identity from its first fold, the primary task's metrics as
+    the mean over folds (``<metric>_std`` beside each), split ``cv (<k> folds)``."""
+    summary = read_json(CvPaths(path).summary)
+    fold = summary["folds"][0]
+    first = read_run_folder(Path(path) / fold.get("results_dir", fold["run_dir"]))
+    task = summary["primary_task"]
+    row = {
+        "run": name,
+        "fusion": first.fusion,
+        "split": f"cv ({summary['protocol']['n_folds']} folds)",
+        "primary_task": task,
+        "n": summary["protocol"]["n_samples"],
+        "n_parameters": first.meta.get("n_parameters"),
+        "best_epoch": None,
+        "seconds_per_epoch": first.seconds_per_epoch(),
+    }
+    for key, agg in summary["metrics"].items():
+        if key.startswith(f"{task}."):
+            metric = key.removeprefix(f"{task}.")
+            row[metric], row[f"{metric}_std"] = agg["mean"], agg["std"]
+    return row
+
+
 def compare_runs(run_dirs: list[Path], out_dir: Path, split: str | None = None) -> pd.DataFrame:
     """One row per run: identity, cost and the primary task's metrics on ``split`` (default: the
     first of test, test_small, dev, else any evaluated split, chosen per run and shown in the
-    ``split`` column). Writes comparison.csv, comparison.md and comparison.png into ``out_dir``."""
+    ``split`` column); a cross-validation folder (``cv.json``) is one row of means over its folds.
+    Writes comparison.csv, comparison.md and comparison.png into ``out_dir``."""
     paths = list(dict.fromkeys(Path(d).resolve() for d in run_dirs))
     if not paths:
         raise AffectFusionError("no run folders given to compare")
-    runs = []
-    for path in paths:
+    rows, chosen = [], []
+    for path, name in zip(paths, _run_names(paths), strict=True):
+        if is_cv(path):  # a cross-validation: one row, the mean over its folds
+            rows.append(cv_row(path, name))
+            chosen.append(rows[-1]["split"])
+            continue
         run = read_run_folder(path)
         if not run.has_config:
             raise AffectFusionError(f"{path} is not a run directory (no config.yaml)")
-        runs.append(run)
-    chosen = [_choose_split(run, split) for run in runs]
+        chosen.append(_choose_split(run, split))
+        rows.append(_row(run, name, chosen[-1]))
     if not any(chosen):
         where = f"eval/{split}/metrics.json" if split else "eval/<split>/metrics.json"
         raise AffectFusionError(f"none of the runs has evaluation metrics ({where}): {', '.join(map(str, paths))}")
-    df = pd.DataFrame([_row(r, n, s) for r, n, s in zip(runs, _run_names(paths), chosen, strict=True)])
+    df = pd.DataFrame(rows)
     metric_cols = [c for c in SCALAR_ORDER if c in df.columns]
     other_cols = [c for c in df.columns if c not in INFO_COLUMNS and c not in metric_cols]
     df = df[INFO_COLUMNS + metric_cols + other_cols]

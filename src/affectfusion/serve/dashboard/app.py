@@ -5,7 +5,8 @@ microphone or an example -> prediction, banners for no face / low confidence, au
 alone next to the fused answer, face crop, class probabilities, modality weights, a video's timeline,
 raw JSON), *Batch* (many files of one kind, or a CSV/JSONL table
 plus the files it references -> table -> CSV download, the same CSV as ``affectfusion predict
---batch``), *Model* (summary, metrics per split, confusion matrices, reports, config, how to use the run), and
+--batch``), *Model* (summary, metrics per split, confusion matrices, the cross-validation it is a fold
+of, reports, config, how to use the run), and
 *Conversation* for runs with a context stage (turns -> each turn's prediction in context).
 
 Page logic lives in small functions (``run_analysis``, ``run_table_batch``, ...) that tests call
@@ -47,6 +48,7 @@ from affectfusion.serve.dashboard.faces import FacePreview
 from affectfusion.serve.dashboard.widgets import (
     analyse,
     conversation_page,
+    cv_section,
     examples_row,
     input_widget,
     render_banners,
@@ -281,6 +283,7 @@ def model_page(backend: Backend) -> None:
             st.subheader("Training curves")
             st.image(str(curves), width=720)
 
+    cv_section(backend)
     reports_section(backend)
     st.subheader("How to use this run")
     for title, language, code in backend.usage():

@@ -1,5 +1,6 @@
 """The Analyse page's helpers beyond one prediction: example inputs, banners, the per-modality table,
-the run's reports and conversations. Streamlit-free, so tests call them directly.
+the run's reports and conversations, the cross-validation a run is a fold of. Streamlit-free, so tests
+call them directly.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import pandas as pd
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract import examples
-from affectfusion.rundir import RunPaths
+from affectfusion.io import read_json
+from affectfusion.rundir import CvPaths, RunPaths
 from affectfusion.serve.dashboard.backends import Analysis, Backend, InputSlot
 
 LOW_CONFIDENCE = 0.5  # a top class probability below this gets a warning banner (the sidebar can move it)
@@ -178,3 +180,24 @@ def run_conversation(backend: Backend, turns: pd.DataFrame) -> pd.DataFrame:
         for k, ((speaker, text), p) in enumerate(zip(rows, preds, strict=True))
     ]
     return pd.DataFrame(table)
+
+
+def cv_of(run_dir: Path) -> dict[str, Any] | None:
+    """The summary (cv.json) of the cross-validation whose fold ``run_dir`` is; None for any other run."""
+    cv = CvPaths(Path(run_dir).parent)
+    if not cv.summary.is_file():
+        return None
+    summary = read_json(cv.summary)
+    return summary if any(f.get("run_dir") == Path(run_dir).name for f in summary.get("folds", [])) else None
+
+
+def cv_table(summary: dict[str, Any]) -> pd.DataFrame:
+    """Every metric over folds: mean, std, 95 % interval and the per-fold values."""
+    rows = []
+    for name, m in summary["metrics"].items():
+        ci = m.get("ci95") or [None, None]
+        values = {f"fold {f['fold']}": v for f, v in zip(summary["folds"], m["values"], strict=True)}
+        rows.append(
+            {"metric": name, "mean": m["mean"], "std": m["std"], "ci95_low": ci[0], "ci95_high": ci[1], **values}
+        )
+    return pd.DataFrame(rows)

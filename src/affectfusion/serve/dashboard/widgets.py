@@ -21,6 +21,8 @@ from affectfusion.serve.dashboard.extras import (
     LOW_CONFIDENCE,
     MAX_TURNS,
     banners,
+    cv_of,
+    cv_table,
     example_kinds,
     per_modality_table,
     pick_example,
@@ -214,3 +216,23 @@ def conversation_page(backend: Backend) -> None:
         else:
             with st.container(key="conversation_result"):
                 st.table(table.set_index("turn"))  # at most MAX_TURNS rows: plain HTML, all text visible
+
+
+def cv_section(backend: Backend) -> None:
+    """For a fold of a cross-validation: the protocol, every metric over folds and the pooled confusion."""
+    summary = cv_of(backend.results_dir)
+    if summary is None:
+        return
+    p = summary["protocol"]
+    st.subheader("Cross-validation")
+    st.markdown(
+        f"This run is one of {p['n_folds']} folds: **{p['name']}** over {p['n_samples']} samples of "
+        f"{', '.join(p['splits'])}. Validation: {p['validation']}. Folder: `{Path(backend.results_dir).parent}`."
+    )
+    with st.container(key="cv"):
+        st.dataframe(cv_table(summary), hide_index=True)
+        for task, info in summary.get("pooled", {}).items():
+            if info.get("confusion_matrix"):
+                st.markdown(f"**Pooled confusion matrix: {task}** (every sample tested once)")
+                classes = info["classes"]
+                st.dataframe(pd.DataFrame(info["confusion_matrix"], index=classes, columns=classes))
