@@ -321,11 +321,13 @@ class Predictor(RunPredictor):
         return read_features(Path(value).expanduser(), self.limits)  # the dimension is checked by _features
 
     def _score(self, samples: list[Sample], results: list[Prediction], explain: bool = False) -> None:
+        from affectfusion.analysis.attribution import ShapleyBudget  # torch: loaded with a run
         from affectfusion.training.predict import predict  # torch: loaded with a run, not on import
 
         ds = dataset_for(self.run.config.model.context, samples, self.run.modalities, "inputs")
         preds = predict(self.model, ds, self.run.scalers)
-        extras = self.trust.outputs(self.model, ds, preds, explain)
+        budget = ShapleyBudget(max_seconds=self.limits.max_explain_seconds)
+        extras = self.trust.outputs(self.model, ds, preds, explain, budget)
         weights = preds.explanations.get("modality_weights")
         row = {sid: i for i, sid in enumerate(preds.ids)}  # conversations come back in conversation order
         for sample, res in zip(samples, results, strict=True):
