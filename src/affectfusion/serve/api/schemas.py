@@ -58,6 +58,9 @@ class LimitsOut(BaseModel):
     max_pending: int = Field(description="requests queued or running before new ones get 503 + Retry-After")
     request_timeout_s: float = Field(description="longest a request waits for the model before a 503")
     idle_timeout_s: float = Field(description="a client that sends nothing for this long is cut off (408)")
+    read_timeout_s: float = Field(
+        description="a request whose headers and body are not all in this long after its first byte is cut off (408)"
+    )
 
 
 class InfoOut(BaseModel):
