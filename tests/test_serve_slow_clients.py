@@ -9,6 +9,7 @@ addresses other than the legitimate client's 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import select
@@ -20,11 +21,15 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from affectfusion.serve import Predictor
+from affectfusion.serve.api import create_app
 from tests.dashboard_helpers import free_port
+from tests.helpers import asgi_scope
 
 READ_TIMEOUT = 2.0
 BODY = json.dumps({"items": [{"features": {"text": [0.1] * 8}}]}).encode()
@@ -101,3 +106,45 @@ def test_trickling_clients_are_cut_and_a_real_request_is_answered(server: str) -
             assert status.startswith("HTTP/1.1 408"), status
             assert seconds < READ_TIMEOUT + 5, seconds
     assert httpx.get(f"{server}/health", timeout=5).status_code == 200
+
+
+# -- the same guarantees in the app itself (any ASGI server) ------------------------------------------
+
+
+async def status_of(app: Any, receive: Any) -> int:
+    """One JSON batch request driven through the app by hand: its response's status."""
+    out: list[dict] = []
+
+    async def send(message: dict) -> None:
+        out.append(message)
+
+    await app(asgi_scope("/predict/batch", b"application/json"), receive, send)
+    return next(m for m in out if m["type"] == "http.response.start")["status"]
+
+
+async def trickling() -> dict:
+    """A client that sends one byte every 0.05 s, forever: never silent long enough for the idle timeout."""
+    await asyncio.sleep(0.05)
+    return {"type": "http.request", "body": b" ", "more_body": True}
+
+
+def test_a_client_that_never_pauses_long_is_cut_at_the_read_timeout(trained_features_run: Path) -> None:
+    app = create_app(Predictor.load(trained_features_run), idle_timeout_s=5, read_timeout_s=0.5)
+    start = time.monotonic()
+    assert asyncio.run(asyncio.wait_for(status_of(app, trickling), 30)) == 408
+    assert time.monotonic() - start < 3
+
+
+def test_a_trickling_body_takes_no_place_in_the_queue(trained_features_run: Path) -> None:
+    """The one place in the queue (max_pending=1) is not taken by a client still sending its body."""
+    app = create_app(Predictor.load(trained_features_run), max_pending=1, read_timeout_s=2)
+
+    async def complete() -> dict:
+        return {"type": "http.request", "body": BODY, "more_body": False}
+
+    async def both() -> tuple[int, int]:
+        slow = asyncio.create_task(status_of(app, trickling))
+        await asyncio.sleep(0.3)
+        return await status_of(app, complete), await slow
+
+    assert asyncio.run(asyncio.wait_for(both(), 30)) == (200, 408)
