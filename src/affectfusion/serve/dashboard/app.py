@@ -26,6 +26,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
+from streamlit import runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.rundir import RunPaths
@@ -83,9 +85,6 @@ def end_session_with_its_browser() -> None:
     5 of 10 closed sessions' uploads still held 130 s after the last one closed). The price: a browser
     that loses its connection starts a new session (its results are gone).
     """
-    from streamlit import runtime
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-
     ctx = get_script_run_ctx()
     if ctx is not None and runtime.exists():  # not under streamlit.testing (no server)
         server = runtime.get_instance()
