@@ -140,6 +140,7 @@ class Server:
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
         code = "import sys; from affectfusion.cli.serve import serve_app; serve_app(sys.argv[1:])"
         cmd = [sys.executable, "-c", code, "api", str(run), "--port", str(self.port), "--log-level", "warning"]
+        cmd += ["--max-client-connections", "64"]  # every load client is on 127.0.0.1
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (open as long as the server runs)
         self.peak_sampled_mib = 0.0
         self._sampling = threading.Event()

@@ -73,8 +73,9 @@ def test_model_shapley_sums_and_ranks_noise_last(noise_run: Path) -> None:
     ds = load_dataset(run.config, "dev", modalities=run.modalities)
     task = run.config.tasks[0]
     batch = next(iter(make_loader(ds, model, 32)))
-    phi, full, none = batch_shapley(model, batch, task)
-    np.testing.assert_allclose(sum(phi.values()), full - none, atol=1e-6)
+    found = batch_shapley(model, batch, task)
+    assert found.method == "exact"
+    np.testing.assert_allclose(sum(found.values.values()), found.full - found.none, atol=1e-6)
     phi_all, predicted = dataset_shapley(model, ds, task)
     strength = {m: np.abs(x).mean() for m, x in phi_all.items()}
     assert min(strength, key=strength.get) == "noise", strength

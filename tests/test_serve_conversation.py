@@ -105,3 +105,26 @@ def test_conversation_needs_json_and_is_documented(client: TestClient) -> None:
     assert "/predict/conversation" in schema["paths"]
     turn = schema["components"]["schemas"]["ConversationTurn"]
     assert {"speaker", "features"} <= set(turn["properties"])
+
+
+@pytest.mark.parametrize("value", [1e20, 3e38])
+def test_a_turn_out_of_range_is_its_own_error_and_left_out_of_the_context(
+    client: TestClient, context_run: tuple[Predictor, list[dict[str, Any]]], value: float
+) -> None:
+    """A huge but finite turn gets its own error; every other turn is predicted exactly as in the same
+    conversation without it (it reaches no other turn through the context stage)."""
+    _, turns = context_run
+    bad = {
+        **turns[1],
+        "id": "bad",
+        "features": {m: np.full_like(x, value).tolist() for m, x in turns[1]["features"].items()},
+    }
+    with_bad = client.post("/predict/conversation", json={"turns": [turns[0], bad, *turns[1:]]})
+    without = client.post("/predict/conversation", json={"turns": turns})
+    assert with_bad.status_code == 200 and without.status_code == 200, with_bad.text
+    body = with_bad.json()
+    assert body["failed"] == 1 and "input out of range" in body["predictions"][1]["error"]
+    others = [p for k, p in enumerate(body["predictions"]) if k != 1]
+    assert [p["id"] for p in others] == [t["id"] for t in turns]
+    for got, want in zip(probabilities(others), probabilities(without.json()["predictions"]), strict=True):
+        assert got == pytest.approx(want, abs=1e-5)

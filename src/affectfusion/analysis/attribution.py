@@ -11,17 +11,21 @@ sum to f(all) - f(none) (efficiency), two interchangeable modalities get equal v
 The output explained is the probability of the class the full model predicts (classification),
 each label's probability (multilabel) or the predicted value on the user's scale (regression).
 Up to ``MAX_EXACT`` modalities every subset is evaluated (2^n forward passes); beyond that,
-random permutations (each antithetic pair reversed) estimate the values, still summing exactly
-to f(all) - f(none).
+random permutations (each antithetic pair reversed) estimate the values, with their standard
+error, still summing exactly to f(all) - f(none). A :class:`ShapleyBudget` bounds the time one
+explanation may take (the server's): it times one forward pass of the batch, then picks exact,
+sampled with as many permutations as fit, or refuses.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -31,16 +35,112 @@ import torch
 from affectfusion.config import TaskConfig
 from affectfusion.data.tasks import TargetScaler
 from affectfusion.data.types import Batch, MultimodalDataset
+from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.plots import save_figure  # also selects the headless Agg backend
 from affectfusion.io import write_json
 from affectfusion.models.model import MultimodalModel
 from affectfusion.rundir import RunPaths
 from affectfusion.training.predict import make_loader
 
-MAX_EXACT = 6
+MAX_EXACT = 8  # 2^8 = 256 forward passes
 N_PERMUTATIONS = 64
+MIN_PERMUTATIONS = 8
 
 ValueFn = Callable[[frozenset[str]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ShapleyBudget:
+    """What one explanation may cost: exact up to ``max_exact`` players, else at most ``n_permutations``
+    (halved until the estimated time fits ``max_seconds``, down to ``MIN_PERMUTATIONS``)."""
+
+    max_seconds: float = math.inf
+    max_exact: int = MAX_EXACT
+    n_permutations: int = N_PERMUTATIONS
+
+    def plan(self, n_players: int, seconds_per_pass: float) -> int:
+        """0 for exact, else the number of permutations; :class:`AffectFusionError` when even the fewest
+        permutations would take longer than ``max_seconds``."""
+        exact = 2**n_players
+        if n_players <= self.max_exact and exact * seconds_per_pass <= self.max_seconds:
+            return 0
+        perms = max(MIN_PERMUTATIONS, self.n_permutations)
+        while True:
+            passes = sampled_passes(n_players, perms)
+            if passes * seconds_per_pass <= self.max_seconds:
+                return perms
+            if perms // 2 < MIN_PERMUTATIONS:
+                break
+            perms //= 2
+        raise AffectFusionError(
+            f"explain: attributing {n_players} modalities needs at least {passes} forward passes of about "
+            f"{seconds_per_pass:.3g} s each, over the limit max_explain_seconds={self.max_seconds:g}; "
+            "send shorter inputs or fewer modalities, or predict without explain"
+        )
+
+
+def sampled_passes(n_players: int, n_permutations: int) -> int:
+    """Most distinct subsets ``n_permutations`` orders visit (the empty and the full set are shared)."""
+    return min(2**n_players, n_permutations * max(0, n_players - 1) + 2)
+
+
+@dataclass
+class Attribution:
+    """Shapley values of one batch (player -> [B] or [B, K]); sampled ones with their standard error."""
+
+    values: dict[str, np.ndarray]
+    full: np.ndarray
+    none: np.ndarray
+    permutations: int = 0  # 0: exact
+    standard_error: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def method(self) -> Literal["exact", "sampled"]:
+        return "sampled" if self.permutations else "exact"
+
+
+def exact_shapley(value: ValueFn, players: Sequence[str]) -> dict[str, np.ndarray]:
+    """Every subset's marginal contribution, weighted: 2^n evaluations of ``value`` (cached)."""
+    v = _cached(value)
+    n = len(players)
+    phi = {p: np.zeros_like(v(frozenset())) for p in players}
+    for p in players:
+        others = [q for q in players if q != p]
+        for k in range(n):
+            weight = math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n)
+            for s in itertools.combinations(others, k):
+                base = frozenset(s)
+                phi[p] += weight * (v(base | {p}) - v(base))
+    return phi
+
+
+def sampled_shapley(
+    value: ValueFn, players: Sequence[str], n_permutations: int = N_PERMUTATIONS, seed: int = 0
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Values estimated from ``n_permutations`` seeded orders (antithetic pairs: each order and its reverse)
+    and their standard errors (over the pairs). Each order's contributions sum to f(all) - f(none), so the
+    estimate does too."""
+    v = _cached(value)
+    rng = np.random.default_rng(seed)
+    pairs = max(1, n_permutations // 2)
+    total = {p: np.zeros_like(v(frozenset())) for p in players}
+    squares = {p: np.zeros_like(total[p]) for p in players}
+    for _ in range(pairs):
+        order = list(rng.permutation(list(players)))
+        pair = {p: np.zeros_like(total[p]) for p in players}
+        for each in (order, order[::-1]):
+            s: frozenset[str] = frozenset()
+            for p in each:
+                pair[p] += (v(s | {p}) - v(s)) / 2
+                s = s | {p}
+        for p in players:
+            total[p] += pair[p]
+            squares[p] += pair[p] ** 2
+    mean = {p: x / pairs for p, x in total.items()}
+    if pairs < 2:
+        return mean, {p: np.full_like(x, np.nan) for p, x in mean.items()}
+    var = {p: np.maximum(squares[p] / pairs - mean[p] ** 2, 0.0) * pairs / (pairs - 1) for p in players}
+    return mean, {p: np.sqrt(x / pairs) for p, x in var.items()}
 
 
 def shapley_values(
@@ -51,7 +151,12 @@ def shapley_values(
     seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """Shapley value of every player for a (vector-valued) game; exact up to ``max_exact`` players."""
-    players = list(players)
+    if len(players) <= max_exact:
+        return exact_shapley(value, players)
+    return sampled_shapley(value, players, n_permutations, seed)[0]
+
+
+def _cached(value: ValueFn) -> ValueFn:
     cache: dict[frozenset[str], np.ndarray] = {}
 
     def v(s: frozenset[str]) -> np.ndarray:
@@ -59,29 +164,7 @@ def shapley_values(
             cache[s] = np.asarray(value(s), dtype=np.float64)
         return cache[s]
 
-    n = len(players)
-    if n <= max_exact:
-        phi = {p: np.zeros_like(v(frozenset())) for p in players}
-        for p in players:
-            others = [q for q in players if q != p]
-            for k in range(n):
-                weight = math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n)
-                for s in itertools.combinations(others, k):
-                    base = frozenset(s)
-                    phi[p] += weight * (v(base | {p}) - v(base))
-        return phi
-    rng = np.random.default_rng(seed)
-    phi = {p: np.zeros_like(v(frozenset())) for p in players}
-    orders = []
-    for _ in range(max(1, n_permutations // 2)):
-        order = list(rng.permutation(players))
-        orders += [order, order[::-1]]
-    for order in orders:
-        s: frozenset[str] = frozenset()
-        for p in order:
-            phi[p] += v(s | {p}) - v(s)
-            s = s | {p}
-    return {p: x / len(orders) for p, x in phi.items()}
+    return v
 
 
 @torch.no_grad()
@@ -107,16 +190,21 @@ def batch_shapley(
     scaler: TargetScaler | None = None,
     target: np.ndarray | None = None,
     seed: int = 0,
-) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """Per-sample Shapley values of each modality for one batch.
+    budget: ShapleyBudget | None = None,
+) -> Attribution:
+    """Per-sample Shapley values of each modality for one batch (modality -> [B], or [B, K] multilabel),
+    with f(all) and f(none).
 
-    Returns (modality -> [B] (or [B, K] multilabel) values, f(all), f(none)). For classification
-    the explained output is the probability of ``target`` (default: the full model's prediction).
+    For classification the explained output is the probability of ``target`` (default: the full
+    model's prediction). ``budget`` (default: unbounded time) decides exact or sampled from the time of
+    one forward pass, before the others are run.
     """
     was_training = model.training
     model.eval()
     players = list(model.modalities)
+    started = time.perf_counter()
     full = subset_output(model, batch, task, frozenset(players), scaler)
+    seconds = time.perf_counter() - started
     if task.type == "classification":
         target = full.argmax(1) if target is None else np.asarray(target)
         rows = np.arange(len(target))
@@ -128,9 +216,15 @@ def batch_shapley(
         def value(s: frozenset[str]) -> np.ndarray:
             return subset_output(model, batch, task, s, scaler)
 
-    phi = shapley_values(value, players, seed=seed)
-    model.train(was_training)
-    return phi, value(frozenset(players)), value(frozenset())
+    try:
+        perms = (budget or ShapleyBudget()).plan(len(players), seconds)
+        if perms:
+            phi, se = sampled_shapley(value, players, perms, seed)
+        else:
+            phi, se = exact_shapley(value, players), {}
+        return Attribution(phi, value(frozenset(players)), value(frozenset()), perms, se)
+    finally:
+        model.train(was_training)
 
 
 def dataset_shapley(
@@ -146,7 +240,8 @@ def dataset_shapley(
     parts: dict[str, list[np.ndarray]] = {m: [] for m in model.modalities}
     preds = []
     for batch in make_loader(dataset, model, batch_size):
-        phi, full, _ = batch_shapley(model, batch, task, scaler, seed=seed)
+        found = batch_shapley(model, batch, task, scaler, seed=seed)
+        phi, full = found.values, found.full
         for m, x in phi.items():
             parts[m].append(x)
         if task.type == "classification":

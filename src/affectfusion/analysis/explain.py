@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from affectfusion.analysis.attribution import MAX_EXACT, batch_shapley
+from affectfusion.analysis.attribution import ShapleyBudget, batch_shapley
 from affectfusion.data.types import MultimodalDataset
 from affectfusion.evaluation.calibration import apply_temperature, served_temperatures
 from affectfusion.evaluation.conformal import Conformal, served_conformal
@@ -34,11 +34,16 @@ class TrustLayer:
         self.warnings = {t.name: [w[t.name] for w in (no_temperature, no_set) if t.name in w] for t in tasks}
 
     def outputs(
-        self, model: MultimodalModel, dataset: MultimodalDataset, preds: Predictions, explain: bool = False
+        self,
+        model: MultimodalModel,
+        dataset: MultimodalDataset,
+        preds: Predictions,
+        explain: bool = False,
+        budget: ShapleyBudget | None = None,
     ) -> list[dict[str, dict[str, Any]]]:
         """Per sample, task -> extra output fields (``calibrated_probabilities``, ``temperature``,
         ``prediction_set``/``interval`` with ``coverage``, ``trust_warnings``, and with ``explain``
-        ``attribution``)."""
+        ``attribution`` within ``budget``: exact, sampled with its standard error, or refused)."""
         out: list[dict[str, dict[str, Any]]] = [
             {
                 t.name: {"trust_warnings": list(self.warnings[t.name])} if self.warnings[t.name] else {}
@@ -59,7 +64,7 @@ class TrustLayer:
             if conf is not None:
                 self._conformal(conf, t.classes or [], probs if probs is not None else preds.pred[t.name], out, t.name)
             if explain:
-                self._attribution(model, dataset, t, out)
+                self._attribution(model, dataset, t, out, budget)
         return out
 
     @staticmethod
@@ -81,21 +86,32 @@ class TrustLayer:
             else:
                 out[i][task]["interval"] = {"low": float(found["low"][i]), "high": float(found["high"][i]), **coverage}
 
-    def _attribution(self, model: MultimodalModel, dataset: MultimodalDataset, task: Any, out: list[dict]) -> None:
+    def _attribution(
+        self,
+        model: MultimodalModel,
+        dataset: MultimodalDataset,
+        task: Any,
+        out: list[dict],
+        budget: ShapleyBudget | None,
+    ) -> None:
         start = 0
         for batch in make_loader(dataset, model, 64):
-            phi, full, none = batch_shapley(model, batch, task, self.run.scalers.get(task.name))
+            found = batch_shapley(model, batch, task, self.run.scalers.get(task.name), budget=budget)
             for j in range(len(batch)):
                 entry = {
-                    "values": {m: np.asarray(v[j]).tolist() for m, v in phi.items()},
-                    "base": np.asarray(none[j]).tolist(),
-                    "output": np.asarray(full[j]).tolist(),
+                    "values": {m: np.asarray(v[j]).tolist() for m, v in found.values.items()},
+                    "base": np.asarray(found.none[j]).tolist(),
+                    "output": np.asarray(found.full[j]).tolist(),
                     "explains": "probability of the predicted class"
                     if task.type == "classification"
                     else "each label's probability"
                     if task.type == "multilabel"
                     else "the predicted value",
-                    "exact": len(phi) <= MAX_EXACT,
+                    "exact": found.method == "exact",
+                    "method": found.method,
                 }
+                if found.permutations:
+                    entry["permutations"] = found.permutations
+                    entry["standard_error"] = {m: np.asarray(v[j]).tolist() for m, v in found.standard_error.items()}
                 out[start + j][task.name]["attribution"] = entry
             start += len(batch)

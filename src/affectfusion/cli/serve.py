@@ -201,6 +201,12 @@ def api_command(
     max_pending: Annotated[int, typer.Option(help="Requests queued or running before a 503")] = 64,
     request_timeout: Annotated[float, typer.Option(help="Seconds a request waits for the model before a 503")] = 60,
     idle_timeout: Annotated[float, typer.Option(help="Seconds of client silence before it is cut off (408)")] = 30,
+    read_timeout: Annotated[
+        float, typer.Option(help="Seconds a request's headers and body may take in all, from its first byte (408)")
+    ] = 120,
+    max_client_connections: Annotated[
+        int, typer.Option(help="Connections open at once from one client address; more get 429")
+    ] = 16,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
     device: DeviceOption = "cpu",
 ) -> None:
@@ -209,11 +215,14 @@ def api_command(
     import uvicorn
 
     from affectfusion.serve.api import create_app
+    from affectfusion.serve.api.connections import guarded_protocol
     from affectfusion.serve.predictor import load_predictor
 
     _check_bind(host, port)
     if max_upload_mb <= 0 or max_batch < 1:
         raise AffectFusionError("--max-upload-mb must be > 0 and --max-batch >= 1")
+    if read_timeout <= 0 or max_client_connections < 1:
+        raise AffectFusionError("--read-timeout must be > 0 and --max-client-connections >= 1")
     limits = InputLimits.parse(limit)
     predictor = load_predictor(run, device=device)  # a wrong folder is a one-line error before uvicorn starts
     app = create_app(
@@ -224,6 +233,7 @@ def api_command(
         max_pending=max_pending,
         request_timeout_s=request_timeout,
         idle_timeout_s=idle_timeout,
+        read_timeout_s=read_timeout,
     )
     err_console.print(
         f"serving {predictor.name} ({run}) at http://{host}:{port} (docs: /docs); "
@@ -231,8 +241,10 @@ def api_command(
         highlight=False,
     )
     # One process: the model is loaded once and calls into it are serialised (see serve/api/app.py);
-    # an idle keep-alive connection is closed after 5 s, as an idle upload is after --idle-timeout.
-    uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1, timeout_keep_alive=5)
+    # an idle keep-alive connection is closed after 5 s, as an idle upload is after --idle-timeout; a
+    # request's headers must be in within --read-timeout, and one address holds --max-client-connections.
+    protocol = guarded_protocol(read_timeout, max_client_connections)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1, timeout_keep_alive=5, http=protocol)
 
 
 def dashboard_command(

@@ -35,6 +35,7 @@ class InputLimits:
     max_feature_values: int = 4_000_000  # one .npy / JSON array: 16 MB of float32
     max_json_mb: float = 2.0  # the body of POST /predict/batch: parsed while holding the GIL, so kept small
     max_faces: int = 20  # faces one image may have when every face is predicted (counted before any is read)
+    max_explain_seconds: float = 20.0  # explain: exact Shapley, else fewer sampled permutations, else 422
 
     def __post_init__(self) -> None:
         for f in fields(self):

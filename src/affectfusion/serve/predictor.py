@@ -36,6 +36,7 @@ from affectfusion.runkinds import run_kind_of
 from affectfusion.serve.base import Prediction, RunPredictor, check_ids, route_input
 from affectfusion.serve.decode import as_features, check_file, check_text, read_features
 from affectfusion.serve.faces import face_modality, face_predictions, read_each_face
+from affectfusion.serve.ranges import range_error
 
 Turn = tuple[str | None, int | None, str | None]  # conversation (group), order in it, speaker
 
@@ -149,6 +150,8 @@ class Predictor(RunPredictor):
             raise AffectFusionError(f"{len(turns)} conversation turns for {len(inputs)} inputs")
         results = [Prediction(id=i) for i in ids]
         features, errors, faces = self._gather(inputs)
+        if turns is not None:  # the context stage mixes turns: a turn out of range is refused before it
+            errors = [e or range_error(self.model, f) for e, f in zip(errors, features, strict=True)]
         for res, error, found in zip(results, errors, faces, strict=True):
             res.error, res.faces = error, found or None
         ok = [k for k in range(len(inputs)) if errors[k] is None]
@@ -321,11 +324,13 @@ class Predictor(RunPredictor):
         return read_features(Path(value).expanduser(), self.limits)  # the dimension is checked by _features
 
     def _score(self, samples: list[Sample], results: list[Prediction], explain: bool = False) -> None:
+        from affectfusion.analysis.attribution import ShapleyBudget  # torch: loaded with a run
         from affectfusion.training.predict import predict  # torch: loaded with a run, not on import
 
         ds = dataset_for(self.run.config.model.context, samples, self.run.modalities, "inputs")
         preds = predict(self.model, ds, self.run.scalers)
-        extras = self.trust.outputs(self.model, ds, preds, explain)
+        budget = ShapleyBudget(max_seconds=self.limits.max_explain_seconds)
+        extras = self.trust.outputs(self.model, ds, preds, explain, budget)
         weights = preds.explanations.get("modality_weights")
         row = {sid: i for i, sid in enumerate(preds.ids)}  # conversations come back in conversation order
         for sample, res in zip(samples, results, strict=True):

@@ -9,7 +9,7 @@ each modality).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -36,6 +36,14 @@ class AttributionOut(BaseModel):
     output: float | list[float] = Field(description="the output with the modalities given")
     explains: str = Field(description="which output is explained")
     exact: bool = Field(description="every modality subset evaluated (else sampled permutations)")
+    method: Literal["exact", "sampled"] = Field(
+        description="exact: every subset; sampled: permutations (many modalities, or an exact one over "
+        "max_explain_seconds)"
+    )
+    permutations: int | None = Field(None, description="sampled: the number of seeded permutations")
+    standard_error: dict[str, float | list[float]] | None = Field(
+        None, description="sampled: modality -> standard error of its value (over antithetic permutation pairs)"
+    )
 
 
 class TrustFields(BaseModel):
@@ -78,6 +86,9 @@ def trust_lines(out: dict[str, Any]) -> list[str]:
         lines.append(
             f"attribution ({a['explains']}; base {_scalar(a['base']):.3f} -> {_scalar(a['output']):.3f}): {values}"
         )
+        if a.get("permutations"):
+            worst = max(max(v) if isinstance(v, list) else v for v in a["standard_error"].values())
+            lines.append(f"  sampled from {a['permutations']} permutations: standard error up to {worst:.3f}")
     return lines
 
 

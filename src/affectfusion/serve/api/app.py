@@ -23,7 +23,8 @@ Endpoints (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``, s
 Errors are JSON ``{"detail": "<message naming the field>"}``: 413 for a file, request or decoded
 input over a limit (the message names the limit), 415 for a file type or content type the field
 does not take, 422 for anything else the model cannot use (a corrupt image, empty text, an array
-of strings, an output that is not finite), 408 for a client that stopped sending, 503 with
+of strings, an output that is not finite), 408 for a client that stopped sending or sent its request
+too slowly, 429 for a client address with too many connections open (``serve api``), 503 with
 ``Retry-After`` when the queue is full or the model stays busy too long. Bad input never gives a
 500. In a batch, an item whose *content* is unusable gets its reason in its ``error`` field and the
 rest is predicted; a malformed batch is rejected whole.
@@ -90,6 +91,7 @@ def create_app(
     max_decodes: int = 2,
     request_timeout_s: float = 60.0,
     idle_timeout_s: float = 30.0,
+    read_timeout_s: float = 120.0,
 ) -> FastAPI:
     """A FastAPI app serving one run (anything :func:`load_predictor` takes).
 
@@ -97,12 +99,13 @@ def create_app(
     body (default ``4 * max_upload_mb + 1``), ``max_batch`` the items of one batch request, ``limits``
     the decoded work per input (default: the predictor's). At most ``max_pending`` prediction
     requests are admitted, ``max_decodes`` uploads are checked at once, a request waits at most
-    ``request_timeout_s`` for the model, and a client silent for ``idle_timeout_s`` is cut off.
+    ``request_timeout_s`` for the model, and a client silent for ``idle_timeout_s``, or whose request
+    (headers and body) is not in within ``read_timeout_s``, is cut off.
     """
     if max_upload_mb <= 0 or max_batch < 1 or max_pending < 1 or max_decodes < 1:
         raise AffectFusionError("max_upload_mb must be > 0; max_batch, max_pending and max_decodes >= 1")
-    if request_timeout_s <= 0 or idle_timeout_s <= 0:
-        raise AffectFusionError("request_timeout_s and idle_timeout_s must be > 0")
+    if request_timeout_s <= 0 or idle_timeout_s <= 0 or read_timeout_s <= 0:
+        raise AffectFusionError("request_timeout_s, idle_timeout_s and read_timeout_s must be > 0")
     predictor = (
         load_predictor(predictor_or_run_dir) if isinstance(predictor_or_run_dir, str | Path) else predictor_or_run_dir
     )
@@ -110,7 +113,7 @@ def create_app(
         predictor.limits = limits
     max_request_mb = max_request_mb if max_request_mb is not None else 4 * max_upload_mb + 1
     service = Service(predictor, max_upload_mb, max_request_mb, max_batch, Gate(max_decodes, request_timeout_s))
-    info = _info(service, max_pending, request_timeout_s, idle_timeout_s)
+    info = _info(service, max_pending, request_timeout_s, idle_timeout_s, read_timeout_s)
     name = predictor.name
     app = FastAPIOffline(title=f"AffectFusion: {name}", version=affectfusion.__version__)
     app.state.predictor = predictor
@@ -121,6 +124,7 @@ def create_app(
         path_max_bytes={path: min(service.max_json, service.max_request) for path in JSON_PATHS},
         idle_timeout_s=idle_timeout_s,
         max_pending=max_pending,
+        read_timeout_s=read_timeout_s,
     )
 
     @app.exception_handler(RequestValidationError)
@@ -309,7 +313,9 @@ def _form_signature(service: Service) -> inspect.Signature:
     return inspect.Signature(params)
 
 
-def _info(service: Service, max_pending: int, request_timeout_s: float, idle_timeout_s: float) -> dict[str, Any]:
+def _info(
+    service: Service, max_pending: int, request_timeout_s: float, idle_timeout_s: float, read_timeout_s: float
+) -> dict[str, Any]:
     predictor = service.predictor
     info = predictor.info()  # every predictor says its kind: classifier, specialists, vlm, ...
     info["inputs"] = predictor.accepted_inputs
@@ -324,6 +330,7 @@ def _info(service: Service, max_pending: int, request_timeout_s: float, idle_tim
         "max_pending": max_pending,
         "request_timeout_s": request_timeout_s,
         "idle_timeout_s": idle_timeout_s,
+        "read_timeout_s": read_timeout_s,
     }
     return info
 

@@ -1,18 +1,25 @@
-"""What bounds one request's cost in the API: body size, idle clients, queue length, waiting time.
+"""What bounds one request's cost in the API: body size, slow clients, queue length, waiting time.
 
 - :class:`RequestLimits` (ASGI middleware): a body over the limit is refused with 413 without
   reading past it (a declared ``Content-Length`` before reading anything; JSON batch bodies have
-  their own, smaller limit); a client that sends nothing for ``idle_timeout_s`` is cut off with
-  408; and at most ``max_pending`` prediction requests are admitted (queued or running), the next
-  one gets 503 with ``Retry-After`` before its body is read.
+  their own, smaller limit); a client that sends nothing for ``idle_timeout_s``, or has not sent
+  its whole request (headers and body) within ``read_timeout_s`` of its first byte, is cut off with
+  408; and at most ``max_pending`` *complete* prediction requests are admitted (queued or
+  running): the next one gets 503 with ``Retry-After`` once its body is in, so clients that trickle
+  their bodies hold no place in the queue.
 - :class:`Gate`: the model lock and the bound on concurrent decodes, each waited for at most
   ``request_timeout_s`` (then 503 with ``Retry-After``).
+
+The headers' deadline and the cap on connections per client address are the server's (uvicorn's
+protocol, :mod:`affectfusion.serve.api.connections`): the app sees a request only once its headers
+are in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 
@@ -25,6 +32,7 @@ from affectfusion.serve.inputs import InputRejected
 
 RETRY_AFTER_S = 1
 CLOSE = {"Connection": "close"}
+READ_STARTED = "affectfusion.read_started"  # scope extension set by the server: time.monotonic() at the first byte
 
 
 class ServerBusy(InputRejected):
@@ -36,7 +44,7 @@ class ServerBusy(InputRejected):
 
 
 class RequestLimits:
-    """ASGI middleware: body size per path, idle timeout, and admission of prediction requests."""
+    """ASGI middleware: body size per path, idle and whole-request timeouts, admission of complete requests."""
 
     def __init__(
         self,
@@ -45,11 +53,13 @@ class RequestLimits:
         path_max_bytes: Mapping[str, int],
         idle_timeout_s: float,
         max_pending: int,
+        read_timeout_s: float,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.path_max_bytes = dict(path_max_bytes)
         self.idle_timeout_s = idle_timeout_s
+        self.read_timeout_s = read_timeout_s
         self.max_pending = max_pending
         self.pending = 0  # touched only on the event loop: no lock needed
 
@@ -77,30 +87,36 @@ class RequestLimits:
             await refused(scope, receive, send)
             return
         predicting = scope.get("method") == "POST" and path.startswith("/predict")
-        if predicting and self.pending >= self.max_pending:
-            busy = ServerBusy(f"the server is busy ({self.pending} requests queued); retry in {RETRY_AFTER_S} s")
-            await JSONResponse({"detail": str(busy)}, 503, headers=busy.headers)(scope, receive, send)
-            return
+        deadline = (scope.get("extensions") or {}).get(READ_STARTED, time.monotonic()) + self.read_timeout_s
         received = 0
+        admitted = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, admitted
+            left = deadline - time.monotonic()
             try:
-                message = await asyncio.wait_for(receive(), self.idle_timeout_s)
+                message = await asyncio.wait_for(receive(), max(0.0, min(self.idle_timeout_s, left)))
             except TimeoutError:
+                if left <= self.idle_timeout_s:
+                    late = f"the request was not received within {self.read_timeout_s:g} s (read timeout)"
+                    raise HTTPException(408, late, headers=CLOSE) from None
                 raise HTTPException(408, f"no data from the client for {self.idle_timeout_s:g} s") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise HTTPException(413, self.message(limit, path), headers=CLOSE)
+                if predicting and not admitted and not message.get("more_body", False):
+                    if self.pending >= self.max_pending:
+                        busy = f"the server is busy ({self.pending} requests queued); retry in {RETRY_AFTER_S} s"
+                        raise HTTPException(503, busy, headers={"Retry-After": str(RETRY_AFTER_S)})
+                    self.pending += 1
+                    admitted = True
             return message
 
-        if predicting:
-            self.pending += 1
         try:
             await self.app(scope, limited_receive, send)
         finally:
-            if predicting:
+            if admitted:
                 self.pending -= 1
 
 
