@@ -21,21 +21,21 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import torch
 
 from affectfusion.config import TaskConfig
 from affectfusion.data.tasks import TargetScaler
 from affectfusion.data.types import Batch, MultimodalDataset
-from affectfusion.evaluation.plots import save_figure  # also selects the headless Agg backend
 from affectfusion.io import write_json
 from affectfusion.models.model import MultimodalModel
 from affectfusion.rundir import RunPaths
 from affectfusion.training.predict import make_loader
+
+if TYPE_CHECKING:  # the tables and the chart of a run's attribution; explaining one prediction needs neither
+    import pandas as pd
 
 MAX_EXACT = 6
 N_PERMUTATIONS = 64
@@ -158,6 +158,8 @@ def dataset_shapley(
 
 def attribution_by_class(phi: dict[str, np.ndarray], predicted: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
     """Mean Shapley value of each modality per predicted class (rows: classes with predictions, plus 'all')."""
+    import pandas as pd
+
     rows = []
     for k, c in enumerate(classes):
         keep = predicted == k
@@ -169,6 +171,10 @@ def attribution_by_class(phi: dict[str, np.ndarray], predicted: np.ndarray, clas
 
 def plot_attribution(by_class: pd.DataFrame, path: Path, title: str) -> Path:
     """Grouped bars: mean Shapley value of each modality per predicted class."""
+    import matplotlib.pyplot as plt
+
+    from affectfusion.evaluation.plots import save_figure  # also selects the headless Agg backend
+
     mods = [c for c in by_class.columns if c not in ("class", "n")]
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(by_class) * max(1, len(mods)) / 2), 3.5))
     width = 0.8 / max(1, len(mods))

@@ -18,6 +18,7 @@ from affectfusion.cli.common import DeviceOption, console, err_console
 from affectfusion.errors import AffectFusionError
 from affectfusion.inputs import INPUTS  # the input table: no heavy imports
 from affectfusion.serve.inputs import InputLimits
+from affectfusion.serve.ports import check_port
 
 if TYPE_CHECKING:
     from affectfusion.serve.predictor import Prediction
@@ -69,9 +70,7 @@ def predict_command(
     cannot be used get their reason in the `error` column; the others are predicted. A
     vision-language run takes --image and also prints the answer it generated.
     """
-    # deferred: torch, the run's extractors and pandas load only when predicting
-    from affectfusion.io import write_csv
-    from affectfusion.serve.batch import predict_table
+    # deferred: torch and the run's extractors load only when predicting; pandas only for --batch
     from affectfusion.serve.predictor import load_predictor
 
     single = {"text": text, "audio": audio, "image": image, "video": video, "signal": eeg}
@@ -88,9 +87,13 @@ def predict_command(
     if batch is None and not single:
         raise AffectFusionError("nothing to predict: give --text/--audio/--image/--video/--eeg/--features or --batch")
     limits = InputLimits.parse(limit)  # a mistyped limit is a one-line error before the model loads
-    predictor = load_predictor(run, device=device)  # a fusion run, a specialists folder or a VLM run
+    # a fusion run, a specialists folder or a VLM run; extractors load when an input needs them
+    predictor = load_predictor(run, device=device, warm=False)
     predictor.limits = limits
     if batch is not None:
+        from affectfusion.io import write_csv
+        from affectfusion.serve.batch import predict_table
+
         df = predict_table(predictor, batch, progress=progress)
         out = out or batch.with_suffix(".predictions.csv")
         write_csv(df, out)
@@ -173,9 +176,11 @@ RunArg = Annotated[
 
 
 def _check_bind(host: str, port: int) -> None:
-    """Refuse a port out of range; warn when the server will be reachable from other machines."""
+    """Refuse a port out of range or in use (before the model loads); warn when the server will be
+    reachable from other machines."""
     if not 0 <= port <= 65535:
         raise AffectFusionError(f"--port must be between 0 and 65535, got {port}")
+    check_port(host, port)
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -205,13 +210,13 @@ def api_command(
     device: DeviceOption = "cpu",
 ) -> None:
     """REST API: GET /health, GET /info, POST /predict, /predict/batch, /predict/batch/files; docs at /docs."""
+    _check_bind(host, port)  # a port in use is one line now, not a bind error after the model has loaded
     # deferred: the web stack loads only when serving
     import uvicorn
 
     from affectfusion.serve.api import create_app
     from affectfusion.serve.predictor import load_predictor
 
-    _check_bind(host, port)
     if max_upload_mb <= 0 or max_batch < 1:
         raise AffectFusionError("--max-upload-mb must be > 0 and --max-batch >= 1")
     limits = InputLimits.parse(limit)

@@ -9,8 +9,9 @@ import typer
 from rich.table import Table
 
 from affectfusion.cli.common import DeviceOption, SetOption, console, err_console, print_table, wide_console
-from affectfusion.config import load_config, load_raw, parse_set_options, resolve_config_path
+from affectfusion.config import RunConfig, load_config, load_raw, parse_set_options, resolve_config_path
 from affectfusion.errors import AffectFusionError
+from affectfusion.training.resume import COMPARISON, all_finished
 
 
 def train(
@@ -58,11 +59,25 @@ def train(
     if seed_list is not None:
         _train_seeds(cfg, out, seed_list, overwrite)
         return
+    if not overwrite and all_finished(cfg, out):  # read from the run's files, before torch loads
+        already_trained(cfg, out)
+        return
     from affectfusion.recipes.fusion import train_config  # torch and the trainer: only when training
 
     df = train_config(cfg, out, overwrite, err_console)
     if df is not None:
         print_table(df, f"{cfg.name}: comparison ({out / 'comparison'})")
+    err_console.print(f"run directory: {out}")
+
+
+def already_trained(cfg: RunConfig, out: Path) -> None:
+    """What ``train`` says for a finished run: that it is done, and a config with variants its comparison."""
+    err_console.print(f"[green]{out} is already trained[/]; use --overwrite to train again", highlight=False)
+    if cfg.variants:
+        import pandas as pd  # the comparison table only
+
+        table = out / COMPARISON
+        print_table(pd.read_csv(table / f"{COMPARISON}.csv"), f"{cfg.name}: comparison ({table})")
     err_console.print(f"run directory: {out}")
 
 
