@@ -35,7 +35,7 @@ from affectfusion.rundir import RunPaths
 from affectfusion.training.predict import make_loader
 
 if TYPE_CHECKING:  # the tables and the chart of a run's attribution; explaining one prediction needs neither
-    import pandas as pd
+    import pandas as pd  # the per-class table only: one prediction's attribution needs none
 
 MAX_EXACT = 6
 N_PERMUTATIONS = 64
@@ -158,7 +158,7 @@ def dataset_shapley(
 
 def attribution_by_class(phi: dict[str, np.ndarray], predicted: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
     """Mean Shapley value of each modality per predicted class (rows: classes with predictions, plus 'all')."""
-    import pandas as pd
+    import pandas as pd  # the per-class table only: one prediction's attribution needs none
 
     rows = []
     for k, c in enumerate(classes):
@@ -171,7 +171,7 @@ def attribution_by_class(phi: dict[str, np.ndarray], predicted: np.ndarray, clas
 
 def plot_attribution(by_class: pd.DataFrame, path: Path, title: str) -> Path:
     """Grouped bars: mean Shapley value of each modality per predicted class."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # the chart only, never when predicting
 
     from affectfusion.evaluation.plots import save_figure  # also selects the headless Agg backend
 

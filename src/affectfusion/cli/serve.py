@@ -91,6 +91,7 @@ def predict_command(
     predictor = load_predictor(run, device=device, warm=False)
     predictor.limits = limits
     if batch is not None:
+        # pandas and the table reader: only for --batch
         from affectfusion.io import write_csv
         from affectfusion.serve.batch import predict_table
 

@@ -154,7 +154,7 @@ def _multi_hot_pair(y_true: Any, y_pred: Any, k: int) -> tuple[np.ndarray, np.nd
 
 def _present_macro_f1(t: np.ndarray, p: np.ndarray) -> float | None:
     """Macro F1 over the classes present in the truth or the predictions (None if there are none)."""
-    from sklearn.metrics import f1_score
+    from sklearn.metrics import f1_score  # scikit-learn: only when scoring
 
     present = np.flatnonzero(t.any(0) | p.any(0))
     if present.size == 0:
@@ -167,7 +167,7 @@ def multilabel_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str
 
     ``y_true``/``y_pred`` are ``[n, K]`` multi-hot (0/1) over ``classes``.
     """
-    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support  # only when scoring
 
     k = len(classes)
     t, p = _multi_hot_pair(y_true, y_pred, k)
@@ -198,7 +198,7 @@ def tune_thresholds(y_true: np.ndarray, proba: np.ndarray, mode: str, default: f
     threshold, chosen by that class's F1 (which maximises their mean); a class with no positive
     sample keeps ``default``. ``none``: ``default`` everywhere. Ties go to the value nearest ``default``.
     """
-    from sklearn.metrics import f1_score
+    from sklearn.metrics import f1_score  # scikit-learn: only when tuning
 
     k = proba.shape[1]
     t = np.asarray(y_true).astype(np.int64)
@@ -225,7 +225,7 @@ def _best(grid: np.ndarray, scores: np.ndarray, default: float) -> float:
 
 def pearson(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Pearson r, 0.0 when either side is constant (or fewer than 2 samples)."""
-    from scipy.stats import pearsonr
+    from scipy.stats import pearsonr  # scipy.stats: only when scoring a regression
 
     if y_true.size < 2 or np.ptp(y_true) == 0 or np.ptp(y_pred) == 0:
         return 0.0
@@ -243,7 +243,7 @@ def concordance(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, signed: bool = False) -> dict[str, Any]:
     """MAE, RMSE, Pearson r, CCC; plus binary accuracy/F1 on the sign if ``signed``."""
-    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.metrics import accuracy_score, f1_score  # scikit-learn: only when scoring
 
     t, p = _pair(y_true, y_pred, np.float64)
     out: dict[str, Any] = {"type": "regression", "n": int(t.size)}

@@ -144,7 +144,7 @@ class EEGBandsExtractor(Extractor):
 
     def _band_passed(self, x: np.ndarray, fs: float) -> np.ndarray:
         """[bands, channels, time]: the whole signal band-passed per band (zero phase)."""
-        from scipy import signal as sps
+        from scipy import signal as sps  # as in _band_power
 
         out = []
         for low, high in self.options.bands.values():
