@@ -11,7 +11,6 @@ from rich.table import Table
 from affectfusion.cli.common import DeviceOption, SetOption, console, err_console, print_table, wide_console
 from affectfusion.config import RunConfig, load_config, load_raw, parse_set_options, resolve_config_path
 from affectfusion.errors import AffectFusionError
-from affectfusion.training.resume import COMPARISON, all_finished
 
 
 def train(
@@ -37,9 +36,10 @@ def train(
     variant) is its own run, and `<out>/seeds/` gets the aggregate over seeds. The validation split
     and `data.test_split` (if set) are scored at the end, in the same process.
     """
-    # deferred: torch and the trainer load only when training
+    # deferred: torch and the trainer load only when training (the run-folder readers: numpy, not for --help)
     from affectfusion.analysis.seeds import parse_seeds
     from affectfusion.recipes import config_kind, train_kind
+    from affectfusion.training.resume import all_finished
 
     seed_list = parse_seeds(seeds) if seeds is not None else None
     overrides = parse_set_options(set_)
@@ -73,6 +73,8 @@ def train(
 def already_trained(cfg: RunConfig, out: Path) -> None:
     """What ``train`` says for a finished run: that it is done, and a config with variants its comparison."""
     err_console.print(f"[green]{out} is already trained[/]; use --overwrite to train again", highlight=False)
+    from affectfusion.training.resume import COMPARISON  # loaded by train already
+
     if cfg.variants:
         import pandas as pd  # the comparison table only
 
