@@ -26,11 +26,13 @@ def busy_port() -> Iterator[int]:
 
 @pytest.fixture
 def nothing_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API loads its model in this process; the dashboard's Streamlit process loads it."""
+
     def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the model was loaded (or the server started) before the port was checked")
+        raise AssertionError("the model was loaded (or Streamlit started) before the port was checked")
 
     monkeypatch.setattr(predictor_module, "load_predictor", refuse)
-    monkeypatch.setattr(dashboard, "launch", refuse)
+    monkeypatch.setattr(dashboard.subprocess, "Popen", refuse)
 
 
 @pytest.mark.parametrize("command", ["api", "dashboard"])
@@ -50,5 +52,5 @@ def test_a_free_port_passes(busy_port: int) -> None:
         s.bind(("127.0.0.1", 0))
         free = s.getsockname()[1]
     check_port("127.0.0.1", free)
-    with pytest.raises(AffectFusionError, match=rf"port {busy_port} on 127\.0\.0\.1 is in use.*--port"):
+    with pytest.raises(AffectFusionError, match=rf"port {busy_port} on 127\.0\.0\.1 is in use.*choose another --port"):
         check_port("127.0.0.1", busy_port)

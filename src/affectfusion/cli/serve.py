@@ -177,11 +177,9 @@ RunArg = Annotated[
 
 
 def _check_bind(host: str, port: int) -> None:
-    """Refuse a port out of range or in use (before the model loads); warn when the server will be
-    reachable from other machines."""
+    """Refuse a port out of range; warn when the server will be reachable from other machines."""
     if not 0 <= port <= 65535:
         raise AffectFusionError(f"--port must be between 0 and 65535, got {port}")
-    check_port(host, port)
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -211,7 +209,8 @@ def api_command(
     device: DeviceOption = "cpu",
 ) -> None:
     """REST API: GET /health, GET /info, POST /predict, /predict/batch, /predict/batch/files; docs at /docs."""
-    _check_bind(host, port)  # a port in use is one line now, not a bind error after the model has loaded
+    _check_bind(host, port)
+    check_port(host, port)  # a port in use is one line now, not uvicorn's bind error after the model has loaded
     # deferred: the web stack loads only when serving
     import uvicorn
 

@@ -22,7 +22,7 @@ def check_port(host: str, port: int) -> None:
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
                 raise AffectFusionError(
-                    f"port {port} on {host} is in use by another program; choose another with --port "
+                    f"port {port} on {host} is in use by another program; choose another --port "
                     f"(e.g. --port {port + 1 if port < 65535 else 8000})"
                 ) from None
             raise AffectFusionError(f"cannot serve on {host}:{port} ({e.strerror}); check --host and --port") from None
