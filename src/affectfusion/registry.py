@@ -77,4 +77,4 @@ def validate_options(component: type, options: dict, where: str):
     try:
         return model.model_validate(options or {})
     except ValidationError as e:
-        raise AffectFusionError(format_validation_error(e, where)) from None
+        raise AffectFusionError(format_validation_error(e, where, model)) from None

@@ -14,15 +14,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from affectfusion.config import RunConfig, load_raw, validate
-from affectfusion.data.tasks import TargetScaler
-from affectfusion.data.types import ModalitySpec
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import read_json, read_jsonl
+
+if TYPE_CHECKING:  # the data package loads torch: reading paths, metrics and locks must not
+    from affectfusion.data.tasks import TargetScaler
+    from affectfusion.data.types import ModalitySpec
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,10 @@ class LoadedRun:
 
 def read_run(run_dir: str | Path) -> LoadedRun:
     """Validated config and metadata of a trained fusion run (weights: ``training.trainer.load_model``)."""
+    # the data package loads torch: only a run that is read whole pays for it
+    from affectfusion.data.tasks import TargetScaler
+    from affectfusion.data.types import ModalitySpec
+
     paths = RunPaths(Path(run_dir))
     if not is_run(paths.root):
         raise AffectFusionError(f"{run_dir} is not a run directory (expected config.yaml and meta.json in it)")

@@ -25,22 +25,22 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import torch
 
 from affectfusion.config import TaskConfig
 from affectfusion.data.tasks import TargetScaler
 from affectfusion.data.types import Batch, MultimodalDataset
 from affectfusion.errors import AffectFusionError
-from affectfusion.evaluation.plots import save_figure  # also selects the headless Agg backend
 from affectfusion.io import write_json
 from affectfusion.models.model import MultimodalModel
 from affectfusion.rundir import RunPaths
 from affectfusion.training.predict import make_loader
+
+if TYPE_CHECKING:  # the tables and the chart of a run's attribution; explaining one prediction needs neither
+    import pandas as pd  # the per-class table only: one prediction's attribution needs none
 
 MAX_EXACT = 8  # 2^8 = 256 forward passes
 N_PERMUTATIONS = 64
@@ -253,6 +253,8 @@ def dataset_shapley(
 
 def attribution_by_class(phi: dict[str, np.ndarray], predicted: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
     """Mean Shapley value of each modality per predicted class (rows: classes with predictions, plus 'all')."""
+    import pandas as pd  # the per-class table only: one prediction's attribution needs none
+
     rows = []
     for k, c in enumerate(classes):
         keep = predicted == k
@@ -264,6 +266,10 @@ def attribution_by_class(phi: dict[str, np.ndarray], predicted: np.ndarray, clas
 
 def plot_attribution(by_class: pd.DataFrame, path: Path, title: str) -> Path:
     """Grouped bars: mean Shapley value of each modality per predicted class."""
+    import matplotlib.pyplot as plt  # the chart only, never when predicting
+
+    from affectfusion.evaluation.plots import save_figure  # also selects the headless Agg backend
+
     mods = [c for c in by_class.columns if c not in ("class", "n")]
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(by_class) * max(1, len(mods)) / 2), 3.5))
     width = 0.8 / max(1, len(mods))

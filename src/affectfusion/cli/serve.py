@@ -18,6 +18,7 @@ from affectfusion.cli.common import DeviceOption, console, err_console
 from affectfusion.errors import AffectFusionError
 from affectfusion.inputs import INPUTS  # the input table: no heavy imports
 from affectfusion.serve.inputs import InputLimits
+from affectfusion.serve.ports import check_port
 
 if TYPE_CHECKING:
     from affectfusion.serve.predictor import Prediction
@@ -69,9 +70,7 @@ def predict_command(
     cannot be used get their reason in the `error` column; the others are predicted. A
     vision-language run takes --image and also prints the answer it generated.
     """
-    # deferred: torch, the run's extractors and pandas load only when predicting
-    from affectfusion.io import write_csv
-    from affectfusion.serve.batch import predict_table
+    # deferred: torch and the run's extractors load only when predicting; pandas only for --batch
     from affectfusion.serve.predictor import load_predictor
 
     single = {"text": text, "audio": audio, "image": image, "video": video, "signal": eeg}
@@ -88,9 +87,14 @@ def predict_command(
     if batch is None and not single:
         raise AffectFusionError("nothing to predict: give --text/--audio/--image/--video/--eeg/--features or --batch")
     limits = InputLimits.parse(limit)  # a mistyped limit is a one-line error before the model loads
-    predictor = load_predictor(run, device=device)  # a fusion run, a specialists folder or a VLM run
+    # a fusion run, a specialists folder or a VLM run; extractors load when an input needs them
+    predictor = load_predictor(run, device=device, warm=False)
     predictor.limits = limits
     if batch is not None:
+        # pandas and the table reader: only for --batch
+        from affectfusion.io import write_csv
+        from affectfusion.serve.batch import predict_table
+
         df = predict_table(predictor, batch, progress=progress)
         out = out or batch.with_suffix(".predictions.csv")
         write_csv(df, out)
@@ -211,6 +215,8 @@ def api_command(
     device: DeviceOption = "cpu",
 ) -> None:
     """REST API: GET /health, GET /info, POST /predict, /predict/batch, /predict/batch/files; docs at /docs."""
+    _check_bind(host, port)
+    check_port(host, port)  # a port in use is one line now, not uvicorn's bind error after the model has loaded
     # deferred: the web stack loads only when serving
     import uvicorn
 
@@ -218,7 +224,6 @@ def api_command(
     from affectfusion.serve.api.connections import guarded_protocol
     from affectfusion.serve.predictor import load_predictor
 
-    _check_bind(host, port)
     if max_upload_mb <= 0 or max_batch < 1:
         raise AffectFusionError("--max-upload-mb must be > 0 and --max-batch >= 1")
     if read_timeout <= 0 or max_client_connections < 1:

@@ -36,9 +36,10 @@ def train(
     variant) is its own run, and `<out>/seeds/` gets the aggregate over seeds. The validation split
     and `data.test_split` (if set) are scored at the end, in the same process.
     """
-    # deferred: torch and the trainer load only when training
+    # deferred: torch and the trainer load only when training (the run-folder readers: numpy, not for --help)
     from affectfusion.analysis.seeds import parse_seeds
     from affectfusion.recipes import config_kind, train_kind
+    from affectfusion.training.resume import all_finished
 
     seed_list = parse_seeds(seeds) if seeds is not None else None
     overrides = parse_set_options(set_)
@@ -58,6 +59,9 @@ def train(
     out = out or Path("runs") / (cfg.name + (f"_{fusion}" if fusion else ""))
     if seed_list is not None:
         _train_seeds(cfg, out, seed_list, overwrite, allowed_by)
+        return
+    if not overwrite and all_finished(cfg, out):  # read from the run's files, before torch loads
+        already_trained(cfg, out)
         return
     from affectfusion.recipes.fusion import train_config  # torch and the trainer: only when training
 
@@ -96,6 +100,19 @@ def print_split_metrics(cfg: RunConfig, run_dir: Path) -> None:
         pd.DataFrame([{"run": run_dir.name, **scalars}]),
         f"{cfg.name}: {which} split {split!r}, {metrics.get('n', '?')} samples, best checkpoint",
     )
+
+
+def already_trained(cfg: RunConfig, out: Path) -> None:
+    """What ``train`` says for a finished run: that it is done, and a config with variants its comparison."""
+    err_console.print(f"[green]{out} is already trained[/]; use --overwrite to train again", highlight=False)
+    from affectfusion.training.resume import COMPARISON  # loaded by train already
+
+    if cfg.variants:
+        import pandas as pd  # the comparison table only
+
+        table = out / COMPARISON
+        print_table(pd.read_csv(table / f"{COMPARISON}.csv"), f"{cfg.name}: comparison ({table})")
+    err_console.print(f"run directory: {out}")
 
 
 def fusion_switch(config: str, fusion: str) -> dict[str, object]:

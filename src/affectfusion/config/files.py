@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +64,10 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     packaged = PACKAGED_CONFIGS / f"{path.stem}.yaml"
     if packaged.is_file() and path.suffix in ("", ".yaml", ".yml") and len(path.parts) == 1:
         return packaged
-    raise AffectFusionError(
-        f"config file not found: {name_or_path} (shipped configs: {', '.join(list_packaged_configs())})"
-    )
+    shipped = list_packaged_configs()
+    close = difflib.get_close_matches(path.stem, shipped, n=3) if len(path.parts) == 1 else []
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise AffectFusionError(f"config file not found: {name_or_path} ({hint}shipped configs: {', '.join(shipped)})")
 
 
 def list_packaged_configs() -> list[str]:
@@ -94,7 +96,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     relative to the file (shipped configs keep them relative to the working directory, the
     repository root); ``--set`` values are relative to the working directory."""
     path = resolve_config_path(path)
-    return validate(apply_overrides(read_config_file(path), overrides or {}), str(path))
+    overrides = overrides or {}
+    return validate(apply_overrides(read_config_file(path), overrides), str(path), overrides)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import difflib
+from collections.abc import Iterable
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -292,19 +295,58 @@ class RunConfig(Strict):
         return self.model_dump(mode="json")
 
 
-def validate(raw: dict[str, Any], source: str = "config") -> RunConfig:
+def validate(raw: dict[str, Any], source: str = "config", overrides: Iterable[str] = ()) -> RunConfig:
+    """``overrides``: the dotted keys ``--set`` gave, so that an error in one names the option, not ``source``."""
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as e:
-        raise AffectFusionError(format_validation_error(e, source)) from None
+        raise AffectFusionError(format_validation_error(e, source, RunConfig, overrides)) from None
 
 
-def format_validation_error(e: ValidationError, source: str) -> str:
-    parts = []
+def format_validation_error(
+    e: ValidationError, source: str, model: type[BaseModel] | None = None, overrides: Iterable[str] = ()
+) -> str:
+    """One line: each problem under where it came from (``source``, or the ``--set`` override that gave the
+    key); an unknown key of ``model`` with the known keys closest to it."""
+    by_source: dict[str, list[str]] = {}
     for err in e.errors():
         loc = ".".join(str(p) for p in err["loc"])
+        where = next((f"--set {k}" for k in overrides if loc == k or loc.startswith(f"{k}.")), source)
         if err["type"] == "extra_forbidden":
-            parts.append(f"unknown config key {loc!r}")
+            close = difflib.get_close_matches(str(err["loc"][-1]), _known_keys(model, err["loc"][:-1]), n=3)
+            prefix = loc.rpartition(".")[0] + "." if "." in loc else ""
+            hint = f" (did you mean {' or '.join(repr(prefix + c) for c in close)}?)" if close else ""
+            by_source.setdefault(where, []).append(f"unknown config key {loc!r}{hint}")
         else:
-            parts.append(f"{loc or 'value'}: {err['msg']}")
-    return f"{source}: " + "; ".join(parts)
+            named = "" if where == f"--set {loc}" else f"{loc or 'value'}: "
+            by_source.setdefault(where, []).append(f"{named}{err['msg']}")
+    return "; ".join(f"{where}: " + "; ".join(parts) for where, parts in by_source.items())
+
+
+def _known_keys(model: Any, path: tuple[Any, ...]) -> list[str]:
+    """The field names of the config section at ``path`` under ``model`` (through lists, dicts, optionals)."""
+    steps = list(path)
+    while steps:
+        field = model.model_fields.get(str(steps.pop(0))) if _is_section(model) else None
+        if field is None:
+            return []
+        if _container(field.annotation) and steps:
+            steps.pop(0)  # the list index or dict key
+        model = _section(field.annotation)
+    return list(model.model_fields) if _is_section(model) else []
+
+
+def _is_section(model: Any) -> bool:
+    return isinstance(model, type) and issubclass(model, BaseModel)
+
+
+def _container(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    return origin in (list, dict) or (origin in (Union, UnionType) and any(map(_container, get_args(annotation))))
+
+
+def _section(annotation: Any) -> Any:
+    """The model class inside an annotation: itself, or the first model among its arguments."""
+    if _is_section(annotation):
+        return annotation
+    return next((a for a in map(_section, get_args(annotation)) if a is not None), None)

@@ -25,14 +25,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-from scipy.stats import pearsonr
-from sklearn.metrics import (
-    accuracy_score,
-    balanced_accuracy_score,
-    confusion_matrix,
-    f1_score,
-    precision_recall_fscore_support,
-)
 
 from affectfusion.config import RunConfig, TaskConfig
 from affectfusion.errors import AffectFusionError
@@ -111,6 +103,15 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list
 
     ``y_true``/``y_pred`` are class indices into ``classes``.
     """
+    # scikit-learn (~1 s) loads when something is scored: predicting does not need it
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+    )
+
     t, p = _pair(y_true, y_pred, np.int64)
     k = len(classes)
     for name, arr in (("y_true", t), ("y_pred", p)):
@@ -153,6 +154,8 @@ def _multi_hot_pair(y_true: Any, y_pred: Any, k: int) -> tuple[np.ndarray, np.nd
 
 def _present_macro_f1(t: np.ndarray, p: np.ndarray) -> float | None:
     """Macro F1 over the classes present in the truth or the predictions (None if there are none)."""
+    from sklearn.metrics import f1_score  # scikit-learn: only when scoring
+
     present = np.flatnonzero(t.any(0) | p.any(0))
     if present.size == 0:
         return None
@@ -164,6 +167,8 @@ def multilabel_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str
 
     ``y_true``/``y_pred`` are ``[n, K]`` multi-hot (0/1) over ``classes``.
     """
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support  # only when scoring
+
     k = len(classes)
     t, p = _multi_hot_pair(y_true, y_pred, k)
     out: dict[str, Any] = {"type": "multilabel", "n": int(t.shape[0])}
@@ -193,6 +198,8 @@ def tune_thresholds(y_true: np.ndarray, proba: np.ndarray, mode: str, default: f
     threshold, chosen by that class's F1 (which maximises their mean); a class with no positive
     sample keeps ``default``. ``none``: ``default`` everywhere. Ties go to the value nearest ``default``.
     """
+    from sklearn.metrics import f1_score  # scikit-learn: only when tuning
+
     k = proba.shape[1]
     t = np.asarray(y_true).astype(np.int64)
     if mode == "none" or t.shape[0] == 0:
@@ -218,6 +225,8 @@ def _best(grid: np.ndarray, scores: np.ndarray, default: float) -> float:
 
 def pearson(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Pearson r, 0.0 when either side is constant (or fewer than 2 samples)."""
+    from scipy.stats import pearsonr  # scipy.stats: only when scoring a regression
+
     if y_true.size < 2 or np.ptp(y_true) == 0 or np.ptp(y_pred) == 0:
         return 0.0
     return float(pearsonr(y_true, y_pred).statistic)
@@ -234,6 +243,8 @@ def concordance(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, signed: bool = False) -> dict[str, Any]:
     """MAE, RMSE, Pearson r, CCC; plus binary accuracy/F1 on the sign if ``signed``."""
+    from sklearn.metrics import accuracy_score, f1_score  # scikit-learn: only when scoring
+
     t, p = _pair(y_true, y_pred, np.float64)
     out: dict[str, Any] = {"type": "regression", "n": int(t.size)}
     scalars = REGRESSION_SCALARS + (SIGNED_SCALARS if signed else ())

@@ -11,13 +11,14 @@ F1 is support-weighted, as in MMSA. MAE and Pearson r are the regression metrics
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score
 
 MMSA_SCALARS = ("acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc5", "acc7")
 
 
 def mmsa_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:
     """The six classification views of a signed regression; None where a view has no sample."""
+    from sklearn.metrics import accuracy_score, f1_score  # only when scoring, not when predicting
+
     t, p = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
     out: dict[str, float | None] = dict.fromkeys(MMSA_SCALARS)
     if t.size == 0:

@@ -22,7 +22,6 @@ from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
-from scipy import signal as sps
 
 from affectfusion.data.types import Signal
 from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput
@@ -127,6 +126,8 @@ class EEGBandsExtractor(Extractor):
 
     def _band_power(self, x: np.ndarray, fs: float, nperseg: int) -> np.ndarray:
         """[bands, channels] power (or log power) of one window."""
+        from scipy import signal as sps  # ~1 s: only when an EEG signal is read, not when extractors register
+
         freqs, psd = sps.welch(x, fs=fs, nperseg=nperseg, axis=-1)
         df = fs / nperseg  # bin width
         out = []
@@ -143,6 +144,8 @@ class EEGBandsExtractor(Extractor):
 
     def _band_passed(self, x: np.ndarray, fs: float) -> np.ndarray:
         """[bands, channels, time]: the whole signal band-passed per band (zero phase)."""
+        from scipy import signal as sps  # as in _band_power
+
         out = []
         for low, high in self.options.bands.values():
             sos = sps.butter(self.options.filter_order, [low, high], btype="bandpass", fs=fs, output="sos")

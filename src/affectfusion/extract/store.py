@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -151,6 +150,8 @@ class FeatureStore:
         One extractor folder serves every split (``extract`` runs train, dev and test one after the
         other): the train split's failures must survive the dev split's run.
         """
+        import pandas as pd  # only when writing a report: serving reads nothing through the store
+
         columns = ["id", "source", "error"]
         asked = {it.id for it in items}
         kept: list[dict[str, str | None]] = []

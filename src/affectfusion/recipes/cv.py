@@ -31,7 +31,7 @@ from affectfusion.pipeline import extract_features
 from affectfusion.recipes.specialists.config import SpecialistsConfig
 from affectfusion.recipes.workers import WorkerPlan, plan_workers, run_jobs, worker_startup
 from affectfusion.rundir import CvPaths, RunPaths
-from affectfusion.training.trainer import RUNTIME_KEYS
+from affectfusion.training.resume import RUNTIME_KEYS
 
 Config = RunConfig | SpecialistsConfig
 

@@ -18,6 +18,7 @@ generator (:mod:`affectfusion.serve.vlm`). :func:`load_predictor` picks the righ
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -47,8 +48,10 @@ __all__ = ["Prediction", "Predictor", "RunPredictor", "load_predictor"]
 class Predictor(RunPredictor):
     """A trained run, loaded once, that predicts for any subset of its modalities."""
 
-    def __init__(self, run: LoadedRun, which: str = "best", device: str = "cpu") -> None:
-        from affectfusion.training.trainer import load_model  # torch: loaded with a run, not on import
+    def __init__(self, run: LoadedRun, which: str = "best", device: str = "cpu", warm: bool = True) -> None:
+        """``warm``: set up every extractor now (servers: a missing model fails at start-up); False: each on
+        first use, so one command-line prediction from text does not load the run's audio and face models."""
+        from affectfusion.training.evaluation import load_model  # torch: loaded with a run, not on import
 
         start = time.perf_counter()
         self.run = run
@@ -65,19 +68,19 @@ class Predictor(RunPredictor):
                 self.extractors[m] = build_extractor(
                     component.name, component.options, f"{run.paths.config}: data.extract.{m}.options", self.device
                 ).for_serving()  # uploads are photos even where training read prepared inputs (face crops)
-        for ex in self.extractors.values():
+        for ex in self.extractors.values() if warm else ():
             ex.ensure_ready()
         self.load_seconds = time.perf_counter() - start
 
     @classmethod
-    def load(cls, run_dir: str | Path, which: str = "best", device: str = "cpu") -> Predictor:
+    def load(cls, run_dir: str | Path, which: str = "best", device: str = "cpu", warm: bool = True) -> Predictor:
         kind = run_kind_of(run_dir)
         if kind.name != "fusion":
             raise AffectFusionError(
                 f"{run_dir} is a {kind.name} run ({kind.description}): load it with "
                 "affectfusion.serve.predictor.load_predictor, which serves every kind of run"
             )
-        return cls(read_run(run_dir), which, device)
+        return cls(read_run(run_dir), which, device, warm)
 
     @property
     def name(self) -> str:
@@ -86,6 +89,10 @@ class Predictor(RunPredictor):
     @property
     def results_dir(self) -> Path:
         return self.run.paths.root
+
+    @property
+    def reads_conversations(self) -> bool:  # a context stage: only then does the API offer conversations
+        return self.run.config.model.context.name != "none"
 
     def feature_dim(self, modality: str) -> int:
         """The last dimension of the features the model reads for ``modality``."""
@@ -349,13 +356,16 @@ class Predictor(RunPredictor):
                 res.modality_weights = {m: float(w) for m, w in zip(self.modalities, weights[i], strict=True)}
 
 
-def load_predictor(run_dir: str | Path, which: str = "best", device: str = "cpu") -> RunPredictor:
+def load_predictor(run_dir: str | Path, which: str = "best", device: str = "cpu", warm: bool = True) -> RunPredictor:
     """The predictor for any servable run folder, by its kind (:mod:`affectfusion.runkinds`): a fusion
     run, a P3 specialists output folder (specialists and fusion composed: raw inputs in, the fusion's
     predictions out), a P4 vision-language run (answers under ``generated``), or a registered plugin
     kind. All offer the same methods and return :class:`Prediction` objects. ``device``: ``cpu``,
-    ``auto``, ``cuda``, ``cuda:N`` or ``mps`` for the model and the run's model-based extractors."""
-    return run_kind_of(run_dir).resolve("load_predictor")(Path(run_dir), which, device)
+    ``auto``, ``cuda``, ``cuda:N`` or ``mps`` for the model and the run's model-based extractors.
+    ``warm=False`` lets a kind whose loader takes ``warm`` set up its extractors on first use."""
+    loader = run_kind_of(run_dir).resolve("load_predictor")
+    lazy = {} if warm or "warm" not in inspect.signature(loader).parameters else {"warm": False}
+    return loader(Path(run_dir), which, device, **lazy)
 
 
 def _task_output(task: Any, preds: Any, i: int) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
@@ -15,6 +15,9 @@ from affectfusion.data.tasks import TargetScaler, collator_for
 from affectfusion.data.types import Batch, MultimodalDataset
 from affectfusion.evaluation.metrics import summarize, task_metrics
 from affectfusion.models.model import MultimodalModel
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -143,6 +146,8 @@ def predictions_frame(preds: Predictions, tasks: list[TaskConfig], modalities: l
 
     Multilabel truth and prediction are the label names joined by ``;`` (empty: no label, or unlabelled).
     """
+    import pandas as pd  # tables of predictions only: a single prediction does not load pandas
+
     df = pd.DataFrame({"id": preds.ids, "group": preds.groups, "source": preds.sources})
     for t in tasks:
         y = preds.y_true[t.name]

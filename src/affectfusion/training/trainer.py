@@ -31,7 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 import affectfusion
-from affectfusion.config import RunConfig, validate
+from affectfusion.config import RunConfig
 from affectfusion.data.checks import guard_leakage
 from affectfusion.data.tasks import collator_for
 from affectfusion.data.types import MultimodalDataset
@@ -58,6 +58,7 @@ from affectfusion.training.evaluation import (  # noqa: F401
     tuned_thresholds,
 )
 from affectfusion.training.predict import predict, score
+from affectfusion.training.resume import config_differs
 from affectfusion.training.steps import (  # noqa: F401  (drop_modalities: re-exported)
     Optimisation,
     StepContext,
@@ -67,8 +68,6 @@ from affectfusion.training.steps import (  # noqa: F401  (drop_modalities: re-ex
     scalers_and_weights,
     train_epoch,
 )
-
-RUNTIME_KEYS = ("progress", "device", "threads")  # where and how the math runs, not what is learned: resumable
 
 
 @dataclass
@@ -107,15 +106,7 @@ class Trainer:
             return False
         if overwrite:
             return False
-        try:  # re-validated, so config keys added since the run was trained compare as their defaults
-            saved = validate(yaml.safe_load(p.config.read_text()), str(p.config)).to_dict()
-        except AffectFusionError:
-            saved = {}
-        current = self.cfg.to_dict()
-        for d in (saved, current):
-            for key in RUNTIME_KEYS:
-                d.get("train", {}).pop(key, None)
-        if saved != current:
+        if config_differs(p, self.cfg):
             raise AffectFusionError(
                 f"{p.root} holds a run of a different config; pass --overwrite to replace it "
                 "or --out to train elsewhere"

@@ -6,6 +6,7 @@ A VLM run is not a feature-fusion model, so it has its own schema; it shares the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -154,11 +155,11 @@ class VLMConfig(Strict):
         return self.model_dump(mode="json")
 
 
-def validate_vlm(raw: dict[str, Any], source: str = "config") -> VLMConfig:
+def validate_vlm(raw: dict[str, Any], source: str = "config", overrides: Iterable[str] = ()) -> VLMConfig:
     try:
         return VLMConfig.model_validate(raw)
     except ValidationError as e:
-        raise AffectFusionError(format_validation_error(e, source)) from None
+        raise AffectFusionError(format_validation_error(e, source, VLMConfig, overrides)) from None
 
 
 def load_vlm_config(config: str | Path, overrides: dict[str, Any] | None = None) -> VLMConfig:
@@ -167,7 +168,7 @@ def load_vlm_config(config: str | Path, overrides: dict[str, Any] | None = None)
     raw = apply_overrides(read_config_file(path), overrides or {})
     if raw.get("kind", "vlm") != "vlm":
         raise AffectFusionError(f"config {path}: kind is {raw.get('kind')!r}, expected 'vlm'")
-    return validate_vlm(raw, str(path))
+    return validate_vlm(raw, str(path), overrides or {})
 
 
 def require_model_path(cfg: VLMConfig, source: str = "config") -> Path:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from affectfusion.data.examples import ExampleSpec, write_csv
 
@@ -115,6 +114,8 @@ def write_video(path: Path, image: np.ndarray, seconds: float = 1.0, audio: bool
 
 def make_media_table(root: Path, seed: int = 0, splits: dict[str, int] | None = None) -> Path:
     """``<root>/{train,dev,test}.csv`` + ``media/``: every row has text; most have audio and image."""
+    import pandas as pd  # only when writing the table: extractors import this module for their examples
+
     rng = np.random.default_rng(seed)
     media = root / "media"
     media.mkdir(parents=True, exist_ok=True)

@@ -102,7 +102,7 @@ def load_specialists_config(config: str | Path, overrides: dict[str, Any] | None
     try:
         cfg = SpecialistsConfig.model_validate(raw)
     except ValidationError as e:
-        raise AffectFusionError(format_validation_error(e, str(path))) from None
+        raise AffectFusionError(format_validation_error(e, str(path), SpecialistsConfig, overrides or {})) from None
     for m in cfg.specialists:
         specialist_run_config(cfg, m)
     fusion_run_config(cfg, Path("embeddings"))

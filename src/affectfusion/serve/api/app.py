@@ -54,6 +54,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import affectfusion
 from affectfusion.errors import AffectFusionError
 from affectfusion.inputs import KIND_HINTS, file_types
+from affectfusion.serve.api.docs import markdown, markdown_descriptions
 from affectfusion.serve.api.limits import Gate, RequestLimits
 from affectfusion.serve.api.schemas import (
     ERROR_RESPONSES,
@@ -216,7 +217,7 @@ def create_app(
         predictions = await run_in_threadpool(service.predict, ids, inputs, [[] for _ in inputs])
         return _batch_out(predictions)
 
-    reads_conversations = hasattr(predictor, "predict_conversation")
+    reads_conversations = bool(getattr(predictor, "reads_conversations", False))  # a run with a context stage
 
     @app.post(
         CONVERSATION_PATH,
@@ -233,6 +234,10 @@ def create_app(
         one: the earlier turns only) and, with speaker embeddings, who said it. A turn the model cannot
         use gets its reason in `error` and is left out of the others' context.
         """
+        if not reads_conversations:
+            raise InputRejected(
+                404, f"{name} has no context stage (model.context): predict utterances with /predict or {BATCH_PATH}"
+            )
         if _content_type(request) != "application/json":
             raise InputRejected(415, f"{CONVERSATION_PATH} takes application/json")
         ids, inputs, speakers = await run_in_threadpool(service.parse_conversation, await request.body())
@@ -276,14 +281,13 @@ def create_app(
     def openapi() -> dict[str, Any]:
         """FastAPI's document plus this run's JSON body models (the routes parse their bodies themselves)."""
         if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title, version=app.version, description=_description(service.takes()), routes=app.routes
-            )
+            description = _description(service.takes(), reads_conversations)
+            schema = get_openapi(title=app.title, version=app.version, description=description, routes=app.routes)
             for body in json_bodies:
                 models = body.model_json_schema(ref_template="#/components/schemas/{model}")
                 schema["components"]["schemas"].update(models.pop("$defs", {}))
                 schema["components"]["schemas"][body.__name__] = models
-            app.openapi_schema = schema
+            app.openapi_schema = markdown_descriptions(schema)  # /docs renders markdown, not reST
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -343,10 +347,13 @@ def _content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def _description(takes: str) -> str:
-    """The OpenAPI description: this module's guide to endpoints, errors and limits, and the model's inputs."""
+def _description(takes: str, conversations: bool) -> str:
+    """The OpenAPI description: this module's guide to endpoints (the conversation one for a run that reads
+    conversations), errors and limits, and the model's inputs."""
     parts = (__doc__ or "").split("\n\n")[1:]
-    return "\n\n".join(p for p in parts if not p.startswith("Concurrency:")) + f"\n\nThis model takes: {takes}."
+    text = markdown("\n\n".join(p for p in parts if not p.startswith("Concurrency:")))
+    lines = [line for line in text.splitlines() if conversations or CONVERSATION_PATH not in line]
+    return "\n".join(lines) + f"\n\nThis model takes: {takes}."
 
 
 def _batch_out(predictions: list[Prediction]) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from typing import Any
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.runkinds import run_kind_of
+from affectfusion.serve.ports import check_port
 
 APP_FILE = Path(__file__).with_name("app.py")
 DEVICE_ENV = "AFFECTFUSION_DEVICE"  # where the Streamlit process loads the model (set by launch)
@@ -63,7 +63,7 @@ def streamlit_command(run_dir: Path, host: str = "127.0.0.1", port: int = 8501) 
 def launch(run_dir: Path, host: str = "127.0.0.1", port: int = 8501, device: str = "cpu") -> None:
     """Serve the dashboard for ``run_dir`` until interrupted; Ctrl-C or SIGTERM stops Streamlit too."""
     run_kind_of(run_dir)  # a wrong folder is a one-line error here, not a page of Streamlit output
-    _check_port(host, port)
+    check_port(host, port)
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", DEVICE_ENV: device}
     proc = subprocess.Popen(streamlit_command(run_dir, host, port), env=env)
     stopped = False
@@ -90,11 +90,3 @@ def launch(run_dir: Path, host: str = "127.0.0.1", port: int = 8501, device: str
             signal.signal(signal.SIGTERM, previous)
     if code != 0 and not stopped:
         raise AffectFusionError(f"streamlit exited with code {code} (see its output above)")
-
-
-def _check_port(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-        except OSError as e:
-            raise AffectFusionError(f"cannot serve on {host}:{port} ({e.strerror}); choose another --port") from None
