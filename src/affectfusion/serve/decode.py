@@ -248,7 +248,8 @@ def _signal_members(z: zipfile.ZipFile, limits: InputLimits, label: str) -> dict
     for info in infos:
         key, name = info.filename.removesuffix(".npy"), f"{label} {info.filename}"
         if info.file_size > cap:
-            raise over(name, f"{info.file_size} bytes uncompressed", "max_feature_values", limits.max_feature_values)
+            what = f"{info.file_size} bytes uncompressed (~{info.file_size // 8} float64 values)"
+            raise over(name, what, "max_feature_values", limits.max_feature_values)
         try:
             with z.open(info) as f:
                 shape, dtype = _npy_header(f, name)  # type: ignore[arg-type]
