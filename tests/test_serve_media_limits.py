@@ -96,7 +96,7 @@ def flac(path: Path, seconds: int) -> Path:
 def test_huge_video_frames_are_refused_from_the_header(tmp_path: Path, trained_video_run: Path) -> None:
     clip = black_clip(tmp_path / "big.mp4", 4096)
     assert clip.stat().st_size < 100_000
-    with pytest.raises(InputRejected, match="4096x4096 pixels per frame.*max_video_pixels=8294400") as e:
+    with pytest.raises(InputRejected, match=r"4096x4096 pixels per frame.*max_video_pixels=8294400") as e:
         check_video(clip, InputLimits())
     assert e.value.status == 413
     with TestClient(create_app(Predictor.load(trained_video_run))) as client:
@@ -144,9 +144,9 @@ def test_container_without_duration_is_measured_by_its_packets(tmp_path: Path) -
 
 def test_decoding_stops_at_the_budget_whatever_the_header(tmp_path: Path) -> None:
     clip = live_mkv(tmp_path / "live.mkv", seconds=6)
-    with decode_budget(DecodeBudget(seconds=3)), pytest.raises(ExtractionError, match="audio track.*=3"):
+    with decode_budget(DecodeBudget(seconds=3)), pytest.raises(ExtractionError, match=r"audio track.*=3"):
         decode_audio(clip, 16_000)
-    with decode_budget(DecodeBudget(seconds=3)), pytest.raises(ExtractionError, match="video track.*=3"):
+    with decode_budget(DecodeBudget(seconds=3)), pytest.raises(ExtractionError, match=r"video track.*=3"):
         sample_frames(clip, fps=1)
     with decode_budget(DecodeBudget(frames=10)), pytest.raises(ExtractionError, match="max_video_frames=10"):
         sample_frames(clip, fps=1)
@@ -170,7 +170,7 @@ def test_npz_member_that_inflates_past_the_limit_is_refused(tmp_path: Path) -> N
     bomb = npy(np.zeros(6_553_600))  # sfreq "declares" 50 MB of zeros
     path = write_npz(tmp_path / "bomb.npz", {"data.npy": GOOD["data.npy"], "sfreq.npy": bomb})
     assert path.stat().st_size < 200_000
-    with pytest.raises(InputRejected, match="sfreq.npy.*max_feature_values") as e:
+    with pytest.raises(InputRejected, match=r"sfreq.npy.*max_feature_values") as e:
         check_file("signal", path, InputLimits())
     assert e.value.status == 413
     # A .npy header that understates its member: the zip entry inflates to more than it declares.
