@@ -167,6 +167,7 @@ class VideoFacesExtractor(Extractor):
     example = Example("face_video", dim=135)
 
     kind = "video"
+    version = "2"  # 2: frames converted at most MAX_SIDE pixels long
     packages: ClassVar[tuple[str, ...]] = ("av", "fer", "ai-edge-litert", "mediapipe", "opencv-python-headless")
 
     class Options(FerOptions):
