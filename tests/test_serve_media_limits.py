@@ -150,6 +150,8 @@ def test_decoding_stops_at_the_budget_whatever_the_header(tmp_path: Path) -> Non
         sample_frames(clip, fps=1)
     with decode_budget(DecodeBudget(frames=10)), pytest.raises(ExtractionError, match="max_video_frames=10"):
         sample_frames(clip, fps=1)
+    with decode_budget(DecodeBudget(pixels=1000)), pytest.raises(ExtractionError, match="64x64 frame"):
+        sample_frames(clip, fps=1)
     assert decode_audio(clip, 16_000).size >= 5 * 16_000  # no budget: the whole track (training data)
 
 

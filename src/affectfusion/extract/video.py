@@ -36,10 +36,11 @@ MAX_SIDE = 1280  # frames are converted to RGB at most this long on their longer
 
 @dataclass(frozen=True)
 class DecodeBudget:
-    """The most one video may decode: seconds of any track and video frames (None: no bound)."""
+    """The most one video may decode: seconds of any track, video frames, pixels per frame (None: no bound)."""
 
     seconds: float | None = None
     frames: int | None = None
+    pixels: int | None = None  # a stream may change its frame size after the header
 
     def check_seconds(self, path: Path, seconds: float, track: str) -> None:
         if self.seconds is not None and seconds > self.seconds:
@@ -47,9 +48,11 @@ class DecodeBudget:
                 f"{path}: the {track} track decodes to more than the limit max_video_seconds={self.seconds:g}"
             )
 
-    def check_frames(self, path: Path, frames: int) -> None:
+    def check_frames(self, path: Path, frames: int, width: int, height: int) -> None:
         if self.frames is not None and frames > self.frames:
             raise ExtractionError(f"{path}: more than the limit max_video_frames={self.frames} frames decoded")
+        if self.pixels is not None and width * height > self.pixels:
+            raise ExtractionError(f"{path}: a {width}x{height} frame is over the limit max_video_pixels={self.pixels}")
 
 
 _BUDGET: ContextVar[DecodeBudget | None] = ContextVar("video_decode_budget", default=None)
@@ -118,7 +121,7 @@ def sample_frames(item: RawInput, fps: float, max_frames: int | None = None) -> 
             for index, frame in enumerate(container.decode(stream)):
                 t = frame.time if frame.time is not None else index / float(stream.average_rate or 25)
                 start = t if start is None else start
-                budget.check_frames(path, index + 1)
+                budget.check_frames(path, index + 1, frame.width, frame.height)
                 budget.check_seconds(path, t - start, "video")
                 if t - start + 1e-6 < next_time:
                     continue

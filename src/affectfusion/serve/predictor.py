@@ -250,7 +250,8 @@ class Predictor(RunPredictor):
             todo = [(k, v) for k, v in entries if errors[k] is None]
             reports: list[dict[str, Any] | None] = []
             # Decoding is bounded too, not only the headers (a container may state no duration).
-            budget = DecodeBudget(self.limits.max_video_seconds, self.limits.max_video_frames)
+            limits = self.limits
+            budget = DecodeBudget(limits.max_video_seconds, limits.max_video_frames, limits.max_video_pixels)
             with decode_budget(budget):
                 outs = self._features(m, [v for _, v in todo], reports)
             for (k, _), out, report in zip(todo, outs, reports, strict=True):
