@@ -1,7 +1,7 @@
 """Hostile inputs against a running server: the "held" column of ``benchmarks/serve.py`` (issue 12) and,
-run as a script, the second round (issue 22) against a features, an image, a video and an EEG run.
+run as a script, the second round (issue 22) against a features, an image, a video, an EEG and a conversation run.
 
-    .venv/bin/python benchmarks/hostile.py [--runs features,image,video,eeg] [--slow-seconds 30] [--out F]
+    .venv/bin/python benchmarks/hostile.py [--runs features,image,video,eeg,conversation] [--slow-seconds 30] [--out F]
 
 Issue 12 (:func:`held`, called by ``serve.py``): each case is sent once while ``/health`` is polled
 every 50 ms and the server's RSS is sampled every 20 ms. It *held* when it got a 4xx, ``/health``
@@ -21,12 +21,12 @@ when its status is a 4xx (or 200 where bounded work is fine), peak RSS <= idle +
 1. H.264 clips of 4096x4096 (5 frames) and 8192x8192 (4 frames), and an admitted 2048x2048 one (video run);
 2. a Matroska file written as a live stream (no duration in its header) with one hour of audio (video run);
 3. an EEG ``.npz`` whose ``sfreq`` member inflates to 2 GiB from ~2 MB (EEG run);
-4. 64 slow clients (32 trickling their headers, 32 their body, one byte each per ``--trickle-s``)
-   held open for ``--slow-seconds`` (every run);
+4. 64 slow clients (complete headers, then the body one byte per ``--trickle-s``) held open for
+   ``--slow-seconds`` (every run): judged by the valid requests sent meanwhile;
 5. ``/predict?explain=true`` with 12 modalities of ``[4000, 8]`` (features run, 12 modalities);
 6. ``/predict/batch/files`` with 16 FLACs of 119 s (the image run, which also takes audio);
-7. a conversation of 10 turns, one of them with a 3e38 feature (and one with 1e20): the status, the
-   failed count and whether the other turns' answers changed (features run).
+7. a conversation of 10 turns, one of them with a 3e38 feature (and one with 1e20): held when only
+   that turn failed and no other turn's answer changed (the conversation run, GRU context stage).
 """
 
 from __future__ import annotations
@@ -243,21 +243,19 @@ def post(url: str, **kwargs: Any) -> dict[str, Any]:
 
 
 def slow_clients(url: str, seconds: float, trickle_s: float, n: int = 64) -> dict[str, Any]:
-    """``n`` sockets: half send their headers a byte at a time, half full headers and then a body a byte
-    at a time, every ``trickle_s``, for ``seconds``. Returns how many the server answered or closed."""
+    """``n`` sockets that send complete headers and the start of a form, then its body a byte at a time every
+    ``trickle_s`` (well within the idle timeout), for ``seconds``. Returns how many the server cut off."""
     host, port = url.removeprefix("http://").split(":")
     head = (
         f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
         'Content-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; name="id"\r\n\r\n'
     ).encode()  # then the id field's value, a byte at a time
-    socks, sent = [], []
-    for k in range(n):
+    socks = []
+    for _ in range(n):
         s = socket.create_connection((host, int(port)), timeout=5)
+        s.sendall(head)
         s.setblocking(False)
         socks.append(s)
-        sent.append(len(head) if k % 2 else 0)  # odd: headers and a part's start sent, the body trickles
-        if k % 2:
-            s.sendall(head)
     closed: dict[int, str] = {}
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
@@ -274,14 +272,13 @@ def slow_clients(url: str, seconds: float, trickle_s: float, n: int = 64) -> dic
                 closed[k] = type(e).__name__
                 continue
             try:
-                s.send(head[sent[k] : sent[k] + 1] if sent[k] < len(head) else b"x")
-                sent[k] += 1
+                s.send(b"x")
             except OSError as e:
                 closed[k] = type(e).__name__
         time.sleep(min(trickle_s, max(0.0, end - time.perf_counter())))
     for s in socks:
         s.close()
-    answers = sorted({v for v in closed.values()})
+    answers = sorted(set(closed.values()))
     status = next((int(a.split()[1]) for a in answers if a.startswith("HTTP/")), 0)
     return {"status": status, "detail": f"{len(closed)} of {n} cut off by the server: {', '.join(answers)[:120]}"}
 
@@ -297,15 +294,20 @@ def explain_request(url: str, rows: int, modalities: int = 12, dim: int = 8) -> 
 
 
 def conversation(url: str, bad: float) -> dict[str, Any]:
-    """Ten turns, turn 3 carrying ``bad``; ``others_changed``: the other turns' answers differ from the
-    same conversation without turn 3 (their context should not include it)."""
+    """Ten turns of the run's feature modalities, turn 3 carrying ``bad``; ``others_changed``: how many of the
+    other turns' answers differ from the same conversation without turn 3 (it should not be their context)."""
     rng = np.random.default_rng(1)
+    dims = {m: spec["dim"] for m, spec in httpx.get(f"{url}/info", timeout=30).json()["modalities"].items()}
     turns = [
-        {"id": f"t{k}", "features": {f"m{i:02d}": rng.standard_normal((4, 8)).round(3).tolist() for i in range(12)}}
+        {
+            "id": f"t{k}",
+            "speaker": f"s{k % 2}",
+            "features": {m: rng.standard_normal(d).round(3).tolist() for m, d in dims.items()},
+        }
         for k in range(10)
     ]
     poisoned = json.loads(json.dumps(turns))
-    poisoned[3]["features"]["m00"][0][0] = bad
+    poisoned[3]["features"][next(iter(dims))][0] = bad
     result = post(f"{url}/predict/conversation", json={"turns": poisoned})
     try:
         got = httpx.post(f"{url}/predict/conversation", json={"turns": poisoned}, timeout=120).json()
@@ -314,8 +316,11 @@ def conversation(url: str, bad: float) -> dict[str, Any]:
         expected = {p["id"]: p.get("tasks") for p in clean.get("predictions", [])}
         result["others_changed"] = sum(1 for k, want in expected.items() if not _close(answers.get(k), want))
     except (httpx.HTTPError, ValueError) as e:
-        result["others_changed"] = f"{type(e).__name__}"
-    result["detail"] = f"failed={result.get('failed')}, other turns changed={result['others_changed']}"
+        result["others_changed"] = -1
+        result["detail"] = f"{type(e).__name__}: {e}"[:160]
+    result["detail"] = (
+        f"failed={result.get('failed')}, other turns changed={result['others_changed']}; " + result["detail"]
+    )
     return result
 
 
@@ -327,45 +332,62 @@ def _close(a: Any, b: Any) -> bool:
     return a == b
 
 
-def cases_for(run: str, url: str, tmp: Path, args: argparse.Namespace) -> dict[str, tuple[Attack, bool]]:
-    """Case name -> (attack, whether a 200 is acceptable: bounded work that may be answered)."""
-    cases: dict[str, tuple[Attack, bool]] = {}
+Accept = Callable[[dict[str, Any]], bool]
+
+
+def refused(r: dict[str, Any]) -> bool:
+    return 400 <= r["status"] < 500
+
+
+def refused_or_answered(r: dict[str, Any]) -> bool:
+    return refused(r) or r["status"] == 200
+
+
+def only_the_bad_turn(r: dict[str, Any]) -> bool:
+    return r["status"] == 200 and r.get("failed") == 1 and r.get("others_changed") == 0
+
+
+def cases_for(run: str, url: str, tmp: Path, args: argparse.Namespace) -> dict[str, tuple[Attack, Accept]]:
+    """Case name -> (attack, whether its outcome is acceptable); every case also needs RSS, /health and
+    the valid requests within bounds (:func:`attack_run`)."""
+    cases: dict[str, tuple[Attack, Accept]] = {}
     if run == "video":
         for side, frames in ((4096, 5), (8192, 4), (2048, 40)):
             clip = black_clip(tmp / f"c{side}.mp4", side, frames, fps=10 if side == 2048 else 25)
             name = f"1 {side}x{side} H.264, {frames} frames ({len(clip) // 1024} KB)"
             cases[name] = (
                 lambda clip=clip: post(f"{url}/predict", files={"video": ("c.mp4", clip, "video/mp4")}),
-                side == 2048,
+                refused_or_answered if side == 2048 else refused,
             )
         mkv = live_mkv(tmp / "live.mkv", 3600)
         cases[f"2 MKV without duration, 1 h audio ({len(mkv) // 1024} KB)"] = (
             lambda: post(f"{url}/predict", files={"video": ("live.mkv", mkv, "video/x-matroska")}),
-            False,
+            refused,
         )
     if run == "eeg":
         bomb = npz_bomb(tmp / "bomb.npz")
         cases[f"3 npz sfreq member -> 2 GiB ({len(bomb) // 1024} KB)"] = (
             lambda: post(f"{url}/predict", files={"signal": ("bomb.npz", bomb, "application/zip")}),
-            False,
+            refused,
         )
     cases[f"4 64 slow clients for {args.slow_seconds:g} s"] = (
         lambda: slow_clients(url, args.slow_seconds, args.trickle_s),
-        True,
+        lambda r: True,  # judged by the valid requests meanwhile
     )
     if run == "features":
         cases[f"5 explain, 12 modalities x [{args.explain_rows}, 8]"] = (
             lambda: explain_request(url, args.explain_rows),
-            True,
+            refused_or_answered,
         )
+    if run == "conversation":
         for bad in (3e38, 1e20):
-            cases[f"7 conversation, one turn {bad:g}"] = (lambda bad=bad: conversation(url, bad), True)
+            cases[f"7 conversation, one turn {bad:g}"] = (lambda bad=bad: conversation(url, bad), only_the_bad_turn)
     if run == "image":
         flac = long_flac(119)
         files = [("files", (f"{i}.flac", flac, "audio/flac")) for i in range(16)]
         cases[f"6 batch of 16 FLACs x 119 s ({16 * len(flac) // 1024} KB)"] = (
             lambda: post(f"{url}/predict/batch/files", data={"kind": "audio"}, files=files),
-            False,
+            refused,
         )
     return cases
 
@@ -445,10 +467,10 @@ def attack_run(run: str, base: Path, args: argparse.Namespace) -> list[dict[str,
             first = valid(c)
             if first.status_code != 200:
                 raise SystemExit(f"{run}: the valid request got {first.status_code}: {first.text[:300]}")
-        for name, (attack, may_answer) in cases_for(run, server.url, tmp, args).items():
+        for name, (attack, accept) in cases_for(run, server.url, tmp, args).items():
             print(f"  {run}: {name} ...", file=sys.stderr)
             r = measure(server.url, server.rss_mib, attack, valid)
-            ok_status = 400 <= r["status"] < 500 or (may_answer and r["status"] == 200)
+            ok_status = accept(r)
             r.update(
                 run=run,
                 case=name,

@@ -5,6 +5,8 @@
 - ``image``: the serving tests' raw media run (lexicon text, MFCC audio, FER-CNN image).
 - ``video``: ``video_faces`` on whole frames of short drawn-face clips.
 - ``eeg``: ``eeg_bands`` on the EAV example layout (30 channels at 500 Hz, EEG only).
+- ``conversation``: synthetic conversations (``text`` and ``audio`` features, ``[8]``) with a GRU
+  context stage: each turn is read with the others, so one bad turn could change them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import httpx
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RUNS = ("features", "image", "video", "eeg")
+RUNS = ("features", "image", "video", "eeg", "conversation")
 N_MODALITIES, DIM, SEQ = 12, 8, 4
 
 
@@ -110,11 +112,20 @@ def eeg_run(base: Path) -> Path:
     return _fit(raw, base / "run")
 
 
+def conversation_run(base: Path) -> Path:
+    from tests.helpers import conversation_config
+
+    raw = conversation_config("gru")
+    raw["train"]["epochs"] = 4
+    return _fit(raw, base / "run")
+
+
 def build(name: str, base: Path) -> Path:
     """Train run ``name`` (one of :data:`RUNS`) under ``base``; returns its folder."""
     sys.path.insert(0, str(REPO_ROOT))  # the fixture writers live with the tests
     base.mkdir(parents=True, exist_ok=True)
-    return {"features": features_run, "image": image_run, "video": video_run, "eeg": eeg_run}[name](base)
+    runs = {"features": features_run, "image": image_run, "video": video_run, "eeg": eeg_run}
+    return {**runs, "conversation": conversation_run}[name](base)
 
 
 def npy_bytes(x: np.ndarray) -> bytes:
@@ -128,6 +139,9 @@ def valid_request(name: str, tmp: Path) -> Callable[[httpx.Client], httpx.Respon
     if name == "features":
         item = {"features": {f"m{i:02d}": [[0.1] * DIM] * SEQ for i in range(N_MODALITIES)}}
         return lambda c: c.post("/predict/batch", json={"items": [item]})
+    if name == "conversation":
+        pair = {"features": {"text": [0.1] * 8, "audio": [0.2] * 8}}
+        return lambda c: c.post("/predict/batch", json={"items": [pair]})
     if name == "image":
         return lambda c: c.post("/predict", data={"text": "what a lovely day"})
     if name == "video":
