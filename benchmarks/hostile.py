@@ -24,7 +24,8 @@ when its status is a 4xx (or 200 where bounded work is fine), peak RSS <= idle +
 4. 64 slow clients (complete headers, then the body one byte per ``--trickle-s``) held open for
    ``--slow-seconds`` (every run): judged by the valid requests sent meanwhile;
 5. ``/predict?explain=true`` with 12 modalities of ``[4000, 8]`` (features run, 12 modalities);
-6. ``/predict/batch/files`` with 16 FLACs of 119 s (the image run, which also takes audio);
+6. ``/predict/batch/files`` with 16 FLACs of 119 s, and with 5 (within ``max_request_media_seconds``:
+   valid requests must get the model between its items) (the image run, which also takes audio);
 7. a conversation of 10 turns, one of them with a 3e38 feature (and one with 1e20): held when only
    that turn failed and no other turn's answer changed (the conversation run, GRU context stage).
 """
@@ -388,6 +389,10 @@ def cases_for(run: str, url: str, tmp: Path, args: argparse.Namespace) -> dict[s
         cases[f"6 batch of 16 FLACs x 119 s ({16 * len(flac) // 1024} KB)"] = (
             lambda: post(f"{url}/predict/batch/files", data={"kind": "audio"}, files=files),
             refused,
+        )
+        cases["6 batch of 5 FLACs x 119 s (admitted: 595 s)"] = (
+            lambda: post(f"{url}/predict/batch/files", data={"kind": "audio"}, files=files[:5]),
+            refused_or_answered,
         )
     return cases
 

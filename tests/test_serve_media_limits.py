@@ -231,12 +231,12 @@ def test_batch_files_release_the_model_between_items(trained_media_run: Path, me
 
     def slow_predict(inputs, ids=None, *args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(list(ids or []))
-        time.sleep(0.3)
+        time.sleep(0.5)  # each item holds the model this long: the single request arrives meanwhile
         return predict(inputs, ids, *args, **kwargs)
 
     predictor.predict = slow_predict  # type: ignore[method-assign]
     app = create_app(predictor)
-    wavs = sorted(media.glob("*.wav"))[:5]
+    wavs = sorted(media.glob("*.wav"))[:6]
     files = [("files", (p.name, p.read_bytes(), "audio/wav")) for p in wavs]
 
     async def main() -> None:
