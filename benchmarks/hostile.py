@@ -451,6 +451,7 @@ def measure(
         valid_sent=len(valid_s),
         valid_ok_5s=sum(1 for s, st in zip(valid_s, valid_status, strict=True) if st == 200 and s <= VALID_BUDGET_S),
         valid_max_s=max(valid_s, default=0.0),
+        valid_seconds=[round(v, 3) for v in valid_s],
         valid_statuses=sorted(set(valid_status)),
     )
     return result
@@ -472,7 +473,11 @@ def attack_run(run: str, base: Path, args: argparse.Namespace) -> list[dict[str,
             first = valid(c)
             if first.status_code != 200:
                 raise SystemExit(f"{run}: the valid request got {first.status_code}: {first.text[:300]}")
+            if "audio" in httpx.get(f"{server.url}/info").json()["fields"]:  # warm: lazy imports, JIT
+                c.post("/predict", files={"audio": ("warm.flac", long_flac(2), "audio/flac")})
         for name, (attack, accept) in cases_for(run, server.url, tmp, args).items():
+            if args.cases and name.split()[0] not in args.cases.split(","):
+                continue
             print(f"  {run}: {name} ...", file=sys.stderr)
             r = measure(server.url, server.rss_mib, attack, valid)
             ok_status = accept(r)
@@ -505,6 +510,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--slow-seconds", type=float, default=30.0, help="how long the 64 slow clients stay")
     p.add_argument("--trickle-s", type=float, default=5.0, help="seconds between a slow client's bytes")
     p.add_argument("--explain-rows", type=int, default=4000, help="rows of each of the 12 explained arrays")
+    p.add_argument("--cases", default="", help="comma-separated case numbers to run (default: all), e.g. 1,2,6")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
     env = environment()
