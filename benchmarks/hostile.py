@@ -1,23 +1,49 @@
-"""The "held" column of ``benchmarks/serve.py``: hostile inputs of issue 12 against a running server.
+"""Hostile inputs against a running server: the "held" column of ``benchmarks/serve.py`` (issue 12) and,
+run as a script, the second round (issue 22) against a features, an image, a video, an EEG and a conversation run.
 
-Each case is sent once while ``/health`` is polled every 50 ms and the server's RSS is sampled every
-20 ms. It *held* when it got a 4xx, ``/health`` answered every poll within 0.5 s, and the server's
-peak RSS stayed under 1.5x its idle RSS plus one model-sized input (the largest decoded input the
-limits admit: ``max_image_pixels`` RGB bytes).
+    .venv/bin/python benchmarks/hostile.py [--runs features,image,video,eeg,conversation] [--slow-seconds 30] [--out F]
 
+Issue 12 (:func:`held`, called by ``serve.py``): each case is sent once while ``/health`` is polled
+every 50 ms and the server's RSS is sampled every 20 ms. It *held* when it got a 4xx, ``/health``
+answered every poll within 0.5 s, and the server's peak RSS stayed under 1.5x its idle RSS plus one
+model-sized input (the largest decoded input the limits admit: ``max_image_pixels`` RGB bytes).
 Cases: a FLAC of 10 minutes of 8-channel 48 kHz silence (~200 KB on the wire), a 13000x13000 PNG
-(~160 KB), a 100 MB JSON body to ``/predict/batch``, and a JSON body just under ``max_json_mb``
-(parsed in full: the most JSON work a request may cause).
+(~160 KB), a 100 MB JSON body to ``/predict/batch``, and a JSON body just under ``max_json_mb``.
+
+Issue 22 (:func:`main`): each run of ``hostile_runs.py`` is trained in a temporary folder and served
+with ``affectfusion serve api`` (default settings) in a subprocess; every case that run can be sent
+is sent once while ``/health`` is polled, RSS sampled, and a valid request for that run is sent
+again and again (one at a time). Recorded per case: status, seconds, idle / peak / after RSS,
+the slowest ``/health``, and the valid requests (answered 200 within 5 s, slowest). A case *held*
+when its status is a 4xx (or 200 where bounded work is fine), peak RSS <= idle + 1 GiB, ``/health``
+<= 0.5 s and every valid request answered within 5 s. The cases, numbered as in the issue:
+
+1. H.264 clips of 4096x4096 (5 frames) and 8192x8192 (4 frames), and an admitted 2048x2048 one (video run);
+2. a Matroska file written as a live stream (no duration in its header) with one hour of audio (video run);
+3. an EEG ``.npz`` whose ``sfreq`` member inflates to 2 GiB from ~2 MB (EEG run);
+4. 64 slow clients (complete headers, then the body one byte per ``--trickle-s``) held open for
+   ``--slow-seconds`` (every run): judged by the valid requests sent meanwhile;
+5. ``/predict?explain=true`` with 12 modalities of ``[4000, 8]`` (features run, 12 modalities);
+6. ``/predict/batch/files`` with 16 FLACs of 119 s, and with 5 (within ``max_request_media_seconds``:
+   valid requests must get the model between its items) (the image run, which also takes audio);
+7. a conversation of 10 turns, one of them with a 3e38 feature (and one with 1e20): held when only
+   that turn failed and no other turn's answer changed (the conversation run, GRU context stage).
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import io
 import json
+import socket
+import sys
 import tempfile
 import threading
 import time
+import zipfile
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +51,10 @@ import httpx
 import numpy as np
 
 HEALTH_BUDGET_S = 0.5
+VALID_BUDGET_S = 5.0
+RSS_HEADROOM_MIB = 1024.0
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "hostile.json"
 
 
 def flac_bomb() -> bytes:
@@ -131,3 +161,390 @@ def held(url: str, rss: Callable[[], float | None], info: dict[str, Any]) -> lis
         )
         out.append(r)
     return out
+
+
+# -- issue 22: the media, built small ------------------------------------------------------------------
+
+
+def black_clip(path: Path, side: int, frames: int, fps: int = 25) -> bytes:
+    """Black H.264 frames of ``side`` x ``side``: tens of KB whatever the size."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps, options={"threads": "1", "preset": "ultrafast"})
+        video.width = video.height = side
+        video.pix_fmt = "yuv420p"
+        black = av.VideoFrame.from_ndarray(np.zeros((side, side, 3), np.uint8), format="rgb24")
+        for _ in range(frames):
+            out.mux(video.encode(black))
+        out.mux(video.encode(None))
+    return path.read_bytes()
+
+
+def live_mkv(path: Path, seconds: int, rate: int = 8000) -> bytes:
+    """Silent AAC written as a live Matroska stream: no duration in the header (~100 bytes per second)."""
+    import av
+
+    with av.open(str(path), "w", format="matroska", options={"live": "1"}) as out:
+        sound = out.add_stream("aac", rate=rate, layout="mono")
+        zeros = np.zeros((1, 1024), np.float32)
+        for start in range(0, rate * seconds, 1024):
+            chunk = av.AudioFrame.from_ndarray(zeros, format="flt", layout="mono")
+            chunk.sample_rate, chunk.pts, chunk.time_base = rate, start, Fraction(1, rate)
+            out.mux(sound.encode(chunk))
+        out.mux(sound.encode(None))
+    return path.read_bytes()
+
+
+def npz_bomb(path: Path, inflated: int = 2**31) -> bytes:
+    """A valid ``data`` member and an ``sfreq`` member whose zeros inflate to ``inflated`` bytes."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (inflated // 8,)})
+    data = io.BytesIO()
+    np.save(data, np.zeros((30, 1000)))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("data.npy", data.getvalue())
+        with z.open("sfreq.npy", "w", force_zip64=True) as f:
+            f.write(header.getvalue())
+            block = bytes(2**24)
+            for _ in range(inflated // len(block)):
+                f.write(block)
+    return path.read_bytes()
+
+
+def long_flac(seconds: int, rate: int = 16_000) -> bytes:
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", rate, 1, "PCM_16", format="FLAC") as f:
+        for _ in range(seconds):
+            f.write(np.zeros(rate, dtype=np.int16))
+    return buf.getvalue()
+
+
+# -- issue 22: the attacks -----------------------------------------------------------------------------
+
+Attack = Callable[[], dict[str, Any]]
+
+
+def post(url: str, **kwargs: Any) -> dict[str, Any]:
+    """One request; its status and a short detail (status 0: the connection failed or timed out)."""
+    try:
+        r = httpx.post(url, timeout=600, **kwargs)
+    except httpx.HTTPError as e:
+        return {"status": 0, "detail": f"{type(e).__name__}: {e}"[:160]}
+    try:
+        body = r.json()
+    except ValueError:
+        body = {"detail": r.text[:160]}
+    out = {"status": r.status_code, "detail": str(body.get("detail", ""))[:160]}
+    if "failed" in body:
+        out["failed"] = body["failed"]
+    return out
+
+
+def slow_clients(url: str, seconds: float, trickle_s: float, n: int = 64) -> dict[str, Any]:
+    """``n`` sockets that send complete headers and the start of a form, then its body a byte at a time every
+    ``trickle_s`` (well within the idle timeout), for ``seconds``. Returns how many the server cut off."""
+    host, port = url.removeprefix("http://").split(":")
+    head = (
+        f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        'Content-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; name="id"\r\n\r\n'
+    ).encode()  # then the id field's value, a byte at a time
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection((host, int(port)), timeout=5)
+        s.sendall(head)
+        s.setblocking(False)
+        socks.append(s)
+    closed: dict[int, str] = {}
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for k, s in enumerate(socks):
+            if k in closed:
+                continue
+            try:
+                reply = s.recv(200)
+                closed[k] = reply.split(b"\r\n", 1)[0].decode(errors="replace") or "closed"
+                continue
+            except BlockingIOError:
+                pass
+            except OSError as e:
+                closed[k] = type(e).__name__
+                continue
+            try:
+                s.send(b"x")
+            except OSError as e:
+                closed[k] = type(e).__name__
+        time.sleep(min(trickle_s, max(0.0, end - time.perf_counter())))
+    for s in socks:
+        s.close()
+    answers = sorted(set(closed.values()))
+    status = next((int(a.split()[1]) for a in answers if a.startswith("HTTP/")), 0)
+    return {"status": status, "detail": f"{len(closed)} of {n} cut off by the server: {', '.join(answers)[:120]}"}
+
+
+def explain_request(url: str, rows: int, modalities: int = 12, dim: int = 8) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    files = {}
+    for i in range(modalities):
+        buf = io.BytesIO()
+        np.save(buf, rng.standard_normal((rows, dim)).astype(np.float32))
+        files[f"features_m{i:02d}"] = (f"m{i:02d}.npy", buf.getvalue(), "application/octet-stream")
+    return post(f"{url}/predict?explain=true", files=files)
+
+
+def conversation(url: str, bad: float) -> dict[str, Any]:
+    """Ten turns of the run's feature modalities, turn 3 carrying ``bad``; ``others_changed``: how many of the
+    other turns' answers differ from the same conversation without turn 3 (it should not be their context)."""
+    rng = np.random.default_rng(1)
+    dims = {m: spec["dim"] for m, spec in httpx.get(f"{url}/info", timeout=30).json()["modalities"].items()}
+    turns = [
+        {
+            "id": f"t{k}",
+            "speaker": f"s{k % 2}",
+            "features": {m: rng.standard_normal(d).round(3).tolist() for m, d in dims.items()},
+        }
+        for k in range(10)
+    ]
+    poisoned = json.loads(json.dumps(turns))
+    poisoned[3]["features"][next(iter(dims))][0] = bad
+    result = post(f"{url}/predict/conversation", json={"turns": poisoned})
+    try:
+        got = httpx.post(f"{url}/predict/conversation", json={"turns": poisoned}, timeout=120).json()
+        clean = httpx.post(f"{url}/predict/conversation", json={"turns": turns[:3] + turns[4:]}, timeout=120).json()
+        answers = {p["id"]: p.get("tasks") for p in got.get("predictions", [])}
+        expected = {p["id"]: p.get("tasks") for p in clean.get("predictions", [])}
+        result["others_changed"] = sum(1 for k, want in expected.items() if not _close(answers.get(k), want))
+    except (httpx.HTTPError, ValueError) as e:
+        result["others_changed"] = -1
+        result["detail"] = f"{type(e).__name__}: {e}"[:160]
+    result["detail"] = (
+        f"failed={result.get('failed')}, other turns changed={result['others_changed']}; " + result["detail"]
+    )
+    return result
+
+
+def _close(a: Any, b: Any) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) < 1e-4
+    return a == b
+
+
+Accept = Callable[[dict[str, Any]], bool]
+
+
+def refused(r: dict[str, Any]) -> bool:
+    return 400 <= r["status"] < 500
+
+
+def refused_or_answered(r: dict[str, Any]) -> bool:
+    return refused(r) or r["status"] == 200
+
+
+def only_the_bad_turn(r: dict[str, Any]) -> bool:
+    return r["status"] == 200 and r.get("failed") == 1 and r.get("others_changed") == 0
+
+
+def cases_for(run: str, url: str, tmp: Path, args: argparse.Namespace) -> dict[str, tuple[Attack, Accept]]:
+    """Case name -> (attack, whether its outcome is acceptable); every case also needs RSS, /health and
+    the valid requests within bounds (:func:`attack_run`)."""
+    cases: dict[str, tuple[Attack, Accept]] = {}
+    if run == "video":
+        for side, frames in ((4096, 5), (8192, 4), (2048, 40)):
+            clip = black_clip(tmp / f"c{side}.mp4", side, frames, fps=10 if side == 2048 else 25)
+            name = f"1 {side}x{side} H.264, {frames} frames ({len(clip) // 1024} KB)"
+            cases[name] = (
+                lambda clip=clip: post(f"{url}/predict", files={"video": ("c.mp4", clip, "video/mp4")}),
+                refused_or_answered if side == 2048 else refused,
+            )
+        mkv = live_mkv(tmp / "live.mkv", 3600)
+        cases[f"2 MKV without duration, 1 h audio ({len(mkv) // 1024} KB)"] = (
+            lambda: post(f"{url}/predict", files={"video": ("live.mkv", mkv, "video/x-matroska")}),
+            refused,
+        )
+    if run == "eeg":
+        bomb = npz_bomb(tmp / "bomb.npz")
+        cases[f"3 npz sfreq member -> 2 GiB ({len(bomb) // 1024} KB)"] = (
+            lambda: post(f"{url}/predict", files={"signal": ("bomb.npz", bomb, "application/zip")}),
+            refused,
+        )
+    cases[f"4 64 slow clients for {args.slow_seconds:g} s"] = (
+        lambda: slow_clients(url, args.slow_seconds, args.trickle_s),
+        lambda r: True,  # judged by the valid requests meanwhile
+    )
+    if run == "features":
+        cases[f"5 explain, 12 modalities x [{args.explain_rows}, 8]"] = (
+            lambda: explain_request(url, args.explain_rows),
+            refused_or_answered,
+        )
+    if run == "conversation":
+        for bad in (3e38, 1e20):
+            cases[f"7 conversation, one turn {bad:g}"] = (lambda bad=bad: conversation(url, bad), only_the_bad_turn)
+    if run == "image":
+        flac = long_flac(119)
+        files = [("files", (f"{i}.flac", flac, "audio/flac")) for i in range(16)]
+        cases[f"6 batch of 16 FLACs x 119 s ({16 * len(flac) // 1024} KB)"] = (
+            lambda: post(f"{url}/predict/batch/files", data={"kind": "audio"}, files=files),
+            refused,
+        )
+        cases["6 batch of 5 FLACs x 119 s (admitted: 595 s)"] = (
+            lambda: post(f"{url}/predict/batch/files", data={"kind": "audio"}, files=files[:5]),
+            refused_or_answered,
+        )
+    return cases
+
+
+def measure(
+    url: str, rss: Callable[[], float | None], attack: Attack, valid: Callable[[httpx.Client], httpx.Response]
+) -> dict[str, Any]:
+    """Run ``attack`` while polling /health, sampling RSS and sending valid requests one at a time."""
+    idle = rss() or 0.0
+    peak = [idle]
+    done = threading.Event()
+    result: dict[str, Any] = {}
+    valid_s: list[float] = []
+    valid_status: list[int] = []
+    health: list[float] = []
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], rss() or 0.0)
+
+    def run_attack() -> None:
+        start = time.perf_counter()
+        result.update(attack())
+        result["seconds"] = time.perf_counter() - start
+        done.set()
+
+    def legit() -> None:
+        with httpx.Client(base_url=url, timeout=120) as c:
+            done.wait(0.1)
+            while not valid_s or not done.wait(0.5):  # at least one, however fast the attack
+                start = time.perf_counter()
+                try:
+                    valid_status.append(valid(c).status_code)
+                except httpx.HTTPError:
+                    valid_status.append(0)
+                valid_s.append(time.perf_counter() - start)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (sample, run_attack, legit)]
+    for t in threads:
+        t.start()
+    with httpx.Client(base_url=url, timeout=60) as c:
+        while not done.is_set():
+            start = time.perf_counter()
+            with contextlib.suppress(httpx.HTTPError):
+                c.get("/health")
+            health.append(time.perf_counter() - start)
+            time.sleep(0.05)
+    for t in threads[1:]:
+        t.join()
+    time.sleep(1.0)  # what the server keeps after the reply
+    result.update(
+        idle_rss_mib=idle,
+        peak_rss_mib=peak[0],
+        after_rss_mib=rss() or 0.0,
+        health_max_s=max(health, default=0.0),
+        valid_sent=len(valid_s),
+        valid_ok_5s=sum(1 for s, st in zip(valid_s, valid_status, strict=True) if st == 200 and s <= VALID_BUDGET_S),
+        valid_max_s=max(valid_s, default=0.0),
+        valid_seconds=[round(v, 3) for v in valid_s],
+        valid_statuses=sorted(set(valid_status)),
+    )
+    return result
+
+
+def attack_run(run: str, base: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Train ``run``, serve it, and send every case it can be sent."""
+    from hostile_runs import build, valid_request
+    from serve import Server
+
+    tmp = base / f"{run}_media"
+    tmp.mkdir(parents=True)
+    run_dir = build(run, base / run)
+    server = Server(run_dir, 1)
+    out = []
+    try:
+        valid = valid_request(run, tmp)
+        with httpx.Client(base_url=server.url, timeout=120) as c:
+            first = valid(c)
+            if first.status_code != 200:
+                raise SystemExit(f"{run}: the valid request got {first.status_code}: {first.text[:300]}")
+            if "audio" in httpx.get(f"{server.url}/info").json()["fields"]:  # warm: lazy imports, JIT
+                c.post("/predict", files={"audio": ("warm.flac", long_flac(2), "audio/flac")})
+        for name, (attack, accept) in cases_for(run, server.url, tmp, args).items():
+            if args.cases and name.split()[0] not in args.cases.split(","):
+                continue
+            print(f"  {run}: {name} ...", file=sys.stderr)
+            r = measure(server.url, server.rss_mib, attack, valid)
+            ok_status = accept(r)
+            r.update(
+                run=run,
+                case=name,
+                held=bool(
+                    ok_status
+                    and r["peak_rss_mib"] <= r["idle_rss_mib"] + RSS_HEADROOM_MIB
+                    and r["health_max_s"] <= HEALTH_BUDGET_S
+                    and r["valid_ok_5s"] == r["valid_sent"]
+                ),
+            )
+            out.append(r)
+    finally:
+        server.stop()
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    from common import environment
+    from hostile_runs import RUNS
+    from rich.console import Console
+    from rich.table import Table
+
+    from affectfusion.io import write_json
+
+    p = argparse.ArgumentParser(description="issue 22's hostile cases against four served runs")
+    p.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated, of {', '.join(RUNS)}")
+    p.add_argument("--slow-seconds", type=float, default=30.0, help="how long the 64 slow clients stay")
+    p.add_argument("--trickle-s", type=float, default=5.0, help="seconds between a slow client's bytes")
+    p.add_argument("--explain-rows", type=int, default=4000, help="rows of each of the 12 explained arrays")
+    p.add_argument("--cases", default="", help="comma-separated case numbers to run (default: all), e.g. 1,2,6")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = p.parse_args(argv)
+    env = environment()
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench_hostile_") as base:
+        for run in args.runs.split(","):
+            results.extend(attack_run(run, Path(base), args))
+    table = Table(title="hostile inputs (issue 22): one case at a time, /health polled, valid requests sent")
+    columns = ("run", "case", "status", "s", "idle MiB", "peak MiB", "after MiB", "/health max s", "valid <=5s", "held")
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("run", "case") else "right")
+    for r in results:
+        table.add_row(
+            r["run"],
+            r["case"],
+            str(r["status"]),
+            f"{r['seconds']:.1f}",
+            f"{r['idle_rss_mib']:.0f}",
+            f"{r['peak_rss_mib']:.0f}",
+            f"{r['after_rss_mib']:.0f}",
+            f"{r['health_max_s']:.3f}",
+            f"{r['valid_ok_5s']}/{r['valid_sent']} (max {r['valid_max_s']:.1f} s)",
+            "yes" if r["held"] else "NO",
+        )
+    Console(width=None if sys.stdout.isatty() else 220).print(table)
+    for r in results:
+        print(f"{r['run']} / {r['case']}: {r['status']} {r['detail']}")
+    settings = {k: v for k, v in vars(args).items() if k != "out"}
+    write_json(
+        args.out.expanduser().resolve(),
+        {"benchmark": "hostile", "environment": env, "settings": settings, "cases": results},
+    )
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

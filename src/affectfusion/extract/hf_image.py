@@ -134,6 +134,7 @@ class HFVideoExtractor(_VisionBackbone):
     example = Example("face_video", dim=32, model=("vision", "vit"))
 
     kind = "video"
+    version = "2"  # 2: frames converted at most MAX_SIDE pixels long (extract/video.py)
     packages: ClassVar[tuple[str, ...]] = (*_VisionBackbone.packages, "av")
 
     class Options(_VisionOptions):

@@ -5,10 +5,19 @@
 - ``video_audio``: the audio track decoded to mono at ``sample_rate`` and passed to the ``egemaps``
   extractor of :mod:`affectfusion.extract.audio` (same options, same 88 functionals), so a video's
   audio gets exactly the features a speech file would.
+
+Decoding is bounded whatever the file claims: frames are converted scaled down to :data:`MAX_SIDE`
+(a 4096x4096 clip is never held as full-size RGB), and under a :class:`DecodeBudget` (the server
+sets one from its input limits) decoding stops with an error once more seconds of a track, or more
+frames, were decoded than allowed -- a container whose header states no duration is caught here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,6 +30,50 @@ from affectfusion.extract.audio import EGeMAPSExtractor
 from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput
 from affectfusion.extract.examples import Example
 from affectfusion.extract.face import FER_INPUT_SIZE, FacePipeline, FerModel, FerOptions
+
+MAX_SIDE = 1280  # frames are converted to RGB at most this long on their longer side (1280x720 stays as it is)
+
+
+@dataclass(frozen=True)
+class DecodeBudget:
+    """The most one video may decode: seconds of any track, video frames, pixels per frame (None: no bound)."""
+
+    seconds: float | None = None
+    frames: int | None = None
+    pixels: int | None = None  # a stream may change its frame size after the header
+
+    def check_seconds(self, path: Path, seconds: float, track: str) -> None:
+        if self.seconds is not None and seconds > self.seconds:
+            raise ExtractionError(
+                f"{path}: the {track} track decodes to more than the limit max_video_seconds={self.seconds:g}"
+            )
+
+    def check_frames(self, path: Path, frames: int, width: int, height: int) -> None:
+        if self.frames is not None and frames > self.frames:
+            raise ExtractionError(f"{path}: more than the limit max_video_frames={self.frames} frames decoded")
+        if self.pixels is not None and width * height > self.pixels:
+            raise ExtractionError(f"{path}: a {width}x{height} frame is over the limit max_video_pixels={self.pixels}")
+
+
+_BUDGET: ContextVar[DecodeBudget | None] = ContextVar("video_decode_budget", default=None)
+
+
+@contextmanager
+def decode_budget(budget: DecodeBudget) -> Iterator[None]:
+    """Bound every video decoded in this thread (context) by ``budget`` while the block runs."""
+    token = _BUDGET.set(budget)
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def scaled_size(width: int, height: int, max_side: int = MAX_SIDE) -> tuple[int, int]:
+    """``width x height`` shrunk (aspect kept, even sizes) so that its longer side is at most ``max_side``."""
+    side = max(width, height)
+    if side <= max_side:
+        return width, height
+    return max(2, round(width * max_side / side) // 2 * 2), max(2, round(height * max_side / side) // 2 * 2)
 
 
 def _av() -> Any:
@@ -49,10 +102,12 @@ def sample_frames(item: RawInput, fps: float, max_frames: int | None = None) -> 
     """RGB frames ``[H, W, 3]`` taken every ``1 / fps`` seconds from the first video stream.
 
     The frame shown at each sampling time is taken (the first frame whose timestamp reaches it), so a
-    variable-frame-rate file is sampled evenly in time. Decoding stops at ``max_frames``.
+    variable-frame-rate file is sampled evenly in time, and converted at most :data:`MAX_SIDE` pixels
+    long. Decoding stops at ``max_frames``, and with an error past the current :class:`DecodeBudget`.
     """
     av = _av()
     path = _video_path(item)
+    budget = _BUDGET.get() or DecodeBudget()
     step = 1.0 / fps
     frames: list[np.ndarray] = []
     try:
@@ -66,9 +121,12 @@ def sample_frames(item: RawInput, fps: float, max_frames: int | None = None) -> 
             for index, frame in enumerate(container.decode(stream)):
                 t = frame.time if frame.time is not None else index / float(stream.average_rate or 25)
                 start = t if start is None else start
+                budget.check_frames(path, index + 1, frame.width, frame.height)
+                budget.check_seconds(path, t - start, "video")
                 if t - start + 1e-6 < next_time:
                     continue
-                frames.append(frame.to_ndarray(format="rgb24"))
+                width, height = scaled_size(frame.width, frame.height)
+                frames.append(frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA"))
                 while next_time <= t - start + 1e-6:
                     next_time += step
                 if max_frames is not None and len(frames) >= max_frames:
@@ -81,10 +139,13 @@ def sample_frames(item: RawInput, fps: float, max_frames: int | None = None) -> 
 
 
 def decode_audio(item: RawInput, sample_rate: int) -> np.ndarray:
-    """The first audio stream as mono float32 at ``sample_rate`` (PyAV/FFmpeg resampling)."""
+    """The first audio stream as mono float32 at ``sample_rate`` (PyAV/FFmpeg resampling); decoded
+    samples are counted, so the current :class:`DecodeBudget` holds whatever the header says."""
     av = _av()
     path = _video_path(item)
+    budget = _BUDGET.get() or DecodeBudget()
     chunks: list[np.ndarray] = []
+    decoded = 0
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
@@ -92,6 +153,8 @@ def decode_audio(item: RawInput, sample_rate: int) -> np.ndarray:
             resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
             for frame in container.decode(container.streams.audio[0]):
                 chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+                decoded += frame.samples
+                budget.check_seconds(path, decoded / (frame.sample_rate or sample_rate), "audio")
             chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
     except av.error.FFmpegError as e:
         raise _decode_error(path, e) from None
@@ -107,6 +170,7 @@ class VideoFacesExtractor(Extractor):
     example = Example("face_video", dim=135)
 
     kind = "video"
+    version = "2"  # 2: frames converted at most MAX_SIDE pixels long
     packages: ClassVar[tuple[str, ...]] = ("av", "fer", "ai-edge-litert", "mediapipe", "opencv-python-headless")
 
     class Options(FerOptions):

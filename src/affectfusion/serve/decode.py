@@ -1,15 +1,19 @@
 """Checks of one input against :class:`~affectfusion.serve.inputs.InputLimits`, read from headers only.
 
 Each check reads what a file *claims* (audio frames, channels and rate; image width and height;
-video duration and frames; a ``.npy`` header's dtype and shape) and refuses it with
+video size, and duration and frames counted over its packets, which are demuxed but not decoded;
+every ``.npy`` header and zip entry size of an EEG ``.npz``; a ``.npy`` header's dtype and shape)
+and refuses it with
 :class:`~affectfusion.serve.inputs.InputRejected` (413 naming the limit, 422 for an unusable file)
 before anything is decoded in full, so a small upload cannot make the server allocate gigabytes.
 The Predictor runs them for ``predict`` and the dashboard; the REST API runs them again outside
-the model lock, so a refused upload never waits for, or holds, the model.
+the model lock, so a refused upload never waits for, or holds, the model. Each returns the
+:class:`~affectfusion.serve.inputs.Work` it admitted, so a request's files can be bounded together.
 """
 
 from __future__ import annotations
 
+import io
 import warnings
 import zipfile
 from pathlib import Path
@@ -17,8 +21,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from affectfusion.data.types import Signal
 from affectfusion.inputs import KIND_HINTS
-from affectfusion.serve.inputs import InputLimits, InputRejected
+from affectfusion.serve.inputs import InputLimits, InputRejected, Work
 
 NUMERIC_KINDS = "biuf"  # bool, signed and unsigned int, float: what converts to float32 as a number
 
@@ -37,7 +42,7 @@ def check_text(value: str, limits: InputLimits, label: str = "text") -> None:
         raise over(label, f"{len(value)} characters", "max_text_chars", limits.max_text_chars)
 
 
-def check_audio(path: Path, limits: InputLimits, label: str = "audio") -> None:
+def check_audio(path: Path, limits: InputLimits, label: str = "audio") -> Work:
     """Duration, channels and rate from the audio header (soundfile reads only the header here)."""
     import soundfile as sf  # the audio extractors' reader; imported only when audio is served
 
@@ -55,9 +60,10 @@ def check_audio(path: Path, limits: InputLimits, label: str = "audio") -> None:
     seconds = info.frames / info.samplerate if info.samplerate else 0.0
     if seconds > limits.max_audio_seconds:
         raise over(label, f"{seconds:.1f} s of audio", "max_audio_seconds", limits.max_audio_seconds)
+    return Work(seconds=seconds)
 
 
-def check_image(path: Path, limits: InputLimits, label: str = "image") -> None:
+def check_image(path: Path, limits: InputLimits, label: str = "image") -> Work:
     """Width x height from the image header (Pillow decodes nothing until asked)."""
     from PIL import Image, UnidentifiedImageError  # the face pipeline's reader
 
@@ -67,30 +73,65 @@ def check_image(path: Path, limits: InputLimits, label: str = "image") -> None:
             with Image.open(path) as im:
                 width, height = im.size
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
-        return  # not an image at all: the face pipeline's reader says so in its own words
+        return Work()  # not an image at all: the face pipeline's reader says so in its own words
     if width * height > limits.max_image_pixels:
         raise over(label, f"{width}x{height} pixels", "max_image_pixels", limits.max_image_pixels)
+    return Work(pixels=width * height)
 
 
-def check_video(path: Path, limits: InputLimits, label: str = "video") -> None:
-    """Duration and frame count from the container (PyAV opens it without decoding frames)."""
+def check_video(path: Path, limits: InputLimits, label: str = "video") -> Work:
+    """Frame size from the stream header, then duration and frames counted over the packets.
+
+    The packets are demuxed, not decoded (a fraction of a second for the largest upload), so a
+    container that states no duration, or a wrong one, is measured all the same; counting stops
+    as soon as a limit is passed.
+    """
     import av  # the video extractor's reader
 
     try:
         with av.open(str(path)) as container:
-            seconds = container.duration / 1_000_000 if container.duration else 0.0
-            frames = 0
+            width = height = 0
             if container.streams.video:
-                stream = container.streams.video[0]
-                frames = stream.frames or 0
-                if not frames and stream.average_rate and seconds:
-                    frames = int(seconds * float(stream.average_rate))
+                ctx = container.streams.video[0].codec_context
+                width, height = ctx.width or 0, ctx.height or 0
+            if width * height > limits.max_video_pixels:
+                raise over(label, f"{width}x{height} pixels per frame", "max_video_pixels", limits.max_video_pixels)
+            seconds, frames = _demuxed(container, limits)
     except (av.error.FFmpegError, OSError, ValueError):
         raise InputRejected(422, f"{label}: not a readable video; expected {KIND_HINTS['video']}") from None
     if seconds > limits.max_video_seconds:
         raise over(label, f"{seconds:.1f} s of video", "max_video_seconds", limits.max_video_seconds)
     if frames > limits.max_video_frames:
         raise over(label, f"{frames} frames", "max_video_frames", limits.max_video_frames)
+    megapixels = frames * width * height / 1e6
+    if megapixels > limits.max_video_megapixels:
+        what = f"{frames} frames of {width}x{height} ({megapixels:.0f} megapixels)"
+        raise over(label, what, "max_video_megapixels", limits.max_video_megapixels)
+    return Work(seconds=seconds)
+
+
+def _demuxed(container: Any, limits: InputLimits) -> tuple[float, int]:
+    """The longest track's seconds and the video track's packets (frames), stopping past a limit."""
+    video = container.streams.video[0] if container.streams.video else None
+    spans: dict[int, list[float]] = {}  # stream index -> [first time, last end, summed durations]
+    frames, seconds = 0, 0.0
+    for packet in container.demux():
+        base = packet.time_base or packet.stream.time_base
+        if base is None:
+            continue
+        duration = float((packet.duration or 0) * base)
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        span = spans.setdefault(packet.stream.index, [np.inf, -np.inf, 0.0])
+        span[2] += duration
+        if stamp is not None:
+            t = float(stamp * base)
+            span[0], span[1] = min(span[0], t), max(span[1], t + duration)
+        if video is not None and packet.stream.index == video.index and packet.size:
+            frames += 1
+        seconds = max((max(e - s, d) if e > s else d for s, e, d in spans.values()), default=0.0)
+        if seconds > limits.max_video_seconds or frames > limits.max_video_frames:
+            break
+    return seconds, frames
 
 
 def _npy_header(f: BinaryIO, label: str) -> tuple[tuple[int, ...], np.dtype]:
@@ -158,21 +199,79 @@ def read_features(path: Path, limits: InputLimits, label: str | None = None, dim
     return as_features(x, limits, label, dim)
 
 
-def check_signal(path: Path, limits: InputLimits, label: str = "signal") -> None:
-    """The ``data`` array's header inside the ``.npz`` (its size and dtype), before it is read."""
+def check_signal(path: Path, limits: InputLimits, label: str = "signal") -> Work:
+    """Every member of the ``.npz`` checked before any is read (:func:`_signal_members`)."""
+    with _open_zip(path, label) as z:
+        _signal_members(z, limits, label)
+    return Work()
+
+
+def read_signal(path: Path, limits: InputLimits, label: str | None = None) -> Signal:
+    """An EEG ``.npz`` as a :class:`Signal`: members checked first, each read at most the bytes its header
+    declares (a zip entry that inflates to more is refused, whatever its zip header said)."""
+    label = label or str(path)
+    with _open_zip(path, label) as z:
+        members = _signal_members(z, limits, label)
+        arrays = {}
+        for key in ("data", "sfreq"):
+            shape, dtype, offset = members[key]
+            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            try:
+                with z.open(f"{key}.npy") as f:
+                    raw = f.read(offset + nbytes + 1)
+            except (zipfile.BadZipFile, OSError, EOFError) as e:  # a bad CRC, a corrupt stream
+                raise InputRejected(422, f"{label} {key}: not readable ({e})") from None
+            if len(raw) != offset + nbytes:
+                raise InputRejected(422, f"{label} {key}: {len(raw) - offset} bytes of data, its header says {nbytes}")
+            arrays[key] = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+    sfreq = float(arrays["sfreq"].reshape(-1)[0])
+    if not np.isfinite(sfreq) or sfreq <= 0:
+        raise InputRejected(422, f"{label} sfreq: {sfreq:g}; expected a positive sampling rate in Hz")
+    return Signal(arrays["data"].astype(np.float64), sfreq)
+
+
+def _open_zip(path: Path, label: str) -> zipfile.ZipFile:
     try:
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-            if "data.npy" not in names or "sfreq.npy" not in names:
-                raise InputRejected(422, f"{label}: expected {KIND_HINTS['signal']}")
-            with z.open("data.npy") as f:
-                shape, dtype = _npy_header(f, f"{label} data")  # type: ignore[arg-type]
+        return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError):
         raise InputRejected(422, f"{label}: not a .npz file; expected {KIND_HINTS['signal']}") from None
-    check_array_header(shape, dtype, limits, f"{label} data", ndims=(1, 2))
 
 
-def check_npy(path: Path, limits: InputLimits, label: str = "features") -> None:
+def _signal_members(z: zipfile.ZipFile, limits: InputLimits, label: str) -> dict[str, tuple]:
+    """Name -> (shape, dtype, header length) of every ``.npy`` member: each entry's uncompressed size
+    (zip header) must be what its ``.npy`` header declares, and both within ``max_feature_values``."""
+    cap = limits.max_feature_values * 8 + 2**16  # float64 values and the largest .npy header
+    members: dict[str, tuple] = {}
+    infos = z.infolist()
+    if len(infos) > 64:
+        raise InputRejected(422, f"{label}: {len(infos)} zip members; expected {KIND_HINTS['signal']}")
+    for info in infos:
+        key, name = info.filename.removesuffix(".npy"), f"{label} {info.filename}"
+        if info.file_size > cap:
+            what = f"{info.file_size} bytes uncompressed (~{info.file_size // 8} float64 values)"
+            raise over(name, what, "max_feature_values", limits.max_feature_values)
+        try:
+            with z.open(info) as f:
+                shape, dtype = _npy_header(f, name)  # type: ignore[arg-type]
+                offset = f.tell()
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as e:  # encrypted
+            raise InputRejected(422, f"{name}: not readable ({e})") from None
+        ndims = (0, 1) if key == "sfreq" else (1, 2)
+        check_array_header(shape, dtype, limits, name, ndims=ndims)
+        values = int(np.prod(shape, dtype=np.int64))
+        if key == "sfreq" and values != 1:
+            raise InputRejected(422, f"{name}: shape {shape}; expected one number (the sampling rate in Hz)")
+        if info.file_size != offset + values * dtype.itemsize:
+            raise InputRejected(
+                422, f"{name}: {info.file_size} bytes uncompressed, its .npy header declares {values} x {dtype}"
+            )
+        members[key] = (shape, dtype, offset)
+    if "data" not in members or "sfreq" not in members:
+        raise InputRejected(422, f"{label}: expected {KIND_HINTS['signal']}")
+    return members
+
+
+def check_npy(path: Path, limits: InputLimits, label: str = "features") -> Work:
     """A ``.npy`` file's dtype and shape from its header (what :func:`read_features` checks first)."""
     try:
         with Path(path).open("rb") as f:
@@ -180,6 +279,23 @@ def check_npy(path: Path, limits: InputLimits, label: str = "features") -> None:
     except OSError as e:
         raise InputRejected(422, f"{label}: cannot read ({e.strerror or e})") from None
     check_array_header(shape, dtype, limits, label)
+    return Work()
+
+
+def add_work(total: Work, work: Work, limits: InputLimits) -> Work:
+    """``total + work``: the work of one request's files so far, refused (413) past ``max_request_*``."""
+    seconds, pixels = total.seconds + work.seconds, total.pixels + work.pixels
+    if seconds > limits.max_request_media_seconds:
+        what, limit, value = (
+            f"{seconds:.0f} s of audio/video",
+            "max_request_media_seconds",
+            limits.max_request_media_seconds,
+        )
+    elif pixels > limits.max_request_pixels:
+        what, limit, value = f"{pixels} image pixels", "max_request_pixels", limits.max_request_pixels
+    else:
+        return Work(seconds, pixels)
+    raise InputRejected(413, f"the request's files hold {what} or more, over the limit {limit}={value:g}; split it")
 
 
 CHECKS = {
@@ -191,8 +307,7 @@ CHECKS = {
 }
 
 
-def check_file(kind: str, path: Path, limits: InputLimits, label: str | None = None) -> None:
-    """Refuse a media file whose header promises more work than ``limits`` allow (no-op for other kinds)."""
+def check_file(kind: str, path: Path, limits: InputLimits, label: str | None = None) -> Work:
+    """Refuse a media file whose header promises more work than ``limits`` allow; else the work it admits."""
     check = CHECKS.get(kind)
-    if check is not None:
-        check(Path(path), limits, label or str(path))
+    return check(Path(path), limits, label or str(path)) if check is not None else Work()

@@ -31,11 +31,12 @@ from affectfusion.data.types import MultimodalDataset, Sample, Signal
 from affectfusion.device import resolve_device
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract import ExtractionError, Extractor, build_extractor, extract_inputs
+from affectfusion.extract.video import DecodeBudget, decode_budget
 from affectfusion.inputs import KIND_HINTS
 from affectfusion.rundir import LoadedRun, read_run
 from affectfusion.runkinds import run_kind_of
 from affectfusion.serve.base import Prediction, RunPredictor, check_ids, route_input
-from affectfusion.serve.decode import as_features, check_file, check_text, read_features
+from affectfusion.serve.decode import as_features, check_file, check_text, read_features, read_signal
 from affectfusion.serve.faces import face_modality, face_predictions, read_each_face
 from affectfusion.serve.ranges import range_error
 
@@ -258,7 +259,11 @@ class Predictor(RunPredictor):
         for m, entries in per_modality.items():
             todo = [(k, v) for k, v in entries if errors[k] is None]
             reports: list[dict[str, Any] | None] = []
-            outs = self._features(m, [v for _, v in todo], reports)
+            # Decoding is bounded too, not only the headers (a container may state no duration).
+            limits = self.limits
+            budget = DecodeBudget(limits.max_video_seconds, limits.max_video_frames, limits.max_video_pixels)
+            with decode_budget(budget):
+                outs = self._features(m, [v for _, v in todo], reports)
             for (k, _), out, report in zip(todo, outs, reports, strict=True):
                 if report is not None:
                     faces[k][m] = report
@@ -322,7 +327,7 @@ class Predictor(RunPredictor):
         if not path.is_file():
             raise AffectFusionError(f"{kind} file not found: {path}")
         check_file(kind, path, self.limits)
-        return _read_signal(path) if kind == "signal" else path
+        return read_signal(path, self.limits) if kind == "signal" else path
 
     def _read_array(self, value: Any) -> np.ndarray:
         """Features from an array or a ``.npy`` file (dtype and shape checked before reading)."""
@@ -389,11 +394,3 @@ def _finite_outputs(preds: Any, i: int) -> bool:
     """Every score of row ``i`` is a finite number (a huge but finite input can overflow the model)."""
     arrays = [*preds.pred.values(), *preds.proba.values()]
     return all(np.isfinite(np.asarray(a[i], dtype=np.float64)).all() for a in arrays)
-
-
-def _read_signal(path: Path) -> Signal:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return Signal(np.asarray(z["data"], dtype=np.float64), float(z["sfreq"]))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise AffectFusionError(f"{path}: expected {KIND_HINTS['signal']} ({e})") from None

@@ -8,7 +8,8 @@
   running): the next one gets 503 with ``Retry-After`` once its body is in, so clients that trickle
   their bodies hold no place in the queue.
 - :class:`Gate`: the model lock and the bound on concurrent decodes, each waited for at most
-  ``request_timeout_s`` (then 503 with ``Retry-After``).
+  ``request_timeout_s`` (then 503 with ``Retry-After``). The model lock is :class:`FairLock`,
+  taken in arrival order, so a batch that releases it between items lets waiting requests in.
 
 The headers' deadline and the cap on connections per client address are the server's (uvicorn's
 protocol, :mod:`affectfusion.serve.api.connections`): the app sees a request only once its headers
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 
@@ -120,16 +122,50 @@ class RequestLimits:
                 self.pending -= 1
 
 
+class FairLock:
+    """A lock granted in arrival order (a released ``threading.Lock`` usually goes back to its releaser)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._waiting: deque[object] = deque()
+        self._held = False
+
+    def acquire(self, timeout: float = -1) -> bool:
+        me = object()
+        with self._cond:
+            self._waiting.append(me)
+            granted = self._cond.wait_for(
+                lambda: not self._held and self._waiting[0] is me, None if timeout < 0 else timeout
+            )
+            self._waiting.remove(me)
+            if granted:
+                self._held = True
+            else:
+                self._cond.notify_all()  # the next in line may be free to go now
+            return granted
+
+    def release(self) -> None:
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
+
+
 class Gate:
     """The model lock (the predictor is not thread-safe) and a bound on concurrent decodes."""
 
     def __init__(self, max_decodes: int, timeout_s: float) -> None:
-        self.model = threading.Lock()
+        self.model = FairLock()
         self.decodes = threading.BoundedSemaphore(max_decodes)
         self.timeout_s = timeout_s
 
     @contextmanager
-    def _hold(self, lock: threading.Lock | threading.BoundedSemaphore, what: str) -> Iterator[None]:
+    def _hold(self, lock: FairLock | threading.BoundedSemaphore, what: str) -> Iterator[None]:
         if not lock.acquire(timeout=self.timeout_s):
             raise ServerBusy(f"waited {self.timeout_s:g} s for {what}; retry in {RETRY_AFTER_S} s")
         try:

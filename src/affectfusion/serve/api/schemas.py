@@ -52,8 +52,10 @@ class LimitsOut(BaseModel):
     inputs: dict[str, float] = Field(
         description="decoded work one input may cause (413 naming the limit when over): max_text_chars, "
         "max_audio_seconds, max_audio_channels, max_audio_rate, max_image_pixels, max_video_seconds, "
-        "max_video_frames, max_feature_values, max_json_mb, max_faces, max_explain_seconds (the estimated time "
-        "of one explanation: exact, else sampled Shapley values with their standard error, else 422)"
+        "max_video_frames, max_video_pixels (one frame), max_video_megapixels (all frames), max_feature_values, "
+        "max_json_mb, max_faces, max_request_media_seconds and max_request_pixels (all files of one request), "
+        "max_explain_seconds (the estimated time of one explanation: exact, else sampled Shapley values with "
+        "their standard error, else 422)"
     )
     max_pending: int = Field(description="requests queued or running before new ones get 503 + Retry-After")
     request_timeout_s: float = Field(description="longest a request waits for the model before a 503")

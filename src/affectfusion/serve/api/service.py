@@ -27,8 +27,8 @@ from affectfusion.extract.face import MAX_IMAGE_BYTES
 from affectfusion.inputs import GENERIC_CONTENT_TYPES, INPUTS, KIND_HINTS, MB
 from affectfusion.serve.api.limits import Gate
 from affectfusion.serve.base import Prediction, RunPredictor
-from affectfusion.serve.decode import as_features, check_file, check_text
-from affectfusion.serve.inputs import InputLimits, InputRejected
+from affectfusion.serve.decode import add_work, as_features, check_file, check_text
+from affectfusion.serve.inputs import InputLimits, InputRejected, Work
 
 BATCH = "/predict/batch"
 Body = TypeVar("Body", bound=BaseModel)
@@ -304,11 +304,13 @@ class Service:
         """Write each item's uploads to a fresh temp dir, check their headers, predict under the lock.
 
         A file over a decoded-work limit rejects a single request (413 naming the limit); in a batch
-        it is that item's error. Error messages name the upload the way the client sent it, never
-        the server's temp path. ``all_faces`` (a single item): one prediction per face in its image.
+        it is that item's error; all files together over ``max_request_*`` reject the request. Items
+        with files are predicted one per turn of the model lock. Messages name an upload as the client
+        sent it, never by its temp path. ``all_faces`` (one item): a prediction per face in its image.
         """
         single = len(inputs) == 1
         refused: dict[int, str] = {}
+        total = Work()
         with tempfile.TemporaryDirectory(prefix="affectfusion-upload-") as tmp:
             names: dict[str, str] = {}
             n = 0
@@ -323,33 +325,36 @@ class Service:
                     names[str(path)] = up.shown
                     try:
                         with self.gate.decoding():
-                            check_file(up.kind, path, self.limits, up.label)
+                            work = check_file(up.kind, path, self.limits, up.label)
                     except InputRejected as e:
                         message = _scrub(str(e), names, tmp)
                         if single:
                             raise InputRejected(e.status, message) from None
                         refused[k] = message
+                        continue
+                    total = add_work(total, work, self.limits)
             todo = [k for k in range(len(inputs)) if k not in refused]
             predictions = [Prediction(id=ids[k], error=refused.get(k)) for k in range(len(inputs))]
-            if todo:
+            if explain and todo and not hasattr(self.predictor, "trust"):
+                raise InputRejected(422, "explain needs a fusion run (modality attribution)")
+            if todo and all_faces:
                 with self.gate.predicting():
-                    todo_inputs, todo_ids = [inputs[k] for k in todo], [ids[k] for k in todo]
-                    if explain and not hasattr(self.predictor, "trust"):
-                        raise InputRejected(422, "explain needs a fusion run (modality attribution)")
-                    if all_faces:
-                        predictions = (
-                            self.predictor.predict_faces(todo_inputs[0], todo_ids[0], explain=True)  # type: ignore[call-arg]
-                            if explain
-                            else self.predictor.predict_faces(todo_inputs[0], todo_ids[0])
-                        )
+                    if explain:
+                        predictions = self.predictor.predict_faces(inputs[todo[0]], ids[todo[0]], explain=True)  # type: ignore[call-arg]
                     else:
+                        predictions = self.predictor.predict_faces(inputs[todo[0]], ids[todo[0]])  # type: ignore[attr-defined]
+            elif todo:
+                # Files are decoded one item per turn of the model lock, so other requests interleave.
+                for group in [[k] for k in todo] if any(uploads) else [todo]:
+                    group_inputs, group_ids = [inputs[k] for k in group], [ids[k] for k in group]
+                    with self.gate.predicting():
                         done = (
-                            self.predictor.predict(todo_inputs, todo_ids, explain=True)
+                            self.predictor.predict(group_inputs, group_ids, explain=True)
                             if explain
-                            else self.predictor.predict(todo_inputs, todo_ids)
+                            else self.predictor.predict(group_inputs, group_ids)
                         )
-                        for k, p in zip(todo, done, strict=True):
-                            predictions[k] = p
+                    for k, p in zip(group, done, strict=True):
+                        predictions[k] = p
         for p in predictions:
             if p.error:
                 p.error = _scrub(p.error, names, tmp)
