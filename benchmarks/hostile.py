@@ -251,9 +251,12 @@ def slow_clients(url: str, seconds: float, trickle_s: float, n: int = 64) -> dic
         f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
         'Content-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; name="id"\r\n\r\n'
     ).encode()  # then the id field's value, a byte at a time
+    # The attacker is one other address (127.0.0.2 on loopback): the server caps connections per address,
+    # and the valid requests come from 127.0.0.1 as any other client's would.
+    source = ("127.0.0.2", 0) if host in ("127.0.0.1", "localhost") else None
     socks = []
     for _ in range(n):
-        s = socket.create_connection((host, int(port)), timeout=5)
+        s = socket.create_connection((host, int(port)), timeout=5, source_address=source)
         s.sendall(head)
         s.setblocking(False)
         socks.append(s)
