@@ -80,6 +80,11 @@ class RunPaths:
     def plots(self) -> Path:
         return self.root / "plots"
 
+    @property
+    def tensorboard(self) -> Path:
+        """TensorBoard event files (``train.track: [tensorboard]``)."""
+        return self.root / "tb"
+
     def eval_dir(self, split: str) -> Path:
         return self.root / "eval" / split
 
