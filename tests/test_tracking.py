@@ -14,7 +14,6 @@ pytest.importorskip("mlflow")
 pytest.importorskip("tensorboard")
 
 
-
 def _mlflow_db(tmp_path: Path) -> str:
     (tmp_path / "ml").mkdir(exist_ok=True)
     return f"sqlite:///{tmp_path / 'ml' / 'mlflow.db'}"
@@ -84,7 +83,14 @@ def test_unknown_tracker_is_refused(capsys, monkeypatch) -> None:
 
 
 def test_flat_params_and_epoch_scalars() -> None:
-    params = flat_params({"train": {"lr": 0.01, "track": ["mlflow"]}, "model": {"fusion": {"name": "x", "options": {}}}})
-    assert params == {"train.lr": "0.01", "train.track": "[mlflow]", "model.fusion.name": "x", "model.fusion.options": "{}"}
+    params = flat_params(
+        {"train": {"lr": 0.01, "track": ["mlflow"]}, "model": {"fusion": {"name": "x", "options": {}}}}
+    )
+    assert params == {
+        "train.lr": "0.01",
+        "train.track": "[mlflow]",
+        "model.fusion.name": "x",
+        "model.fusion.options": "{}",
+    }
     record = {"epoch": 1, "lr": 0.1, "train_loss": 1.0, "val_loss": 0.5, "val": {"n": 3, "accuracy": 0.5, "loss": 0.5}}
     assert epoch_scalars(record) == {"train_loss": 1.0, "val_loss": 0.5, "lr": 0.1, "val/accuracy": 0.5}

@@ -164,6 +164,52 @@ class RunPaths:
         return sorted(p.name for p in (self.root / "analysis").glob("*") if p.is_dir())
 
 
+@dataclass(frozen=True)
+class TunePaths:
+    """The files of an ``affectfusion tune`` folder: the study, one run folder per trial, the result."""
+
+    root: Path
+
+    @property
+    def storage(self) -> Path:
+        """The default Optuna storage (SQLite), so that an interrupted study resumes."""
+        return self.root / "study.db"
+
+    def trial(self, number: int) -> Path:
+        return self.root / "trials" / f"trial{number}"
+
+    @property
+    def best_config(self) -> Path:
+        """The full resolved config of the best trial, trainable as it is."""
+        return self.root / "best.yaml"
+
+    @property
+    def best_seeds(self) -> Path:
+        """``--seeds K``: the best config trained once per seed (``seed<k>/`` run folders)."""
+        return self.root / "best"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "tune.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "tune.md"
+
+    @property
+    def history_plot(self) -> Path:
+        return self.root / "plots" / "optimisation_history.png"
+
+    @property
+    def importance_plot(self) -> Path:
+        return self.root / "plots" / "param_importances.png"
+
+
+def is_tune(path: Path) -> bool:
+    """A folder written by ``affectfusion tune`` (its summary is there)."""
+    return TunePaths(Path(path)).summary.is_file()
+
+
 def is_run(path: Path) -> bool:
     """A folder holding a trained run (its config and metadata)."""
     paths = RunPaths(Path(path))

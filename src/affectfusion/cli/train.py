@@ -28,6 +28,9 @@ def train(
     allow_leakage: Annotated[
         bool, typer.Option(help="Train even if the data check finds leaking splits (recorded in the run)")
     ] = False,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow store when train.track lists mlflow (default runs/mlruns)")
+    ] = None,
 ) -> None:
     """Train a model; a config with `variants` trains each and writes a comparison.
 
@@ -44,6 +47,8 @@ def train(
     overrides = parse_set_options(set_)
     if allow_leakage:
         overrides["data.allow_leakage"] = True
+    if tracking_uri is not None:
+        overrides["train.tracking_uri"] = tracking_uri
     kind = config_kind(config)
     if kind != "fusion":
         if fusion or seed_list is not None:

@@ -108,18 +108,21 @@ def _seed_config(cfg: RunConfig, seed: int) -> RunConfig:
     return validate(apply_overrides(cfg.to_dict(), {"train.seed": seed, "name": f"{cfg.name}_seed{seed}"}))
 
 
-def train_seeds(cfg: RunConfig, out: Path, seeds: list[int], overwrite: bool = False) -> list[Path]:
+def train_seeds(
+    cfg: RunConfig, out: Path, seeds: list[int], overwrite: bool = False, parent: str | None = None
+) -> list[Path]:
     """Train ``cfg`` once per seed into ``<out>/seed<k>`` (variants into ``<out>/seed<k>/<variant>``,
-    each seed with its usual comparison), tracked as child runs of one parent run. Returns every run
-    directory, in seed order."""
+    each seed with its usual comparison), tracked as child runs of ``parent`` (default: a parent run of
+    their own). Returns every run directory, in seed order."""
     if not seeds:
         raise AffectFusionError("no seeds given (e.g. --seeds 1,2,3)")
     out = Path(out)
     run_dirs = []
-    with parent_run(cfg, out, "seeds") if init_distributed().is_main else nullcontext() as parent:
+    own_parent = parent is None and init_distributed().is_main
+    with parent_run(cfg, out, "seeds") if own_parent else nullcontext(parent) as group:
         for seed in seeds:
             seed_dir = out / f"seed{seed}"
-            train_config(_seed_config(cfg, seed), seed_dir, overwrite, parent=parent)
+            train_config(_seed_config(cfg, seed), seed_dir, overwrite, parent=group)
             run_dirs += [seed_dir / v for v in cfg.variants] if cfg.variants else [seed_dir]
     return run_dirs
 
