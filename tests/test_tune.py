@@ -116,6 +116,25 @@ def test_tune_selects_on_validation_and_best_yaml_trains_to_the_same_value(tmp_p
     assert [t["number"] for t in resumed["trials"]] == [t["number"] for t in summary["trials"]]
 
 
+@pytest.fixture
+def tuned(tmp_path: Path) -> Path:
+    from affectfusion.recipes.tune import TuneOptions, tune
+
+    out = tmp_path / "tune"
+    tune(validate(_tiny_raw(epochs=1)), out, TuneOptions(trials=2, sampler="random"))
+    return out
+
+
+def test_compare_and_the_dashboard_read_a_tune_folder(tuned: Path, capsys, monkeypatch) -> None:
+    from affectfusion.serve.dashboard.extras import run_reports
+
+    code, out, err = run_cli(["compare", str(tuned)], capsys, monkeypatch)
+    assert code == 0 and "best: trial" in out and "trial0" in out and "trial1" in out
+    assert (tuned / "trials" / "comparison" / "comparison.md").is_file()
+    reports = dict(run_reports(TunePaths(tuned).trial(0)))
+    assert reports[f"Tune report of {tuned.name} (Markdown)"] == TunePaths(tuned).report
+
+
 def test_a_resumed_study_must_be_the_same_config(tmp_path: Path) -> None:
     from affectfusion.recipes.tune import TuneOptions, tune
 

@@ -210,6 +210,14 @@ def is_tune(path: Path) -> bool:
     return TunePaths(Path(path)).summary.is_file()
 
 
+def enclosing_tune(run_dir: Path) -> Path | None:
+    """The tune folder a run belongs to (``<tune>/trials/trial<k>``, ``<tune>/best/seed<k>``), if any."""
+    for parent in Path(run_dir).resolve().parents[:2]:
+        if is_tune(parent):
+            return parent
+    return None
+
+
 def is_run(path: Path) -> bool:
     """A folder holding a trained run (its config and metadata)."""
     paths = RunPaths(Path(path))

@@ -117,8 +117,9 @@ def compare(
     ] = False,
 ) -> None:
     """Compare runs side by side: one table (markdown + CSV) and one plot."""
-    from affectfusion.rundir import run_dirs, run_dirs_or_none  # numpy/pandas: not for --help
+    from affectfusion.rundir import is_tune, run_dirs, run_dirs_or_none  # numpy/pandas: not for --help
 
+    runs = [_tune_trials(r) if is_tune(r) else r for r in runs]  # a tune folder: its trials, after its summary
     dirs = [d for r in runs if run_dirs_or_none(r) for d in run_dirs(r)]
     skipped = [r for r in runs if not run_dirs_or_none(r)]
     if skipped:
@@ -142,6 +143,18 @@ def compare(
     out = out or dirs[0].parent / "comparison"
     df = compare_runs(dirs, out, split)
     print_table(df, f"comparison ({out})")
+
+
+def _tune_trials(folder: Path) -> Path:
+    """Print a tune folder's result (best trial, seeds of the best) and give the folder of its trials."""
+    from affectfusion.cli.tune import print_summary
+    from affectfusion.io import read_json
+    from affectfusion.rundir import TunePaths
+
+    paths = TunePaths(folder)
+    print_summary(read_json(paths.summary))
+    err_console.print(f"{folder}: tune report {paths.report}; comparing its trials on the validation split")
+    return paths.trial(0).parent
 
 
 LISTABLE = ("fusions", "encoders", "contexts", "datasets", "extractors", "configs")
