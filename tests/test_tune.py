@@ -204,6 +204,8 @@ def test_resume_after_kill_loses_and_repeats_no_trial(tmp_path: Path) -> None:
     retry = [t for t in after if t.user_attrs.get("retry_of") == killed[0]]
     assert len(retry) == 1 and retry[0].params == before[killed[0]].params and retry[0].state.name == "COMPLETE"
     assert not TunePaths(out).trial(killed[0]).exists()
+    drawn = [tuple(sorted(t.params.items())) for t in after if t.state.name == "COMPLETE"]
+    assert len(set(drawn)) == len(drawn) == 6  # the resumed sampler does not replay the first draws
     assert summary["retried"] == 1 and "re-run after a kill" in TunePaths(out).report.read_text()
 
 
@@ -221,6 +223,9 @@ def test_parallel_workers_pruning_seeds_and_mlflow_parent(tmp_path: Path) -> Non
     out = tmp_path / "tune"
     summary = tune(validate(raw), out, TuneOptions(trials=8, jobs=2, seeds=2))
     assert summary["counts"]["complete"] + summary["counts"]["pruned"] == 8
+    drawn = [tuple(sorted(t["params"].items())) for t in summary["trials"]]
+    assert len(set(drawn)) == len(drawn)  # two workers do not draw the same values
+    assert len([t for t in summary["trials"] if t["worker_start_seconds"] is not None]) == 2
     for trial in summary["trials"]:
         if trial["state"] == "pruned":
             assert not RunPaths(Path(trial["run_dir"])).checkpoints.exists()

@@ -147,7 +147,7 @@ def compare(
 
 def _tune_trials(folder: Path) -> Path:
     """Print a tune folder's result (best trial, seeds of the best) and give the folder of its trials."""
-    from affectfusion.cli.tune import print_summary
+    from affectfusion.cli.tune import print_summary  # deferred: only for tune folders
     from affectfusion.io import read_json
     from affectfusion.rundir import TunePaths
 

@@ -45,8 +45,14 @@ def tune(
     by a kill is run again, none is lost or repeated.
     """
     from affectfusion.recipes import config_kind  # deferred: the recipes load torch
-    from affectfusion.recipes.tune import TuneOptions
-    from affectfusion.recipes.tune import tune as run_tune
+
+    try:
+        from affectfusion.recipes.tune import TuneOptions  # deferred: Optuna, an optional extra
+        from affectfusion.recipes.tune import tune as run_tune
+    except ModuleNotFoundError as e:
+        if e.name != "optuna":
+            raise
+        raise AffectFusionError("affectfusion tune needs Optuna: pip install affectfusion[tune]") from None
 
     kind = config_kind(config)
     if kind != "fusion":
@@ -59,6 +65,13 @@ def tune(
     options = TuneOptions(trials, storage, study_name, sampler, seed, prune, timeout, jobs, seeds)
     summary = run_tune(cfg, out, options, overwrite, err_console)
     print_summary(summary)
+    if summary.get("seeds"):  # the same seed aggregate as train --seeds (significance, plots)
+        from affectfusion.analysis.seed_report import aggregate_seeds  # deferred: scipy, matplotlib
+        from affectfusion.analysis.seeds import group_by_variant
+        from affectfusion.rundir import TunePaths
+
+        runs = [Path(r) for r in summary["seeds"]["runs"]]
+        aggregate_seeds(group_by_variant(runs), TunePaths(out).best_seeds / "seeds")
     err_console.print(f"tune folder: {out} (report: {out / 'tune.md'})")
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from matplotlib.ticker import MaxNLocator
 from optuna.trial import TrialState
 
 from affectfusion.evaluation.plots import new_figure, save_figure
@@ -102,8 +103,9 @@ def plot_history(rows: list[dict[str, Any]], minimize: bool, monitor: str, path:
         ys.append(best)
     ax.step(xs, ys, where="post", color="C3", label="best so far")
     ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"validation {monitor}")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return save_figure(fig, path)
 
 

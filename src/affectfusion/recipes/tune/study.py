@@ -77,10 +77,13 @@ def _storage(url: str) -> RDBStorage:
         raise AffectFusionError(f"--storage {url}: cannot open it as an Optuna storage: {e}") from None
 
 
-def _sampler(settings: TuneSettings) -> optuna.samplers.BaseSampler:
+def _sampler(settings: TuneSettings, salt: int) -> optuna.samplers.BaseSampler:
+    """Seeded from ``--seed`` and ``salt``: a resumed study or a second worker must not replay the
+    draws of the first (the same seed would propose the same values again)."""
+    seed = settings.seed if salt == 0 else (settings.seed * 1_000_003 + salt) % 2**32
     if settings.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=settings.seed)
-    return optuna.samplers.TPESampler(seed=settings.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def _pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
@@ -97,14 +100,20 @@ def identity(cfg: RunConfig) -> str:
     return json.dumps(raw, sort_keys=True)
 
 
-def open_study(cfg: RunConfig, settings: TuneSettings) -> optuna.Study:
-    """The study, created or (same config only) resumed."""
+def open_study(cfg: RunConfig, settings: TuneSettings, worker: int = 0) -> optuna.Study:
+    """The study, created or (same config only) resumed; its sampler's seed is salted with the worker's
+    index and the number of trials already in the study."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _, mode = resolve_monitor(cfg)
+    storage = _storage(settings.storage)
+    try:
+        existing = len(storage.get_all_trials(storage.get_study_id_from_name(settings.study_name), deepcopy=False))
+    except KeyError:  # a new study
+        existing = 0
     study = optuna.create_study(
-        storage=_storage(settings.storage),
+        storage=storage,
         study_name=settings.study_name,
-        sampler=_sampler(settings),
+        sampler=_sampler(settings, existing + 7919 * worker),
         pruner=_pruner(settings),
         direction="maximize" if mode == "max" else "minimize",
         load_if_exists=True,
@@ -196,10 +205,12 @@ def _line(t: optuna.trial.FrozenTrial, monitor: str) -> str:
     return f"trial {t.number}: {monitor} {t.value:.4f} ({seconds:.1f}s)  {params}"
 
 
-def run_trials(cfg: RunConfig, settings: TuneSettings, quota: int, started: float | None = None) -> None:
+def run_trials(
+    cfg: RunConfig, settings: TuneSettings, quota: int, worker: int = 0, started: float | None = None
+) -> None:
     """Run up to ``quota`` trials in this process, fewer when the study is full (the count of completed
     and pruned trials, which several processes share) or the time is up."""
-    study = open_study(cfg, settings)
+    study = open_study(cfg, settings, worker)
     monitor, _ = resolve_monitor(cfg)
     console = Console(stderr=True)
     first = [started]
@@ -218,10 +229,10 @@ def run_trials(cfg: RunConfig, settings: TuneSettings, quota: int, started: floa
     study.optimize(objective, n_trials=quota, timeout=settings.timeout, callbacks=[show, full], catch=())
 
 
-def _worker(cfg_raw: dict[str, Any], settings: dict[str, Any], quota: int, started: float) -> None:
+def _worker(cfg_raw: dict[str, Any], settings: dict[str, Any], quota: int, worker: int, started: float) -> None:
     """A worker process: its own interpreter, many trials; a user error is one line, not a traceback."""
     try:
-        run_trials(validate(cfg_raw), TuneSettings(**settings), quota, started)
+        run_trials(validate(cfg_raw), TuneSettings(**settings), quota, worker, started)
     except AffectFusionError as e:
         Console(stderr=True).print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
@@ -235,7 +246,9 @@ def run_parallel(cfg: RunConfig, settings: TuneSettings, jobs: int, remaining: i
     quotas = [remaining // jobs + (i < remaining % jobs) for i in range(jobs)]
     context = multiprocessing.get_context("spawn")  # no forked torch or helper threads
     procs = [
-        context.Process(target=_worker, args=(cfg.to_dict(), asdict(settings), q, time.time())) for q in quotas if q > 0
+        context.Process(target=_worker, args=(cfg.to_dict(), asdict(settings), q, i, time.time()))
+        for i, q in enumerate(quotas)
+        if q > 0
     ]
     for p in procs:
         p.start()
