@@ -128,7 +128,7 @@ def tuned(tmp_path: Path) -> Path:
 def test_compare_and_the_dashboard_read_a_tune_folder(tuned: Path, capsys, monkeypatch) -> None:
     from affectfusion.serve.dashboard.extras import run_reports
 
-    code, out, err = run_cli(["compare", str(tuned)], capsys, monkeypatch)
+    code, out, _ = run_cli(["compare", str(tuned)], capsys, monkeypatch)
     assert code == 0 and "best: trial" in out and "trial0" in out and "trial1" in out
     assert (tuned / "trials" / "comparison" / "comparison.md").is_file()
     reports = dict(run_reports(TunePaths(tuned).trial(0)))
