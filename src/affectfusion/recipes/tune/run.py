@@ -131,7 +131,8 @@ def tune(cfg: RunConfig, out: Path, options: TuneOptions, overwrite: bool = Fals
             study = open_study(cfg, settings)
             recovered = recover_killed(study, out, own)
             if recovered:
-                console.print(f"re-running trial(s) {', '.join(map(str, recovered))}, interrupted by a kill")
+                numbers = ", ".join(map(str, recovered))
+                console.print(f"trial(s) {numbers} were interrupted by a kill: their values run again as new trials")
             remaining = options.trials - count(study, DONE)
             if remaining > 0:
                 worker_cfg, jobs = _workers(cfg, options.jobs, console)
