@@ -240,3 +240,16 @@ def test_parallel_workers_pruning_seeds_and_mlflow_parent(tmp_path: Path) -> Non
     (parent,) = [r for r in runs if r.data.tags.get("affectfusion.kind") == "tune"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == 8 + 2  # every trial and every seed of the best
+
+
+def test_two_folders_share_one_study_through_storage(tmp_path: Path) -> None:
+    """--storage: a second process (here: a second folder) continues the same study, not a new one."""
+    from affectfusion.recipes.tune import TuneOptions, tune
+
+    cfg = validate(_tiny_raw(epochs=1))
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    tune(cfg, tmp_path / "a", TuneOptions(trials=1, storage=storage))
+    summary = tune(cfg, tmp_path / "b", TuneOptions(trials=2, storage=storage))
+    assert [t["number"] for t in summary["trials"]] == [0, 1]
+    assert Path(summary["trials"][1]["run_dir"]).parent.parent == tmp_path / "b"
+    assert not TunePaths(tmp_path / "a").storage.exists()  # the shared study is not in either folder

@@ -165,7 +165,8 @@ def markdown(summary: dict[str, Any]) -> str:
         + [_fmt(r["params"].get(k)) for k in keys]
         for r in s["trials"]
     ]
-    lines += ["## Trials", "", markdown_table(["trial", "state", "value", "epochs", "seconds", *keys], table), ""]
+    lines += ["## Trials", "", "A pruned trial's value is the one it had when it was stopped.", ""]
+    lines += [markdown_table(["trial", "state", "value", "epochs", "seconds", *keys], table), ""]
     lines += ["## Plots", "", "![optimisation history](plots/optimisation_history.png)", ""]
     if s["importances"]:
         lines += [f"![parameter importances ({s['importance_evaluator']})](plots/param_importances.png)", ""]
