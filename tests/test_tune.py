@@ -73,6 +73,7 @@ def test_trial_configs_never_see_the_test_split() -> None:
 
     raw = _tiny_raw()
     raw["search"]["model.modalities"] = {"choice": [["text"], ["text", "audio"]]}
+    raw["data"]["root"] = "data/tiny"  # a shipped config's root: relative to the working directory
     cfg = validate(raw)
     trial = optuna.create_study().ask()
     values = suggest(trial, cfg.search)
@@ -83,6 +84,7 @@ def test_trial_configs_never_see_the_test_split() -> None:
     assert tcfg.train.lr == values["train.lr"]
     bcfg = best_config(cfg, values)
     assert bcfg.data.test_split == "test" and bcfg.search is None
+    assert bcfg.data.root == str(Path.cwd() / "data" / "tiny")  # best.yaml is read from another folder
 
 
 def test_tune_selects_on_validation_and_best_yaml_trains_to_the_same_value(tmp_path: Path) -> None:

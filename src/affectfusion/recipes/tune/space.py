@@ -7,12 +7,13 @@ its own test split back, which ``affectfusion train best.yaml`` trains exactly a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import optuna
 import yaml
 
-from affectfusion.config import RunConfig, apply_overrides, validate
+from affectfusion.config import RunConfig, apply_overrides, resolve_paths_against, validate
 from affectfusion.config.search import Distribution
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -64,5 +65,8 @@ def trial_config(cfg: RunConfig, values: dict[str, Any], number: int) -> RunConf
 
 
 def best_config(cfg: RunConfig, values: dict[str, Any]) -> RunConfig:
-    """The tuned config: the best trial's values, the original test split, no search space."""
-    return _with(cfg, values, f"{cfg.name}_tuned", keep_test=True)
+    """The tuned config: the best trial's values, the original test split, no search space, and data
+    paths made absolute (a config file's relative paths are read against its own folder, so the
+    working-directory paths of a shipped config would point elsewhere from ``best.yaml``)."""
+    tuned = _with(cfg, values, f"{cfg.name}_tuned", keep_test=True)
+    return validate(resolve_paths_against(tuned.to_dict(), Path.cwd()), "best.yaml")
