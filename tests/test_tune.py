@@ -175,11 +175,13 @@ def test_resume_after_kill_loses_and_repeats_no_trial(tmp_path: Path) -> None:
     """kill -9 in the middle of a trial; the same command again finishes with exactly --trials trials."""
     from affectfusion.recipes.tune import TuneOptions, tune
 
-    config, out = _write_config(tmp_path, epochs=6), tmp_path / "tune"
+    config, out = _write_config(tmp_path, epochs=30), tmp_path / "tune"  # trials long enough to be caught
     storage = f"sqlite:///{TunePaths(out).storage}"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-m", "affectfusion.cli", "tune", str(config), "--out", str(out), "--trials", "6"]
-    proc = subprocess.Popen([*args, "--no-prune"], env=env, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = tmp_path / "tune.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen([*args, "--no-prune"], env=env, stderr=stderr, start_new_session=True)
     try:
         deadline = time.time() + 240
         while time.time() < deadline:
@@ -188,7 +190,7 @@ def test_resume_after_kill_loses_and_repeats_no_trial(tmp_path: Path) -> None:
                 break
             time.sleep(0.2)
         else:
-            pytest.fail(f"no trial was running after two completed ones: {states}")
+            pytest.fail(f"no trial was running after two completed ones: {states}; {log.read_text()[-2000:]}")
         os.killpg(proc.pid, signal.SIGKILL)  # the command and its figure helper, as kill -9 would leave it
     finally:
         proc.wait()
