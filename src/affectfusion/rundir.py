@@ -87,6 +87,11 @@ class RunPaths:
     def plots(self) -> Path:
         return self.root / "plots"
 
+    @property
+    def tensorboard(self) -> Path:
+        """TensorBoard event files (``train.track: [tensorboard]``)."""
+        return self.root / "tb"
+
     def eval_dir(self, split: str) -> Path:
         return self.root / "eval" / split
 
@@ -193,6 +198,60 @@ class CvPaths:
 def is_cv(path: Path) -> bool:
     """A folder holding a finished cross-validation (its cv.json)."""
     return CvPaths(Path(path)).summary.is_file()
+
+
+@dataclass(frozen=True)
+class TunePaths:
+    """The files of an ``affectfusion tune`` folder: the study, one run folder per trial, the result."""
+
+    root: Path
+
+    @property
+    def storage(self) -> Path:
+        """The default Optuna storage (SQLite), so that an interrupted study resumes."""
+        return self.root / "study.db"
+
+    def trial(self, number: int) -> Path:
+        return self.root / "trials" / f"trial{number}"
+
+    @property
+    def best_config(self) -> Path:
+        """The full resolved config of the best trial, trainable as it is."""
+        return self.root / "best.yaml"
+
+    @property
+    def best_seeds(self) -> Path:
+        """``--seeds K``: the best config trained once per seed (``seed<k>/`` run folders)."""
+        return self.root / "best"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "tune.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "tune.md"
+
+    @property
+    def history_plot(self) -> Path:
+        return self.root / "plots" / "optimisation_history.png"
+
+    @property
+    def importance_plot(self) -> Path:
+        return self.root / "plots" / "param_importances.png"
+
+
+def is_tune(path: Path) -> bool:
+    """A folder written by ``affectfusion tune`` (its summary is there)."""
+    return TunePaths(Path(path)).summary.is_file()
+
+
+def enclosing_tune(run_dir: Path) -> Path | None:
+    """The tune folder a run belongs to (``<tune>/trials/trial<k>``, ``<tune>/best/seed<k>``), if any."""
+    for parent in Path(run_dir).resolve().parents[:2]:
+        if is_tune(parent):
+            return parent
+    return None
 
 
 def is_run(path: Path) -> bool:

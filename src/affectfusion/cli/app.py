@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from affectfusion.cli import analysis, cv, data, export, runs, serve, train, trust
+from affectfusion.cli import analysis, cv, data, export, runs, serve, train, trust, tune
 from affectfusion.cli.common import err_console
 from affectfusion.errors import AffectFusionError
 from affectfusion.quiet import VERBOSE_ENV
@@ -59,6 +59,7 @@ app.command("robustness")(analysis.robustness_command)
 app.command("check-data")(trust.check_data_command)
 app.command("calibrate")(trust.calibrate_command)
 app.command("export")(export.export_command)
+app.command()(tune.tune)
 serve.register(app)
 
 

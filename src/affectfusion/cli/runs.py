@@ -121,8 +121,9 @@ def compare(
     ] = False,
 ) -> None:
     """Compare runs side by side: one table (markdown + CSV) and one plot."""
-    from affectfusion.rundir import is_cv, run_dirs, run_dirs_or_none  # numpy/pandas: not for --help
+    from affectfusion.rundir import is_cv, is_tune, run_dirs, run_dirs_or_none  # numpy/pandas: not for --help
 
+    runs = [_tune_trials(r) if is_tune(r) else r for r in runs]  # a tune folder: its trials, after its summary
     # a cross-validation folder is compared as one run (its mean over folds), unless seeds are aggregated
     whole = [r for r in runs if is_cv(r) and not seeds_aggregate]
     dirs = [d for r in runs if r in whole or run_dirs_or_none(r) for d in ([r] if r in whole else run_dirs(r))]
@@ -148,6 +149,18 @@ def compare(
     out = out or dirs[0].parent / "comparison"
     df = compare_runs(dirs, out, split)
     print_table(df, f"comparison ({out})")
+
+
+def _tune_trials(folder: Path) -> Path:
+    """Print a tune folder's result (best trial, seeds of the best) and give the folder of its trials."""
+    from affectfusion.cli.tune import print_summary  # deferred: only for tune folders
+    from affectfusion.io import read_json
+    from affectfusion.rundir import TunePaths
+
+    paths = TunePaths(folder)
+    print_summary(read_json(paths.summary))
+    err_console.print(f"{folder}: tune report {paths.report}; comparing its trials on the validation split")
+    return paths.trial(0).parent
 
 
 LISTABLE = ("fusions", "encoders", "contexts", "datasets", "extractors", "configs")

@@ -28,6 +28,9 @@ def train(
     allow_leakage: Annotated[
         bool, typer.Option(help="Train even if the data check finds leaking splits (recorded in the run)")
     ] = False,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow store when train.track lists mlflow (default runs/mlruns)")
+    ] = None,
 ) -> None:
     """Train a model; a config with `variants` trains each and writes a comparison.
 
@@ -46,6 +49,8 @@ def train(
     allowed_by = leakage_source(config, overrides, allow_leakage)
     if allow_leakage:
         overrides["data.allow_leakage"] = True
+    if tracking_uri is not None:
+        overrides["train.tracking_uri"] = tracking_uri
     kind = config_kind(config)
     if kind != "fusion":
         if fusion or seed_list is not None:

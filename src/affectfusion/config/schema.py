@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from affectfusion.config.search import Distribution, check_space
 from affectfusion.errors import AffectFusionError
 
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"  # torch device names a config may give
@@ -231,6 +232,11 @@ class TrainConfig(Strict):
         "and the model's size; OMP_NUM_THREADS, when set, is used as given",
     )
 
+    track: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list, description="log metrics, config and report: TensorBoard (<run>/tb/) and/or MLflow"
+    )
+    tracking_uri: str | None = Field(None, description="MLflow store (default: SQLite under runs/mlruns)")
+
     @model_validator(mode="after")
     def _positive_threads(self) -> TrainConfig:
         if self.threads != "auto" and self.threads < 1:
@@ -248,6 +254,8 @@ class RunConfig(Strict):
     # Several variants of one config (P2 trains four fusions): variant name -> dotted overrides.
     # A plain list of fusion names is shorthand for {name: {model.fusion.name: name, ...}}.
     variants: dict[str, dict[str, Any]] | None = None
+    # `affectfusion tune`: dotted config key -> distribution, e.g. train.lr: {log_uniform: [1e-4, 1e-2]}.
+    search: dict[str, Distribution] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -291,8 +299,22 @@ class RunConfig(Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _check_search(self) -> RunConfig:
+        if self.search:
+            check_space(self.search, self.to_dict(), _validate_searched)
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def _validate_searched(raw: dict[str, Any]) -> None:
+    """A config with searched values set, checked with the same rules (as one line)."""
+    try:
+        RunConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ValueError(format_validation_error(e, "the config")) from None
 
 
 def validate(raw: dict[str, Any], source: str = "config", overrides: Iterable[str] = ()) -> RunConfig:
@@ -319,7 +341,8 @@ def format_validation_error(
             by_source.setdefault(where, []).append(f"unknown config key {loc!r}{hint}")
         else:
             named = "" if where == f"--set {loc}" else f"{loc or 'value'}: "
-            by_source.setdefault(where, []).append(f"{named}{err['msg']}")
+            msg = err["msg"].removeprefix("Value error, ")  # a validator's own message reads as written
+            by_source.setdefault(where, []).append(f"{named}{msg}")
     return "; ".join(f"{where}: " + "; ".join(parts) for where, parts in by_source.items())
 
 

@@ -6,6 +6,8 @@ comparison tables) out of the trainer and the evaluation reports.
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,8 @@ from affectfusion.io import read_json, read_jsonl, write_json
 from affectfusion.recipes.trust import calibrate_run
 from affectfusion.rundir import RunPaths, read_run, run_lock
 from affectfusion.training.distributed import init_distributed
-from affectfusion.training.trainer import Trainer, load_model
+from affectfusion.training.tracking import parent_run, tracked_run
+from affectfusion.training.trainer import EpochCallback, Trainer, load_model
 
 
 def train_config(
@@ -33,17 +36,19 @@ def train_config(
     overwrite: bool = False,
     console: Console | None = None,
     leakage_allowed_by: str | None = None,
+    parent: str | None = None,
 ) -> pd.DataFrame | None:
     """Train a config (each of its variants into its own folder) and compare variants if several.
-    ``leakage_allowed_by``: what set ``data.allow_leakage`` (a flag, an option), credited if splits leak."""
+    ``leakage_allowed_by``: what set ``data.allow_leakage`` (a flag, an option), credited if splits leak;
+    ``parent``: the MLflow run the runs are logged under (a sweep's), when tracked."""
     console = console or Console(stderr=True)
     variants = expand_variants(cfg)
     if not cfg.variants:
-        fit(cfg, out, overwrite, console, leakage_allowed_by)
+        fit(cfg, out, overwrite, console, leakage_allowed_by, parent=parent)
         return None
     run_dirs = []
     for vname, vcfg in variants.items():
-        fit(vcfg, out / vname, overwrite, console, leakage_allowed_by)
+        fit(vcfg, out / vname, overwrite, console, leakage_allowed_by, parent=parent)
         run_dirs.append(out / vname)
     if not init_distributed().is_main:
         return None
@@ -51,25 +56,36 @@ def train_config(
 
 
 def fit(
-    cfg: RunConfig, run_dir: Path, overwrite: bool, console: Console, leakage_allowed_by: str | None = None
+    cfg: RunConfig,
+    run_dir: Path,
+    overwrite: bool,
+    console: Console,
+    leakage_allowed_by: str | None = None,
+    callbacks: Sequence[EpochCallback] = (),
+    parent: str | None = None,
 ) -> None:
-    """Train one run (or resume it), holding its folder against a second writer; say what the run's
-    trust rests on (allowed leakage, a saturated validation split, a refused calibration).
+    """Train one run (or resume it), holding its folder against a second writer, tracked as
+    ``train.track`` asks (under the MLflow run ``parent``, if given); say what the run's trust rests on
+    (allowed leakage, a saturated validation split, a refused calibration). ``callbacks`` run after each epoch.
 
-    Under DDP only rank 0 writes, so only rank 0 takes the lock.
+    Under DDP only rank 0 writes, so only rank 0 takes the lock and tracks.
     """
     main = init_distributed().is_main
     with run_lock(run_dir, "train") if main else nullcontext():
-        figures = Figures()
-        Trainer(cfg, run_dir, console, figures).fit(overwrite=overwrite)
-        if main:
-            note_allowed_leakage(run_dir, leakage_allowed_by, console)
-            warn_if_saturated(cfg, run_dir, console)
-            for task, entry in calibrate_trained(run_dir, figures).items():
-                if entry.get("refused"):
-                    console.print(f"[yellow]warning:[/] {task}: not calibrated: {escape(entry['refused'])}")
-            figures.wait()  # drawn by the helper while the run was evaluated and calibrated
-            write_run_report(run_dir)
+        if main and overwrite:
+            shutil.rmtree(RunPaths(run_dir).tensorboard, ignore_errors=True)
+        with tracked_run(cfg, run_dir, parent) if main else nullcontext() as tracker:
+            figures = Figures()
+            hooks = [*callbacks, *(tracker.callbacks if tracker else [])]
+            Trainer(cfg, run_dir, console, figures, hooks).fit(overwrite=overwrite)
+            if main:
+                note_allowed_leakage(run_dir, leakage_allowed_by, console)
+                warn_if_saturated(cfg, run_dir, console)
+                for task, entry in calibrate_trained(run_dir, figures).items():
+                    if entry.get("refused"):
+                        console.print(f"[yellow]warning:[/] {task}: not calibrated: {escape(entry['refused'])}")
+                figures.wait()  # drawn by the helper while the run was evaluated and calibrated
+                write_run_report(run_dir)
 
 
 def note_allowed_leakage(run_dir: Path, allowed_by: str | None, console: Console) -> None:
@@ -120,18 +136,28 @@ def _seed_config(cfg: RunConfig, seed: int) -> RunConfig:
 
 
 def train_seeds(
-    cfg: RunConfig, out: Path, seeds: list[int], overwrite: bool = False, leakage_allowed_by: str | None = None
+    cfg: RunConfig,
+    out: Path,
+    seeds: list[int],
+    overwrite: bool = False,
+    leakage_allowed_by: str | None = None,
+    parent: str | None = None,
 ) -> list[Path]:
     """Train ``cfg`` once per seed into ``<out>/seed<k>`` (variants into ``<out>/seed<k>/<variant>``,
-    each seed with its usual comparison). Returns every run directory, in seed order."""
+    each seed with its usual comparison), tracked as child runs of ``parent`` (default: a parent run of
+    their own). Returns every run directory, in seed order."""
     if not seeds:
         raise AffectFusionError("no seeds given (e.g. --seeds 1,2,3)")
     out = Path(out)
     run_dirs = []
-    for seed in seeds:
-        seed_dir = out / f"seed{seed}"
-        train_config(_seed_config(cfg, seed), seed_dir, overwrite, leakage_allowed_by=leakage_allowed_by)
-        run_dirs += [seed_dir / v for v in cfg.variants] if cfg.variants else [seed_dir]
+    own_parent = parent is None and init_distributed().is_main
+    with parent_run(cfg, out, "seeds") if own_parent else nullcontext(parent) as group:
+        for seed in seeds:
+            seed_dir = out / f"seed{seed}"
+            train_config(
+                _seed_config(cfg, seed), seed_dir, overwrite, leakage_allowed_by=leakage_allowed_by, parent=group
+            )
+            run_dirs += [seed_dir / v for v in cfg.variants] if cfg.variants else [seed_dir]
     return run_dirs
 
 

@@ -17,7 +17,7 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.rundir import RunPaths
 
 # Settings that say where and how the math runs, not what is learned: a run may resume under others.
-RUNTIME_KEYS = ("progress", "device", "threads")
+RUNTIME_KEYS = ("progress", "device", "threads", "track", "tracking_uri")
 COMPARISON = "comparison"  # the folder a config with variants writes its comparison table into
 
 

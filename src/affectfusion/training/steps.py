@@ -57,6 +57,21 @@ class Optimisation:
         """The model to validate and checkpoint as best: the moving average of ``model`` when there is one."""
         return self.ema.module if self.ema is not None else model
 
+    def context(self, net: nn.Module, model: nn.Module, device: torch.device, train: TrainConfig) -> StepContext:
+        """What every step of the run shares: these parts with the config's precision, clipping and dropout."""
+        return StepContext(
+            net,
+            model,
+            self.loss_fn,
+            self.optimizer,
+            device,
+            train.precision,
+            self.scaler,
+            train.grad_clip,
+            train.modality_dropout,
+            self.ema,
+        )
+
 
 def build_optimisation(
     cfg: RunConfig,

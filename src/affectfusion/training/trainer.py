@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,9 @@ from affectfusion.training.steps import (  # noqa: F401  (drop_modalities: re-ex
     train_epoch,
 )
 
+# Run on rank 0 after each saved epoch with (epoch, history record, monitored value); tuning prunes by raising.
+EpochCallback = Callable[[int, dict[str, Any], float], None]
+
 
 @dataclass
 class LoopState:
@@ -82,7 +86,12 @@ class LoopState:
 
 class Trainer:
     def __init__(
-        self, cfg: RunConfig, run_dir: Path, console: Console | None = None, figures: Figures | None = None
+        self,
+        cfg: RunConfig,
+        run_dir: Path,
+        console: Console | None = None,
+        figures: Figures | None = None,
+        callbacks: Sequence[EpochCallback] = (),
     ) -> None:
         """Given ``figures``, the caller adds its own, waits for them and writes the report; else the trainer does."""
         self.cfg = cfg
@@ -93,6 +102,7 @@ class Trainer:
         self.console = console or Console(stderr=True)
         self.monitor, self.mode = resolve_monitor(cfg)
         self.figures, self.owns_figures = figures or Figures(), figures is None  # drawn by a helper process
+        self.callbacks = list(callbacks)
 
     # -- setup -------------------------------------------------------------------------------
     def _log(self, msg: str) -> None:
@@ -199,18 +209,7 @@ class Trainer:
         state = self._resume(model, opt) if resume else LoopState()
         if state is None:
             return self._final_metrics()
-        ctx = StepContext(
-            self._wrap(model),
-            model,
-            opt.loss_fn,
-            opt.optimizer,
-            self.device,
-            cfg.train.precision,
-            opt.scaler,
-            cfg.train.grad_clip,
-            cfg.train.modality_dropout,
-            opt.ema,
-        )
+        ctx = opt.context(self._wrap(model), model, self.device, cfg.train)
         self._log_start(model, train_ds, val_ds)
         with self._progress() as progress:
             bar = progress.add_task("epochs", total=cfg.train.epochs, completed=state.start_epoch - 1)
@@ -338,6 +337,8 @@ class Trainer:
             save_checkpoint(self.paths.last, model, info, opt.optimizer)
             if opt.ema is not None:  # resuming continues the same average
                 save_tensors(self.paths.last_average, opt.ema.state_dict())
+            for callback in self.callbacks:
+                callback(epoch, record, value)
         self.dist.barrier()
 
     def _progress(self) -> Progress:

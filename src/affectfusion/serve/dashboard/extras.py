@@ -15,7 +15,7 @@ import pandas as pd
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract import examples
 from affectfusion.io import read_json
-from affectfusion.rundir import CvPaths, RunPaths
+from affectfusion.rundir import CvPaths, RunPaths, TunePaths, enclosing_tune
 from affectfusion.serve.dashboard.backends import Analysis, Backend, InputSlot
 
 LOW_CONFIDENCE = 0.5  # a top class probability below this gets a warning banner (the sidebar can move it)
@@ -158,6 +158,9 @@ def run_reports(results_dir: Path) -> list[tuple[str, Path]]:
     """The run's analysis reports that exist (title, file): ``report.md`` and each ``analysis/*/report.html``."""
     paths = RunPaths(results_dir)
     found = [("Run report (Markdown)", paths.report)] if paths.report.is_file() else []
+    tune = enclosing_tune(results_dir)
+    if tune is not None:  # a trial or a seed of a tune: the search it came from
+        found.append((f"Tune report of {tune.name} (Markdown)", TunePaths(tune).report))
     for name in paths.analysis_names():
         html = paths.analysis_report(name)
         if html.is_file():

@@ -190,6 +190,12 @@ def reports_section(backend: Backend) -> None:
             if path.suffix == ".html":
                 with st.expander(f"Show {title}"):
                     st.iframe(path, height=600)
+            elif path.name == "tune.md":  # the search, its best trial and seeds; plots shown as images
+                with st.expander(f"Show {title}"):
+                    text = path.read_text(encoding="utf-8")
+                    st.markdown("\n".join(line for line in text.splitlines() if not line.startswith("![")))
+                    for plot in sorted((path.parent / "plots").glob("*.png")):
+                        st.image(str(plot), width=720)
 
 
 def conversation_page(backend: Backend) -> None:
