@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "safe_pickle": 0,
     "data": 1,
     "rundir": 2,
+    "runlock": 2,
     "extract": 2,
     "pipeline": 3,
     "models": 3,

@@ -54,7 +54,8 @@ def test(
 
     from affectfusion.cli.trust import cross_corpus_test, trust_tests
     from affectfusion.evaluation.report import plot_run, write_run_report
-    from affectfusion.rundir import read_run, run_dirs, run_lock
+    from affectfusion.rundir import read_run, run_dirs
+    from affectfusion.runlock import run_lock
     from affectfusion.training.trainer import evaluate_run
 
     if label_map is not None and data is None:

@@ -45,7 +45,8 @@ def calibrate_command(
     giving a temperature at its search bound is refused: no temperature is stored, and the command exits 1."""
     from affectfusion.evaluation.report import write_run_report  # torch, matplotlib: only when calibrating
     from affectfusion.recipes.trust import calibrate_run
-    from affectfusion.rundir import read_run, run_dirs, run_lock
+    from affectfusion.rundir import read_run, run_dirs
+    from affectfusion.runlock import run_lock
     from affectfusion.training.trainer import load_model
 
     rows, refused = [], []

@@ -24,7 +24,8 @@ from affectfusion.evaluation.metrics import resolve_monitor, saturation_warning
 from affectfusion.evaluation.report import write_run_report
 from affectfusion.io import read_json, read_jsonl, write_json
 from affectfusion.recipes.trust import calibrate_run
-from affectfusion.rundir import RunPaths, read_run, run_lock
+from affectfusion.rundir import RunPaths, read_run
+from affectfusion.runlock import run_lock
 from affectfusion.training.distributed import init_distributed
 from affectfusion.training.tracking import parent_run, tracked_run
 from affectfusion.training.trainer import EpochCallback, Trainer, load_model

@@ -34,7 +34,8 @@ from affectfusion.recipes.tune.study import (
     recover_killed,
     run_parallel,
 )
-from affectfusion.rundir import TunePaths, read_metrics, run_lock
+from affectfusion.rundir import TunePaths, read_metrics
+from affectfusion.runlock import run_lock
 from affectfusion.threads import cpu_budget
 from affectfusion.training.tracking import parent_run, scalar_metrics
 
