@@ -43,7 +43,8 @@ def is_finished(run_dir: Path, cfg: RunConfig) -> bool:
     try:
         if not (paths.config.is_file() and paths.report.is_file()) or config_differs(paths, cfg):
             return False
-        return bool(json.loads(state.read_text()).get("finished")) and (
+        last = json.loads(state.read_text())
+        return isinstance(last, dict) and bool(last.get("finished")) and (
             paths.report.stat().st_mtime_ns >= state.stat().st_mtime_ns
         )
     except (OSError, ValueError, yaml.YAMLError):  # half-written or unreadable: the trainer decides
