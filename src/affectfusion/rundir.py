@@ -22,7 +22,7 @@ from affectfusion.config import RunConfig, load_raw, validate
 from affectfusion.data.tasks import TargetScaler
 from affectfusion.data.types import ModalitySpec
 from affectfusion.errors import AffectFusionError
-from affectfusion.io import read_json, read_jsonl
+from affectfusion.io import read_json, read_jsonl, write_text
 
 
 @dataclass(frozen=True)
@@ -266,7 +266,36 @@ def read_run_folder(run_dir: Path) -> RunFolder:
     return run
 
 
-def _alive(pid: int) -> bool:
+def trim_history(paths: RunPaths, last_epoch: int) -> None:
+    """Keep the history lines up to the last checkpoint's epoch (a crash between a line and its
+    checkpoint leaves one line ahead), rewritten whole so a second crash loses nothing."""
+    if paths.history.exists():
+        rows = [r for r in read_jsonl(paths.history) if isinstance(r.get("epoch"), int) and r["epoch"] <= last_epoch]
+        write_text(paths.history, "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
+
+
+def clear_training_outputs(paths: RunPaths) -> None:
+    """Before training from epoch 1: drop history, thresholds and checkpoints an earlier attempt left
+    (one killed before its first checkpoint left history lines that would repeat)."""
+    for old in (paths.history, paths.thresholds):
+        old.unlink(missing_ok=True)
+    for f in paths.checkpoints.glob("*"):
+        f.unlink()
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete the ``.<name>.*.tmp`` files a killed writer left under ``folder`` (the caller holds the
+    folder, so no live writer owns them); lock attempts are left to :func:`run_lock`."""
+    removed = []
+    for tmp in Path(folder).rglob(".*.tmp"):
+        if tmp.is_file() and not tmp.name.startswith(".lock."):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    """A process with this id runs on this host (owned by us or not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -294,7 +323,7 @@ def run_lock(run_dir: Path, action: str) -> Iterator[None]:
         if holder is None:  # released between our attempt and the read
             continue
         pid = holder.get("pid")
-        if holder.get("host") == me["host"] and isinstance(pid, int) and not _alive(pid):
+        if holder.get("host") == me["host"] and isinstance(pid, int) and not pid_alive(pid):
             path.unlink(missing_ok=True)  # stale: its writer was killed
             continue
         raise AffectFusionError(
