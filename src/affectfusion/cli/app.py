@@ -71,7 +71,7 @@ def main() -> None:
     except OSError as e:  # a full disk met by a library's own writer (ours are AffectFusionErrors already)
         if e.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        from affectfusion.io import disk_full
+        from affectfusion.io import disk_full  # deferred: io loads numpy, and the CLI starts without it
 
         err_console.print(f"[red]error:[/] {disk_full(e, e.filename)}", highlight=False, soft_wrap=True)
         sys.exit(2)

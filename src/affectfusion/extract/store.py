@@ -251,7 +251,9 @@ class FeatureStore:
                 raise ValueError("non-finite values")
         except (OSError, ValueError, EOFError) as e:
             (console or Console(stderr=True)).print(
-                f"feature cache: {path} is damaged ({str(e).splitlines()[0]}); extracting it again", highlight=False
+                f"feature cache: {path} is damaged ({str(e).splitlines()[0]}); extracting it again",
+                highlight=False,
+                soft_wrap=True,
             )
             path.unlink(missing_ok=True)
             return None
