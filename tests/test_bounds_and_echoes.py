@@ -157,3 +157,14 @@ def test_server_start_removes_upload_folders_of_dead_servers(tmp_path: Path, tra
     finally:
         tempfile.tempdir = real_tmp
     assert not stale.exists()
+
+
+def test_a_batch_may_repeat_an_id(client: TestClient) -> None:
+    """The schema cannot say "ids unique", so the parser must not need it: each item is answered."""
+    dims = {m: info["dim"] for m, info in client.get("/info").json()["modalities"].items()}
+    m, dim = next(iter(dims.items()))
+    item = {"id": "", "features": {m: [0.5] * dim}}
+    for path, key in (("/predict/batch", "items"), ("/predict/conversation", "turns")):
+        response = client.post(path, json={key: [item, {**item, "features": {m: [0.1] * dim}}]})
+        assert response.status_code == 200, response.text
+        assert [p["id"] for p in response.json()["predictions"]] == ["", ""]
