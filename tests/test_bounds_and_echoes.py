@@ -168,3 +168,12 @@ def test_a_batch_may_repeat_an_id(client: TestClient) -> None:
         response = client.post(path, json={key: [item, {**item, "features": {m: [0.1] * dim}}]})
         assert response.status_code == 200, response.text
         assert [p["id"] for p in response.json()["predictions"]] == ["", ""]
+
+
+@pytest.mark.parametrize("value", [True, "0.5"])
+def test_batch_features_take_json_numbers_only(client: TestClient, value: Any) -> None:
+    """The schema says number; booleans and numeric strings are refused as it says, not coerced."""
+    dims = {m: info["dim"] for m, info in client.get("/info").json()["modalities"].items()}
+    m, dim = next(iter(dims.items()))
+    response = client.post("/predict/batch", json={"items": [{"features": {m: [value] * dim}}]})
+    assert response.status_code == 422 and "valid number" in response.json()["detail"]

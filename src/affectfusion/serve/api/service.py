@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fastapi import UploadFile
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError
 from starlette.datastructures import FormData
 
 from affectfusion.errors import ECHO_CHARS, echo
@@ -89,7 +89,8 @@ class BatchItem(BaseModel):
 
     id: str | None = None
     text: str | None = None
-    features: dict[str, list[float] | list[list[float]]] | None = None
+    # strict: a JSON number only, as the schema says (lax parsing would take true and "1" as numbers)
+    features: dict[str, list[StrictFloat] | list[list[StrictFloat]]] | None = None
 
 
 class BatchIn(BaseModel):
