@@ -177,3 +177,37 @@ def test_batch_features_take_json_numbers_only(client: TestClient, value: Any) -
     m, dim = next(iter(dims.items()))
     response = client.post("/predict/batch", json={"items": [{"features": {m: [value] * dim}}]})
     assert response.status_code == 422 and "valid number" in response.json()["detail"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run", ["trained_features_run", "trained_media_run"])
+def test_json_routes_accept_every_request_their_schema_allows(request: pytest.FixtureRequest, run: str) -> None:
+    """Stricter than test_serve_schemathesis for the JSON routes: nothing a file's bytes could explain, so a
+    schema-valid body is answered (2xx; 413 only for a decoded limit) and a schema-violating one refused."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis import GenerationMode
+
+    from affectfusion.serve import Predictor
+
+    app = create_app(Predictor.load(request.getfixturevalue(run)), max_upload_mb=1, max_batch=8)
+    rejected = ["400", "413", "415", "422"]
+    checks = {
+        "positive_data_acceptance": {"expected-statuses": ["2xx", "413"]},
+        "negative_data_rejection": {"expected-statuses": rejected},
+    }
+    config = schemathesis.config.SchemathesisConfig.from_dict({"checks": checks})
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
+    operations = [
+        r.ok() for r in schema.get_all_operations() if r.ok().path in ("/predict/batch", "/predict/conversation")
+    ]
+    assert len(operations) == 2
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+            def check(case: Any) -> None:
+                case.call_and_validate()
+
+            check()
