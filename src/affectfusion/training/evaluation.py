@@ -43,7 +43,7 @@ def check_trained(run: LoadedRun) -> None:
     """Refuse a run whose training did not finish (killed, or stopped by a full disk): its best checkpoint
     is only the best of the epochs it got through, and serving it would pass for the finished model."""
     last, best = run.paths.last.with_suffix(".json"), run.paths.best.with_suffix(".json")
-    resume = f"run `affectfusion train {run.paths.config} --out {run.paths.root}` to finish it"
+    resume = f"run the `affectfusion train ... --out {run.paths.root}` that made it again to finish it (it resumes)"
     if not best.is_file():
         raise AffectFusionError(f"{run.paths.root} has no completed best checkpoint ({best} is missing); {resume}")
     info = read_json(last) if last.is_file() else {}
