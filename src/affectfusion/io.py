@@ -7,6 +7,7 @@ each writer goes to a hidden temp file in the target's folder and is renamed ove
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -38,8 +39,13 @@ _UMASK = _current_umask()
 def atomic_file(path: Path, mode: str = "w", **open_kwargs: Any) -> Iterator[IO[Any]]:
     """Yield an open temp file next to ``path``; on success it is synced and renamed to ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        if is_disk_full(e):
+            raise disk_full(e, path) from None
+        raise
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results should be as readable as any file
     try:
         with os.fdopen(fd, mode, **open_kwargs) as f:
@@ -47,8 +53,10 @@ def atomic_file(path: Path, mode: str = "w", **open_kwargs: Any) -> Iterator[IO[
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(e):
+            raise disk_full(e, path) from None
         raise
 
 
@@ -122,11 +130,35 @@ def append_jsonl(path: Path, obj: Any) -> None:
     """Append one line and sync it, so a crash loses at most the line being written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(to_jsonable(obj), allow_nan=False)
-    with path.open("a", encoding="utf-8") as f:
-        f.write(line + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    data = (json.dumps(to_jsonable(obj), allow_nan=False) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError as e:  # a full disk: cut the torn line, so the next append starts a clean one
+            os.ftruncate(fd, size)
+            if is_disk_full(e):
+                raise disk_full(e, path) from None
+            raise
+    finally:
+        os.close(fd)
+
+
+def is_disk_full(e: BaseException) -> bool:
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(e: OSError, path: Path | str | None) -> AffectFusionError:
+    """A full disk (or quota) as one line naming the file that could not be written."""
+    where = path or e.filename or "a file"
+    return AffectFusionError(
+        f"no space left on the device to write {where} ({e.strerror or e}); free some space and run the "
+        "same command again (nothing half-written was kept; a training run resumes from its last checkpoint)"
+    )
 
 
 def file_sha256(path: Path) -> str:

@@ -18,7 +18,8 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.rundir import RunPaths
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """A process with this id runs on this host (owned by us or not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -46,7 +47,7 @@ def run_lock(run_dir: Path, action: str) -> Iterator[None]:
         if holder is None:  # released between our attempt and the read
             continue
         pid = holder.get("pid")
-        if holder.get("host") == me["host"] and isinstance(pid, int) and not _alive(pid):
+        if holder.get("host") == me["host"] and isinstance(pid, int) and not pid_alive(pid):
             path.unlink(missing_ok=True)  # stale: its writer was killed
             continue
         raise AffectFusionError(

@@ -6,6 +6,7 @@ imports what it needs when it runs, so ``affectfusion --help`` starts in well un
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -69,6 +70,13 @@ def main() -> None:
         app()
     except AffectFusionError as e:
         err_console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except OSError as e:  # a full disk met by a library's own writer (ours are AffectFusionErrors already)
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        from affectfusion.io import disk_full  # deferred: io loads numpy, and the CLI starts without it
+
+        err_console.print(f"[red]error:[/] {disk_full(e, e.filename)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: run the same command again to resume")

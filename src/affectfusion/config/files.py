@@ -14,6 +14,7 @@ from affectfusion.errors import AffectFusionError
 
 # The shipped configs: `configs/` at the repository root, linked into the package as package data.
 PACKAGED_CONFIGS = Path(__file__).parents[1] / "configs"
+MAX_YAML_DEPTH = 32  # the deepest shipped config nests 5 levels
 
 
 def _parse_value(text: str) -> Any:
@@ -74,10 +75,29 @@ def list_packaged_configs() -> list[str]:
     return sorted(p.stem for p in PACKAGED_CONFIGS.glob("*.yaml"))
 
 
+def check_yaml_depth(text: str, where: str, limit: int = MAX_YAML_DEPTH) -> None:
+    """Refuse YAML nested deeper than ``limit`` before it is built: the loader recurses once per level and
+    a file of ``[[[[...`` would end in a RecursionError. The event stream is read without recursion."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            if depth > limit:
+                mark = event.start_mark
+                raise AffectFusionError(
+                    f"config {where} is nested more than {limit} levels deep (line {mark.line + 1}, column "
+                    f"{mark.column + 1}); a config needs only a few"
+                )
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
+
+
 def load_raw(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        check_yaml_depth(text, str(path))
+        raw = yaml.safe_load(text)
     except OSError as e:
         raise AffectFusionError(f"cannot read config {path}: {e.strerror}") from None
     except UnicodeDecodeError as e:

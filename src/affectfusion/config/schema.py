@@ -174,15 +174,20 @@ class ContextConfig(ComponentConfig):
         return self
 
 
+# Widths far beyond any useful model (16x the widest shipped config): a typo such as 1e7 is refused here,
+# not met as a 5 GB allocation.
+MAX_WIDTH = 8192
+
+
 class ModelConfig(Strict):
-    hidden_dim: int = Field(128, ge=1, description="size of every modality embedding fed to fusion")
+    hidden_dim: int = Field(128, ge=1, le=MAX_WIDTH, description="size of every modality embedding fed to fusion")
     encoder: ComponentConfig = Field(default_factory=lambda: ComponentConfig(name="mean"))
     encoders: dict[str, ComponentConfig] = Field(
         default_factory=dict, description="per-modality encoder, overriding `encoder`"
     )
     fusion: FusionConfig = Field(default_factory=FusionConfig)
     context: ContextConfig = Field(default_factory=ContextConfig)
-    head_hidden: int = Field(128, ge=0, description="hidden width of each task head; 0 = linear head")
+    head_hidden: int = Field(128, ge=0, le=MAX_WIDTH, description="hidden width of each task head; 0 = linear head")
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     modalities: list[str] | None = Field(None, description="use only these modalities (default: all)")
     normalize_inputs: bool = Field(True, description="z-score each feature with train-split statistics")

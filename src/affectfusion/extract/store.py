@@ -110,10 +110,16 @@ class FeatureStore:
         packages = extractor.describe()["packages"]
         todo: dict[str, RawInput] = {}
         known_errors: dict[str, str] = {}
+        cached: dict[str, np.ndarray] = {}
         for it in items:
             key = keys.get(it.id)
-            if key is None or key in todo or key in known_errors or self._path(folder, key).exists():
+            if key is None or key in todo or key in known_errors or key in cached:
                 continue
+            if self._path(folder, key).exists():
+                array = self._read(self._path(folder, key), console)
+                if array is not None:
+                    cached[key] = array
+                    continue
             error = self._cached_error(folder, key, packages)
             if error is None:
                 todo[key] = it.input
@@ -124,6 +130,7 @@ class FeatureStore:
             errors = self._compute(extractor, folder, todo, workers, console, progress, packages)
         errors.update(known_errors)
         features: dict[str, np.ndarray] = {}
+        given: dict[str, np.ndarray] = {}
         for it in items:
             key = keys.get(it.id)
             if key is None:
@@ -134,7 +141,12 @@ class FeatureStore:
                     error = error.replace(INPUT, str(it.input))
                 report.failures.append({"id": it.id, "source": it.source, "error": error})
                 continue
-            features[it.id] = np.load(self._path(folder, key), allow_pickle=False)
+            if key in cached:  # read (and checked) above; an input with the same content gets its own copy
+                array = cached.pop(key)
+                features[it.id] = array
+                given[key] = array
+            else:
+                features[it.id] = given[key].copy() if key in given else np.load(self._path(folder, key))
         report.cached = sum(
             1 for it in items if it.id in keys and keys[it.id] not in todo and keys[it.id] not in errors
         )
@@ -219,6 +231,35 @@ class FeatureStore:
                     for future in cf.as_completed(futures):
                         store(futures[future], future.result())
         return errors
+
+    @staticmethod
+    def _read(path: Path, console: Console | None) -> np.ndarray | None:
+        """A cached entry, or None after deleting one that is damaged (cut short by a full disk or a
+        copy, overwritten): it must hold exactly the finite float32 ``[D]`` / ``[T, D]`` array its header
+        declares, as :func:`extract_inputs` made it. The caller then computes it again."""
+        try:
+            with path.open("rb") as f:
+                version = np.lib.format.read_magic(f)
+                read_header = (
+                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read_header(f)
+                expected = f.tell() + int(np.prod(shape)) * dtype.itemsize
+            size = path.stat().st_size
+            if dtype != np.float32 or len(shape) not in (1, 2) or 0 in shape or size != expected:
+                raise ValueError(f"{dtype} {list(shape)} in {size} bytes, where that header needs {expected}")
+            array = np.load(path, allow_pickle=False)
+            if not np.isfinite(array).all():
+                raise ValueError("non-finite values")
+        except (OSError, ValueError, EOFError) as e:
+            (console or Console(stderr=True)).print(
+                f"feature cache: {path} is damaged ({str(e).splitlines()[0]}); extracting it again",
+                highlight=False,
+                soft_wrap=True,
+            )
+            path.unlink(missing_ok=True)
+            return None
+        return array
 
     @staticmethod
     def _save(path: Path, array: np.ndarray) -> None:

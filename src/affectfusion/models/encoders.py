@@ -41,7 +41,7 @@ class TemporalCNNEncoder(Encoder):
     """Stacked 1-D convolutions with growing dilation, masked mean-pool (P1 v2 audio/video)."""
 
     class Options(Options):
-        layers: int = Field(2, ge=1)
+        layers: int = Field(2, ge=1, le=64)
         kernel_size: int = Field(3, ge=1)
 
     def __init__(self, in_dim: int, out_dim: int, dropout: float, options: Options) -> None:
@@ -79,9 +79,9 @@ class TransformerEncoder(Encoder):
     """Projection + learned positions + Transformer encoder layers (P2 temporal/contextual blocks)."""
 
     class Options(Options):
-        layers: int = Field(2, ge=1)
-        heads: int = Field(4, ge=1)
-        max_len: int = Field(1024, ge=1)
+        layers: int = Field(2, ge=1, le=64)
+        heads: int = Field(4, ge=1, le=64)
+        max_len: int = Field(1024, ge=1, le=65_536)
         pool: Literal["mean", "first"] = "mean"
 
     def __init__(self, in_dim: int, out_dim: int, dropout: float, options: Options) -> None:
@@ -116,7 +116,7 @@ class BiLSTMEncoder(Encoder):
     """Bidirectional LSTM (each direction H/2), masked mean-pool."""
 
     class Options(Options):
-        layers: int = Field(1, ge=1)
+        layers: int = Field(1, ge=1, le=64)
 
     def __init__(self, in_dim: int, out_dim: int, dropout: float, options: Options) -> None:
         super().__init__(in_dim, out_dim, dropout, options)

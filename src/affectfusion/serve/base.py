@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from affectfusion.errors import AffectFusionError
+from affectfusion.errors import AffectFusionError, echo
 from affectfusion.inputs import KIND_HINTS
 from affectfusion.rundir import RunPaths, read_metrics
 from affectfusion.serve.inputs import InputLimits
@@ -183,7 +183,7 @@ def route_input(
             targets = accepted[key]
         else:
             valid = sorted({*modalities, *(k for k in accepted if k != "features")})
-            raise AffectFusionError(f"unknown input {key!r}; this model takes: {', '.join(valid)}")
+            raise AffectFusionError(f"unknown input {echo(key)}; this model takes: {', '.join(valid)}")
         if isinstance(value, str) and not value.strip():
             raise AffectFusionError(f"{key}: empty text")
         for m in targets:

@@ -164,7 +164,8 @@ class Predictor(RunPredictor):
             res.error, res.faces = error, found or None
         ok = [k for k in range(len(inputs)) if errors[k] is None]
         if ok:
-            samples = [Sample(id=ids[k], features=features[k]) for k in ok]
+            # positions, not the client's ids, name the samples: two inputs may carry one id
+            samples = [Sample(id=str(k), features=features[k]) for k in ok]
             for k, s in zip(ok, samples, strict=True):
                 if turns is not None:
                     s.group, s.order, s.speaker = turns[k]
@@ -223,7 +224,7 @@ class Predictor(RunPredictor):
         """
         from affectfusion.training.predict import predict  # torch: loaded with a run, not on import
 
-        ids = check_ids(inputs, ids)
+        check_ids(inputs, ids)  # as many ids as inputs (the samples are named by position)
         features, errors, found = self._gather(inputs)
         if faces is not None:
             faces.extend(found)
@@ -232,7 +233,7 @@ class Predictor(RunPredictor):
         ]
         ok = [k for k in range(len(inputs)) if errors[k] is None]
         if ok:
-            samples = [Sample(id=ids[k], features=features[k]) for k in ok]
+            samples = [Sample(id=str(k), features=features[k]) for k in ok]  # ids may repeat; positions do not
             ds = MultimodalDataset(samples, modalities=self.run.modalities, name="inputs")
             emb = predict(self.model, ds, self.run.scalers, keep_embeddings=True).embeddings
             for i, k in enumerate(ok):

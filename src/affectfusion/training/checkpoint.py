@@ -90,20 +90,19 @@ def load_checkpoint(stem: Path, model: nn.Module, optimizer: torch.optim.Optimiz
         raise AffectFusionError(f"checkpoint {info_path} is damaged (expected a JSON object); {start_over}")
     if optimizer is not None:  # resuming: the trainer's counters must be there and be numbers
         bad = [k for k in RESUME_KEYS if not isinstance(info.get(k), int) or isinstance(info.get(k), bool)]
+        best = info.get("best_value", "missing")  # null: no finite value yet (JSON has no NaN)
+        if best is not None and (not isinstance(best, int | float) or isinstance(best, bool)):
+            bad.append("best_value")
         if bad:
             raise AffectFusionError(
-                f"checkpoint {info_path} is damaged ({', '.join(bad)} missing or not an integer); {start_over}"
+                f"checkpoint {info_path} is damaged ({', '.join(bad)} missing or not a number); {start_over}"
             )
     try:
         state = load_tensors(stem.with_suffix(".safetensors"))
     except AffectFusionError as e:
         raise AffectFusionError(f"{e}; {start_over}") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise AffectFusionError(
-            f"checkpoint {stem}.safetensors does not match the model in its config "
-            f"(missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]})"
-        )
+    _check_tensors(stem, state, model.state_dict(), start_over)
+    model.load_state_dict(state)
     if optimizer is not None and "optimizer" in info:
         try:
             tensors = load_tensors(stem.with_suffix(".optim.safetensors"))
@@ -111,3 +110,30 @@ def load_checkpoint(stem: Path, model: nn.Module, optimizer: torch.optim.Optimiz
         except (AffectFusionError, KeyError, TypeError, ValueError, AttributeError) as e:
             raise AffectFusionError(f"optimizer state of checkpoint {stem} is damaged ({e}); {start_over}") from None
     return info
+
+
+def _check_tensors(stem: Path, state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], fix: str) -> None:
+    """The saved tensors are the model's, shape for shape, and finite: a diverged or damaged checkpoint
+    is named here rather than turning every later prediction into NaN."""
+    where = f"checkpoint {stem}.safetensors"
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise AffectFusionError(
+            f"{where} does not match the model in its config (missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
+    shapes = [
+        f"{k} {list(v.shape)} (model: {list(expected[k].shape)})"
+        for k, v in state.items()
+        if v.shape != expected[k].shape
+    ]
+    if shapes:
+        raise AffectFusionError(
+            f"{where} does not match the model in its config: {len(shapes)} tensors of another shape, e.g. "
+            f"{'; '.join(shapes[:3])}; {fix}"
+        )
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise AffectFusionError(
+            f"{where} holds non-finite weights (NaN or infinity) in {len(bad)} tensors, e.g. {', '.join(bad[:3])}: "
+            f"training diverged or the file is damaged; {fix}"
+        )

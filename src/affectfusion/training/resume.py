@@ -14,6 +14,7 @@ import yaml
 
 from affectfusion.config import RunConfig, expand_variants, validate
 from affectfusion.errors import AffectFusionError
+from affectfusion.io import read_jsonl, write_text
 from affectfusion.rundir import RunPaths
 
 # Settings that say where and how the math runs, not what is learned: a run may resume under others.
@@ -44,8 +45,10 @@ def is_finished(run_dir: Path, cfg: RunConfig) -> bool:
         if not (paths.config.is_file() and paths.report.is_file()) or config_differs(paths, cfg):
             return False
         last = json.loads(state.read_text())
-        return isinstance(last, dict) and bool(last.get("finished")) and (
-            paths.report.stat().st_mtime_ns >= state.stat().st_mtime_ns
+        return (
+            isinstance(last, dict)
+            and bool(last.get("finished"))
+            and (paths.report.stat().st_mtime_ns >= state.stat().st_mtime_ns)
         )
     except (OSError, ValueError, yaml.YAMLError):  # half-written or unreadable: the trainer decides
         return False
@@ -62,3 +65,31 @@ def all_finished(cfg: RunConfig, out: Path) -> bool:
     table = out / COMPARISON / f"{COMPARISON}.csv"
     newest = max(RunPaths(d).report.stat().st_mtime_ns for d in runs)
     return table.is_file() and table.stat().st_mtime_ns >= newest
+
+
+def trim_history(paths: RunPaths, last_epoch: int) -> None:
+    """Keep the history lines up to the last checkpoint's epoch (a crash between a line and its
+    checkpoint leaves one line ahead), rewritten whole so a second crash loses nothing."""
+    if paths.history.exists():
+        rows = [r for r in read_jsonl(paths.history) if isinstance(r.get("epoch"), int) and r["epoch"] <= last_epoch]
+        write_text(paths.history, "".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
+
+
+def clear_training_outputs(paths: RunPaths) -> None:
+    """Before training from epoch 1: drop history, thresholds and checkpoints an earlier attempt left
+    (one killed before its first checkpoint left history lines that would repeat)."""
+    for old in (paths.history, paths.thresholds, paths.calibration, paths.conformal):  # the old model's
+        old.unlink(missing_ok=True)
+    for f in paths.checkpoints.glob("*"):
+        f.unlink()
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete the ``.<name>.*.tmp`` files a killed writer left under ``folder`` (the caller holds the
+    folder, so no live writer owns them); lock attempts are left to :func:`run_lock`."""
+    removed = []
+    for tmp in Path(folder).rglob(".*.tmp"):
+        if tmp.is_file() and not tmp.name.startswith(".lock."):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed

@@ -59,7 +59,7 @@ from affectfusion.training.evaluation import (  # noqa: F401
     tuned_thresholds,
 )
 from affectfusion.training.predict import predict, score
-from affectfusion.training.resume import config_differs
+from affectfusion.training.resume import clear_training_outputs, config_differs, remove_stale_temp_files, trim_history
 from affectfusion.training.steps import (  # noqa: F401  (drop_modalities: re-exported)
     Optimisation,
     StepContext,
@@ -134,8 +134,8 @@ class Trainer:
         self.threads = apply_threads(self.cfg.train.threads, model.n_parameters())
         return model.to(self.device)
 
-    def _start_run(self, model: MultimodalModel, train_ds, val_ds, scalers: dict, weights: dict, overwrite: bool):
-        """Rank 0 writes the run's metadata and resolved config (an overwritten run's old outputs go first)."""
+    def _start_run(self, model: MultimodalModel, train_ds, val_ds, scalers: dict, weights: dict, resume: bool):
+        """Rank 0 writes the run's metadata and resolved config (an earlier start's outputs go first unless resumed)."""
         if not self.dist.is_main:
             return
         cfg, paths = self.cfg, self.paths
@@ -159,11 +159,10 @@ class Trainer:
             "precision": cfg.train.precision,
             "threads": self.threads.threads,
         }
-        if overwrite and paths.root.exists():
-            for old in (paths.history, paths.thresholds, paths.calibration, paths.conformal):  # of the old model
-                old.unlink(missing_ok=True)
-            for f in paths.checkpoints.glob("*"):
-                f.unlink()
+        if paths.root.exists():
+            remove_stale_temp_files(paths.root)  # left by a writer killed mid-file
+            if not resume:
+                clear_training_outputs(paths)
         paths.root.mkdir(parents=True, exist_ok=True)
         write_json(paths.meta, meta)
         write_json(paths.data_check, self.data_check)
@@ -182,7 +181,8 @@ class Trainer:
             opt.scaler.load_state_dict(info["grad_scaler"])
         if opt.ema is not None:
             opt.ema.load_state_dict(load_tensors(self.paths.last_average))
-        self._truncate_history(info["epoch"])
+        if self.dist.is_main:
+            trim_history(self.paths, info["epoch"])
         self._log(f"resuming {self.paths.root} from epoch {info['epoch']}")
         return LoopState(info["epoch"] + 1, info["best_value"], info["best_epoch"], info["bad_epochs"])
 
@@ -204,7 +204,7 @@ class Trainer:
         train_ds, val_ds = self._prepare_data()
         scalers, weights = scalers_and_weights(cfg.tasks, train_ds)
         model = self._build_model(train_ds)
-        self._start_run(model, train_ds, val_ds, scalers, weights, overwrite)
+        self._start_run(model, train_ds, val_ds, scalers, weights, resume)
         opt = build_optimisation(cfg, model, train_ds, scalers, weights, self.dist, self.device, self.mode)
         state = self._resume(model, opt) if resume else LoopState()
         if state is None:
@@ -351,14 +351,6 @@ class Trainer:
             disable=not (self.cfg.train.progress and self.dist.is_main),
             transient=True,
         )
-
-    def _truncate_history(self, last_epoch: int) -> None:
-        if not self.dist.is_main or not self.paths.history.exists():
-            return
-        rows = [r for r in read_jsonl(self.paths.history) if r["epoch"] <= last_epoch]
-        self.paths.history.unlink()
-        for r in rows:
-            append_jsonl(self.paths.history, r)
 
     def _final_metrics(self) -> dict[str, Any]:
         """Tune multilabel thresholds on the validation split, then evaluate the best checkpoint on

@@ -14,7 +14,7 @@ class GruContext(ContextStage):
     """A GRU over each conversation (bidirectional by default), added residually to the utterance."""
 
     class Options(Options):
-        layers: int = Field(1, ge=1, description="stacked GRU layers")
+        layers: int = Field(1, ge=1, le=64, description="stacked GRU layers")
         bidirectional: bool = Field(True, description="read later utterances too; false = causal (live use)")
 
     options: Options

@@ -18,10 +18,12 @@ class TransformerContext(ContextStage):
     outputs as a replay of the whole conversation."""
 
     class Options(Options):
-        layers: int = Field(1, ge=1)
-        heads: int = Field(4, ge=1, description="attention heads (1 if they do not divide the fused size)")
+        layers: int = Field(1, ge=1, le=64)
+        heads: int = Field(4, ge=1, le=64, description="attention heads (1 if they do not divide the fused size)")
         causal: bool = Field(False, description="attend to earlier utterances only (live use)")
-        max_positions: int = Field(128, ge=1, description="learned positions; later utterances share the last one")
+        max_positions: int = Field(
+            128, ge=1, le=65_536, description="learned positions; later utterances share the last one"
+        )
 
     options: Options
 

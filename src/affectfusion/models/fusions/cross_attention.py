@@ -35,8 +35,8 @@ class CrossAttentionFusion(Fusion):
     """
 
     class Options(Options):
-        layers: int = Field(2, ge=1)
-        heads: int = Field(4, ge=1)
+        layers: int = Field(2, ge=1, le=64)
+        heads: int = Field(4, ge=1, le=64)
         combine: Literal["mean", "weighted"] = Field("mean", description="how pooled modalities are joined")
 
     def __init__(self, modalities: list[str], dim: int, dropout: float, options: Options) -> None:

@@ -31,8 +31,8 @@ class MulTFusion(Fusion):
     """
 
     class Options(Options):
-        layers: int = Field(2, ge=1)
-        heads: int = Field(4, ge=1)
+        layers: int = Field(2, ge=1, le=64)
+        heads: int = Field(4, ge=1, le=64)
 
     def __init__(self, modalities: list[str], dim: int, dropout: float, options: Options) -> None:
         super().__init__(modalities, dim, dropout, options)

@@ -66,6 +66,7 @@ from affectfusion.serve.api.schemas import (
     conversation_model,
 )
 from affectfusion.serve.api.service import ALL_FACES, Service, validation_message
+from affectfusion.serve.api.uploads import remove_stale_uploads
 from affectfusion.serve.base import Prediction, RunPredictor
 from affectfusion.serve.inputs import InputLimits, InputRejected
 from affectfusion.serve.predictor import load_predictor
@@ -107,6 +108,7 @@ def create_app(
         raise AffectFusionError("max_upload_mb must be > 0; max_batch, max_pending and max_decodes >= 1")
     if request_timeout_s <= 0 or idle_timeout_s <= 0 or read_timeout_s <= 0:
         raise AffectFusionError("request_timeout_s, idle_timeout_s and read_timeout_s must be > 0")
+    remove_stale_uploads()  # left by a server killed mid-request
     predictor = (
         load_predictor(predictor_or_run_dir) if isinstance(predictor_or_run_dir, str | Path) else predictor_or_run_dir
     )

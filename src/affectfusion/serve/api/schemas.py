@@ -174,13 +174,21 @@ def _item_fields(takes_text: bool, feature_dims: dict[str, int], limits: InputLi
                 Annotated[vector, Field(json_schema_extra=schema)]
                 | Annotated[
                     list[Annotated[vector, Field(json_schema_extra=schema)]], Field(min_length=1, max_length=rows)
-                ]
-                | None,
-                Field(None, description=f"{m}: features [{dim}] or [T, {dim}]"),
+                ],  # not null: a modality without features is left out (what the parser takes)
+                Field(
+                    None,
+                    description=f"{m}: features [{dim}] or [T, {dim}]; leave the key out when absent",
+                    json_schema_extra=_no_default,
+                ),
             )
         features = create_model("BatchFeatures", __config__=ConfigDict(extra="forbid"), **per_modality)
         fields["features"] = (features | None, Field(None, description="modality -> feature array [D] or [T, D]"))
     return fields
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    """An optional field that may not be null documents no ``default: null`` either."""
+    schema.pop("default", None)
 
 
 def batch_model(takes_text: bool, feature_dims: dict[str, int], limits: InputLimits, max_batch: int) -> type[BaseModel]:

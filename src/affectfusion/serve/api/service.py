@@ -11,6 +11,7 @@ shown back in messages and ids, never used as a path.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -20,12 +21,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fastapi import UploadFile
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError
 from starlette.datastructures import FormData
 
+from affectfusion.errors import ECHO_CHARS, echo
 from affectfusion.extract.face import MAX_IMAGE_BYTES
 from affectfusion.inputs import GENERIC_CONTENT_TYPES, INPUTS, KIND_HINTS, MB
 from affectfusion.serve.api.limits import Gate
+from affectfusion.serve.api.uploads import UPLOAD_PREFIX
 from affectfusion.serve.base import Prediction, RunPredictor
 from affectfusion.serve.decode import add_work, as_features, check_file, check_text
 from affectfusion.serve.inputs import InputLimits, InputRejected, Work
@@ -86,7 +89,8 @@ class BatchItem(BaseModel):
 
     id: str | None = None
     text: str | None = None
-    features: dict[str, list[float] | list[list[float]]] | None = None
+    # strict: a JSON number only, as the schema says (lax parsing would take true and "1" as numbers)
+    features: dict[str, list[StrictFloat] | list[list[StrictFloat]]] | None = None
 
 
 class BatchIn(BaseModel):
@@ -119,7 +123,7 @@ def validation_message(errors: list[Any]) -> str:
             continue
         if "Expected UploadFile" in msg:
             msg = "expected a file upload (a file part with a filename), got a text field"
-        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        loc = [str(p) if len(str(p)) <= ECHO_CHARS else echo(str(p)) for p in err.get("loc", ()) if p != "body"]
         parts.append(f"{'.'.join(loc) or 'body'}: {msg}")
     return "; ".join(parts)
 
@@ -182,7 +186,9 @@ class Service:
         seen: set[str] = set()
         for name, value in form.multi_items():
             if name in seen:
-                raise InputRejected(422, f"field {name!r} is given more than once; use /predict/batch for many inputs")
+                raise InputRejected(
+                    422, f"field {echo(name)} is given more than once; use /predict/batch for many inputs"
+                )
             seen.add(name)
             if name == ALL_FACES:  # read by the route (a flag, no input)
                 continue
@@ -192,7 +198,7 @@ class Service:
                 item_id = value.strip() or item_id
                 continue
             if name not in self.fields:
-                raise InputRejected(422, f"unknown field {name!r}; this model takes: {self.takes()} (and id)")
+                raise InputRejected(422, f"unknown field {echo(name)}; this model takes: {self.takes()} (and id)")
             key, kind = self.fields[name]
             if kind == "text":
                 if not isinstance(value, str):
@@ -221,7 +227,7 @@ class Service:
         if kind_field not in file_fields:
             raise InputRejected(
                 422,
-                f"kind: {kind_field!r} is not a file input of this model; "
+                f"kind: {echo(kind_field)} is not a file input of this model; "
                 f"use one of {', '.join(file_fields) or '(none: this model takes text only)'}",
             )
         self._check_count(len(files))
@@ -266,7 +272,7 @@ class Service:
                 label = f"{field}[{i}].features.{m}"
                 if m not in self.feature_modalities:
                     named = ", ".join(self.feature_modalities) or "none: this model extracts its own features"
-                    raise InputRejected(422, f"{field}[{i}].features: {m!r} is not a features modality ({named})")
+                    raise InputRejected(422, f"{field}[{i}].features: {echo(m)} is not a features modality ({named})")
                 try:
                     x = as_features(values, self.limits, label)
                 except ValueError:
@@ -311,7 +317,7 @@ class Service:
         single = len(inputs) == 1
         refused: dict[int, str] = {}
         total = Work()
-        with tempfile.TemporaryDirectory(prefix="affectfusion-upload-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"{UPLOAD_PREFIX}{os.getpid()}-") as tmp:
             names: dict[str, str] = {}
             n = 0
             for k, (item, item_uploads) in enumerate(zip(inputs, uploads, strict=True)):
