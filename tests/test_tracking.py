@@ -94,3 +94,23 @@ def test_flat_params_and_epoch_scalars() -> None:
     }
     record = {"epoch": 1, "lr": 0.1, "train_loss": 1.0, "val_loss": 0.5, "val": {"n": 3, "accuracy": 0.5, "loss": 0.5}}
     assert epoch_scalars(record) == {"train_loss": 1.0, "val_loss": 0.5, "lr": 0.1, "val/accuracy": 0.5}
+
+
+def test_cv_folds_are_children_of_one_parent_run_with_the_summary(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from affectfusion.data.fold_plan import Protocol
+    from affectfusion.recipes.cv import run_cv
+
+    uri = _mlflow_db(tmp_path)
+    overrides = {"data.options.n_train": 48, "data.options.n_eval": 24, "train.epochs": 1}
+    cfg = tiny_config({**overrides, "train.track": ["mlflow", "tensorboard"], "train.tracking_uri": uri})
+    run_cv(cfg, tmp_path / "cv", Protocol(k=2), workers=1)
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("affectfusion.kind") == "cv"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert parent.info.status == "FINISHED" and len(children) == 2
+    assert 0.0 <= parent.data.metrics["label.accuracy.mean"] <= 1.0 and parent.data.metrics["label.accuracy.std"] >= 0
+    assert {"cv.md", "cv.json"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert all(RunPaths(tmp_path / "cv" / f"fold{k}").tensorboard.is_dir() for k in range(2))  # one log folder per fold

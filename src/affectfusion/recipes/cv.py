@@ -12,6 +12,7 @@ and fuses them, and the fold's fusion stage (``fold<k>/fusion``) is what is scor
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from affectfusion.recipes.specialists.config import SpecialistsConfig
 from affectfusion.recipes.workers import WorkerPlan, plan_workers, run_jobs, worker_startup
 from affectfusion.rundir import CvPaths, RunPaths
 from affectfusion.training.resume import RUNTIME_KEYS
+from affectfusion.training.tracking import log_summary, parent_run
 
 Config = RunConfig | SpecialistsConfig
 
@@ -42,6 +44,7 @@ class FoldJob:
     config: dict[str, Any]  # the fold's resolved config (picklable for a worker)
     run_dir: Path
     overwrite: bool
+    parent: str | None = None  # the MLflow run grouping the folds (train.track: [mlflow])
 
 
 def is_specialists(cfg: Config | dict[str, Any]) -> bool:
@@ -179,7 +182,7 @@ def train_fold(job: FoldJob) -> dict[str, Any]:
             write_text(paths.config, yaml.safe_dump(job.config, sort_keys=False))
             train_specialists(str(paths.config), {}, job.run_dir, job.overwrite, console)
         else:
-            fit(validate(job.config, f"fold {job.index}"), job.run_dir, job.overwrite, console)
+            fit(validate(job.config, f"fold {job.index}"), job.run_dir, job.overwrite, console, parent=job.parent)
     wall = time.perf_counter() - t0
     epochs = _epoch_seconds(job.run_dir) - before
     pid, startup = worker_startup()
@@ -246,12 +249,19 @@ def run_cv(
         f"cv {cfg.name}: {protocol.name}, {len(plans)} folds over {len(samples)} samples of {', '.join(splits)}; "
         f"{len(plans) - len(todo)} already done; {worker_plan}"
     )
-    jobs = [FoldJob(p.index, _worker_config(f, worker_plan), paths.fold(p.index), overwrite) for p, f in todo]
-    if jobs and cfg.data.extract:
-        extract_features(_data_config(cfg), samples, where)  # once, into the cache every fold reads
-    timings = run_folds(jobs, worker_plan, console)
-    results = [results_dir(paths.fold(p.index), cfg) for p in plans]
-    return write_cv_summary(paths, cfg, protocol, splits, plans, results, timings)
+    tracked = isinstance(cfg, RunConfig) and bool(cfg.train.track)
+    with parent_run(cfg, paths.root, "cv") if tracked else nullcontext() as parent:  # folds: its child runs
+        jobs = [
+            FoldJob(p.index, _worker_config(f, worker_plan), paths.fold(p.index), overwrite, parent) for p, f in todo
+        ]
+        if jobs and cfg.data.extract:
+            extract_features(_data_config(cfg), samples, where)  # once, into the cache every fold reads
+        timings = run_folds(jobs, worker_plan, console)
+        results = [results_dir(paths.fold(p.index), cfg) for p in plans]
+        summary = write_cv_summary(paths, cfg, protocol, splits, plans, results, timings)
+        if parent is not None:
+            log_summary(cfg, parent, summary["metrics"], [paths.report, paths.summary])
+    return summary
 
 
 def _worker_config(cfg: Config, plan: WorkerPlan) -> dict[str, Any]:

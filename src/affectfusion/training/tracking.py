@@ -228,3 +228,16 @@ def parent_run(cfg: RunConfig, folder: Path, kind: str) -> Iterator[str | None]:
         client.set_terminated(run_id, "FAILED")
         raise
     client.set_terminated(run_id, "FINISHED")
+
+
+def log_summary(cfg: RunConfig, run_id: str, metrics: dict[str, dict[str, Any]], files: list[Path]) -> None:
+    """A sweep's result on its MLflow parent run: each ``metric -> {mean, std, ...}`` as ``<metric>.mean`` /
+    ``<metric>.std``, and its report files as artifacts."""
+    client = mlflow_client(cfg)
+    for name, agg in metrics.items():
+        for stat in ("mean", "std"):
+            if isinstance(agg.get(stat), int | float):
+                client.log_metric(run_id, f"{name}.{stat}".replace("/", "_"), float(agg[stat]))
+    for f in files:
+        if Path(f).is_file():
+            client.log_artifact(run_id, str(f))
