@@ -468,7 +468,7 @@ def attack_run(run: str, base: Path, args: argparse.Namespace) -> list[dict[str,
     tmp = base / f"{run}_media"
     tmp.mkdir(parents=True)
     run_dir = build(run, base / run)
-    server = Server(run_dir, 1)
+    server = Server(run_dir, 1, client_connections=None)  # the default per-address cap
     out = []
     try:
         valid = valid_request(run, tmp)

@@ -134,13 +134,16 @@ def free_port() -> int:
 class Server:
     """``affectfusion serve api`` in a subprocess; ready when /health answers."""
 
-    def __init__(self, run: Path, threads: int) -> None:
+    def __init__(self, run: Path, threads: int, client_connections: int | None = 64) -> None:
+        """``client_connections``: the per-address cap (64: every load client is on 127.0.0.1; None: the
+        server's default, as the hostile cases need)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
         code = "import sys; from affectfusion.cli.serve import serve_app; serve_app(sys.argv[1:])"
         cmd = [sys.executable, "-c", code, "api", str(run), "--port", str(self.port), "--log-level", "warning"]
-        cmd += ["--max-client-connections", "64"]  # every load client is on 127.0.0.1
+        if client_connections is not None:
+            cmd += ["--max-client-connections", str(client_connections)]
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (open as long as the server runs)
         self.peak_sampled_mib = 0.0
         self._sampling = threading.Event()
