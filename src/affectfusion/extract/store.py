@@ -201,8 +201,11 @@ class FeatureStore:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
         )
-        # transient: the finished bar gives way to the one summary line its caller prints
-        with Progress(*columns, console=console or Console(stderr=True), disable=not progress, transient=True) as bar:
+        # transient: the finished bar gives way to the one summary line its caller prints; in a log file
+        # (no terminal) a bar shows nothing but would leave an empty line behind
+        out = console or Console(stderr=True)
+        shown = progress and out.is_terminal
+        with Progress(*columns, console=out, disable=not shown, transient=True) as bar:
             task = bar.add_task(f"extract {extractor.name}", total=len(keys))
 
             def store(chunk: list[str], results: list[np.ndarray | str]) -> None:
