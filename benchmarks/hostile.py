@@ -43,12 +43,13 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+
+from affectfusion.data.examples.media import write_clip, write_live_mkv
 
 HEALTH_BUDGET_S = 0.5
 VALID_BUDGET_S = 5.0
@@ -164,36 +165,6 @@ def held(url: str, rss: Callable[[], float | None], info: dict[str, Any]) -> lis
 
 
 # -- issue 22: the media, built small ------------------------------------------------------------------
-
-
-def black_clip(path: Path, side: int, frames: int, fps: int = 25) -> bytes:
-    """Black H.264 frames of ``side`` x ``side``: tens of KB whatever the size."""
-    import av
-
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=fps, options={"threads": "1", "preset": "ultrafast"})
-        video.width = video.height = side
-        video.pix_fmt = "yuv420p"
-        black = av.VideoFrame.from_ndarray(np.zeros((side, side, 3), np.uint8), format="rgb24")
-        for _ in range(frames):
-            out.mux(video.encode(black))
-        out.mux(video.encode(None))
-    return path.read_bytes()
-
-
-def live_mkv(path: Path, seconds: int, rate: int = 8000) -> bytes:
-    """Silent AAC written as a live Matroska stream: no duration in the header (~100 bytes per second)."""
-    import av
-
-    with av.open(str(path), "w", format="matroska", options={"live": "1"}) as out:
-        sound = out.add_stream("aac", rate=rate, layout="mono")
-        zeros = np.zeros((1, 1024), np.float32)
-        for start in range(0, rate * seconds, 1024):
-            chunk = av.AudioFrame.from_ndarray(zeros, format="flt", layout="mono")
-            chunk.sample_rate, chunk.pts, chunk.time_base = rate, start, Fraction(1, rate)
-            out.mux(sound.encode(chunk))
-        out.mux(sound.encode(None))
-    return path.read_bytes()
 
 
 def npz_bomb(path: Path, inflated: int = 2**31) -> bytes:
@@ -357,13 +328,14 @@ def cases_for(run: str, url: str, tmp: Path, args: argparse.Namespace) -> dict[s
     cases: dict[str, tuple[Attack, Accept]] = {}
     if run == "video":
         for side, frames in ((4096, 5), (8192, 4), (2048, 40)):
-            clip = black_clip(tmp / f"c{side}.mp4", side, frames, fps=10 if side == 2048 else 25)
+            black = [np.zeros((side, side, 3), np.uint8)] * frames
+            clip = write_clip(tmp / f"c{side}.mp4", black, fps=10 if side == 2048 else 25).read_bytes()
             name = f"1 {side}x{side} H.264, {frames} frames ({len(clip) // 1024} KB)"
             cases[name] = (
                 lambda clip=clip: post(f"{url}/predict", files={"video": ("c.mp4", clip, "video/mp4")}),
                 refused_or_answered if side == 2048 else refused,
             )
-        mkv = live_mkv(tmp / "live.mkv", 3600)
+        mkv = write_live_mkv(tmp / "live.mkv", 3600, rate=8000).read_bytes()  # ~100 bytes a second
         cases[f"2 MKV without duration, 1 h audio ({len(mkv) // 1024} KB)"] = (
             lambda: post(f"{url}/predict", files={"video": ("live.mkv", mkv, "video/x-matroska")}),
             refused,

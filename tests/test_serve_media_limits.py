@@ -12,7 +12,6 @@ import asyncio
 import io
 import time
 import zipfile
-from fractions import Fraction
 from pathlib import Path
 
 import httpx
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from affectfusion.data.examples.media import write_clip, write_live_mkv
 from affectfusion.extract.base import ExtractionError
 from affectfusion.extract.video import DecodeBudget, decode_audio, decode_budget, sample_frames
 from affectfusion.serve import Predictor
@@ -30,42 +30,12 @@ from affectfusion.serve.inputs import InputLimits, InputRejected
 
 def black_clip(path: Path, side: int, frames: int = 2, fps: int = 25) -> Path:
     """``frames`` black frames of ``side`` x ``side`` as H.264: a few KB whatever the size."""
-    import av
-
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=fps, options={"threads": "1"})
-        video.width = video.height = side
-        video.pix_fmt = "yuv420p"
-        black = av.VideoFrame.from_ndarray(np.zeros((side, side, 3), np.uint8), format="rgb24")
-        for _ in range(frames):
-            out.mux(video.encode(black))
-        out.mux(video.encode(None))
-    return path
+    return write_clip(path, [np.zeros((side, side, 3), np.uint8)] * frames, fps)
 
 
 def live_mkv(path: Path, seconds: int, video: bool = True) -> Path:
-    """A Matroska file written as a live stream: its header states no duration. Silent AAC (and 64x64
-    black frames at 5 fps): about 1 KB per second."""
-    import av
-
-    rate = 48_000
-    with av.open(str(path), "w", format="matroska", options={"live": "1"}) as out:
-        sound = out.add_stream("aac", rate=rate, layout="mono")
-        if video:
-            stream = out.add_stream("libx264", rate=5, options={"threads": "1"})
-            stream.width = stream.height = 64
-            stream.pix_fmt = "yuv420p"
-            for i in range(seconds * 5):
-                frame = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
-                frame.pts = i
-                out.mux(stream.encode(frame))
-            out.mux(stream.encode(None))
-        for start in range(0, rate * seconds, 1024):
-            chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
-            chunk.sample_rate, chunk.pts, chunk.time_base = rate, start, Fraction(1, rate)
-            out.mux(sound.encode(chunk))
-        out.mux(sound.encode(None))
-    return path
+    """A Matroska file written as a live stream: its header states no duration."""
+    return write_live_mkv(path, seconds, video=video, rate=48_000)
 
 
 def npy(x: np.ndarray) -> bytes:

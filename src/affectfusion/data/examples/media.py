@@ -101,6 +101,30 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: float, tone: np.ndarra
     return path
 
 
+def write_live_mkv(path: Path, seconds: int, video: bool = False, rate: int = VIDEO_AUDIO_RATE) -> Path:
+    """Silent mono AAC (and, with ``video``, 64x64 black H.264 frames at 5 fps) written as a live Matroska
+    stream: its header states no duration, so only counting the packets bounds it (~1 KB a second)."""
+    import av  # media library: only when writing a file
+
+    with av.open(str(path), "w", format="matroska", options={"live": "1"}) as out:
+        sound = out.add_stream("aac", rate=rate, layout="mono")
+        if video:
+            stream = out.add_stream("libx264", rate=5, options={"threads": "1"})
+            stream.width = stream.height = 64
+            stream.pix_fmt = "yuv420p"
+            for i in range(seconds * 5):
+                frame = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+                frame.pts = i
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+        for start in range(0, rate * seconds, 1024):
+            chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+            chunk.sample_rate, chunk.pts, chunk.time_base = rate, start, Fraction(1, rate)
+            out.mux(sound.encode(chunk))
+        out.mux(sound.encode(None))
+    return path
+
+
 def write_video(path: Path, image: np.ndarray, seconds: float = 1.0, audio: bool = True, fps: int = VIDEO_FPS) -> Path:
     """H.264 frames of ``image`` drifting a few pixels at ``fps`` and (optionally) a 440 Hz mono AAC tone."""
     frames = []
