@@ -34,6 +34,7 @@ from affectfusion.recipes.tune.study import (
     recover_killed,
     run_parallel,
 )
+from affectfusion.recipes.workers import plan_workers
 from affectfusion.rundir import TunePaths, read_metrics
 from affectfusion.runlock import run_lock
 from affectfusion.threads import cpu_budget
@@ -78,14 +79,16 @@ def _clear(out: Path) -> None:
 
 
 def _workers(cfg: RunConfig, jobs: int, console: Console) -> tuple[RunConfig, int]:
-    """At most one worker per free core; each gets its share of the cores as its thread count."""
+    """At most one worker per core this process may use; each gets its share of the free cores as its thread
+    count (the split ``cv`` uses too: :func:`~affectfusion.recipes.workers.plan_workers`)."""
     budget = cpu_budget()
     if jobs > budget:
         console.print(f"[yellow]--jobs {jobs}[/]: this process may use {budget} cores; running {budget} workers")
         jobs = budget
-    if jobs > 1 and cfg.train.threads == "auto":
-        cfg = validate(apply_overrides(cfg.to_dict(), {"train.threads": max(1, budget // jobs)}))
-    return cfg, jobs
+    plan = plan_workers(jobs, jobs, cfg.train.threads)
+    if plan.workers > 1 and cfg.train.threads == "auto":
+        cfg = validate(apply_overrides(cfg.to_dict(), {"train.threads": plan.threads}))
+    return cfg, plan.workers
 
 
 def _seeds(cfg: RunConfig, out: Path, k: int, parent: str | None) -> dict[str, Any]:
