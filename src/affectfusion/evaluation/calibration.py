@@ -33,7 +33,7 @@ T_MIN, T_MAX = 0.05, 20.0  # temperatures searched; one at a bound means the spl
 # Fewer labelled samples than this and one temperature is fitted to noise: calibration is refused.
 MIN_TEMPERATURE_SAMPLES = 30
 FIX = "hold out a bigger (or a separate) split and name it in data.calibration_split"
-_EPS = 1e-12
+PROB_FLOOR = 1e-12  # probabilities are clipped here before a log (the ONNX graph clips the same way)
 
 
 @dataclass(frozen=True)
@@ -93,14 +93,14 @@ def brier(proba: np.ndarray, y: np.ndarray) -> float:
 
 def nll(proba: np.ndarray, y: np.ndarray) -> float:
     proba = np.asarray(proba, dtype=np.float64)
-    return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], _EPS, None))))
+    return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], PROB_FLOOR, None))))
 
 
 def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
     """``softmax(log p / T)``: the temperature-scaled probabilities (same argmax)."""
     # numpy, not scipy.special: every calibrated prediction comes through here and scipy costs a fifth of
     # torch's import time; shifting by the row maximum keeps exp() finite, as scipy's softmax does
-    z = np.log(np.clip(np.asarray(proba, dtype=np.float64), _EPS, None)) / temperature
+    z = np.log(np.clip(np.asarray(proba, dtype=np.float64), PROB_FLOOR, None)) / temperature
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
@@ -113,7 +113,7 @@ def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
     y = np.asarray(y, dtype=np.int64)
     if y.size == 0:
         raise AffectFusionError("cannot fit a temperature on a split without labelled samples")
-    logits = np.log(np.clip(np.asarray(proba, dtype=np.float64), _EPS, None))
+    logits = np.log(np.clip(np.asarray(proba, dtype=np.float64), PROB_FLOOR, None))
     rows = np.arange(len(y))
 
     def loss(log_t: float) -> float:

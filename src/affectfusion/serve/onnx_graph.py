@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from affectfusion.data.tasks import TargetScaler
 from affectfusion.data.types import Batch
-from affectfusion.evaluation.calibration import _EPS
+from affectfusion.evaluation.calibration import PROB_FLOOR
 from affectfusion.models.model import MultimodalModel
 from affectfusion.rundir import LoadedRun
 
@@ -113,7 +113,7 @@ class ExportGraph(nn.Module):
                 p = torch.softmax(z, -1)
                 results.append(p)
                 if t.name in self.temperatures:  # evaluation.calibration.apply_temperature, in the graph
-                    results.append(torch.softmax(torch.log(p.clamp(min=_EPS)) / self.temperatures[t.name], -1))
+                    results.append(torch.softmax(torch.log(p.clamp(min=PROB_FLOOR)) / self.temperatures[t.name], -1))
         return tuple(results)
 
     def example_inputs(self, specs: dict[str, tuple[int, bool]]) -> tuple[Tensor, ...]:
