@@ -47,16 +47,6 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     return rows
 
 
-def mean_std(values: list[float]) -> dict[str, Any]:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    return {
-        "mean": statistics.fmean(finite) if finite else None,
-        "std": statistics.stdev(finite) if len(finite) > 1 else 0.0 if finite else None,
-        "n": len(finite),
-        "values": values,
-    }
-
-
 def overhead(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Seconds a trial costs besides its epochs (building data and model, evaluation, report), and a
     worker's start-up (imports), paid once per worker."""
@@ -154,7 +144,7 @@ def markdown(summary: dict[str, Any]) -> str:
     if seeds:
         lines += [f"## Best config over {len(seeds['seeds'])} seeds ({seeds['split']})", ""]
         rows = [
-            [m, f"{v['mean']:.4f} ± {v['std']:.4f}", ", ".join(_fmt(x) for x in v["values"])]
+            [m, f"{v['mean']:.4f} ± {v['std'] or 0:.4f}", ", ".join(_fmt(x) for x in v["values"])]
             for m, v in seeds["metrics"].items()
             if v["mean"] is not None
         ]

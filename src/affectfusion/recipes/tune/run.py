@@ -19,10 +19,11 @@ from sqlalchemy.engine import make_url
 
 from affectfusion.config import RunConfig, apply_overrides, validate
 from affectfusion.errors import AffectFusionError
+from affectfusion.evaluation.cv_report import interval
 from affectfusion.evaluation.metrics import resolve_monitor
 from affectfusion.io import write_text
 from affectfusion.recipes.fusion import train_seeds
-from affectfusion.recipes.tune.report import mean_std, write_report
+from affectfusion.recipes.tune.report import write_report
 from affectfusion.recipes.tune.space import best_config, decoded
 from affectfusion.recipes.tune.study import (
     DONE,
@@ -92,17 +93,17 @@ def _workers(cfg: RunConfig, jobs: int, console: Console) -> tuple[RunConfig, in
 
 
 def _seeds(cfg: RunConfig, out: Path, k: int, parent: str | None) -> dict[str, Any]:
-    """The best config trained with seeds 1..k; mean ± std of every metric on its test split."""
+    """The best config trained with seeds 1..k; mean ± std (and 95 % t-interval) of every metric on its test split."""
     seeds = list(range(1, k + 1))
     run_dirs = train_seeds(cfg, out, seeds, parent=parent)
     split = cfg.data.test_split or cfg.data.val_split
     per_run = [scalar_metrics(read_metrics(d, split)) for d in run_dirs]
-    names = [m for m in per_run[0] if m != "loss"]
+    columns = {m: [r.get(m) for r in per_run] for m in per_run[0] if m != "loss"}
     return {
         "split": split,
         "seeds": seeds,
         "runs": [str(d) for d in run_dirs],
-        "metrics": {m: mean_std([r.get(m) for r in per_run]) for m in names},
+        "metrics": {m: {**interval(values), "values": values} for m, values in columns.items()},
     }
 
 
