@@ -59,29 +59,9 @@ def image_run(base: Path) -> Path:
 
 
 def video_run(base: Path) -> Path:
-    import pandas as pd
+    from tests.fixtures_serve import train_video_run
 
-    from affectfusion.data.examples.media import write_video
-    from tests.fixtures_media import media_table_config
-    from tests.fixtures_serve import bright_face
-
-    for split, n in (("train", 8), ("dev", 4), ("test", 4)):
-        rows = []
-        for i in range(n):
-            write_video(base / "data" / f"media/{split}{i}.mp4", bright_face(60 if i % 2 == 0 else -60), 0.5, False)
-            rows.append({"id": f"{split}{i}", "video": f"media/{split}{i}.mp4", "emotion": ("happy", "sad")[i % 2]})
-        pd.DataFrame(rows).to_csv(base / "data" / f"{split}.csv", index=False)
-    raw = media_table_config(
-        "video",
-        base / "data",
-        base / "cache",
-        {"video": "video"},
-        {"video": {"name": "video_faces", "options": {"detector": "none", "output": "both"}}},
-        ["happy", "sad"],
-        {"hidden_dim": 8, "head_hidden": 8},
-        {"epochs": 3, "batch_size": 4, "lr": 0.02, "early_stopping": None},
-    )
-    return _fit(raw, base / "run")
+    return train_video_run(base, n_train=8, epochs=3)
 
 
 def eeg_run(base: Path) -> Path:

@@ -59,17 +59,16 @@ def bright_face(offset: int) -> np.ndarray:
     return np.clip(draw_face(64).astype(int) + offset, 0, 255).astype(np.uint8)
 
 
-@pytest.fixture(scope="session")
-def trained_video_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run that takes video (``video_faces``, whole frames): bright clips are "happy", dark ones "sad"."""
+def train_video_run(base: Path, n_train: int = 12, epochs: int = 15) -> Path:
+    """Clips of a bright ("happy") or dark ("sad") face under ``base/data``, a ``video_faces`` run (whole
+    frames) trained into ``base/run``."""
     import pandas as pd
 
     from affectfusion.config import validate
     from affectfusion.data.examples.media import write_video
     from affectfusion.training.trainer import Trainer
 
-    base = tmp_path_factory.mktemp("video_run")
-    for split, n in (("train", 12), ("dev", 4), ("test", 4)):
+    for split, n in (("train", n_train), ("dev", 4), ("test", 4)):
         rows = []
         for i in range(n):
             label = ("happy", "sad")[i % 2]
@@ -84,10 +83,16 @@ def trained_video_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         {"video": {"name": "video_faces", "options": {"detector": "none", "output": "both"}}},
         ["happy", "sad"],
         {"hidden_dim": 8, "head_hidden": 8},
-        {"epochs": 15, "batch_size": 4, "lr": 0.02, "early_stopping": None},
+        {"epochs": epochs, "batch_size": 4, "lr": 0.02, "early_stopping": None},
     )
     Trainer(validate(raw), base / "run", console=Console(stderr=True, quiet=True)).fit(overwrite=True)
     return base / "run"
+
+
+@pytest.fixture(scope="session")
+def trained_video_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run that takes video (``video_faces``, whole frames): bright clips are "happy", dark ones "sad"."""
+    return train_video_run(tmp_path_factory.mktemp("video_run"))
 
 
 def train_features_run(base: Path) -> Path:
