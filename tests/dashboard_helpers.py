@@ -164,7 +164,8 @@ class Browser:
 
         The button is enabled once the camera is granted, but a press is silently lost while the widget's
         ``<video>`` has no frame (``getScreenshot`` returns nothing: at start, and again when the widget
-        re-requests the stream after its width settles), so one press is not always a photo.
+        re-requests the stream after its width settles), so one press is not always a photo; and a press on
+        a stream's first, black frame takes a photo without a face.
         """
         from selenium.common.exceptions import TimeoutException
         from selenium.webdriver.common.by import By
@@ -173,10 +174,15 @@ class Browser:
 
         root = f".st-key-{key}"
         for _ in range(tries):
-            self.wait.until(
+            self.wait.until(  # a frame, and not a blank one (the stream's first frames can be black)
                 lambda d: d.execute_script(
                     "const v = document.querySelector(arguments[0]);"
-                    " return !!v && v.readyState >= 2 && v.videoHeight > 0",
+                    " if (!v || v.readyState < 2 || !v.videoHeight) return false;"
+                    " const c = document.createElement('canvas'); c.width = c.height = 16;"
+                    " const g = c.getContext('2d'); g.drawImage(v, 0, 0, 16, 16);"
+                    " const px = g.getImageData(0, 0, 16, 16).data; let sum = 0;"
+                    " for (let i = 0; i < px.length; i += 4) sum += px[i] + px[i + 1] + px[i + 2];"
+                    " return sum / (px.length / 4) / 3 > 8;",
                     f"{root} video",
                 )
             )
