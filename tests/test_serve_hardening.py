@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,9 +148,9 @@ def test_health_answers_while_a_big_batch_is_parsed(trained_features_run: Path) 
             return status
 
     assert asyncio.run(main()) == 200
-    # Relative to the batch's own time, so a loaded machine (everything slower) does not fail it: a
-    # blocked event loop would answer /health once, after the whole parse.
-    assert len(latencies) >= 3 and max(latencies) < 0.5 * batch_seconds[0], (latencies, batch_seconds)
+    # A blocked event loop would answer /health once, after the whole parse. Relative to the batch's own
+    # time and on the median, so a loaded machine (one long GIL stretch in json.loads) does not fail it.
+    assert len(latencies) >= 3 and statistics.median(latencies) < 0.25 * batch_seconds[0], (latencies, batch_seconds)
 
 
 # -- 3. two 500s on a features run, and 4. NaN answered as 200 --------------------------------------
