@@ -157,7 +157,7 @@ class RunPredictor(ABC):
         self,
         inputs: Sequence[Mapping[str, Any]],
         ids: Sequence[str] | None = None,
-        speakers: Sequence[str] | None = None,
+        speakers: Sequence[str | None] | None = None,
         explain: bool = False,
     ) -> list[Prediction]:
         """One conversation's utterances in order, each read with the others where

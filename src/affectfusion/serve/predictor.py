@@ -203,7 +203,7 @@ class Predictor(RunPredictor):
         self,
         inputs: Sequence[Mapping[str, Any]],
         ids: Sequence[str] | None = None,
-        speakers: Sequence[str] | None = None,
+        speakers: Sequence[str | None] | None = None,
         explain: bool = False,
     ) -> list[Prediction]:
         """One conversation, its utterances in order (optionally who spoke each): :meth:`predict` with turns."""
