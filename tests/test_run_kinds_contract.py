@@ -81,3 +81,20 @@ def test_a_trained_example_has_a_dashboard_backend(name: str, tmp_path_factory: 
     assert isinstance(backend, Backend)
     assert backend.slots(), "the Analyse page needs at least one input"
     assert backend.summary() and backend.usage()
+
+
+def test_train_reads_the_config_once(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kind is found and the run trained (here: answered as already trained) from one read of the file."""
+    import affectfusion.config.files as files
+
+    out, example = trained("fusion", tmp_path_factory)
+    reads: list[Path] = []
+    real = files.load_raw
+
+    def counted(path: str | Path) -> dict[str, object]:
+        reads.append(Path(path).resolve())
+        return real(path)
+
+    monkeypatch.setattr(files, "load_raw", counted)
+    assert call_cli(["train", example.config, "--out", str(out), *set_args(example.overrides)]) == 0
+    assert reads.count(Path(example.config).resolve()) == 1, reads
