@@ -16,7 +16,7 @@ from affectfusion.analysis.seeds import group_by_variant, parse_seeds
 from affectfusion.analysis.significance import accuracy, macro_f1, mae, paired_bootstrap, permutation_test, rmse
 from affectfusion.cli.tables import print_seed_summary
 from affectfusion.errors import AffectFusionError
-from affectfusion.recipes.fusion import train_seeds
+from affectfusion.recipes.fusion.recipe import train_seeds
 from tests.helpers import tiny_config
 from tests.test_cli import run_cli
 

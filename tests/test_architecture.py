@@ -32,8 +32,7 @@ LAYERS: dict[str, int] = {
     "models": 3,
     "evaluation": 4,
     "training": 5,
-    "recipes": 6,
-    "vlm": 6,
+    "recipes": 7,  # each run kind's home (recipes/<kind>/) holds its predictor and dashboard backend too
     "analysis": 7,
     "serve": 7,
     "cli": 8,

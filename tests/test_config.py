@@ -18,12 +18,12 @@ from tests.helpers import tiny_config
 def test_every_shipped_config_validates(name: str) -> None:
     kind = config_kind(name)
     if kind == "specialists":
-        from affectfusion.recipes.specialists import load_specialists_config
+        from affectfusion.recipes.specialists.config import load_specialists_config
 
         assert load_specialists_config(name).specialists
         return
     if kind == "vlm":
-        from affectfusion.vlm.config import load_vlm_config
+        from affectfusion.recipes.vlm.config import load_vlm_config
 
         assert load_vlm_config(name).name
         return

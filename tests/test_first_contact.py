@@ -6,17 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from affectfusion.cli.train import fusion_switch
-from affectfusion.config import load_config
+from affectfusion.config import load_config, load_raw, resolve_config_path
 from affectfusion.evaluation.plots import value_range
+from affectfusion.recipes.fusion.train import fusion_switch
 from tests.helpers import run_cli
 
 
 def test_fusion_flag_drops_the_options_of_the_configs_own_strategy() -> None:
     """Item 1: `train p2_speech_text --fusion gated` failed on cross_attention's `layers`/`heads`."""
-    cfg = load_config("p2_speech_text", fusion_switch("p2_speech_text", "gated"))
+    raw = load_raw(resolve_config_path("p2_speech_text"))
+    cfg = load_config("p2_speech_text", fusion_switch(raw, "gated"))
     assert cfg.model.fusion.name == "gated" and cfg.model.fusion.options == {} and cfg.variants is None
-    same = load_config("p2_speech_text", fusion_switch("p2_speech_text", "cross_attention"))
+    same = load_config("p2_speech_text", fusion_switch(raw, "cross_attention"))
     assert same.model.fusion.options == {"layers": 1, "heads": 4}  # the config's own strategy keeps them
 
 

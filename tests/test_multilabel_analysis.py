@@ -13,7 +13,7 @@ from affectfusion.analysis.analyze import analyze_run
 from affectfusion.analysis.multilabel_tests import label_set_bits, macro_f1, micro_f1
 from affectfusion.analysis.seed_report import aggregate_seeds
 from affectfusion.analysis.seeds import group_by_variant
-from affectfusion.recipes.fusion import train_seeds
+from affectfusion.recipes.fusion.recipe import train_seeds
 from affectfusion.rundir import RunPaths
 from affectfusion.training.trainer import Trainer
 from tests.test_multilabel import CLASSES, multilabel_config, write_multilabel_folder

@@ -17,7 +17,7 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.metrics import saturation_warning
 from affectfusion.evaluation.report import write_run_report
 from affectfusion.io import read_json, write_json
-from affectfusion.recipes.fusion import warn_if_saturated
+from affectfusion.recipes.fusion.recipe import warn_if_saturated
 from affectfusion.rundir import RunPaths
 from affectfusion.runlock import run_lock
 from tests.helpers import run_cli, tiny_config

@@ -26,13 +26,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from affectfusion.errors import AffectFusionError
+from affectfusion.recipes.vlm.dashboard import VLMBackend
 from affectfusion.runkinds import run_kind_of
 from affectfusion.serve import Predictor
 from affectfusion.serve.dashboard import APP_FILE, launch, streamlit_command
 from affectfusion.serve.dashboard.app import run_dir_from_argv
 from affectfusion.serve.dashboard.backends import confusions
 from affectfusion.serve.dashboard.faces import face_preview
-from affectfusion.serve.dashboard.vlm import VLMBackend
 from tests.dashboard_helpers import ARTIFACTS, TEXT, Browser, free_port, new_app, submit_analysis, wait_healthy
 from tests.helpers import SHARED_DATA, assert_same_predictions, call_cli
 
@@ -322,7 +322,7 @@ class FakeVLMPredictor:
     def __init__(self, run: Path) -> None:
         import yaml
 
-        from affectfusion.vlm.config import validate_vlm
+        from affectfusion.recipes.vlm.config import validate_vlm
 
         self.cfg = validate_vlm(yaml.safe_load((run / "config.yaml").read_text()), "config.yaml")
         self.classes = ["happiness", "sadness"]
@@ -379,7 +379,7 @@ def test_vlm_backend_renders_through_the_same_pages(tmp_path: Path, media: Path)
 
     at = AppTest.from_string(
         "from pathlib import Path\n"
-        "from affectfusion.serve.dashboard.vlm import VLMBackend\n"
+        "from affectfusion.recipes.vlm.dashboard import VLMBackend\n"
         "from affectfusion.serve.dashboard.app import render\n"
         "from tests.test_serve_dashboard import FakeVLMPredictor\n"
         f"render(VLMBackend(Path({str(run)!r}), predictor=FakeVLMPredictor(Path({str(run)!r}))))\n",
@@ -397,10 +397,10 @@ def test_vlm_backend_renders_through_the_same_pages(tmp_path: Path, media: Path)
 @pytest.fixture(scope="module")
 def tiny_vlm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real VLM run: a tiny random BLIP-2 + LoRA trained a few steps through the CLI (its answers mean nothing)."""
-    pytest.importorskip("affectfusion.vlm.predictor", reason="the vision-language path is not installed")
+    pytest.importorskip("affectfusion.recipes.vlm.predictor", reason="the vision-language path is not installed")
     from PIL import Image
 
-    from affectfusion.vlm.tiny import build_tiny_blip2
+    from affectfusion.recipes.vlm.tiny import build_tiny_blip2
 
     base = tmp_path_factory.mktemp("vlm")
     model = build_tiny_blip2(base / "blip2")
@@ -428,8 +428,8 @@ def tiny_vlm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_real_vlm_run_through_the_dashboard(tiny_vlm_run: Path, media: Path, tmp_path: Path) -> None:
     """Single image -> generated text and parsed fields equal to VLMPredictor's; batch -> one row per image."""
     from affectfusion.extract.face import load_image
-    from affectfusion.serve.vlm import VLMRunPredictor
-    from affectfusion.vlm.predictor import VLMPredictor
+    from affectfusion.recipes.vlm.predictor import VLMPredictor
+    from affectfusion.recipes.vlm.run_predictor import VLMRunPredictor
 
     image = media / "test000.png"
     predictor = VLMPredictor.load(tiny_vlm_run)

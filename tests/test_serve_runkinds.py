@@ -64,7 +64,10 @@ class ShoutPredictor(RunPredictor):
             "load_seconds": 0.0,
         }
 
-    def predict(self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None) -> list[Prediction]:
+    def predict(
+        self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None, explain: bool = False
+    ) -> list[Prediction]:
+        self.check_explain(explain)
         out = []
         for i, item in zip(check_ids(inputs, ids), inputs, strict=True):
             p = Prediction(id=i)

@@ -21,13 +21,13 @@ from rich.console import Console
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.pipeline import load_dataset
-from affectfusion.recipes.specialists import train_specialists
+from affectfusion.recipes.specialists.predictor import SpecialistsPredictor
+from affectfusion.recipes.specialists.train import train_specialists
 from affectfusion.rundir import read_run
 from affectfusion.runkinds import run_kind_of
 from affectfusion.serve.api import create_app
 from affectfusion.serve.dashboard.backends import PredictorBackend, load_backend
 from affectfusion.serve.predictor import Prediction, Predictor, load_predictor
-from affectfusion.serve.specialists import SpecialistsPredictor
 from tests.fixtures_media import make_media_table, media_config
 from tests.helpers import run_cli
 

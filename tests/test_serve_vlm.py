@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 from affectfusion.cli.serve import serve_app
 from affectfusion.errors import AffectFusionError
+from affectfusion.recipes.vlm.targets import EMOTIONS
 from affectfusion.serve.api import create_app
 from affectfusion.serve.predictor import Prediction, Predictor, load_predictor
-from affectfusion.vlm.targets import EMOTIONS
 from tests.helpers import call_cli, run_cli
 
 DARK, BRIGHT = 40, 210  # two images a tiny model can tell apart (as in tests/test_vlm.py)
@@ -53,7 +53,7 @@ def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def vlm_run(faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Train the shipped P4 config on a tiny random BLIP-2 through the CLI, as a user would."""
-    from affectfusion.vlm.tiny import build_tiny_blip2
+    from affectfusion.recipes.vlm.tiny import build_tiny_blip2
 
     base = tmp_path_factory.mktemp("vlm")
     model = build_tiny_blip2(base / "blip2")
@@ -79,7 +79,7 @@ def vlm_run(faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def reference(vlm_run: Path) -> Any:
     """The VLM's own predictor: what every serving path must agree with."""
-    from affectfusion.vlm.predictor import VLMPredictor
+    from affectfusion.recipes.vlm.predictor import VLMPredictor
 
     return VLMPredictor.load(vlm_run)
 
@@ -119,7 +119,7 @@ def assert_matches(got: Prediction, want: Any) -> None:
 def test_load_predictor_serves_a_vlm_run_like_vlm_predictor(
     vlm_run: Path, faces: Path, served: Any, reference: Any
 ) -> None:
-    from affectfusion.serve.vlm import VLMRunPredictor
+    from affectfusion.recipes.vlm.run_predictor import VLMRunPredictor
 
     assert isinstance(served, VLMRunPredictor)
     assert served.modalities == ["image"] and served.accepted_inputs == {"image": ["image"]}
@@ -177,8 +177,8 @@ def test_bad_items_get_their_own_error_and_the_rest_is_predicted(
 
 
 def test_no_face_with_skip_is_that_rows_error(vlm_run: Path, reference: Any, faces: Path) -> None:
-    from affectfusion.serve.vlm import VLMRunPredictor
-    from affectfusion.vlm.predictor import VLMPredictor
+    from affectfusion.recipes.vlm.predictor import VLMPredictor
+    from affectfusion.recipes.vlm.run_predictor import VLMRunPredictor
 
     cfg = reference.cfg
     skipping = VLMPredictor(

@@ -20,8 +20,9 @@ from affectfusion.config import load_raw, resolve_config_path
 from affectfusion.data import DATASETS
 from affectfusion.errors import AffectFusionError
 from affectfusion.pipeline import load_dataset
-from affectfusion.recipes.specialists import load_specialists_config, train_specialists
+from affectfusion.recipes.specialists.config import load_specialists_config
 from affectfusion.recipes.specialists.export import specialist_dataset
+from affectfusion.recipes.specialists.train import train_specialists
 from affectfusion.registry import validate_options
 from affectfusion.rundir import read_run
 from affectfusion.training.predict import predict

@@ -23,7 +23,7 @@ def test_tensorboard_and_mlflow_read_back(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from affectfusion.recipes.fusion import train_config
+    from affectfusion.recipes.fusion.recipe import train_config
 
     uri = _mlflow_db(tmp_path)
     cfg = tiny_config({"train.track": ["tensorboard", "mlflow"], "train.tracking_uri": uri, "train.epochs": 3})
@@ -53,7 +53,7 @@ def test_tensorboard_and_mlflow_read_back(tmp_path: Path) -> None:
 def test_seeds_are_children_of_one_parent_run(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    from affectfusion.recipes.fusion import train_seeds
+    from affectfusion.recipes.fusion.recipe import train_seeds
 
     uri = _mlflow_db(tmp_path)
     cfg = tiny_config({"train.track": ["mlflow"], "train.tracking_uri": uri, "train.epochs": 1})
@@ -69,7 +69,7 @@ def test_seeds_are_children_of_one_parent_run(tmp_path: Path) -> None:
 
 def test_track_is_off_by_default_and_runtime_only(tmp_path: Path) -> None:
     """Untracked runs write no tb/ folder; a run resumes under other tracking settings."""
-    from affectfusion.recipes.fusion import train_config
+    from affectfusion.recipes.fusion.recipe import train_config
 
     run_dir = tmp_path / "run"
     train_config(tiny_config({"train.epochs": 1}), run_dir)

@@ -89,7 +89,7 @@ def test_trial_configs_never_see_the_test_split() -> None:
 
 def test_tune_selects_on_validation_and_best_yaml_trains_to_the_same_value(tmp_path: Path) -> None:
     from affectfusion.evaluation.metrics import metric_value
-    from affectfusion.recipes.fusion import train_config
+    from affectfusion.recipes.fusion.recipe import train_config
     from affectfusion.recipes.tune import TuneOptions, tune
 
     cfg = validate(_tiny_raw(epochs=2))

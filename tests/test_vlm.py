@@ -15,10 +15,10 @@ import yaml
 from affectfusion.cli import main
 from affectfusion.errors import AffectFusionError
 from affectfusion.recipes import config_kind
-from affectfusion.vlm.config import VLMConfig, load_vlm_config, validate_vlm
-from affectfusion.vlm.items import FaceItem
-from affectfusion.vlm.parse import parse_output
-from affectfusion.vlm.targets import (
+from affectfusion.recipes.vlm.config import VLMConfig, load_vlm_config, validate_vlm
+from affectfusion.recipes.vlm.items import FaceItem
+from affectfusion.recipes.vlm.parse import parse_output
+from affectfusion.recipes.vlm.targets import (
     CANONICAL,
     EMOTIONS,
     PROTOTYPES,
@@ -174,7 +174,7 @@ def test_missing_model_path_is_one_clear_error(monkeypatch, capsys, tmp_path: Pa
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert "model.path is not set" in err and "--set model.path=DIR" in err
-    assert "python -m affectfusion.vlm.tiny DIR" in err
+    assert "python -m affectfusion.recipes.vlm.tiny DIR" in err
     code = _run_cli(
         monkeypatch, "train", "face_vlm_lora", "--set", f"model.path={tmp_path}", "--out", str(tmp_path / "r2")
     )
@@ -186,7 +186,7 @@ def test_missing_model_path_is_one_clear_error(monkeypatch, capsys, tmp_path: Pa
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    from affectfusion.vlm.tiny import build_tiny_blip2
+    from affectfusion.recipes.vlm.tiny import build_tiny_blip2
 
     return build_tiny_blip2(tmp_path_factory.mktemp("tiny") / "blip2")
 
@@ -209,8 +209,8 @@ def two_image_folder(tmp_path_factory) -> Path:
 
 
 def test_tiny_model_folder_loads_like_a_real_one(tiny_model: Path) -> None:
-    from affectfusion.vlm.model import load_blip2, prompt_ids
-    from affectfusion.vlm.tiny import main as tiny_main
+    from affectfusion.recipes.vlm.model import load_blip2, prompt_ids
+    from affectfusion.recipes.vlm.tiny import main as tiny_main
 
     names = {p.name for p in tiny_model.iterdir()}
     assert {"config.json", "model.safetensors", "processor_config.json", "tokenizer.json"} <= names
@@ -226,7 +226,7 @@ def test_tiny_model_folder_loads_like_a_real_one(tiny_model: Path) -> None:
 
 
 def test_training_batch_scores_only_the_answer(tiny_model: Path) -> None:
-    from affectfusion.vlm.model import IGNORE_INDEX, load_blip2, prompt_ids, training_batch
+    from affectfusion.recipes.vlm.model import IGNORE_INDEX, load_blip2, prompt_ids, training_batch
 
     model, processor = load_blip2(tiny_model)
     answers = [target_text("happiness"), target_text("fear")]  # different lengths: padding
@@ -244,8 +244,8 @@ def test_training_batch_scores_only_the_answer(tiny_model: Path) -> None:
 def test_lora_training_lowers_the_loss_and_changes_only_lora_weights(tiny_model: Path) -> None:
     import torch
 
-    from affectfusion.vlm.model import add_lora, load_blip2
-    from affectfusion.vlm.train import fit_lora
+    from affectfusion.recipes.vlm.model import add_lora, load_blip2
+    from affectfusion.recipes.vlm.train import fit_lora
 
     cfg = validate_vlm(
         {
@@ -349,8 +349,8 @@ def test_cli_run_scores_the_generated_answers(trained_run: Path) -> None:
 
 
 def test_scoring_of_given_answers_matches_hand_computed_values(tmp_path: Path) -> None:
-    from affectfusion.vlm.evaluate import score_predictions
-    from affectfusion.vlm.predictor import VLMPrediction
+    from affectfusion.recipes.vlm.evaluate import score_predictions
+    from affectfusion.recipes.vlm.predictor import VLMPrediction
 
     items = [FaceItem(f"i{k}", None, tmp_path / f"{k}.png", label) for k, label in enumerate(["happy", "sad", "sad"])]
     vector = {e: 0.0 for e in EMOTIONS}
@@ -377,8 +377,8 @@ def test_scoring_of_given_answers_matches_hand_computed_values(tmp_path: Path) -
 
 
 def test_predictor_reloads_the_run_and_generates_parsed_fields(trained_run: Path, two_image_folder: Path) -> None:
+    from affectfusion.recipes.vlm.predictor import VLMPrediction, VLMPredictor
     from affectfusion.rundir import run_kind
-    from affectfusion.vlm.predictor import VLMPrediction, VLMPredictor
 
     assert run_kind(trained_run) == "vlm"
     predictor = VLMPredictor.load(trained_run)
@@ -399,7 +399,7 @@ def test_predictor_reloads_the_run_and_generates_parsed_fields(trained_run: Path
 
 
 def test_predictor_rejects_bad_inputs_and_can_skip_faceless_images(trained_run: Path, tmp_path: Path) -> None:
-    from affectfusion.vlm.predictor import VLMPredictor
+    from affectfusion.recipes.vlm.predictor import VLMPredictor
 
     predictor = VLMPredictor.load(trained_run)
     fake = tmp_path / "fake.jpg"
@@ -421,8 +421,8 @@ def test_predictor_rejects_bad_inputs_and_can_skip_faceless_images(trained_run: 
 def test_rerun_refuses_to_overwrite_and_other_base_model_is_refused(
     trained_run: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    from affectfusion.vlm.predictor import VLMPredictor
-    from affectfusion.vlm.tiny import build_tiny_blip2
+    from affectfusion.recipes.vlm.predictor import VLMPredictor
+    from affectfusion.recipes.vlm.tiny import build_tiny_blip2
 
     model_path = yaml.safe_load((trained_run / "config.yaml").read_text())["model"]["path"]
     code = _run_cli(
@@ -443,8 +443,8 @@ def test_rerun_refuses_to_overwrite_and_other_base_model_is_refused(
 
 
 def test_unknown_lora_target_lists_the_linear_layers(tiny_model: Path) -> None:
-    from affectfusion.vlm.config import LoraSettings
-    from affectfusion.vlm.model import add_lora, load_blip2
+    from affectfusion.recipes.vlm.config import LoraSettings
+    from affectfusion.recipes.vlm.model import add_lora, load_blip2
 
     model, _ = load_blip2(tiny_model)
     with pytest.raises(AffectFusionError, match=r"lora.target_modules: query_key.*q_proj"):

@@ -39,7 +39,7 @@ from affectfusion.evaluation.metrics import default_monitor, metric_mode, metric
 from affectfusion.evaluation.plots import save_figure
 from affectfusion.io import write_csv, write_json, write_text
 from affectfusion.pipeline import config_modalities, load_dataset
-from affectfusion.recipes.fusion import train_config
+from affectfusion.recipes.fusion.recipe import train_config
 from affectfusion.rundir import read_metrics, read_run
 from affectfusion.training.predict import predict, score
 from affectfusion.training.trainer import load_model

@@ -101,12 +101,12 @@ def predict_command(
         failed = int((df["error"] != "").sum())
         err_console.print(f"{len(df)} rows, {len(df) - failed} predicted, {failed} with errors -> {out}")
         return
-    if explain and not hasattr(predictor, "trust"):
+    if explain and not predictor.supports_explain:
         raise AffectFusionError(f"--explain needs a fusion run; {run} is a {type(predictor).__name__} run")
     if all_faces:
-        results = predictor.predict_faces(single, explain=True) if explain else predictor.predict_faces(single)  # type: ignore[call-arg]
+        results = predictor.predict_faces(single, explain=explain)
     else:
-        results = [predictor.predict_one(single, explain=True) if explain else predictor.predict_one(single)]
+        results = [predictor.predict_one(single, explain=explain)]
     if all(r.error for r in results):
         raise AffectFusionError(results[0].error or "")
     if as_json:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from affectfusion.cli.common import DeviceOption, SetOption, console, err_console, print_table, wide_console
-from affectfusion.config import RunConfig, load_config, load_raw, parse_set_options, resolve_config_path
+from affectfusion.config import load_config, parse_set_options
 from affectfusion.errors import AffectFusionError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def train(
@@ -39,10 +42,9 @@ def train(
     variant) is its own run, and `<out>/seeds/` gets the aggregate over seeds. The validation split
     and `data.test_split` (if set) are scored at the end, in the same process.
     """
-    # deferred: torch and the trainer load only when training (the run-folder readers: numpy, not for --help)
+    # deferred: the run kinds' registry reads the config; each kind's recipe loads torch only when training
     from affectfusion.analysis.seeds import parse_seeds
-    from affectfusion.recipes import config_kind, train_kind
-    from affectfusion.training.resume import all_finished
+    from affectfusion.runkinds import TrainRequest
 
     seed_list = parse_seeds(seeds) if seeds is not None else None
     overrides = parse_set_options(set_)
@@ -51,31 +53,33 @@ def train(
         overrides["data.allow_leakage"] = True
     if tracking_uri is not None:
         overrides["train.tracking_uri"] = tracking_uri
-    kind = config_kind(config)
-    if kind != "fusion":
-        if fusion or seed_list is not None:
-            raise AffectFusionError(f"--fusion and --seeds apply to fusion configs, not to a {kind!r} config")
-        run_dir = train_kind(kind, config, overrides, out, overwrite)
+    request = TrainRequest.read(
+        config,
+        overrides=overrides,
+        out=out,
+        overwrite=overwrite,
+        fusion=fusion,
+        seeds=seed_list,
+        leakage_allowed_by=allowed_by,
+        view=TerminalView(),
+    )
+    run_dir = request.kind.train_run(request)
+    if run_dir is not None:
         err_console.print(f"run directory: {run_dir}")
-        return
-    if fusion:
-        overrides = {**fusion_switch(config, fusion), **overrides}
-    cfg = load_config(config, overrides)
-    out = out or Path("runs") / (cfg.name + (f"_{fusion}" if fusion else ""))
-    if seed_list is not None:
-        _train_seeds(cfg, out, seed_list, overwrite, allowed_by)
-        return
-    if not overwrite and all_finished(cfg, out):  # read from the run's files, before torch loads
-        already_trained(cfg, out)
-        return
-    from affectfusion.recipes.fusion import train_config  # torch and the trainer: only when training
 
-    df = train_config(cfg, out, overwrite, err_console, allowed_by)
-    if df is not None:
-        print_table(df, f"{cfg.name}: comparison ({out / 'comparison'})")
-    else:
-        print_split_metrics(cfg, out)
-    err_console.print(f"run directory: {out}")
+
+class TerminalView:
+    """What a recipe reports, as terminal tables (the :class:`affectfusion.runkinds.TrainView` of the CLI)."""
+
+    console = err_console
+
+    def table(self, frame: pd.DataFrame, title: str) -> None:
+        print_table(frame, title)
+
+    def seed_summary(self, summary: pd.DataFrame, pairwise: pd.DataFrame) -> None:
+        from affectfusion.cli.tables import print_seed_summary  # the seed tables: only with --seeds
+
+        print_seed_summary(summary, pairwise, console)
 
 
 def leakage_source(config: str, overrides: dict[str, object], flag: bool) -> str:
@@ -85,66 +89,6 @@ def leakage_source(config: str, overrides: dict[str, object], flag: bool) -> str
     if "data.allow_leakage" in overrides:
         return f"--set data.allow_leakage={str(overrides['data.allow_leakage']).lower()}"
     return f"data.allow_leakage: true in {config}"
-
-
-def print_split_metrics(cfg: RunConfig, run_dir: Path) -> None:
-    """The scores of the run's last-scored split (the test split, else the validation split), with its size."""
-    import pandas as pd  # heavy: loaded only when a run was trained
-
-    from affectfusion.io import read_json
-    from affectfusion.rundir import RunPaths
-
-    split = cfg.data.test_split or cfg.data.val_split
-    path = RunPaths(run_dir).metrics(split)
-    if not path.is_file():  # e.g. a non-main DDP rank
-        return
-    metrics = read_json(path)
-    scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-    which = "test" if split == cfg.data.test_split else "validation (no data.test_split)"
-    print_table(
-        pd.DataFrame([{"run": run_dir.name, **scalars}]),
-        f"{cfg.name}: {which} split {split!r}, {metrics.get('n', '?')} samples, best checkpoint",
-    )
-
-
-def already_trained(cfg: RunConfig, out: Path) -> None:
-    """What ``train`` says for a finished run: that it is done, and a config with variants its comparison."""
-    err_console.print(f"[green]{out} is already trained[/]; use --overwrite to train again", highlight=False)
-    from affectfusion.training.resume import COMPARISON  # loaded by train already
-
-    if cfg.variants:
-        import pandas as pd  # the comparison table only
-
-        table = out / COMPARISON
-        print_table(pd.read_csv(table / f"{COMPARISON}.csv"), f"{cfg.name}: comparison ({table})")
-    err_console.print(f"run directory: {out}")
-
-
-def fusion_switch(config: str, fusion: str) -> dict[str, object]:
-    """Overrides for ``--fusion``: that strategy alone, without the options of the config's own one."""
-
-    own = (load_raw(resolve_config_path(config)).get("model") or {}).get("fusion") or {}
-    switch: dict[str, object] = {"model.fusion.name": fusion, "variants": None}
-    if own.get("name", "concat") != fusion:
-        switch["model.fusion.options"] = {}
-    return switch
-
-
-def _train_seeds(cfg, out: Path, seeds: list[int], overwrite: bool, allowed_by: str) -> None:
-    """Train every seed (resumable), then aggregate over seeds into <out>/seeds and print it."""
-    # deferred: torch, scipy and matplotlib load only when training seeds
-    from affectfusion.analysis.seed_report import aggregate_seeds
-    from affectfusion.analysis.seeds import group_by_variant
-    from affectfusion.cli.tables import print_seed_summary
-    from affectfusion.recipes.fusion import train_seeds
-    from affectfusion.training.distributed import init_distributed
-
-    run_dirs = train_seeds(cfg, out, seeds, overwrite, allowed_by)
-    if not init_distributed().is_main:
-        return
-    summary, pairwise = aggregate_seeds(group_by_variant(run_dirs), out / "seeds")
-    print_seed_summary(summary, pairwise, console)
-    err_console.print(f"run directory: {out} (seed aggregate: {out / 'seeds' / 'seeds.md'})")
 
 
 def extract(
@@ -204,7 +148,7 @@ def demo(
     """Train every registered fusion strategy on a generated dataset and print the comparison."""
     # deferred: torch loads only when the demo runs
     from affectfusion.models import FUSIONS
-    from affectfusion.recipes.fusion import train_config
+    from affectfusion.recipes.fusion.recipe import train_config
 
     overrides = {"variants": FUSIONS.names(), **parse_set_options(set_)}
     cfg = load_config("demo", overrides)

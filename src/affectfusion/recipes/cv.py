@@ -152,7 +152,7 @@ def warm_up() -> None:
     (torch, scipy.stats), the figure helper's start, and torch._dynamo, which AdamW loads when created."""
     import torch  # the worker's training stack, loaded before its first fold
 
-    import affectfusion.recipes.fusion  # the trainer, checks and reports
+    import affectfusion.recipes.fusion.recipe  # the trainer, checks and reports
     import affectfusion.recipes.specialists.train  # noqa: F401  (the specialists recipe)
     from affectfusion.evaluation.figures import start_helper  # matplotlib loads in its helper meanwhile
 
@@ -169,7 +169,7 @@ def _epoch_seconds(run_dir: Path) -> float:
 def train_fold(job: FoldJob) -> dict[str, Any]:
     """Train and test one fold (in a worker); its console output goes to the fold's train.log."""
     # the recipes: imported once per worker by warm_up
-    from affectfusion.recipes.fusion import fit
+    from affectfusion.recipes.fusion.recipe import fit
     from affectfusion.recipes.specialists.train import train_specialists
 
     t0 = time.perf_counter()

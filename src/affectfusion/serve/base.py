@@ -29,7 +29,7 @@ class Prediction:
 
     ``error`` is set (and ``tasks`` empty) when the input could not be used; batch callers
     report it per row instead of stopping. ``generated`` is set by models that write text (a
-    vision-language run: the answer and its parsed fields, see :mod:`affectfusion.serve.vlm`).
+    vision-language run: the answer and its parsed fields, see :mod:`affectfusion.recipes.vlm.run_predictor`).
     ``faces`` is set when a face-reading modality read an image: per modality what the face step
     found (``found``, ``count``, ``used``, ``box``, ``policy``, ...: :class:`affectfusion.extract.face.FaceReport`).
     """
@@ -89,6 +89,11 @@ class RunPredictor(ABC):
     modalities: list[str]
     extractors: dict[str, Extractor]  # modality -> the extractor its raw inputs go through
     load_seconds: float = 0.0
+    # Whether ``predict(..., explain=True)`` adds each modality's Shapley attribution (a fusion run's
+    # trust layer does); callers ask this instead of probing the class.
+    supports_explain: bool = False
+    # Whether :meth:`predict_conversation` reads utterances in their conversation (a fusion run does).
+    supports_conversation: bool = False
     # Bounds on the work one input may cause (serve/inputs.py); the API and dashboard set theirs.
     limits: InputLimits = InputLimits()
 
@@ -119,8 +124,11 @@ class RunPredictor(ABC):
         """The feature dimension the modality's model reads."""
 
     @abstractmethod
-    def predict(self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None) -> list[Prediction]:
-        """One prediction per input (a mapping of input kind or modality -> value); errors per input."""
+    def predict(
+        self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None, explain: bool = False
+    ) -> list[Prediction]:
+        """One prediction per input (a mapping of input kind or modality -> value); errors per input.
+        ``explain`` adds attribution where :attr:`supports_explain` (else :meth:`check_explain` refuses it)."""
 
     @property
     def accepted_inputs(self) -> dict[str, list[str]]:
@@ -135,10 +143,28 @@ class RunPredictor(ABC):
         the columns that are no input (targets, groups), which batch prediction ignores."""
         return {}, {t["name"] for t in self.info()["tasks"]}
 
-    def predict_one(self, inputs: Mapping[str, Any], id: str = "input") -> Prediction:
-        return self.predict([inputs], [id])[0]
+    def predict_one(self, inputs: Mapping[str, Any], id: str = "input", explain: bool = False) -> Prediction:
+        return self.predict([inputs], [id], explain)[0]
 
-    def predict_faces(self, inputs: Mapping[str, Any], id: str = "input") -> list[Prediction]:
+    def check_explain(self, explain: bool) -> None:
+        """Refuse ``explain`` in one line where the run cannot attribute its output to its modalities."""
+        if explain and not self.supports_explain:
+            raise AffectFusionError(
+                f"explain needs a fusion run (modality attribution); {self.name} is a {type(self).__name__} run"
+            )
+
+    def predict_conversation(
+        self,
+        inputs: Sequence[Mapping[str, Any]],
+        ids: Sequence[str] | None = None,
+        speakers: Sequence[str | None] | None = None,
+        explain: bool = False,
+    ) -> list[Prediction]:
+        """One conversation's utterances in order, each read with the others where
+        :attr:`supports_conversation`; other run kinds refuse."""
+        raise AffectFusionError(f"{self.name} is a {type(self).__name__} run, which reads no conversations")
+
+    def predict_faces(self, inputs: Mapping[str, Any], id: str = "input", explain: bool = False) -> list[Prediction]:
         """One prediction per face in the input's image: a fusion run with a ``fer_cnn`` modality does it
         (:meth:`affectfusion.serve.predictor.Predictor.predict_faces`); other run kinds refuse."""
         raise AffectFusionError(

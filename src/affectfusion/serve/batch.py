@@ -96,7 +96,7 @@ def predict_rows(
     )
     with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
         task = bar.add_task("predict", total=len(inputs))
-        if turns is not None and hasattr(predictor, "predict_conversation"):  # other run kinds have no context
+        if turns is not None and predictor.supports_conversation:  # other run kinds have no context
             rows: dict[Any, list[int]] = {}
             for k, turn in enumerate(turns):
                 rows.setdefault(turn[0] if turn[0] is not None else ("row", k), []).append(k)

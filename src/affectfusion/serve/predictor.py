@@ -12,8 +12,8 @@ modality the run did not extract (pre-extracted features) takes an array or a ``
 
 :meth:`Predictor.embed` gives the encoders' pooled outputs instead of predictions; a P3
 specialists output folder is served by composing its specialists' embeddings with its fusion
-(:mod:`affectfusion.serve.specialists`); a vision-language run (``kind: vlm``) by wrapping its
-generator (:mod:`affectfusion.serve.vlm`). :func:`load_predictor` picks the right class for a folder.
+(:mod:`affectfusion.recipes.specialists.predictor`); a vision-language run (``kind: vlm``) by wrapping its
+generator (:mod:`affectfusion.recipes.vlm.run_predictor`). :func:`load_predictor` picks the right class for a folder.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ __all__ = ["Prediction", "Predictor", "RunPredictor", "load_predictor"]
 
 class Predictor(RunPredictor):
     """A trained run, loaded once, that predicts for any subset of its modalities."""
+
+    supports_explain = True  # its trust layer attributes each output to the modalities (Shapley values)
+    supports_conversation = True  # a context stage reads each utterance with its neighbours
 
     def __init__(self, run: LoadedRun, which: str = "best", device: str = "cpu", warm: bool = True) -> None:
         """``warm``: set up every extractor now (servers: a missing model fails at start-up); False: each on
@@ -200,7 +203,7 @@ class Predictor(RunPredictor):
         self,
         inputs: Sequence[Mapping[str, Any]],
         ids: Sequence[str] | None = None,
-        speakers: Sequence[str] | None = None,
+        speakers: Sequence[str | None] | None = None,
         explain: bool = False,
     ) -> list[Prediction]:
         """One conversation, its utterances in order (optionally who spoke each): :meth:`predict` with turns."""

@@ -21,13 +21,40 @@ directories: ``affectfusion test/analyze`` work on them), ``embeddings/`` and ``
 (``subsets.csv``, ``subsets.json``, ``subsets.md``). Re-running resumes: finished specialists are
 skipped, embeddings are re-exported only when a specialist checkpoint changed (then the fusion is
 retrained from scratch), an interrupted fusion continues from its last epoch.
+
+Modules: ``config`` (the schema), ``train`` (the recipe), ``export``, ``subsets``, ``predictor``
+(raw inputs -> specialist embeddings -> fusion, for every serving path), ``example`` (the contract
+test's tiny run).
 """
 
-from affectfusion.recipes.specialists.config import (
-    FUSION_EMBEDDINGS,
-    SpecialistsConfig,
-    load_specialists_config,
-)
-from affectfusion.recipes.specialists.train import train_specialists
+from __future__ import annotations
 
-__all__ = ["FUSION_EMBEDDINGS", "SpecialistsConfig", "load_specialists_config", "train_specialists"]
+from pathlib import Path
+
+from affectfusion.errors import AffectFusionError
+from affectfusion.rundir import RunPaths, run_kind
+from affectfusion.runkinds import RunKind
+
+
+def is_specialists_run(run_dir: Path) -> bool:
+    """The output folder of a ``kind: specialists`` config whose fusion stage is trained."""
+    if run_kind(Path(run_dir)) != "specialists":
+        return False
+    fusion = RunPaths(Path(run_dir) / "fusion")
+    if not fusion.meta.is_file():
+        raise AffectFusionError(
+            f"{run_dir} is a specialists run whose fusion is not trained yet (expected {fusion.meta} in it); "
+            f"run `affectfusion train {RunPaths(Path(run_dir)).config} --out {run_dir}` to finish it"
+        )
+    return True
+
+
+KIND = RunKind(
+    "specialists",
+    is_specialists_run,
+    "affectfusion.recipes.specialists.predictor:SpecialistsPredictor.load",
+    "affectfusion.serve.dashboard.backends:PredictorBackend",
+    train="affectfusion.recipes.specialists.train:train_kind",
+    example="affectfusion.recipes.specialists.example:example",
+    description="P3: one specialist per modality, then a fusion of their frozen embeddings",
+)

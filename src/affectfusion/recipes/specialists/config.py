@@ -98,11 +98,15 @@ def load_specialists_config(config: str | Path, overrides: dict[str, Any] | None
     """Read, override (dotted ``--set`` keys) and validate a specialists config, including the
     RunConfig of every stage, so a mistake surfaces before anything trains."""
     path = resolve_config_path(config)
-    raw = apply_overrides(read_config_file(path), overrides or {})
+    return validate_specialists(apply_overrides(read_config_file(path), overrides or {}), str(path), overrides)
+
+
+def validate_specialists(raw: dict[str, Any], where: str, overrides: dict[str, Any] | None = None) -> SpecialistsConfig:
+    """A specialists config from its mapping (``--set`` applied), every stage's RunConfig checked too."""
     try:
         cfg = SpecialistsConfig.model_validate(raw)
     except ValidationError as e:
-        raise AffectFusionError(format_validation_error(e, str(path), SpecialistsConfig, overrides or {})) from None
+        raise AffectFusionError(format_validation_error(e, where, SpecialistsConfig, overrides or {})) from None
     for m in cfg.specialists:
         specialist_run_config(cfg, m)
     fusion_run_config(cfg, Path("embeddings"))

@@ -22,10 +22,12 @@ from affectfusion.recipes.specialists.config import (
     fusion_run_config,
     load_specialists_config,
     specialist_run_config,
+    validate_specialists,
 )
 from affectfusion.recipes.specialists.export import export_embeddings
 from affectfusion.recipes.specialists.subsets import print_subsets, score_subsets, write_subsets
 from affectfusion.rundir import RunPaths
+from affectfusion.runkinds import TrainRequest
 from affectfusion.training.distributed import init_distributed
 from affectfusion.training.trainer import (
     Trainer,
@@ -106,16 +108,22 @@ def train_fusion(
     return run_dir
 
 
+def train_kind(request: TrainRequest) -> Path:
+    """``affectfusion train`` for a ``kind: specialists`` config (read once, by the request)."""
+    cfg = validate_specialists(request.merged, request.where, request.overrides)
+    return fit_specialists(cfg, request.out, request.overwrite, request.view.console if request.view else None)
+
+
 def train_specialists(
     config: str, overrides: dict[str, Any], out: Path | None, overwrite: bool, console: Console | None = None
 ) -> Path:
-    """``affectfusion train`` for a ``kind: specialists`` config: specialists, export, fusion, subsets.
+    """Train a ``kind: specialists`` config (a file or shipped name, with ``--set`` overrides)."""
+    return fit_specialists(load_specialists_config(config, overrides), out, overwrite, console)
 
-    Returns the output folder (default ``runs/<name>``).
-    """
 
+def fit_specialists(cfg: SpecialistsConfig, out: Path | None, overwrite: bool, console: Console | None = None) -> Path:
+    """Specialists, export, fusion, subsets. Returns the output folder (default ``runs/<name>``)."""
     log = console or Console(stderr=True)
-    cfg = load_specialists_config(config, overrides)
     check_data_modalities(cfg)
     out = Path(out) if out is not None else Path("runs") / cfg.name
     dist = init_distributed()

@@ -22,7 +22,7 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.cv_report import interval
 from affectfusion.evaluation.metrics import resolve_monitor
 from affectfusion.io import write_text
-from affectfusion.recipes.fusion import train_seeds
+from affectfusion.recipes.fusion.recipe import train_seeds
 from affectfusion.recipes.tune.report import write_report
 from affectfusion.recipes.tune.space import best_config, decoded
 from affectfusion.recipes.tune.study import (

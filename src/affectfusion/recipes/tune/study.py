@@ -33,7 +33,7 @@ from affectfusion.config import RunConfig, validate
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.metrics import metric_value, resolve_monitor
 from affectfusion.io import read_jsonl
-from affectfusion.recipes.fusion import fit
+from affectfusion.recipes.fusion.recipe import fit
 from affectfusion.recipes.tune.space import suggest, trial_config
 from affectfusion.rundir import RunPaths, TunePaths, read_metrics
 

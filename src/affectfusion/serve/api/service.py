@@ -246,7 +246,7 @@ class Service:
 
     def parse_conversation(self, body: bytes) -> tuple[list[str], list[dict[str, Any]], list[str | None]]:
         """Ids, Predictor inputs and speakers of a JSON conversation body (its turns in order)."""
-        if not hasattr(self.predictor, "predict_conversation"):
+        if not self.predictor.supports_conversation:
             raise InputRejected(422, f"a {self.predictor.info()['kind']} run reads no conversations; use {BATCH}")
         with self.gate.decoding():
             conversation = _parse_json(ConversationIn, body)
@@ -297,7 +297,7 @@ class Service:
     ) -> list[Prediction]:
         """One conversation's utterances read together (a run with a context stage uses the other turns)."""
         with self.gate.predicting():
-            return self.predictor.predict_conversation(inputs, ids, speakers)  # type: ignore[attr-defined]
+            return self.predictor.predict_conversation(inputs, ids, speakers)
 
     def predict(
         self,
@@ -341,24 +341,17 @@ class Service:
                     total = add_work(total, work, self.limits)
             todo = [k for k in range(len(inputs)) if k not in refused]
             predictions = [Prediction(id=ids[k], error=refused.get(k)) for k in range(len(inputs))]
-            if explain and todo and not hasattr(self.predictor, "trust"):
+            if explain and todo and not self.predictor.supports_explain:
                 raise InputRejected(422, "explain needs a fusion run (modality attribution)")
             if todo and all_faces:
                 with self.gate.predicting():
-                    if explain:
-                        predictions = self.predictor.predict_faces(inputs[todo[0]], ids[todo[0]], explain=True)  # type: ignore[call-arg]
-                    else:
-                        predictions = self.predictor.predict_faces(inputs[todo[0]], ids[todo[0]])  # type: ignore[attr-defined]
+                    predictions = self.predictor.predict_faces(inputs[todo[0]], ids[todo[0]], explain)
             elif todo:
                 # Files are decoded one item per turn of the model lock, so other requests interleave.
                 for group in [[k] for k in todo] if any(uploads) else [todo]:
                     group_inputs, group_ids = [inputs[k] for k in group], [ids[k] for k in group]
                     with self.gate.predicting():
-                        done = (
-                            self.predictor.predict(group_inputs, group_ids, explain=True)
-                            if explain
-                            else self.predictor.predict(group_inputs, group_ids)
-                        )
+                        done = self.predictor.predict(group_inputs, group_ids, explain)
                     for k, p in zip(group, done, strict=True):
                         predictions[k] = p
         for p in predictions:

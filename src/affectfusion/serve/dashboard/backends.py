@@ -5,7 +5,7 @@ kind of run. :func:`load_backend` asks the run-kind registry (:mod:`affectfusion
 backend a folder gets: :class:`PredictorBackend` serves any :class:`RunPredictor` (a fusion run, a
 P3 specialists run, a plugin's kind) through the same predictor as ``affectfusion predict`` and the
 REST API, so all give the same predictions; a vision-language run gets
-:class:`~affectfusion.serve.dashboard.vlm.VLMBackend`. Nothing here imports Streamlit, torch or the
+:class:`~affectfusion.recipes.vlm.dashboard.VLMBackend`. Nothing here imports Streamlit, torch or the
 face libraries at module level.
 """
 
@@ -216,7 +216,7 @@ class PredictorBackend(Backend):
     """Any run through its :class:`RunPredictor`: the same features, model and outputs as ``predict``.
 
     A specialists run (P3) is served the same way through its composed
-    :class:`~affectfusion.serve.specialists.SpecialistsPredictor`; its metrics are the fusion's.
+    :class:`~affectfusion.recipes.specialists.predictor.SpecialistsPredictor`; its metrics are the fusion's.
     """
 
     kind = "predictor"
@@ -248,8 +248,8 @@ class PredictorBackend(Backend):
         return out
 
     def _analyse(self, inputs: dict[str, str]) -> Analysis:
-        explain = hasattr(self.predictor, "trust")  # a fusion run: Shapley attribution per modality
-        prediction = self.predictor.predict_one(inputs, explain=True) if explain else self.predictor.predict_one(inputs)
+        # Shapley attribution per modality wherever the run offers it (a fusion run)
+        prediction = self.predictor.predict_one(inputs, explain=self.predictor.supports_explain)
         analysis = analysis_of(prediction)
         analysis.faces = self.face_previews(inputs)
         analysis.no_face = no_face(prediction, analysis.faces)
@@ -259,7 +259,7 @@ class PredictorBackend(Backend):
         return analysis
 
     def predict_conversation(self, texts: list[str], speakers: list[str | None]) -> list[Prediction]:
-        if not hasattr(self.predictor, "predict_conversation"):
+        if not self.predictor.supports_conversation:
             return super().predict_conversation(texts, speakers)
         with self.lock:
             ids = [f"turn {k + 1}" for k in range(len(texts))]

@@ -89,7 +89,7 @@ def vlm_usage(run_dir: Path) -> list[tuple[str, str, str]]:
         (
             "Python",
             "python",
-            "from affectfusion.vlm.predictor import VLMPredictor\n\n"
+            "from affectfusion.recipes.vlm.predictor import VLMPredictor\n\n"
             f"predictor = VLMPredictor.load({str(run_dir)!r})\n"
             "for p in predictor.predict(['face1.jpg', 'face2.png']):\n"
             "    print(p.label, p.emotions, p.emotion_vector, p.action_units)\n\n"

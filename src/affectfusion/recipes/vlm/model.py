@@ -1,6 +1,6 @@
 """Load a local BLIP-2 folder, add LoRA, and turn images + prompt (+ answer) into model inputs.
 
-The same code loads a tiny random model (:mod:`affectfusion.vlm.tiny`) and a real one such as
+The same code loads a tiny random model (:mod:`affectfusion.recipes.vlm.tiny`) and a real one such as
 Salesforce/blip2-opt-2.7b: ``from_pretrained(folder, local_files_only=True)``, never the hub.
 
 Inputs follow transformers 5.x: the text starts with ``num_query_tokens`` image placeholder tokens
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.vlm.config import TINY_MODEL_HINT, GenerationConfig, LoraSettings
+from affectfusion.recipes.vlm.config import TINY_MODEL_HINT, GenerationConfig, LoraSettings
 
 IGNORE_INDEX = -100  # label of tokens that carry no loss (image placeholders, prompt, padding)
 ADAPTER_DIR = "adapter"

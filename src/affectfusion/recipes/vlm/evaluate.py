@@ -18,10 +18,10 @@ from rich.console import Console
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 from affectfusion.io import write_csv, write_json
+from affectfusion.recipes.vlm.items import NO_LABEL, FaceItem, prepare_faces
+from affectfusion.recipes.vlm.predictor import VLMPrediction, VLMPredictor
+from affectfusion.recipes.vlm.targets import EMOTIONS, PROTOTYPES, au_code, target_vector
 from affectfusion.rundir import RunPaths
-from affectfusion.vlm.items import NO_LABEL, FaceItem, prepare_faces
-from affectfusion.vlm.predictor import VLMPrediction, VLMPredictor
-from affectfusion.vlm.targets import EMOTIONS, PROTOTYPES, au_code, target_vector
 
 
 def score_predictions(

@@ -1,4 +1,10 @@
-"""How the built-in run kinds are recognised (the ``detect`` of :mod:`affectfusion.runkinds`' entries).
+"""The ``fusion`` run kind: a multimodal fusion run (config.yaml + meta.json + checkpoints).
+
+``recipe`` trains a config (each variant, each seed) and compares; ``train`` is ``affectfusion train``
+for it (``--fusion``, ``--seeds``, a finished run answered before torch loads); ``example`` is the tiny
+run of the contract test. Its predictor, :class:`affectfusion.serve.predictor.Predictor`, and the
+dashboard's :class:`~affectfusion.serve.dashboard.backends.PredictorBackend` stay in ``serve``: every
+serving path and the specialists composition build on them.
 
 Kinds are tried newest registration first, so ``fusion`` -- the plain run, registered first -- is
 tried last; when it does not match either, its test says why in one line (no config, not trained).
@@ -10,6 +16,7 @@ from pathlib import Path
 
 from affectfusion.errors import AffectFusionError
 from affectfusion.rundir import RunPaths, run_kind
+from affectfusion.runkinds import RunKind
 
 
 def is_fusion_run(run_dir: Path) -> bool:
@@ -29,18 +36,13 @@ def is_fusion_run(run_dir: Path) -> bool:
     return True
 
 
-def is_specialists_run(run_dir: Path) -> bool:
-    """The output folder of a ``kind: specialists`` config whose fusion stage is trained."""
-    if run_kind(Path(run_dir)) != "specialists":
-        return False
-    fusion = RunPaths(Path(run_dir) / "fusion")
-    if not fusion.meta.is_file():
-        raise AffectFusionError(
-            f"{run_dir} is a specialists run whose fusion is not trained yet (expected {fusion.meta} in it); "
-            f"run `affectfusion train {RunPaths(Path(run_dir)).config} --out {run_dir}` to finish it"
-        )
-    return True
-
-
-def is_vlm_run(run_dir: Path) -> bool:
-    return run_kind(Path(run_dir)) == "vlm"
+KIND = RunKind(
+    "fusion",
+    is_fusion_run,
+    "affectfusion.serve.predictor:Predictor.load",
+    "affectfusion.serve.dashboard.backends:PredictorBackend",
+    train="affectfusion.recipes.fusion.train:train_kind",
+    example="affectfusion.recipes.fusion.example:example",
+    options=("fusion", "seeds"),
+    description="a multimodal fusion run (config.yaml + meta.json + checkpoints)",
+)

@@ -1,7 +1,7 @@
 """``affectfusion train <config>`` for ``kind: vlm``: LoRA fine-tuning of a local BLIP-2 on face images.
 
 Each labelled image is aligned and cropped by the face pipeline, paired with the prompt and the
-answer built from its label (:mod:`affectfusion.vlm.targets`), and the LoRA weights (only those)
+answer built from its label (:mod:`affectfusion.recipes.vlm.targets`), and the LoRA weights (only those)
 are trained with AdamW on the answer tokens' cross-entropy. After training the adapter is saved
 (safetensors + JSON) and the model answers every validation (and test) image; the parsed answers
 are scored against the labels.
@@ -37,14 +37,15 @@ import affectfusion
 from affectfusion.device import describe, resolve_device
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import append_jsonl, write_json, write_text
+from affectfusion.recipes.vlm.config import VLMConfig, require_model_path, validate_vlm
+from affectfusion.recipes.vlm.evaluate import evaluate_items
+from affectfusion.recipes.vlm.items import cap_items, load_items, prepare_faces
+from affectfusion.recipes.vlm.model import ADAPTER_DIR, add_lora, load_blip2, trainable_parameters, training_batch
+from affectfusion.recipes.vlm.predictor import FacePreparer, VLMPredictor, base_model_summary
+from affectfusion.recipes.vlm.targets import resolve_label_map, target_text
 from affectfusion.rundir import RunPaths
+from affectfusion.runkinds import TrainRequest
 from affectfusion.threads import apply_threads
-from affectfusion.vlm.config import VLMConfig, load_vlm_config, require_model_path
-from affectfusion.vlm.evaluate import evaluate_items
-from affectfusion.vlm.items import cap_items, load_items, prepare_faces
-from affectfusion.vlm.model import ADAPTER_DIR, add_lora, load_blip2, trainable_parameters, training_batch
-from affectfusion.vlm.predictor import FacePreparer, VLMPredictor, base_model_summary
-from affectfusion.vlm.targets import resolve_label_map, target_text
 
 
 def _check_run_dir(out: Path, overwrite: bool) -> None:
@@ -147,10 +148,15 @@ def save_adapter(model: Any, out: Path) -> Path:
     return final
 
 
-def train_vlm(config: str, overrides: dict[str, Any], out: Path | None, overwrite: bool) -> Path:
-    """Train LoRA adapters for a ``kind: vlm`` config; returns the run directory."""
-    cfg = load_vlm_config(config, overrides)
-    model_dir = require_model_path(cfg, str(config))
+def train_kind(request: TrainRequest) -> Path:
+    """``affectfusion train`` for a ``kind: vlm`` config (read once, by the request)."""
+    cfg = validate_vlm(request.merged, request.where, request.overrides)
+    return fit_vlm(cfg, request.config, request.out, request.overwrite)
+
+
+def fit_vlm(cfg: VLMConfig, source: str, out: Path | None, overwrite: bool) -> Path:
+    """Train LoRA adapters for a validated VLM config; returns the run directory (default ``runs/<name>``)."""
+    model_dir = require_model_path(cfg, str(source))
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": str(model_dir.resolve())})})
     out = Path(out) if out is not None else Path("runs") / cfg.name
     console = Console(stderr=True)

@@ -1,4 +1,4 @@
-"""A tiny random BLIP-2 folder for tests and smoke runs: ``python -m affectfusion.vlm.tiny DIR``.
+"""A tiny random BLIP-2 folder for tests and smoke runs: ``python -m affectfusion.recipes.vlm.tiny DIR``.
 
 No BLIP-2 weights exist offline, so the tests build one from config objects (a 1-layer ViT, a
 1-layer Q-Former, a 2-layer OPT) and save it exactly as a real download is laid out: ``config.json``,
@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.vlm.config import DEFAULT_PROMPT
-from affectfusion.vlm.targets import all_target_texts
+from affectfusion.recipes.vlm.config import DEFAULT_PROMPT
+from affectfusion.recipes.vlm.targets import all_target_texts
 
 SPECIAL_TOKENS = ["<pad>", "</s>", "<unk>"]
 
@@ -82,7 +82,7 @@ def build_tiny_blip2(
         OPTConfig,
     )
 
-    from affectfusion.vlm.model import image_token_id, quiet_transformers
+    from affectfusion.recipes.vlm.model import image_token_id, quiet_transformers
 
     out = Path(out_dir).expanduser()
     if out.exists() and any(out.iterdir()):
@@ -146,7 +146,7 @@ def build_tiny_blip2(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m affectfusion.vlm.tiny",
+        prog="python -m affectfusion.recipes.vlm.tiny",
         description="Save a tiny random BLIP-2 + processor folder for smoke tests of the VLM path "
         "(then: affectfusion train face_vlm_lora --set model.path=DIR).",
     )

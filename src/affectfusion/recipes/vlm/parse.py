@@ -4,7 +4,7 @@ A generative model can stop mid-sentence, reorder sections, write ``Happy`` for 
 give five numbers instead of six, or produce noise. The parser never raises: each field is read
 from its own section when that section is there, from weaker evidence when it is not, and every
 deviation is listed in ``issues``. ``parse_ok`` is True only when all three sections (emotions,
-a 6-value vector, action units) were read as written by :func:`affectfusion.vlm.targets.target_text`
+a 6-value vector, action units) were read as written by :func:`affectfusion.recipes.vlm.targets.target_text`
 or an equivalent wording.
 """
 
@@ -15,7 +15,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from affectfusion.vlm.targets import EMOTIONS, NEUTRAL, SYNONYMS
+from affectfusion.recipes.vlm.targets import EMOTIONS, NEUTRAL, SYNONYMS
 
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?"
 _WORD = re.compile(r"[a-z]+")

@@ -16,7 +16,7 @@ import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 
-from affectfusion.config import RunConfig, apply_overrides, expand_variants, load_config, validate
+from affectfusion.config import RunConfig, apply_overrides, expand_variants, validate
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import compare_runs
 from affectfusion.evaluation.figures import Figures
@@ -160,11 +160,3 @@ def train_seeds(
             )
             run_dirs += [seed_dir / v for v in cfg.variants] if cfg.variants else [seed_dir]
     return run_dirs
-
-
-def train_recipe(config: str, overrides: dict[str, Any], out: Path | None, overwrite: bool) -> Path:
-    """The fusion kind's recipe in the common signature (a config's variants, no seeds): its run directory."""
-    cfg = load_config(config, overrides)
-    out = Path(out) if out is not None else Path("runs") / cfg.name
-    train_config(cfg, out, overwrite)
-    return out

@@ -2,7 +2,7 @@
 
 A VLM run does not score feature vectors: BLIP-2 + LoRA *writes* an answer for an aligned face crop
 and a tolerant parser turns it into emotions, a 6-d emotion vector and action units
-(:class:`affectfusion.vlm.predictor.VLMPredictor`). :class:`VLMRunPredictor` wraps that predictor in
+(:class:`affectfusion.recipes.vlm.predictor.VLMPredictor`). :class:`VLMRunPredictor` wraps that predictor in
 the surface every serving path uses (``modalities``, ``accepted_inputs``, ``input_kind``,
 ``feature_dim``, ``extractors``, ``info``, ``metrics``, ``predict``, ``predict_one``, ``name``,
 ``results_dir``, ``load_seconds``), so ``affectfusion predict``, the batch tables and the REST API
@@ -36,15 +36,15 @@ import numpy as np
 from affectfusion.device import resolve_device
 from affectfusion.errors import AffectFusionError
 from affectfusion.inputs import KIND_HINTS
+from affectfusion.recipes.vlm.targets import EMOTIONS
 from affectfusion.serve.base import Prediction, RunPredictor, check_ids, route_input
 from affectfusion.serve.decode import check_image
 from affectfusion.serve.inputs import InputLimits
-from affectfusion.vlm.targets import EMOTIONS
 
 if TYPE_CHECKING:
     from affectfusion.extract import Extractor
-    from affectfusion.vlm.config import VLMConfig
-    from affectfusion.vlm.predictor import VLMPrediction, VLMPredictor
+    from affectfusion.recipes.vlm.config import VLMConfig
+    from affectfusion.recipes.vlm.predictor import VLMPrediction, VLMPredictor
 
 MODALITY = "image"
 DEFAULT_TASK = "emotion"
@@ -88,7 +88,7 @@ class VLMRunPredictor(RunPredictor):
         if which not in ("best", "last"):
             raise AffectFusionError(f"checkpoint must be 'best' or 'last', got {which!r}")
         try:
-            from affectfusion.vlm.predictor import VLMPredictor
+            from affectfusion.recipes.vlm.predictor import VLMPredictor
         except ImportError as e:
             raise AffectFusionError(
                 f"{run_dir} is a vision-language run but this installation cannot load it ({e})"
@@ -152,12 +152,15 @@ class VLMRunPredictor(RunPredictor):
 
     # -- prediction -----------------------------------------------------------------------------
 
-    def predict(self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None) -> list[Prediction]:
+    def predict(
+        self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None, explain: bool = False
+    ) -> list[Prediction]:
         """Predictions for many inputs (each ``{"image": path, array or PIL image}``), generated in batches.
 
         An input that cannot be used (another key, a missing or unreadable file, no face with
         ``on_no_face: skip``) gets ``error`` set; the others are unaffected.
         """
+        self.check_explain(explain)
         ids = check_ids(inputs, ids)
         results = [Prediction(id=i) for i in ids]
         prepared: dict[int, tuple[np.ndarray, bool]] = {}
@@ -196,7 +199,7 @@ class VLMRunPredictor(RunPredictor):
 
 def _rgb(value: Any, limits: InputLimits) -> np.ndarray:
     """An RGB array from an image file path (checked to exist and to be within ``limits``), an array or a PIL image."""
-    from affectfusion.vlm.predictor import as_rgb  # needs the optional VLM stack (transformers, peft)
+    from affectfusion.recipes.vlm.predictor import as_rgb  # needs the optional VLM stack (transformers, peft)
 
     if isinstance(value, str | Path):
         path = Path(value).expanduser()

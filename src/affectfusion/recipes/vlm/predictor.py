@@ -3,7 +3,7 @@
 ``VLMPredictor.load(run_dir)`` loads the base BLIP-2 named in the run's config and its LoRA adapter
 once; ``predict`` takes any number of images (file paths, RGB arrays or PIL images), runs P4's face
 preprocessing through the toolkit's :class:`~affectfusion.extract.face.FacePipeline`, generates in
-batches and parses each answer (:func:`affectfusion.vlm.parse.parse_output`).
+batches and parses each answer (:func:`affectfusion.recipes.vlm.parse.parse_output`).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from affectfusion.config import load_raw
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract.face import FaceOptions, FacePipeline, full_image_crop, load_image
 from affectfusion.io import read_json
+from affectfusion.recipes.vlm.config import FaceConfig, VLMConfig, validate_vlm
+from affectfusion.recipes.vlm.model import ADAPTER_DIR, generate_texts, load_adapter, load_blip2
+from affectfusion.recipes.vlm.parse import parse_output
 from affectfusion.rundir import RunPaths, is_run, run_kind
-from affectfusion.vlm.config import FaceConfig, VLMConfig, validate_vlm
-from affectfusion.vlm.model import ADAPTER_DIR, generate_texts, load_adapter, load_blip2
-from affectfusion.vlm.parse import parse_output
 
 ImageInput = str | Path | np.ndarray
 

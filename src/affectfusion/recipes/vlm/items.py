@@ -12,8 +12,8 @@ from affectfusion.config import DataConfig
 from affectfusion.data import build_adapter
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract.face import load_image
-from affectfusion.vlm.config import VLMConfig
-from affectfusion.vlm.predictor import FacePreparer
+from affectfusion.recipes.vlm.config import VLMConfig
+from affectfusion.recipes.vlm.predictor import FacePreparer
 
 NO_LABEL = "<none>"  # the predicted class when the answer names no usable emotion
 

@@ -25,7 +25,7 @@ DEFAULT_PROMPT = (
     "Question: which emotions does this face show? Answer with the emotions, "
     "the emotion vector and the action units. Answer:"
 )
-TINY_MODEL_HINT = "python -m affectfusion.vlm.tiny DIR"
+TINY_MODEL_HINT = "python -m affectfusion.recipes.vlm.tiny DIR"
 
 
 class Strict(BaseModel):

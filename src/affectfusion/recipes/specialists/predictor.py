@@ -27,7 +27,7 @@ from affectfusion.config import format_validation_error
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract import Extractor
 from affectfusion.io import file_sha256, read_json
-from affectfusion.recipes.specialists import FUSION_EMBEDDINGS, SpecialistsConfig
+from affectfusion.recipes.specialists.config import FUSION_EMBEDDINGS, SpecialistsConfig
 from affectfusion.rundir import RunPaths, read_run
 from affectfusion.serve.base import Prediction, RunPredictor, check_ids, route_input
 from affectfusion.serve.predictor import Predictor
@@ -122,11 +122,14 @@ class SpecialistsPredictor(RunPredictor):
 
     # -- prediction -----------------------------------------------------------------------------
 
-    def predict(self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None) -> list[Prediction]:
+    def predict(
+        self, inputs: Sequence[Mapping[str, Any]], ids: Sequence[str] | None = None, explain: bool = False
+    ) -> list[Prediction]:
         """Predictions for many inputs: each specialist embeds its modality's inputs in one batch,
         then the fusion scores every input's embeddings in one batch. An input that cannot be used
         (unknown key, failed extraction, wrong dimension) gets ``error`` set; the others are unaffected.
         """
+        self.check_explain(explain)
         ids = check_ids(inputs, ids)
         results = [Prediction(id=i) for i in ids]
         for spec in self.specialists.values():

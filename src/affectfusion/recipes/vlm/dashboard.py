@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from affectfusion.inputs import INPUTS
+from affectfusion.recipes.vlm.run_predictor import VLMRunPredictor
 from affectfusion.serve.base import RunPredictor
 from affectfusion.serve.dashboard.backends import Analysis, PredictorBackend, analysis_of
 from affectfusion.serve.dashboard.faces import face_preview
 from affectfusion.serve.dashboard.usage import vlm_usage
 from affectfusion.serve.inputs import InputRejected
-from affectfusion.serve.vlm import VLMRunPredictor
 
 if TYPE_CHECKING:
     from affectfusion.extract.face import FaceOptions
