@@ -106,7 +106,7 @@ class RunPaths:
     def evaluated_splits(self) -> list[str]:
         return [p.parent.name for p in sorted(self.root.glob(f"eval/*/{self.METRICS}"))]
 
-    # -- trust files (issue #13): written by calibrate / test --conformal / --by / check-data ----------
+    # -- trust files: written by calibrate / test --conformal / --by / check-data ----------
     @property
     def calibration(self) -> Path:
         """Temperatures fitted on the validation split, with before/after calibration errors."""

@@ -111,7 +111,7 @@ def _analyze(
     scores = {b: separability_scores(X, blocks.labels[b], seed) for b, X in blocks.embeddings.items()}
     progress.remove_task(step)
     failures = analyze_failures(preds, task, present, unimodal)
-    if len(model.modalities) > 1:  # modality attribution per class (Shapley over subsets, issue #13)
+    if len(model.modalities) > 1:  # modality attribution per class (Shapley over subsets)
         write_attribution(model, dataset, task, run.paths, split, f"{name}: modality attribution ({split})")
     header = {
         "run": str(run.paths.root),

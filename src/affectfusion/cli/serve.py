@@ -139,7 +139,7 @@ def print_prediction(p: Prediction) -> None:
             console.print(table)
         else:
             console.print(f"[bold]{name}[/]: {shown}")
-        for line in trust_lines(out):  # calibrated probabilities, conformal set, attribution (issue #13)
+        for line in trust_lines(out):  # calibrated probabilities, conformal set, attribution
             console.print(f"  {line}", highlight=False, markup=False)
     if p.generated is not None:
         console.print(f"generated: {p.generated.get('text', '')}", highlight=False, soft_wrap=True)

@@ -1,5 +1,5 @@
 """``check-data``, ``calibrate`` and the trust options of ``test`` (``--conformal``, ``--by``,
-``--label-map``): how far a result or a prediction can be trusted (issue #13)."""
+``--label-map``): how far a result or a prediction can be trusted."""
 
 from __future__ import annotations
 

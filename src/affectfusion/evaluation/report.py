@@ -194,7 +194,7 @@ def write_run_report(run_dir: Path) -> Path:
         embedded.add(image)
         lines += ["", "## Training curves", "", f"![Training curves]({image})"]
     lines += _evaluation(run, embedded)
-    lines += trust_markdown(run.path, embedded)  # data check, calibration, conformal, subgroups, ... (issue #13)
+    lines += trust_markdown(run.path, embedded)  # data check, calibration, conformal, subgroups, ...
     others = [p.relative_to(run.path).as_posix() for p in sorted(paths.plots.glob("*.png"))]
     others = [image for image in others if image not in embedded]
     if others:

@@ -60,7 +60,7 @@ class Predictor(RunPredictor):
         self.model = load_model(run, which, device=self.device)
         from affectfusion.analysis.explain import TrustLayer  # torch: loaded with the model
 
-        self.trust = TrustLayer(run)  # calibration, conformal sets, attribution (issue #13)
+        self.trust = TrustLayer(run)  # calibration, conformal sets, attribution
         self.modalities = list(run.modalities)
         self.extractors: dict[str, Extractor] = {}
         for m in self.modalities:

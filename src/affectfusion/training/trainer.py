@@ -198,7 +198,7 @@ class Trainer:
         resume = self._check_run_dir(overwrite)
         if self.dist.is_main:
             start_helper()  # matplotlib loads in the helper while the data loads and the model trains
-        self.data_check = guard_leakage(cfg)  # refuses leaking splits before any work (issue #13)
+        self.data_check = guard_leakage(cfg)  # refuses leaking splits before any work
         torch.manual_seed(cfg.train.seed)
         np.random.seed(cfg.train.seed % 2**32)
         train_ds, val_ds = self._prepare_data()

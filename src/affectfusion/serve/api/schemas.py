@@ -86,7 +86,7 @@ class InfoOut(BaseModel):
     )
 
 
-class TaskOutput(TrustFields):  # + calibrated probabilities, prediction set, attribution (issue #13)
+class TaskOutput(TrustFields):  # + calibrated probabilities, prediction set, attribution
     label: str | None = Field(None, description="classification: the predicted class")
     labels: list[str] | None = Field(None, description="multilabel: the predicted classes")
     value: float | None = Field(None, description="regression: the predicted value")

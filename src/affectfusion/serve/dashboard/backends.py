@@ -339,7 +339,7 @@ def analysis_of(p: Prediction) -> Analysis:
             a.headline[task] = f"{out['value']:.4g}"
         if out.get("probabilities"):
             a.charts[task] = dict(out["probabilities"])
-    calibrated, a.sets, a.attribution = dashboard_parts(p.tasks)  # issue #13
+    calibrated, a.sets, a.attribution = dashboard_parts(p.tasks)
     a.charts.update(calibrated)
     return a
 
