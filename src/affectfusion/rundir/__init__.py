@@ -1,0 +1,43 @@
+"""The run directory: every file and folder name of a run (and of the folders that hold runs) and the readers.
+
+``train`` writes a run; ``test``, ``compare``, ``analyze``, ``predict`` and ``serve`` read it back
+through this package only, so a file name lives in :mod:`affectfusion.rundir.paths` and nowhere else
+(``tests/test_rundir_names.py`` holds the rest of ``src/`` to that). The writer's lock:
+:mod:`affectfusion.runlock`.
+"""
+
+from affectfusion.rundir.paths import (
+    CvPaths,
+    LoadedRun,
+    RunFolder,
+    RunPaths,
+    TunePaths,
+    enclosing_tune,
+    is_cv,
+    is_run,
+    is_tune,
+    read_metrics,
+    read_run,
+    read_run_folder,
+    run_dirs,
+    run_dirs_or_none,
+    run_kind,
+)
+
+__all__ = [
+    "CvPaths",
+    "LoadedRun",
+    "RunFolder",
+    "RunPaths",
+    "TunePaths",
+    "enclosing_tune",
+    "is_cv",
+    "is_run",
+    "is_tune",
+    "read_metrics",
+    "read_run",
+    "read_run_folder",
+    "run_dirs",
+    "run_dirs_or_none",
+    "run_kind",
+]
