@@ -377,10 +377,10 @@ def test_scoring_of_given_answers_matches_hand_computed_values(tmp_path: Path) -
 
 
 def test_predictor_reloads_the_run_and_generates_parsed_fields(trained_run: Path, two_image_folder: Path) -> None:
-    from affectfusion.rundir import run_kind
+    from affectfusion.rundir import declared_kind
     from affectfusion.vlm.predictor import VLMPrediction, VLMPredictor
 
-    assert run_kind(trained_run) == "vlm"
+    assert declared_kind(trained_run) == "vlm"
     predictor = VLMPredictor.load(trained_run)
     assert predictor.classes == ["happy", "sad"]
     images = [

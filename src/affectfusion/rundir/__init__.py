@@ -8,10 +8,13 @@ through this package only, so a file name lives in :mod:`affectfusion.rundir.pat
 
 from affectfusion.rundir.paths import (
     CvPaths,
-    LoadedRun,
-    RunFolder,
     RunPaths,
     TunePaths,
+)
+from affectfusion.rundir.read import (
+    LoadedRun,
+    RunFolder,
+    declared_kind,
     enclosing_tune,
     is_cv,
     is_run,
@@ -21,7 +24,6 @@ from affectfusion.rundir.paths import (
     read_run_folder,
     run_dirs,
     run_dirs_or_none,
-    run_kind,
 )
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "RunFolder",
     "RunPaths",
     "TunePaths",
+    "declared_kind",
     "enclosing_tune",
     "is_cv",
     "is_run",
@@ -39,5 +42,4 @@ __all__ = [
     "read_run_folder",
     "run_dirs",
     "run_dirs_or_none",
-    "run_kind",
 ]

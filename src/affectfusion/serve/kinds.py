@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.rundir import RunPaths, run_kind
+from affectfusion.rundir import RunPaths, declared_kind
 
 
 def is_fusion_run(run_dir: Path) -> bool:
@@ -17,7 +17,7 @@ def is_fusion_run(run_dir: Path) -> bool:
     paths = RunPaths(Path(run_dir))
     if not paths.config.is_file():
         raise AffectFusionError(f"{run_dir} is not a run directory (expected {paths.config.name} in it)")
-    kind = run_kind(paths.root)
+    kind = declared_kind(paths.root)
     if kind is None:
         raise AffectFusionError(f"{paths.config}: not readable YAML (a run's config is a YAML mapping)")
     if kind != "fusion":
@@ -31,7 +31,7 @@ def is_fusion_run(run_dir: Path) -> bool:
 
 def is_specialists_run(run_dir: Path) -> bool:
     """The output folder of a ``kind: specialists`` config whose fusion stage is trained."""
-    if run_kind(Path(run_dir)) != "specialists":
+    if declared_kind(Path(run_dir)) != "specialists":
         return False
     fusion = RunPaths(Path(run_dir) / "fusion")
     if not fusion.meta.is_file():
@@ -43,4 +43,4 @@ def is_specialists_run(run_dir: Path) -> bool:
 
 
 def is_vlm_run(run_dir: Path) -> bool:
-    return run_kind(Path(run_dir)) == "vlm"
+    return declared_kind(Path(run_dir)) == "vlm"

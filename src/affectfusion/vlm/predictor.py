@@ -19,7 +19,7 @@ from affectfusion.config import load_raw
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract.face import FaceOptions, FacePipeline, full_image_crop, load_image
 from affectfusion.io import read_json
-from affectfusion.rundir import RunPaths, is_run, run_kind
+from affectfusion.rundir import RunPaths, declared_kind, is_run
 from affectfusion.vlm.config import FaceConfig, VLMConfig, validate_vlm
 from affectfusion.vlm.model import ADAPTER_DIR, generate_texts, load_adapter, load_blip2
 from affectfusion.vlm.parse import parse_output
@@ -90,7 +90,7 @@ def read_vlm_run(run_dir: str | Path) -> tuple[VLMConfig, dict[str, Any]]:
     paths = RunPaths(Path(run_dir))
     if not is_run(paths.root):
         raise AffectFusionError(f"{paths.root} is not a run directory (expected config.yaml and meta.json in it)")
-    if run_kind(paths.root) != "vlm":
+    if declared_kind(paths.root) != "vlm":
         raise AffectFusionError(f"{paths.root} is not a VLM run (its config.yaml has no 'kind: vlm')")
     return validate_vlm(load_raw(paths.config), str(paths.config)), read_json(paths.meta)
 
