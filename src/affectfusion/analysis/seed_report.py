@@ -31,7 +31,7 @@ from affectfusion.evaluation.metrics import METRIC_DIRECTION, SCALAR_ORDER
 from affectfusion.evaluation.plots import save_figure
 from affectfusion.evaluation.report import markdown_table
 from affectfusion.io import write_csv, write_text
-from affectfusion.rundir import RunFolder, RunPaths, read_run_folder
+from affectfusion.rundir import RunFolder, RunPaths, SeedAggregatePaths, read_run_folder
 
 
 # -- predictions files -----------------------------------------------------------------------------
@@ -292,11 +292,11 @@ def aggregate_seeds(
     task = _primary_task(every_run, split)
     summary, metrics = _summary(loaded, split)
     if not metrics:
-        raise AffectFusionError(f"no metrics to aggregate in eval/{split}/metrics.json")
+        raise AffectFusionError(f"no metrics to aggregate in {RunPaths(Path('<run>')).metrics(split)}")
     pairwise = _pairwise(loaded, summary, split, task, metrics, n_boot, n_perm, seed, ci)
-    out_dir = Path(out_dir)
-    write_csv(summary, out_dir / "seeds_summary.csv")
-    write_csv(pairwise, out_dir / "seeds_pairwise.csv")
-    write_text(out_dir / "seeds.md", _report(summary, pairwise, metrics, n_boot, n_perm))
-    _plot(summary, metrics, out_dir / "seeds.png")
+    out = SeedAggregatePaths(Path(out_dir))
+    write_csv(summary, out.summary)
+    write_csv(pairwise, out.pairwise)
+    write_text(out.report, _report(summary, pairwise, metrics, n_boot, n_perm))
+    _plot(summary, metrics, out.plot)
     return summary, pairwise

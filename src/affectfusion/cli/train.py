@@ -42,6 +42,7 @@ def train(
     # deferred: torch and the trainer load only when training (the run-folder readers: numpy, not for --help)
     from affectfusion.analysis.seeds import parse_seeds
     from affectfusion.recipes import config_kind, train_kind
+    from affectfusion.rundir import SweepPaths, default_run_dir
     from affectfusion.training.resume import all_finished
 
     seed_list = parse_seeds(seeds) if seeds is not None else None
@@ -61,7 +62,7 @@ def train(
     if fusion:
         overrides = {**fusion_switch(config, fusion), **overrides}
     cfg = load_config(config, overrides)
-    out = out or Path("runs") / (cfg.name + (f"_{fusion}" if fusion else ""))
+    out = out or default_run_dir(cfg.name, fusion or "")
     if seed_list is not None:
         _train_seeds(cfg, out, seed_list, overwrite, allowed_by)
         return
@@ -72,7 +73,7 @@ def train(
 
     df = train_config(cfg, out, overwrite, err_console, allowed_by)
     if df is not None:
-        print_table(df, f"{cfg.name}: comparison ({out / 'comparison'})")
+        print_table(df, f"{cfg.name}: comparison ({SweepPaths(out).comparison.root})")
     else:
         print_split_metrics(cfg, out)
     err_console.print(f"run directory: {out}")
@@ -110,13 +111,13 @@ def print_split_metrics(cfg: RunConfig, run_dir: Path) -> None:
 def already_trained(cfg: RunConfig, out: Path) -> None:
     """What ``train`` says for a finished run: that it is done, and a config with variants its comparison."""
     err_console.print(f"[green]{out} is already trained[/]; use --overwrite to train again", highlight=False)
-    from affectfusion.training.resume import COMPARISON  # loaded by train already
+    from affectfusion.rundir import SweepPaths  # loaded by train already
 
     if cfg.variants:
         import pandas as pd  # the comparison table only
 
-        table = out / COMPARISON
-        print_table(pd.read_csv(table / f"{COMPARISON}.csv"), f"{cfg.name}: comparison ({table})")
+        comparison = SweepPaths(out).comparison
+        print_table(pd.read_csv(comparison.table), f"{cfg.name}: comparison ({comparison.root})")
     err_console.print(f"run directory: {out}")
 
 
@@ -137,14 +138,16 @@ def _train_seeds(cfg, out: Path, seeds: list[int], overwrite: bool, allowed_by: 
     from affectfusion.analysis.seeds import group_by_variant
     from affectfusion.cli.tables import print_seed_summary
     from affectfusion.recipes.fusion import train_seeds
+    from affectfusion.rundir import SeedPaths
     from affectfusion.training.distributed import init_distributed
 
     run_dirs = train_seeds(cfg, out, seeds, overwrite, allowed_by)
     if not init_distributed().is_main:
         return
-    summary, pairwise = aggregate_seeds(group_by_variant(run_dirs), out / "seeds")
+    aggregate = SeedPaths(out).aggregate
+    summary, pairwise = aggregate_seeds(group_by_variant(run_dirs), aggregate.root)
     print_seed_summary(summary, pairwise, console)
-    err_console.print(f"run directory: {out} (seed aggregate: {out / 'seeds' / 'seeds.md'})")
+    err_console.print(f"run directory: {out} (seed aggregate: {aggregate.report})")
 
 
 def extract(
@@ -197,7 +200,7 @@ def extract(
 
 
 def demo(
-    out: Annotated[Path, typer.Option(help="Where to write the runs")] = Path("runs/demo"),
+    out: Annotated[Path | None, typer.Option(help="Where to write the runs (default runs/demo)")] = None,
     set_: SetOption = None,
     overwrite: Annotated[bool, typer.Option(help="Retrain instead of resuming")] = False,
 ) -> None:
@@ -205,9 +208,11 @@ def demo(
     # deferred: torch loads only when the demo runs
     from affectfusion.models import FUSIONS
     from affectfusion.recipes.fusion import train_config
+    from affectfusion.rundir import SweepPaths, default_run_dir
 
+    out = out or default_run_dir("demo")
     overrides = {"variants": FUSIONS.names(), **parse_set_options(set_)}
     cfg = load_config("demo", overrides)
     df = train_config(cfg, out, overwrite, err_console)
     if df is not None:
-        print_table(df, f"demo: every fusion strategy on synthetic data ({out / 'comparison'})")
+        print_table(df, f"demo: every fusion strategy on synthetic data ({SweepPaths(out).comparison.root})")

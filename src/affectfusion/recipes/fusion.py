@@ -24,7 +24,7 @@ from affectfusion.evaluation.metrics import resolve_monitor, saturation_warning
 from affectfusion.evaluation.report import write_run_report
 from affectfusion.io import read_json, read_jsonl, write_json
 from affectfusion.recipes.trust import calibrate_run
-from affectfusion.rundir import RunPaths, read_run
+from affectfusion.rundir import RunPaths, SeedPaths, SweepPaths, default_run_dir, read_run
 from affectfusion.runlock import run_lock
 from affectfusion.training.distributed import init_distributed
 from affectfusion.training.tracking import parent_run, tracked_run
@@ -47,13 +47,14 @@ def train_config(
     if not cfg.variants:
         fit(cfg, out, overwrite, console, leakage_allowed_by, parent=parent)
         return None
+    sweep = SweepPaths(out)
     run_dirs = []
     for vname, vcfg in variants.items():
-        fit(vcfg, out / vname, overwrite, console, leakage_allowed_by, parent=parent)
-        run_dirs.append(out / vname)
+        fit(vcfg, sweep.variant(vname), overwrite, console, leakage_allowed_by, parent=parent)
+        run_dirs.append(sweep.variant(vname))
     if not init_distributed().is_main:
         return None
-    return compare_runs(run_dirs, out / "comparison")
+    return compare_runs(run_dirs, sweep.comparison.root)
 
 
 def fit(
@@ -154,17 +155,17 @@ def train_seeds(
     own_parent = parent is None and init_distributed().is_main
     with parent_run(cfg, out, "seeds") if own_parent else nullcontext(parent) as group:
         for seed in seeds:
-            seed_dir = out / f"seed{seed}"
+            seed_dir = SeedPaths(out).seed(seed)
             train_config(
                 _seed_config(cfg, seed), seed_dir, overwrite, leakage_allowed_by=leakage_allowed_by, parent=group
             )
-            run_dirs += [seed_dir / v for v in cfg.variants] if cfg.variants else [seed_dir]
+            run_dirs += [SweepPaths(seed_dir).variant(v) for v in cfg.variants] if cfg.variants else [seed_dir]
     return run_dirs
 
 
 def train_recipe(config: str, overrides: dict[str, Any], out: Path | None, overwrite: bool) -> Path:
     """The fusion kind's recipe in the common signature (a config's variants, no seeds): its run directory."""
     cfg = load_config(config, overrides)
-    out = Path(out) if out is not None else Path("runs") / cfg.name
+    out = Path(out) if out is not None else default_run_dir(cfg.name)
     train_config(cfg, out, overwrite)
     return out

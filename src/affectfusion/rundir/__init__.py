@@ -7,9 +7,19 @@ through this package only, so a file name lives in :mod:`affectfusion.rundir.pat
 """
 
 from affectfusion.rundir.paths import (
+    HTML_REPORT,
+    MLFLOW_STORE,
+    RUNS,
+    AblationPaths,
+    ComparisonPaths,
     CvPaths,
     RunPaths,
+    SeedAggregatePaths,
+    SeedPaths,
+    SpecialistsPaths,
+    SweepPaths,
     TunePaths,
+    default_run_dir,
 )
 from affectfusion.rundir.read import (
     LoadedRun,
@@ -27,12 +37,22 @@ from affectfusion.rundir.read import (
 )
 
 __all__ = [
+    "HTML_REPORT",
+    "MLFLOW_STORE",
+    "RUNS",
+    "AblationPaths",
+    "ComparisonPaths",
     "CvPaths",
     "LoadedRun",
     "RunFolder",
     "RunPaths",
+    "SeedAggregatePaths",
+    "SeedPaths",
+    "SpecialistsPaths",
+    "SweepPaths",
     "TunePaths",
     "declared_kind",
+    "default_run_dir",
     "enclosing_tune",
     "is_cv",
     "is_run",

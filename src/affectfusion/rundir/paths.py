@@ -6,6 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+RUNS = Path("runs")  # where a command writes when it is given no output folder (relative to the working directory)
+MLFLOW_STORE = RUNS / "mlruns"  # the default MLflow store (SQLite), beside the runs it tracks
+HTML_REPORT = "report.html"  # the self-contained page of analyze, ablate and robustness, in their output folder
+
+
+def default_run_dir(name: str, suffix: str = "") -> Path:
+    """``runs/<name>``, or ``runs/<name>_<suffix>`` (a cross-validation ``cv``, a tuning ``tune``...)."""
+    return RUNS / (f"{name}_{suffix}" if suffix else name)
+
 
 @dataclass(frozen=True)
 class RunPaths:
@@ -68,6 +77,11 @@ class RunPaths:
         return self.root / "plots"
 
     @property
+    def export(self) -> Path:
+        """The ONNX export's default folder (``affectfusion export``)."""
+        return self.root / "export"
+
+    @property
     def tensorboard(self) -> Path:
         """TensorBoard event files (``train.track: [tensorboard]``)."""
         return self.root / "tb"
@@ -86,7 +100,7 @@ class RunPaths:
 
     def analysis_report(self, name: str) -> Path:
         """The self-contained HTML report of ``affectfusion analyze`` for ``name``."""
-        return self.analysis_dir(name) / "report.html"
+        return self.analysis_dir(name) / HTML_REPORT
 
     def evaluated_splits(self) -> list[str]:
         return [p.parent.name for p in sorted(self.root.glob(f"eval/*/{self.METRICS}"))]
@@ -181,6 +195,8 @@ class TunePaths:
 
     root: Path
 
+    BEST_CONFIG = "best.yaml"
+
     @property
     def storage(self) -> Path:
         """The default Optuna storage (SQLite), so that an interrupted study resumes."""
@@ -192,7 +208,7 @@ class TunePaths:
     @property
     def best_config(self) -> Path:
         """The full resolved config of the best trial, trainable as it is."""
-        return self.root / "best.yaml"
+        return self.root / self.BEST_CONFIG
 
     @property
     def best_seeds(self) -> Path:
@@ -214,3 +230,158 @@ class TunePaths:
     @property
     def importance_plot(self) -> Path:
         return self.root / "plots" / "param_importances.png"
+
+
+@dataclass(frozen=True)
+class ComparisonPaths:
+    """A comparison of runs (``compare``, a config's variants): the table, its markdown and its plot."""
+
+    root: Path
+
+    @property
+    def table(self) -> Path:
+        return self.root / "comparison.csv"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "comparison.md"
+
+    @property
+    def plot(self) -> Path:
+        return self.root / "comparison.png"
+
+
+@dataclass(frozen=True)
+class SweepPaths:
+    """A config with variants: one run folder per variant, and their comparison beside them."""
+
+    root: Path
+
+    def variant(self, name: str) -> Path:
+        return self.root / name
+
+    @property
+    def comparison(self) -> ComparisonPaths:
+        return ComparisonPaths(self.root / "comparison")
+
+
+@dataclass(frozen=True)
+class SeedAggregatePaths:
+    """Scores over seeds (``train --seeds``, ``aggregate``): summary, pairwise tests, markdown and plot."""
+
+    root: Path
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "seeds_summary.csv"
+
+    @property
+    def pairwise(self) -> Path:
+        return self.root / "seeds_pairwise.csv"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "seeds.md"
+
+    @property
+    def plot(self) -> Path:
+        return self.root / "seeds.png"
+
+
+@dataclass(frozen=True)
+class SeedPaths:
+    """A config trained once per seed: a folder per seed (a run, or a sweep) and the aggregate over them."""
+
+    root: Path
+
+    def seed(self, seed: int) -> Path:
+        return self.root / f"seed{seed}"
+
+    @property
+    def aggregate(self) -> SeedAggregatePaths:
+        return SeedAggregatePaths(self.root / "seeds")
+
+
+@dataclass(frozen=True)
+class SpecialistsPaths:
+    """A specialists run: one run per modality, their exported embeddings, the fusion trained on them, and
+    the subset scores."""
+
+    root: Path
+
+    def specialist(self, modality: str) -> Path:
+        return self.root / "specialists" / modality
+
+    @property
+    def fusion(self) -> Path:
+        return self.root / "fusion"
+
+    @property
+    def fusion_embeddings(self) -> Path:
+        """In the fusion run: which export (and which specialist checkpoints) it was trained on."""
+        return self.fusion / "embeddings.json"
+
+    @property
+    def embeddings(self) -> Path:
+        return self.root / "embeddings"
+
+    @property
+    def manifest(self) -> Path:
+        return self.embeddings / "manifest.csv"
+
+    @property
+    def provenance(self) -> Path:
+        return self.embeddings / "provenance.json"
+
+    def embedding_file(self, modality: str, split: str) -> Path:
+        return self.embeddings / f"{modality}_{split}.npz"
+
+    @property
+    def subsets(self) -> Path:
+        return self.root / "subsets"
+
+    @property
+    def subsets_json(self) -> Path:
+        return self.subsets / "subsets.json"
+
+    @property
+    def subsets_csv(self) -> Path:
+        return self.subsets / "subsets.csv"
+
+    @property
+    def subsets_report(self) -> Path:
+        return self.subsets / "subsets.md"
+
+
+@dataclass(frozen=True)
+class AblationPaths:
+    """An ablation folder: a run per variant and seed, the effect table and its plots, and the report."""
+
+    root: Path
+
+    def run(self, variant: str, seed: int) -> Path:
+        return SeedPaths(self.root / variant).seed(seed)
+
+    @property
+    def table(self) -> Path:
+        return self.root / "ablation.csv"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "ablation.json"
+
+    @property
+    def plot(self) -> Path:
+        return self.root / "ablation.png"
+
+    @property
+    def effect_plot(self) -> Path:
+        return self.root / "ablation_effect.png"
+
+    @property
+    def markdown(self) -> Path:
+        return self.root / "ablation.md"
+
+    @property
+    def report(self) -> Path:
+        return self.root / HTML_REPORT

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.rundir import RunPaths, declared_kind
+from affectfusion.rundir import RunPaths, SpecialistsPaths, declared_kind
 
 
 def is_fusion_run(run_dir: Path) -> bool:
@@ -33,7 +33,7 @@ def is_specialists_run(run_dir: Path) -> bool:
     """The output folder of a ``kind: specialists`` config whose fusion stage is trained."""
     if declared_kind(Path(run_dir)) != "specialists":
         return False
-    fusion = RunPaths(Path(run_dir) / "fusion")
+    fusion = RunPaths(SpecialistsPaths(Path(run_dir)).fusion)
     if not fusion.meta.is_file():
         raise AffectFusionError(
             f"{run_dir} is a specialists run whose fusion is not trained yet (expected {fusion.meta} in it); "

@@ -37,7 +37,7 @@ import affectfusion
 from affectfusion.device import describe, resolve_device
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import append_jsonl, write_json, write_text
-from affectfusion.rundir import RunPaths
+from affectfusion.rundir import RunPaths, default_run_dir
 from affectfusion.threads import apply_threads
 from affectfusion.vlm.config import VLMConfig, load_vlm_config, require_model_path
 from affectfusion.vlm.evaluate import evaluate_items
@@ -152,7 +152,7 @@ def train_vlm(config: str, overrides: dict[str, Any], out: Path | None, overwrit
     cfg = load_vlm_config(config, overrides)
     model_dir = require_model_path(cfg, str(config))
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": str(model_dir.resolve())})})
-    out = Path(out) if out is not None else Path("runs") / cfg.name
+    out = Path(out) if out is not None else default_run_dir(cfg.name)
     console = Console(stderr=True)
     log = console.print if cfg.train.progress else (lambda *a, **k: None)
     t = cfg.train

@@ -23,11 +23,7 @@ skipped, embeddings are re-exported only when a specialist checkpoint changed (t
 retrained from scratch), an interrupted fusion continues from its last epoch.
 """
 
-from affectfusion.recipes.specialists.config import (
-    FUSION_EMBEDDINGS,
-    SpecialistsConfig,
-    load_specialists_config,
-)
+from affectfusion.recipes.specialists.config import SpecialistsConfig, load_specialists_config
 from affectfusion.recipes.specialists.train import train_specialists
 
-__all__ = ["FUSION_EMBEDDINGS", "SpecialistsConfig", "load_specialists_config", "train_specialists"]
+__all__ = ["SpecialistsConfig", "load_specialists_config", "train_specialists"]
