@@ -33,13 +33,14 @@ from affectfusion.data import build_adapter
 from affectfusion.data.tasks import class_index, multi_hot
 from affectfusion.data.types import Sample, Signal, _is_labelled
 from affectfusion.errors import AffectFusionError
+from affectfusion.inputs import INPUTS
 
 MAX_DUPLICATE_SHARE = 0.01  # exact duplicates in more than 1 % of a split's samples are leakage
 SHIFT_P = 0.01  # label shift flagged when significant at this level ...
 SHIFT_TVD = 0.1  # ... and at least this large (total variation distance / KS statistic)
 IMBALANCE_RATIO = 10.0  # largest / smallest class count flagged as imbalanced
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+AUDIO_SUFFIXES = frozenset(INPUTS["audio"].suffixes)  # the formats the extractors read (affectfusion.inputs)
+IMAGE_SUFFIXES = frozenset(INPUTS["image"].suffixes)
 _PUNCT = re.compile(r"[\W_]+", re.UNICODE)
 
 

@@ -13,20 +13,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from affectfusion.data.types import Signal
 from affectfusion.errors import AffectFusionError
+from affectfusion.inputs import MediaKind
 from affectfusion.registry import Registry
 
 if TYPE_CHECKING:
     from affectfusion.extract.examples import Example
 
 RawInput = str | Path | Signal
-Kind = Literal["text", "audio", "image", "video", "signal"]
 T = TypeVar("T")
 
 
@@ -41,7 +41,7 @@ class Extractor(ABC):
     to compute its fingerprint costs nothing.
     """
 
-    kind: ClassVar[Kind]
+    kind: ClassVar[MediaKind]  # the one kind of raw input it reads (the table: affectfusion.inputs)
     version: ClassVar[str] = "1"
     # Packages whose versions are recorded with the features (provenance).
     packages: ClassVar[tuple[str, ...]] = ()
