@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import torch
 
-import affectfusion.models.fusions  # noqa: F401  (registers the strategies)
 from affectfusion.config import RunConfig
 from affectfusion.models.base import FUSIONS
 from affectfusion.pipeline import load_dataset

@@ -126,7 +126,21 @@ class Extractor(ABC):
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-EXTRACTORS: Registry[type[Extractor]] = Registry("extractor")
+EXTRACTORS: Registry[type[Extractor]] = Registry(
+    "extractor",
+    modules=(  # each registers its extractors when the registry is first read (heavy libraries load later)
+        "affectfusion.extract.audio",
+        "affectfusion.extract.face.fer",
+        "affectfusion.extract.face.mesh",
+        "affectfusion.extract.hf_audio",
+        "affectfusion.extract.hf_image",
+        "affectfusion.extract.signal",
+        "affectfusion.extract.text",
+        "affectfusion.extract.tokens",
+        "affectfusion.extract.video",
+        "affectfusion.extract.whisper",
+    ),
+)
 
 
 def guarded(extract: Callable[[], T]) -> T | ExtractionError:
