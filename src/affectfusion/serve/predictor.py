@@ -127,7 +127,7 @@ class Predictor(RunPredictor):
         cfg = self.run.config
         return {
             "name": cfg.name,
-            "kind": "classifier",
+            "kind": "fusion",  # the run kind, as config.yaml and `affectfusion list` name it
             "tasks": [{"name": t.name, "type": t.type, "classes": t.classes} for t in cfg.tasks],
             "modalities": self.modalities_info(),
             "fusion": cfg.model.fusion.name,

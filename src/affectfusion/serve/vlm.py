@@ -20,7 +20,7 @@ Each result is an ordinary :class:`~affectfusion.serve.predictor.Prediction`:
 - ``generated``: the answer itself and its parsed fields (text, emotions, action_units,
   face_found, parse_ok, issues).
 
-An image that cannot be read, or has no face when the run says ``face.on_no_face: skip``, gets its
+An image that cannot be read, or has no face when the run says ``face.no_face: skip``, gets its
 reason in that prediction's ``error``; the other images are generated in batches as usual.
 """
 
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 MODALITY = "image"
 DEFAULT_TASK = "emotion"
-NO_FACE = "no face found in the image (the run sets face.on_no_face: skip)"
+NO_FACE = "no face found in the image (the run sets face.no_face: skip)"
 
 
 def task_name(cfg: VLMConfig) -> str:
@@ -156,7 +156,7 @@ class VLMRunPredictor(RunPredictor):
         """Predictions for many inputs (each ``{"image": path, array or PIL image}``), generated in batches.
 
         An input that cannot be used (another key, a missing or unreadable file, no face with
-        ``on_no_face: skip``) gets ``error`` set; the others are unaffected.
+        ``face.no_face: skip``) gets ``error`` set; the others are unaffected.
         """
         ids = check_ids(inputs, ids)
         results = [Prediction(id=i) for i in ids]

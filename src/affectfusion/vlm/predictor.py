@@ -57,12 +57,12 @@ class FacePreparer:
         self.pipeline = FacePipeline(options)
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray | None, bool]:
-        """``(crop, face_found)``; crop is None when no face is found and ``on_no_face`` is skip."""
+        """``(crop, face_found)``; crop is None when no face is found and ``no_face`` is skip."""
 
         crop = self.pipeline.face_crop(image, self.size)
         if crop is not None:
             return crop, True
-        if self.face.on_no_face == "skip":
+        if self.face.no_face == "skip":
             return None, False
         return full_image_crop(image, self.size), False
 
@@ -170,7 +170,7 @@ class VLMPredictor:
         for i, (_, face_found) in enumerate(prepared):
             if i not in texts:
                 results.append(
-                    VLMPrediction("", [], {}, [], None, face_found, False, ["no face found (face.on_no_face: skip)"])
+                    VLMPrediction("", [], {}, [], None, face_found, False, ["no face found (face.no_face: skip)"])
                 )
                 continue
             parsed = parse_output(texts[i])

@@ -323,7 +323,7 @@ def _info(
     service: Service, max_pending: int, request_timeout_s: float, idle_timeout_s: float, read_timeout_s: float
 ) -> dict[str, Any]:
     predictor = service.predictor
-    info = predictor.info()  # every predictor says its kind: classifier, specialists, vlm, ...
+    info = predictor.info()  # every predictor says its run kind: fusion, specialists, vlm, ...
     info["inputs"] = predictor.accepted_inputs
     info["fields"] = {name: kind for name, (_, kind) in service.fields.items()}
     info["limits"] = {

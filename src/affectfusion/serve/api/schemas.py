@@ -68,7 +68,7 @@ class LimitsOut(BaseModel):
 class InfoOut(BaseModel):
     name: str
     kind: str = Field(
-        description="classifier (a fusion run), specialists (P3: specialists, then fusion) or vlm (P4: "
+        description="the run kind: fusion, specialists (P3: specialists, then fusion) or vlm (P4: "
         "a vision-language model that writes its answer; predictions carry it under `generated`)"
     )
     tasks: list[TaskInfo]

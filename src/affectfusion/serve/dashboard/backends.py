@@ -280,10 +280,9 @@ class PredictorBackend(Backend):
             o = ex.options
             detector = ex.serving_detector  # a crop-trained run detects faces in uploads
             options = FaceOptions(detector=detector, min_confidence=o.min_confidence, align=o.align, margin=o.margin)
-            on_no_face = "full_image" if o.no_face == "whole_frame" else "error"
             try:
                 preview = face_preview(
-                    Path(path), options, FER_INPUT_SIZE, on_no_face, grey=True, modality=m, limits=self.limits
+                    Path(path), options, FER_INPUT_SIZE, o.no_face, grey=True, modality=m, limits=self.limits
                 )
             except (ExtractionError, InputRejected):
                 continue  # the prediction's error already says what is wrong with the file

@@ -34,7 +34,7 @@ def face_preview(
     path: Path,
     options: FaceOptions,
     size: int,
-    on_no_face: str,
+    no_face: str,
     grey: bool,
     modality: str = "image",
     limits: InputLimits | None = None,
@@ -72,7 +72,7 @@ def face_preview(
                 f"{options.detector} detector: {len(faces)} face(s), the largest used"
                 f"{', rotated so the eyes are level' if aligned else ' (no eyes found: not rotated)'}"
             )
-        elif on_no_face == "full_image":
+        elif no_face == "whole_frame":
             crop = full_image_crop(image, size)
             caption = f"{options.detector} detector found no face: the whole image is used"
         else:
