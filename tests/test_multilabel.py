@@ -24,9 +24,10 @@ from affectfusion.models.model import MultimodalModel
 from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import read_run
 from affectfusion.training import evaluation as trainer_module  # tune_thresholds is called there
+from affectfusion.training.evaluation import evaluate_run
 from affectfusion.training.losses import MultiTaskLoss
 from affectfusion.training.predict import Predictions, predictions_frame
-from affectfusion.training.trainer import Trainer, evaluate_run
+from affectfusion.training.trainer import Trainer
 
 EMOTIONS = TaskConfig(name="emotions", type="multilabel", classes=["joy", "anger", "neutral"])
 TEXT = {"text": ModalitySpec("text", 4, False)}

@@ -17,8 +17,9 @@ from affectfusion.evaluation.trust_report import trust_html
 from affectfusion.pipeline import load_dataset
 from affectfusion.recipes.trust import calibrate_run, conformal_run, subgroups_run
 from affectfusion.rundir import read_run
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import predict
-from affectfusion.training.trainer import Trainer, load_model
+from affectfusion.training.trainer import Trainer
 from tests.helpers import tiny_config
 
 

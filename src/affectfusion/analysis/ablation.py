@@ -41,8 +41,8 @@ from affectfusion.io import write_csv, write_json, write_text
 from affectfusion.pipeline import config_modalities, load_dataset
 from affectfusion.recipes.fusion import train_config
 from affectfusion.rundir import AblationPaths, read_metrics, read_run
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import predict, score
-from affectfusion.training.trainer import load_model
 
 MODES = ("retrain", "mask")
 

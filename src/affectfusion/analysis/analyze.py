@@ -46,8 +46,8 @@ from affectfusion.evaluation.trust_report import trust_html
 from affectfusion.io import write_csv, write_json, write_text
 from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import HTML_REPORT, LoadedRun, read_run
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import predict
-from affectfusion.training.trainer import load_model
 
 
 def default_split(run: LoadedRun) -> str:

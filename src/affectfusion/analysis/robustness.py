@@ -39,8 +39,8 @@ from affectfusion.evaluation.plots import save_figure
 from affectfusion.io import write_csv, write_json
 from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import HTML_REPORT, read_run
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import predict, score
-from affectfusion.training.trainer import load_model
 
 PERTURBATIONS = {
     "noise": "Gaussian noise (x train-split feature std)",

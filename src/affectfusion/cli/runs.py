@@ -56,7 +56,7 @@ def test(
     from affectfusion.evaluation.report import plot_run, write_run_report
     from affectfusion.rundir import read_run, run_dirs
     from affectfusion.runlock import run_lock
-    from affectfusion.training.trainer import evaluate_run
+    from affectfusion.training.evaluation import evaluate_run
 
     if label_map is not None and data is None:
         raise AffectFusionError("--label-map scores the run on another corpus: give that corpus' folder with --data")

@@ -27,8 +27,9 @@ from affectfusion.recipes.trust import calibrate_run
 from affectfusion.rundir import RunPaths, SeedPaths, SweepPaths, default_run_dir, read_run
 from affectfusion.runlock import run_lock
 from affectfusion.training.distributed import init_distributed
+from affectfusion.training.loading import load_model
 from affectfusion.training.tracking import parent_run, tracked_run
-from affectfusion.training.trainer import EpochCallback, Trainer, load_model
+from affectfusion.training.trainer import EpochCallback, Trainer
 
 
 def train_config(

@@ -88,7 +88,7 @@ class LoadedRun:
 
 
 def read_run(run_dir: str | Path) -> LoadedRun:
-    """Validated config and metadata of a trained fusion run (weights: ``training.trainer.load_model``)."""
+    """Validated config and metadata of a trained fusion run (weights: ``training.loading.load_model``)."""
     # the data package loads torch: only a run that is read whole pays for it
     from affectfusion.data.tasks import TargetScaler
     from affectfusion.data.types import ModalitySpec

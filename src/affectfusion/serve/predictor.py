@@ -52,7 +52,7 @@ class Predictor(RunPredictor):
     def __init__(self, run: LoadedRun, which: str = "best", device: str = "cpu", warm: bool = True) -> None:
         """``warm``: set up every extractor now (servers: a missing model fails at start-up); False: each on
         first use, so one command-line prediction from text does not load the run's audio and face models."""
-        from affectfusion.training.evaluation import load_model  # torch: loaded with a run, not on import
+        from affectfusion.training.loading import load_model  # torch: loaded with a run, not on import
 
         start = time.perf_counter()
         self.run = run

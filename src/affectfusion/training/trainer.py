@@ -47,24 +47,16 @@ from affectfusion.models.model import MultimodalModel
 from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import RunPaths, read_run, read_run_folder
 from affectfusion.threads import apply_threads
-
-# Re-exported: loading and scoring a finished run lives in training.evaluation.
 from affectfusion.training.checkpoint import load_checkpoint, load_tensors, save_checkpoint, save_tensors
 from affectfusion.training.distributed import DistContext, init_distributed
-from affectfusion.training.evaluation import (  # noqa: F401
-    build_model_for,
-    evaluate_run,
-    load_model,
-    read_thresholds,
-    tuned_thresholds,
-)
+from affectfusion.training.evaluation import evaluate_run, tuned_thresholds
+from affectfusion.training.loading import build_model_for, load_model
 from affectfusion.training.predict import predict, score
 from affectfusion.training.resume import clear_training_outputs, config_differs, remove_stale_temp_files, trim_history
-from affectfusion.training.steps import (  # noqa: F401  (drop_modalities: re-exported)
+from affectfusion.training.steps import (
     Optimisation,
     StepContext,
     build_optimisation,
-    drop_modalities,
     mean_loss,
     scalers_and_weights,
     train_epoch,

@@ -26,10 +26,8 @@ from affectfusion.io import atomic_file, file_sha256, read_json, write_csv, writ
 from affectfusion.pipeline import load_dataset
 from affectfusion.recipes.specialists.config import EXPORT_FORMAT, SpecialistsConfig, _stage_raw
 from affectfusion.rundir import LoadedRun, SpecialistsPaths, read_run
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import predict
-from affectfusion.training.trainer import (
-    load_model,
-)
 
 
 def specialist_dataset(run: LoadedRun, split: str) -> MultimodalDataset:

@@ -17,10 +17,8 @@ from affectfusion.pipeline import load_dataset
 from affectfusion.recipes.specialists.config import SpecialistsConfig
 from affectfusion.recipes.specialists.export import specialist_dataset
 from affectfusion.rundir import SpecialistsPaths, read_run
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import Predictions, predict, score
-from affectfusion.training.trainer import (
-    load_model,
-)
 
 
 def pattern_name(modalities: list[str]) -> str:

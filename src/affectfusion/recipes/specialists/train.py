@@ -25,9 +25,7 @@ from affectfusion.recipes.specialists.export import export_embeddings
 from affectfusion.recipes.specialists.subsets import print_subsets, score_subsets, write_subsets
 from affectfusion.rundir import RunPaths, SpecialistsPaths, default_run_dir
 from affectfusion.training.distributed import init_distributed
-from affectfusion.training.trainer import (
-    Trainer,
-)
+from affectfusion.training.trainer import Trainer
 
 
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
