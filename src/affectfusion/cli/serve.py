@@ -17,7 +17,7 @@ from rich.table import Table
 from affectfusion.cli.common import DeviceOption, console, err_console
 from affectfusion.errors import AffectFusionError
 from affectfusion.inputs import INPUT_KINDS, INPUTS  # the input table: no heavy imports
-from affectfusion.serve.inputs import InputLimits
+from affectfusion.serve.input_limits import InputLimits
 from affectfusion.serve.ports import check_port
 
 if TYPE_CHECKING:

@@ -38,7 +38,7 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.inputs import KIND_HINTS
 from affectfusion.serve.base import Prediction, RunPredictor, check_ids, route_input
 from affectfusion.serve.decode import check_image
-from affectfusion.serve.inputs import InputLimits
+from affectfusion.serve.input_limits import InputLimits
 from affectfusion.vlm.targets import EMOTIONS
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, create_model, model_serializer
 
 from affectfusion.inputs import KIND_HINTS
-from affectfusion.serve.inputs import InputLimits
+from affectfusion.serve.input_limits import InputLimits
 from affectfusion.serve.trust_view import TrustFields
 
 FLOAT32_MAX = 3.4028234e38

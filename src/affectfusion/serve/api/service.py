@@ -3,7 +3,7 @@
 Routes only receive and answer. Everything that costs CPU or memory runs here, in a worker thread
 (never on the event loop): JSON batch bodies are parsed here, uploads are written to a fresh
 temporary directory under server-chosen names (``<n>_<kind><suffix>``, suffix from the allow-list
-of :mod:`affectfusion.serve.inputs`) and checked against the decoded-work limits from their
+of :mod:`affectfusion.serve.input_limits`) and checked against the decoded-work limits from their
 headers (:mod:`affectfusion.serve.decode`) with at most ``max_decodes`` at a time, *before* the
 model lock is taken; then the Predictor runs under that lock. The client's filename is only ever
 shown back in messages and ids, never used as a path.
@@ -31,7 +31,7 @@ from affectfusion.serve.api.limits import Gate
 from affectfusion.serve.api.uploads import UPLOAD_PREFIX
 from affectfusion.serve.base import Prediction, RunPredictor
 from affectfusion.serve.decode import add_work, as_features, check_file, check_text
-from affectfusion.serve.inputs import InputLimits, InputRejected, Work
+from affectfusion.serve.input_limits import InputLimits, InputRejected, Work
 
 BATCH = "/predict/batch"
 Body = TypeVar("Body", bound=BaseModel)

@@ -29,7 +29,7 @@ from affectfusion.serve.base import run_metrics
 from affectfusion.serve.dashboard import DEVICE_ENV
 from affectfusion.serve.dashboard.faces import FacePreview, face_preview
 from affectfusion.serve.dashboard.usage import predictor_usage
-from affectfusion.serve.inputs import InputLimits, InputRejected
+from affectfusion.serve.input_limits import InputLimits, InputRejected
 from affectfusion.serve.trust_view import dashboard_parts
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ class Backend(ABC):
 
     @property
     def limits(self) -> InputLimits:
-        """The decoded-work limits every input is checked against (serve/inputs.py)."""
+        """The decoded-work limits every input is checked against (serve/input_limits.py)."""
         return InputLimits()
 
     def config(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from affectfusion.serve.decode import check_image
-from affectfusion.serve.inputs import InputLimits
+from affectfusion.serve.input_limits import InputLimits
 
 if TYPE_CHECKING:
     from affectfusion.extract.face import FaceOptions

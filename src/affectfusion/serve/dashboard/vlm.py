@@ -12,7 +12,7 @@ from affectfusion.serve.base import RunPredictor
 from affectfusion.serve.dashboard.backends import Analysis, PredictorBackend, analysis_of
 from affectfusion.serve.dashboard.faces import face_preview
 from affectfusion.serve.dashboard.usage import vlm_usage
-from affectfusion.serve.inputs import InputRejected
+from affectfusion.serve.input_limits import InputRejected
 from affectfusion.serve.vlm import VLMRunPredictor
 
 if TYPE_CHECKING:
