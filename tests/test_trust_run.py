@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from affectfusion.analysis.explain import TrustLayer
+from affectfusion.analysis.trust_layer import TrustLayer
 from affectfusion.data.label_maps import load_label_map, shipped_label_maps
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.conformal import read_conformal

@@ -58,7 +58,7 @@ class Predictor(RunPredictor):
         self.run = run
         self.device = str(resolve_device(device, "--device"))
         self.model = load_model(run, which, device=self.device)
-        from affectfusion.analysis.explain import TrustLayer  # torch: loaded with the model
+        from affectfusion.analysis.trust_layer import TrustLayer  # torch: loaded with the model
 
         self.trust = TrustLayer(run)  # calibration, conformal sets, attribution
         self.modalities = list(run.modalities)
