@@ -15,8 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from affectfusion.analysis.multilabel_tests import METRICS as MULTILABEL_METRICS
-from affectfusion.analysis.multilabel_tests import check_classes, label_set_bits
+from affectfusion.analysis.multilabel_bits import METRICS as MULTILABEL_METRICS
+from affectfusion.analysis.multilabel_bits import check_classes, label_set_bits
 from affectfusion.analysis.significance import (
     METRICS,
     TESTED_METRICS,
@@ -37,7 +37,7 @@ from affectfusion.rundir import RunFolder, RunPaths, SeedAggregatePaths, read_ru
 # -- predictions files -----------------------------------------------------------------------------
 def _read_predictions(path: Path, task: str, classes: list[str] | None, multilabel: bool = False) -> pd.DataFrame:
     """Labelled rows of one predictions.csv as columns ``true``/``pred`` indexed by id; class names
-    become class indices (multi-label sets: bitmasks, see ``multilabel_tests``)."""
+    become class indices (multi-label sets: bitmasks, see ``multilabel_bits``)."""
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
