@@ -19,7 +19,8 @@ from affectfusion.data import ModalitySpec, Sample
 from affectfusion.data.tasks import balanced_pos_weight, class_counts, collator_for, encode_targets
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import compare_runs
-from affectfusion.evaluation.metrics import default_monitor, multilabel_metrics, task_metrics, tune_thresholds
+from affectfusion.evaluation.metrics import multilabel_metrics, task_metrics, tune_thresholds
+from affectfusion.evaluation.selection import default_monitor
 from affectfusion.models.model import MultimodalModel
 from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import read_run

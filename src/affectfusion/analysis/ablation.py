@@ -35,8 +35,9 @@ from affectfusion.config import RunConfig, TaskConfig, apply_overrides, validate
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import format_table
 from affectfusion.evaluation.html import write_report
-from affectfusion.evaluation.metrics import default_monitor, metric_mode, metric_value
+from affectfusion.evaluation.metrics import metric_value
 from affectfusion.evaluation.plots import save_figure
+from affectfusion.evaluation.selection import default_monitor, metric_mode
 from affectfusion.io import write_csv, write_json, write_text
 from affectfusion.pipeline import config_modalities, load_dataset
 from affectfusion.recipes.fusion import train_config

@@ -27,9 +27,10 @@ from affectfusion.analysis.significance import (
 )
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import SPLIT_PREFERENCE
-from affectfusion.evaluation.metrics import METRIC_DIRECTION, SCALAR_ORDER
+from affectfusion.evaluation.metrics import SCALAR_ORDER
 from affectfusion.evaluation.plots import save_figure
 from affectfusion.evaluation.report import markdown_table
+from affectfusion.evaluation.selection import METRIC_DIRECTION
 from affectfusion.io import write_csv, write_text
 from affectfusion.rundir import RunFolder, RunPaths, SeedAggregatePaths, read_run_folder
 

@@ -15,7 +15,8 @@ import pandas as pd
 from affectfusion.config import validate
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.figures import Drawing, draw_now
-from affectfusion.evaluation.metrics import SCALAR_ORDER, best_epoch, history_value, resolve_monitor
+from affectfusion.evaluation.metrics import SCALAR_ORDER
+from affectfusion.evaluation.selection import best_epoch, history_value, resolve_monitor
 from affectfusion.evaluation.trust_report import trust_markdown
 from affectfusion.io import write_text
 from affectfusion.rundir import RunFolder, RunPaths, read_run_folder

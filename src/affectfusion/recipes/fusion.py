@@ -20,8 +20,8 @@ from affectfusion.config import RunConfig, apply_overrides, expand_variants, loa
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import compare_runs
 from affectfusion.evaluation.figures import Figures
-from affectfusion.evaluation.metrics import resolve_monitor, saturation_warning
 from affectfusion.evaluation.report import write_run_report
+from affectfusion.evaluation.selection import resolve_monitor, saturation_warning
 from affectfusion.io import read_json, read_jsonl, write_json
 from affectfusion.recipes.trust import calibrate_run
 from affectfusion.rundir import RunPaths, SeedPaths, SweepPaths, default_run_dir, read_run

@@ -40,8 +40,9 @@ from affectfusion.device import check_precision, describe, resolve_device
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.conformal import small_split_warning
 from affectfusion.evaluation.figures import Figures, start_helper
-from affectfusion.evaluation.metrics import metric_value, resolve_monitor
+from affectfusion.evaluation.metrics import metric_value
 from affectfusion.evaluation.report import curves_drawing, fmt_value, run_drawings, write_run_report
+from affectfusion.evaluation.selection import resolve_monitor
 from affectfusion.io import append_jsonl, read_jsonl, write_json, write_text
 from affectfusion.models.model import MultimodalModel
 from affectfusion.pipeline import load_dataset

@@ -10,8 +10,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from affectfusion.evaluation.metrics import default_monitor, metric_mode
 from affectfusion.evaluation.report import fmt_value, markdown_table
+from affectfusion.evaluation.selection import default_monitor, metric_mode
 from affectfusion.io import write_csv, write_json, write_text
 from affectfusion.pipeline import load_dataset
 from affectfusion.recipes.specialists.config import SpecialistsConfig
