@@ -8,7 +8,7 @@ from typing import get_args
 import typer
 
 from affectfusion.cli.app import app
-from affectfusion.data import checks
+from affectfusion.data import fingerprints
 from affectfusion.extract import EXTRACTORS
 from affectfusion.extract.base import Extractor
 from affectfusion.inputs import INPUT_KINDS, INPUTS, MediaKind
@@ -26,9 +26,9 @@ def test_predict_has_one_flag_per_input_kind() -> None:
 
 
 def test_data_check_reads_the_formats_the_extractors_accept() -> None:
-    assert set(INPUTS["audio"].suffixes) == checks.AUDIO_SUFFIXES
-    assert set(INPUTS["image"].suffixes) == checks.IMAGE_SUFFIXES
-    assert not {".gif", ".webp"} & checks.IMAGE_SUFFIXES  # the face reader refuses them
+    assert set(INPUTS["audio"].suffixes) == fingerprints.AUDIO_SUFFIXES
+    assert set(INPUTS["image"].suffixes) == fingerprints.IMAGE_SUFFIXES
+    assert not {".gif", ".webp"} & fingerprints.IMAGE_SUFFIXES  # the face reader refuses them
 
 
 def test_every_extractor_reads_a_kind_of_the_table() -> None:
