@@ -33,13 +33,14 @@ def pattern(node: ast.AST) -> str | None:
 
 def path_parts(tree: ast.AST) -> list[tuple[int, str]]:
     """Every string joined onto a path (``x / "name"``, ``"name" / x``) or given to ``Path("name")``."""
-    found = []
+    found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
-        operands: list[ast.AST] = []
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
             operands = [node.left, node.right]
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Path":
             operands = list(node.args)
+        else:
+            continue
         found += [(node.lineno, p) for p in map(pattern, operands) if p is not None]
     return found
 
@@ -84,7 +85,7 @@ def violations(path: Path) -> list[str]:
     parts_of_fstrings = {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values}
     for node in ast.walk(tree):
         text = pattern(node)
-        if text is None or id(node) in docstrings | parts_of_fstrings:
+        if text is None or not isinstance(node, ast.expr) or id(node) in docstrings | parts_of_fstrings:
             continue
         if text in FILE_NAMES or any(text.endswith("/" + f) for f in FILE_NAMES):
             out.append(f"{node.lineno}: file name {text!r}")
