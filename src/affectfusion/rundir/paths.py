@@ -3,6 +3,7 @@ tuning, specialists, ablations): the one place that names them."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -296,6 +297,11 @@ class SeedPaths:
 
     def seed(self, seed: int) -> Path:
         return self.root / f"seed{seed}"
+
+    @staticmethod
+    def is_seed_folder(name: str) -> bool:
+        """Whether a folder name is one :meth:`seed` makes (``seed<k>``)."""
+        return re.fullmatch(r"seed\d+", name) is not None
 
     @property
     def aggregate(self) -> SeedAggregatePaths:
