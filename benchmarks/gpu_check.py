@@ -143,8 +143,8 @@ def reload_on_cpu(run_dir: Path) -> dict[str, Any]:
 
     from affectfusion.pipeline import load_dataset
     from affectfusion.rundir import read_run
+    from affectfusion.training.loading import load_model
     from affectfusion.training.predict import predict
-    from affectfusion.training.trainer import load_model
 
     run = read_run(run_dir)
     model = load_model(run, device="cpu")

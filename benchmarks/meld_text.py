@@ -49,7 +49,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def toolkit(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str, Any]:
     """The LoRA model's dev / test_small metrics: from ``--run``, or trained now."""
     from affectfusion.rundir import read_run
-    from affectfusion.training.trainer import evaluate_run
+    from affectfusion.training.evaluation import evaluate_run
 
     if args.run is not None:
         run = read_run(args.run)

@@ -12,8 +12,9 @@ from affectfusion.analysis.analyze import analyze_run
 from affectfusion.analysis.attribution import attribution_by_class, batch_shapley, dataset_shapley, shapley_values
 from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import read_run
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import make_loader
-from affectfusion.training.trainer import Trainer, load_model
+from affectfusion.training.trainer import Trainer
 from tests.helpers import tiny_config
 
 

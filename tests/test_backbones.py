@@ -17,7 +17,8 @@ from affectfusion.extract import ExtractionError, build_extractor
 from affectfusion.models.hf_audio import HFAudioLoRAEncoder, LayerWeightedEncoder
 from affectfusion.rundir import read_run
 from affectfusion.training.checkpoint import load_tensors
-from affectfusion.training.trainer import Trainer, load_model
+from affectfusion.training.loading import load_model
+from affectfusion.training.trainer import Trainer
 from tests.fixtures_backbones import SPEECH_FAMILIES, VISION_FAMILIES, tiny_speech, tiny_vision  # noqa: F401
 from tests.fixtures_media import make_media_table, media_config
 

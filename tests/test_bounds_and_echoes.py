@@ -74,7 +74,7 @@ def test_cli_names_the_size_and_nesting_without_traceback(
 )
 def test_absurd_encoder_sizes_are_refused(name: str, options: dict[str, Any]) -> None:
     from affectfusion.data.types import ModalitySpec
-    from affectfusion.training.evaluation import build_model_for
+    from affectfusion.training.loading import build_model_for
 
     cfg = tiny_config({"model.encoder": {"name": name, "options": options}})
     with pytest.raises(AffectFusionError, match="less than or equal to"):

@@ -9,7 +9,8 @@ import pytest
 import soundfile as sf
 
 from affectfusion.config import TaskConfig
-from affectfusion.data.checks import check_data, check_markdown, check_splits, normalise_text
+from affectfusion.data.checks import check_data, check_markdown, check_splits
+from affectfusion.data.fingerprints import normalise_text
 from affectfusion.data.types import Sample
 from tests.helpers import tiny_config
 

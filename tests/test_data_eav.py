@@ -15,7 +15,6 @@ from affectfusion.data.eav import EAVAdapter
 from affectfusion.data.examples.eav import make_eav
 from affectfusion.data.types import Signal
 from affectfusion.errors import AffectFusionError
-from affectfusion.extract import audio, signal  # noqa: F401  (importing registers egemaps and eeg_bands)
 from affectfusion.training.trainer import Trainer
 
 SPLITS = {"train": [1, 2], "dev": [3], "test": [4]}

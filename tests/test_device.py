@@ -16,8 +16,9 @@ from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import read_run
 from affectfusion.training.checkpoint import load_tensors
 from affectfusion.training.distributed import backend_for
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import predict
-from affectfusion.training.trainer import Trainer, load_model
+from affectfusion.training.trainer import Trainer
 from tests.helpers import tiny_config
 
 

@@ -15,10 +15,7 @@ from affectfusion.config import RunConfig, TaskConfig
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import compare_runs, format_table
 from affectfusion.evaluation.metrics import (
-    best_epoch,
     classification_metrics,
-    default_monitor,
-    metric_mode,
     metric_value,
     regression_metrics,
     summarize,
@@ -26,6 +23,7 @@ from affectfusion.evaluation.metrics import (
 )
 from affectfusion.evaluation.plots import plot_comparison, plot_confusion_matrix
 from affectfusion.evaluation.report import curves_drawing, plot_run, write_run_report
+from affectfusion.evaluation.selection import best_epoch, default_monitor, metric_mode
 from affectfusion.io import append_jsonl, atomic_file, read_json, read_jsonl, write_csv, write_json, write_text
 
 EMOTION = TaskConfig(name="emotion", type="classification", classes=["ang", "hap", "sad"])

@@ -14,7 +14,7 @@ from affectfusion.analysis.attribution import ShapleyBudget, exact_shapley, samp
 from affectfusion.errors import AffectFusionError
 from affectfusion.serve import Predictor
 from affectfusion.serve.api import create_app
-from affectfusion.serve.inputs import InputLimits
+from affectfusion.serve.input_limits import InputLimits
 from affectfusion.training.trainer import Trainer
 from tests.helpers import tiny_config
 

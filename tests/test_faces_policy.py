@@ -26,7 +26,7 @@ from affectfusion.extract import build_extractor
 from affectfusion.extract.face import NoFaceError
 from affectfusion.serve.api import create_app
 from affectfusion.serve.batch import predictions_table
-from affectfusion.serve.inputs import InputLimits
+from affectfusion.serve.input_limits import InputLimits
 from affectfusion.serve.predictor import Predictor
 from tests.fixtures_media import media_table_config
 from tests.helpers import SHARED_DATA, run_cli

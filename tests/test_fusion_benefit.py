@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 import torch
 
-import affectfusion.models.fusions  # noqa: F401  (registers the strategies)
 from affectfusion.config import RunConfig
 from affectfusion.models.base import FUSIONS
 from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import read_run
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import predict
-from affectfusion.training.trainer import Trainer, load_model
+from affectfusion.training.trainer import Trainer
 from tests.helpers import tiny_config
 
 # train.seed. The settings below were checked with train.seed 0-15 (xor) and 0-11 (noise weights);

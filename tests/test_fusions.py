@@ -13,7 +13,6 @@ from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-import affectfusion.models.fusions  # noqa: F401  (registers the strategies)
 from affectfusion.errors import AffectFusionError
 from affectfusion.models.base import FUSIONS, Encoded, Fusion, FusionOutput, masked_mean
 

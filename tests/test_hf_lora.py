@@ -15,7 +15,8 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.extract import build_extractor
 from affectfusion.rundir import read_run
 from affectfusion.serve import Predictor
-from affectfusion.training.trainer import Trainer, load_model
+from affectfusion.training.loading import load_model
+from affectfusion.training.trainer import Trainer
 from tests.fixtures_media import make_media_table, media_config
 
 

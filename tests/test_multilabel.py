@@ -19,14 +19,16 @@ from affectfusion.data import ModalitySpec, Sample
 from affectfusion.data.tasks import balanced_pos_weight, class_counts, collator_for, encode_targets
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import compare_runs
-from affectfusion.evaluation.metrics import default_monitor, multilabel_metrics, task_metrics, tune_thresholds
+from affectfusion.evaluation.metrics import multilabel_metrics, task_metrics, tune_thresholds
+from affectfusion.evaluation.selection import default_monitor
 from affectfusion.models.model import MultimodalModel
 from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import read_run
 from affectfusion.training import evaluation as trainer_module  # tune_thresholds is called there
+from affectfusion.training.evaluation import evaluate_run
 from affectfusion.training.losses import MultiTaskLoss
 from affectfusion.training.predict import Predictions, predictions_frame
-from affectfusion.training.trainer import Trainer, evaluate_run
+from affectfusion.training.trainer import Trainer
 
 EMOTIONS = TaskConfig(name="emotions", type="multilabel", classes=["joy", "anger", "neutral"])
 TEXT = {"text": ModalitySpec("text", 4, False)}

@@ -10,7 +10,7 @@ from sklearn.metrics import f1_score
 
 from affectfusion.analysis.ablation import primary_metrics, run_ablation
 from affectfusion.analysis.analyze import analyze_run
-from affectfusion.analysis.multilabel_tests import label_set_bits, macro_f1, micro_f1
+from affectfusion.analysis.multilabel_bits import label_set_bits, macro_f1, micro_f1
 from affectfusion.analysis.seed_report import aggregate_seeds
 from affectfusion.analysis.seeds import group_by_variant
 from affectfusion.recipes.fusion.recipe import train_seeds

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.evaluation.metrics import saturation_warning
 from affectfusion.evaluation.report import write_run_report
+from affectfusion.evaluation.selection import saturation_warning
 from affectfusion.io import read_json, write_json
 from affectfusion.recipes.fusion.recipe import warn_if_saturated
 from affectfusion.rundir import RunPaths

@@ -20,7 +20,8 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.io import read_jsonl
 from affectfusion.rundir import read_run
 from affectfusion.training.checkpoint import load_checkpoint, load_tensors, save_tensors
-from affectfusion.training.trainer import Trainer, load_model
+from affectfusion.training.loading import load_model
+from affectfusion.training.trainer import Trainer
 from tests.helpers import run_cli, tiny_config
 
 

@@ -60,6 +60,7 @@ def test_health_and_info_describe_the_model(client: TestClient, predictor: Predi
     assert health.status_code == 200
     assert health.json()["status"] == "ok" and health.json()["model"] == "media"
     info = client.get("/info").json()
+    assert info["kind"] == "fusion"  # the run kind, as config.yaml names it
     assert info["tasks"] == [{"name": "emotion", "type": "classification", "classes": ["happy", "sad", "angry"]}]
     assert {m: v["input"] for m, v in info["modalities"].items()} == {
         "text": "text",

@@ -51,7 +51,7 @@ def openapi(run: Path) -> dict[str, Any]:
 
 def test_reST_becomes_markdown() -> None:
     text = (
-        "Served by :func:`load_predictor`, limited by\n:class:`~affectfusion.serve.inputs.InputLimits`: never a\n"
+        "Served by :func:`load_predictor`, limited by\n:class:`~affectfusion.serve.input_limits.InputLimits`: never a\n"
         "500. Fields ``id``\n  and ``text``.\n\n- one\n  item\n- two"
     )
     assert markdown(text) == (

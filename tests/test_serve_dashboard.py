@@ -155,7 +155,7 @@ def test_face_preview_detects_and_aligns_like_the_extractor(shared_data: Path, t
     path = shared_data / "muxspace_faces_subset/dev/anger/Jan_Ullrich_0002.jpg"
     extractor = build_extractor("fer_cnn", {"detector": "haar", "output": "probs"}, "test")
     extractor.ensure_ready()
-    preview = face_preview(path, FaceOptions(detector="haar"), 64, "full_image", grey=True)
+    preview = face_preview(path, FaceOptions(detector="haar"), 64, "whole_frame", grey=True)
     assert preview.model_input is not None and preview.model_input.shape == (64, 64)
     assert "haar detector: 1 face(s)" in preview.caption
     assert np.allclose(extractor._model.features(preview.model_input), extractor.extract(path), atol=1e-6)
@@ -163,7 +163,7 @@ def test_face_preview_detects_and_aligns_like_the_extractor(shared_data: Path, t
     assert preview.annotated.shape[:2] == (350, 350) and box.sum() > 200
     with pytest.raises(AffectFusionError, match="not an image"):
         (tmp_path / "x.png").write_text("nope")
-        face_preview(tmp_path / "x.png", FaceOptions(detector="haar"), 64, "full_image", grey=True)
+        face_preview(tmp_path / "x.png", FaceOptions(detector="haar"), 64, "whole_frame", grey=True)
 
 
 # -- batch ----------------------------------------------------------------------------------------

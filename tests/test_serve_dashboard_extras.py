@@ -35,7 +35,7 @@ from affectfusion.serve.dashboard.extras import (
 )
 from affectfusion.serve.dashboard.timeline import MAX_SEGMENTS, video_timeline
 from affectfusion.serve.dashboard.widgets import EXAMPLE_TURNS
-from affectfusion.serve.inputs import InputLimits, InputRejected
+from affectfusion.serve.input_limits import InputLimits, InputRejected
 from tests.dashboard_helpers import ARTIFACTS, TEXT, Browser, new_app, submit_analysis
 from tests.fixtures_serve import bright_face
 from tests.helpers import SHARED_DATA

@@ -22,7 +22,7 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.serve import Predictor
 from affectfusion.serve.api import create_app
 from affectfusion.serve.decode import check_audio, check_image, read_features
-from affectfusion.serve.inputs import InputLimits, InputRejected
+from affectfusion.serve.input_limits import InputLimits, InputRejected
 from tests.helpers import asgi_scope
 
 

@@ -25,7 +25,7 @@ from affectfusion.extract.video import DecodeBudget, decode_audio, decode_budget
 from affectfusion.serve import Predictor
 from affectfusion.serve.api import create_app
 from affectfusion.serve.decode import check_file, check_signal, check_video, read_signal
-from affectfusion.serve.inputs import InputLimits, InputRejected
+from affectfusion.serve.input_limits import InputLimits, InputRejected
 
 
 def black_clip(path: Path, side: int, frames: int = 2, fps: int = 25) -> Path:

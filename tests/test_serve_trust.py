@@ -22,7 +22,7 @@ from affectfusion.rundir import read_run
 from affectfusion.serve import Predictor
 from affectfusion.serve.api import create_app
 from affectfusion.serve.dashboard import streamlit_command
-from affectfusion.training.trainer import load_model
+from affectfusion.training.loading import load_model
 from tests.dashboard_helpers import APP_SCRIPT, ARTIFACTS, CHROMEDRIVER, CHROMIUM, TEXT, free_port, wait_healthy
 from tests.helpers import run_cli
 

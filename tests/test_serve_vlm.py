@@ -182,13 +182,13 @@ def test_no_face_with_skip_is_that_rows_error(vlm_run: Path, reference: Any, fac
 
     cfg = reference.cfg
     skipping = VLMPredictor(
-        cfg.model_copy(update={"face": cfg.face.model_copy(update={"on_no_face": "skip"})}),
+        cfg.model_copy(update={"face": cfg.face.model_copy(update={"no_face": "skip"})}),
         reference.model,
         reference.processor,
         reference.label_map,
     )
     (p,) = VLMRunPredictor(vlm_run, skipping).predict([{"image": str(happy_sad(faces)[0])}])  # flat: no face
-    assert p.error == "image: no face found in the image (the run sets face.on_no_face: skip)" and p.tasks == {}
+    assert p.error == "image: no face found in the image (the run sets face.no_face: skip)" and p.tasks == {}
 
 
 def test_rows_flatten_generated_fields_and_other_runs_are_unchanged(served: Any, faces: Path) -> None:

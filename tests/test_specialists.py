@@ -25,8 +25,8 @@ from affectfusion.recipes.specialists.export import specialist_dataset
 from affectfusion.recipes.specialists.train import train_specialists
 from affectfusion.registry import validate_options
 from affectfusion.rundir import read_run
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import predict
-from affectfusion.training.trainer import load_model
 
 CONFIG = "emocare_specialists"
 MODALITIES = ["text", "image", "video"]

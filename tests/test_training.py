@@ -17,8 +17,11 @@ from affectfusion.models import ENCODERS
 from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import read_run
 from affectfusion.training.checkpoint import load_tensors
+from affectfusion.training.evaluation import evaluate_run
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import predict
-from affectfusion.training.trainer import Trainer, drop_modalities, evaluate_run, load_model
+from affectfusion.training.steps import drop_modalities
+from affectfusion.training.trainer import Trainer
 from tests.helpers import tiny_config
 
 

@@ -21,7 +21,8 @@ from affectfusion.recipes.trust import calibrate_run, conformal_run
 from affectfusion.rundir import RunPaths, read_run
 from affectfusion.serve import Predictor
 from affectfusion.serve.api import create_app
-from affectfusion.training.trainer import Trainer, load_model
+from affectfusion.training.loading import load_model
+from affectfusion.training.trainer import Trainer
 from tests.helpers import run_cli, tiny_config
 
 CLASSES = ["a", "b", "c"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from affectfusion.analysis.explain import TrustLayer
+from affectfusion.analysis.trust_layer import TrustLayer
 from affectfusion.data.label_maps import load_label_map, shipped_label_maps
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.conformal import read_conformal
@@ -17,8 +17,9 @@ from affectfusion.evaluation.trust_report import trust_html
 from affectfusion.pipeline import load_dataset
 from affectfusion.recipes.trust import calibrate_run, conformal_run, subgroups_run
 from affectfusion.rundir import read_run
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import predict
-from affectfusion.training.trainer import Trainer, load_model
+from affectfusion.training.trainer import Trainer
 from tests.helpers import tiny_config
 
 

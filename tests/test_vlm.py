@@ -147,6 +147,16 @@ def test_shipped_config_is_p4_and_needs_a_model_path() -> None:
     assert (cfg.lora.r, cfg.lora.alpha, cfg.lora.target_modules) == (16, 32, ["q_proj", "v_proj"])
     assert cfg.image_size == 336 and cfg.face.detector == "haar" and cfg.face.align
     assert cfg.data.adapter == "image_folder" and cfg.model.path is None
+    assert cfg.face.no_face == "whole_frame"
+
+
+def test_face_no_face_is_the_extractors_key_and_the_old_one_still_loads() -> None:
+    base = {"name": "x", "data": {"root": "/d"}}
+    assert validate_vlm({**base, "face": {"no_face": "skip"}}).face.no_face == "skip"
+    assert validate_vlm({**base, "face": {"on_no_face": "full_image"}}).face.no_face == "whole_frame"
+    assert validate_vlm({**base, "face": {"on_no_face": "skip"}}).face.no_face == "skip"
+    with pytest.raises(AffectFusionError, match=r"face\.no_face only"):
+        validate_vlm({**base, "face": {"on_no_face": "skip", "no_face": "skip"}})
 
 
 def test_config_errors_name_the_field() -> None:
@@ -362,7 +372,7 @@ def test_scoring_of_given_answers_matches_hand_computed_values(tmp_path: Path) -
     predictions = [
         answer("happy", ["AU6", "AU12"], "happiness"),  # right, AUs exact, vector exact
         answer("happy", ["AU1"], "happiness"),  # wrong; AU1 is one of sadness's 1+4+15
-        None,  # not scored (e.g. no face with on_no_face: skip)
+        None,  # not scored (e.g. no face with face.no_face: skip)
     ]
     metrics, df = score_predictions(items, predictions, {"happy": "happiness", "sad": "sadness"})
     assert metrics["n"] == 2 and metrics["n_not_scored"] == 1 and len(df) == 2
@@ -378,9 +388,9 @@ def test_scoring_of_given_answers_matches_hand_computed_values(tmp_path: Path) -
 
 def test_predictor_reloads_the_run_and_generates_parsed_fields(trained_run: Path, two_image_folder: Path) -> None:
     from affectfusion.recipes.vlm.predictor import VLMPrediction, VLMPredictor
-    from affectfusion.rundir import run_kind
+    from affectfusion.rundir import declared_kind
 
-    assert run_kind(trained_run) == "vlm"
+    assert declared_kind(trained_run) == "vlm"
     predictor = VLMPredictor.load(trained_run)
     assert predictor.classes == ["happy", "sad"]
     images = [
@@ -410,7 +420,7 @@ def test_predictor_rejects_bad_inputs_and_can_skip_faceless_images(trained_run: 
         predictor.predict([np.zeros((8, 8, 3), dtype=np.float32)])
     with pytest.raises(AffectFusionError, match="shape"):
         predictor.predict([np.zeros((8, 8, 5), dtype=np.uint8)])
-    skip = predictor.cfg.face.model_copy(update={"on_no_face": "skip"})
+    skip = predictor.cfg.face.model_copy(update={"no_face": "skip"})
     skipping = VLMPredictor(
         predictor.cfg.model_copy(update={"face": skip}), predictor.model, predictor.processor, predictor.label_map
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 MB = 2**20
 # What a client sends when it does not know the type (curl -F for a .wav, many scripts): the
@@ -113,7 +114,9 @@ INPUTS: dict[str, InputKind] = {
         "features.npy",
     ),
 }
-INPUT_KINDS = ("text", "audio", "image", "video", "signal")  # raw media (features are named by modality)
+# Raw media (features are named by modality): the type of an extractor's ``kind``, and its values.
+MediaKind = Literal["text", "audio", "image", "video", "signal"]
+INPUT_KINDS: tuple[MediaKind, ...] = get_args(MediaKind)
 FILE_KINDS = tuple(k for k, v in INPUTS.items() if v.suffixes)
 KIND_HINTS = {k: v.hint for k, v in INPUTS.items()}
 SLOT_ORDER = tuple(INPUTS)  # text first, then media, then feature files

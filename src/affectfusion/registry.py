@@ -28,6 +28,11 @@ class Registry(Generic[T]):
         self._modules = modules
         self._loaded = not modules
 
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """The modules that register this registry's components (imported on its first lookup)."""
+        return self._modules
+
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True

@@ -35,14 +35,15 @@ from affectfusion.config import RunConfig, TaskConfig, apply_overrides, validate
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import format_table
 from affectfusion.evaluation.html import write_report
-from affectfusion.evaluation.metrics import default_monitor, metric_mode, metric_value
+from affectfusion.evaluation.metrics import metric_value
 from affectfusion.evaluation.plots import save_figure
+from affectfusion.evaluation.selection import default_monitor, metric_mode
 from affectfusion.io import write_csv, write_json, write_text
 from affectfusion.pipeline import config_modalities, load_dataset
 from affectfusion.recipes.fusion.recipe import train_config
-from affectfusion.rundir import read_metrics, read_run
+from affectfusion.rundir import AblationPaths, read_metrics, read_run
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import predict, score
-from affectfusion.training.trainer import load_model
 
 MODES = ("retrain", "mask")
 
@@ -84,7 +85,7 @@ def _scores_retrain(
     for subset in subsets:
         name = subset_name(subset)
         for seed in seeds:
-            run_dir = out / name / f"seed{seed}"
+            run_dir = AblationPaths(out).run(name, seed)
             overrides = {"model.modalities": list(subset), "train.seed": seed}
             _train(derived_config(cfg, f"{cfg.name}/{name}/seed{seed}", overrides), run_dir, overwrite)
             scores.setdefault(name, []).append(read_metrics(run_dir, split))
@@ -97,7 +98,7 @@ def _scores_mask(
     """One full model per seed, scored with all but each subset's modalities marked missing."""
     scores: dict[str, list[dict]] = {}
     for seed in seeds:
-        run_dir = out / "full" / f"seed{seed}"
+        run_dir = AblationPaths(out).run("full", seed)
         _train(derived_config(cfg, f"{cfg.name}/full/seed{seed}", {"train.seed": seed}), run_dir, overwrite)
         run = read_run(run_dir)
         model = load_model(run)
@@ -207,9 +208,10 @@ def run_ablation(
         f"{main}_effect_mean", ascending=metric_mode(main) == "min", kind="stable", na_position="last"
     ).reset_index(drop=True)
 
-    write_csv(table, out / "ablation.csv")
+    paths = AblationPaths(out)
+    write_csv(table, paths.table)
     write_json(
-        out / "ablation.json",
+        paths.summary,
         {
             "config": cfg.name,
             "mode": mode,
@@ -238,7 +240,7 @@ def run_ablation(
         list(table["subset"]),
         list(table[f"{main}_mean"]),
         list(table[f"{main}_std"]),
-        out / "ablation.png",
+        paths.plot,
         f"{main} ({split})",
         f"{cfg.name}: modality ablation, {mode} ({std_note})",
     )
@@ -246,7 +248,7 @@ def run_ablation(
         list(effects["modality"]),
         list(effects[f"{main}_effect_mean"]),
         list(effects[f"{main}_effect_std"]),
-        out / "ablation_effect.png",
+        paths.effect_plot,
         f"mean change of {main} when the modality is added",
         f"{cfg.name}: modality effect, {mode}",
     )
@@ -265,17 +267,17 @@ def run_ablation(
         "",
         format_table(table, summary_cols),
         "",
-        "![ablation](ablation.png)",
+        f"![ablation]({paths.plot.name})",
         "",
         "## Modality effect",
         "",
         format_table(effects, effect_cols),
         "",
-        "![modality effect](ablation_effect.png)",
+        f"![modality effect]({paths.effect_plot.name})",
     ]
-    write_text(out / "ablation.md", "\n".join(md) + "\n")
+    write_text(paths.markdown, "\n".join(md) + "\n")
     report = write_report(
-        out / "report.html",
+        paths.report,
         f"Modality ablation: {cfg.name} ({mode})",
         intro,
         [

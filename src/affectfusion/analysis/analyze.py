@@ -45,9 +45,9 @@ from affectfusion.evaluation.report import markdown_table
 from affectfusion.evaluation.trust_report import trust_html
 from affectfusion.io import write_csv, write_json, write_text
 from affectfusion.pipeline import load_dataset
-from affectfusion.rundir import LoadedRun, read_run
+from affectfusion.rundir import HTML_REPORT, LoadedRun, read_run
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import predict
-from affectfusion.training.trainer import load_model
 
 
 def default_split(run: LoadedRun) -> str:
@@ -95,7 +95,7 @@ def _analyze(
     run = read_run(run_dir)
     task = classification_task(run.config)
     split = split or default_split(run)
-    out = run.paths.root / "analysis" / split
+    out = run.paths.analysis_dir(split)
     model = load_model(run)
     dataset = load_dataset(run.config, split, root=root, modalities=run.modalities)
     step = progress.add_task(f"{name}: predictions", total=None)
@@ -111,7 +111,7 @@ def _analyze(
     scores = {b: separability_scores(X, blocks.labels[b], seed) for b, X in blocks.embeddings.items()}
     progress.remove_task(step)
     failures = analyze_failures(preds, task, present, unimodal)
-    if len(model.modalities) > 1:  # modality attribution per class (Shapley over subsets, issue #13)
+    if len(model.modalities) > 1:  # modality attribution per class (Shapley over subsets)
         write_attribution(model, dataset, task, run.paths, split, f"{name}: modality attribution ({split})")
     header = {
         "run": str(run.paths.root),
@@ -157,11 +157,11 @@ def _analyze(
         "failures": failures,
         "notes": notes,
         "out_dir": str(out),
-        "report": str(out / "report.html"),
+        "report": str(out / HTML_REPORT),
         "images": {b: str(p) for b, p in images.items()},
     }
     page = run_report_html(summary, images)
-    write_text(out / "report.html", page.replace("</body>", trust_html(run.paths.root, out) + "\n</body>"))
+    write_text(out / HTML_REPORT, page.replace("</body>", trust_html(run.paths.root, out) + "\n</body>"))
     return RunAnalysis(name, run, split, out, summary, blocks, coords, preds)
 
 
@@ -263,13 +263,13 @@ def _compare(analyses: list[RunAnalysis], out: Path, methods: tuple[str, ...], s
         write_csv(frame, out / "failure_overlap.csv")
     result = {
         "out_dir": str(out),
-        "report": str(out / "report.html"),
+        "report": str(out / HTML_REPORT),
         "runs": [a.summary for a in analyses],
         "ranking": ranking.to_dict(orient="records"),
         "failure_overlap": overlap,
         "notes": notes,
     }
-    write_text(out / "report.html", comparison_report_html(analyses, out, ranking, pivots, figure, overlap, notes))
+    write_text(out / HTML_REPORT, comparison_report_html(analyses, out, ranking, pivots, figure, overlap, notes))
     return result
 
 

@@ -21,7 +21,7 @@ from affectfusion.analysis.separability import (
 )
 from affectfusion.evaluation.html import esc, img, page, table
 from affectfusion.evaluation.report import fmt_value
-from affectfusion.rundir import LoadedRun
+from affectfusion.rundir import HTML_REPORT, LoadedRun
 from affectfusion.training.predict import Predictions
 
 
@@ -151,7 +151,7 @@ def comparison_report_html(
 ) -> str:
     """The variants side by side, linking each run's own report."""
     links = [
-        f'<li><a href="{esc(os.path.relpath(a.out_dir / "report.html", out))}">{esc(a.name)}</a> '
+        f'<li><a href="{esc(os.path.relpath(a.out_dir / HTML_REPORT, out))}">{esc(a.name)}</a> '
         f"({esc(a.summary['fusion'])}, split {esc(a.split)})</li>"
         for a in analyses
     ]

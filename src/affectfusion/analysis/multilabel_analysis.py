@@ -24,9 +24,9 @@ from affectfusion.evaluation.metrics import task_metrics
 from affectfusion.evaluation.trust_report import trust_html
 from affectfusion.io import write_json, write_text
 from affectfusion.pipeline import load_dataset
-from affectfusion.rundir import read_run
+from affectfusion.rundir import HTML_REPORT, read_run
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import predict
-from affectfusion.training.trainer import load_model
 
 
 def multilabel_task(tasks: list[TaskConfig]) -> TaskConfig | None:
@@ -107,6 +107,6 @@ def analyze_multilabel(run_dir: str | Path, split: str | None = None, root: str 
         "that carry the label (presence masking; values sum to p(all) - p(none)).</p>",
         trust_html(run.paths.root, out),
     ]
-    write_text(out / "report.html", page(f"Analysis: {run.config.name} ({split})", body))
-    summary["report"] = str(out / "report.html")
+    write_text(out / HTML_REPORT, page(f"Analysis: {run.config.name} ({split})", body))
+    summary["report"] = str(out / HTML_REPORT)
     return summary

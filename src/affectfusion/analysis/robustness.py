@@ -38,9 +38,9 @@ from affectfusion.evaluation.metrics import metric_value
 from affectfusion.evaluation.plots import save_figure
 from affectfusion.io import write_csv, write_json
 from affectfusion.pipeline import load_dataset
-from affectfusion.rundir import read_run
+from affectfusion.rundir import HTML_REPORT, read_run
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import predict, score
-from affectfusion.training.trainer import load_model
 
 PERTURBATIONS = {
     "noise": "Gaussian noise (x train-split feature std)",
@@ -125,7 +125,7 @@ def run_robustness(
                 rows.append(row)
     table = pd.DataFrame(rows)
 
-    out = run.paths.root / "analysis" / f"robustness_{split}"
+    out = run.paths.analysis_dir(f"robustness_{split}")
     write_csv(table, out / "robustness.csv")
     write_json(
         out / "robustness.json",
@@ -151,7 +151,7 @@ def run_robustness(
         "train-split feature std; a missing modality is marked absent for that fraction of samples.",
     ]
     report = write_report(
-        out / "report.html",
+        out / HTML_REPORT,
         f"Robustness: {run.config.name} ({split})",
         intro,
         [

@@ -15,8 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from affectfusion.analysis.multilabel_tests import METRICS as MULTILABEL_METRICS
-from affectfusion.analysis.multilabel_tests import check_classes, label_set_bits
+from affectfusion.analysis.multilabel_bits import METRICS as MULTILABEL_METRICS
+from affectfusion.analysis.multilabel_bits import check_classes, label_set_bits
 from affectfusion.analysis.significance import (
     METRICS,
     TESTED_METRICS,
@@ -27,17 +27,18 @@ from affectfusion.analysis.significance import (
 )
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import SPLIT_PREFERENCE
-from affectfusion.evaluation.metrics import METRIC_DIRECTION, SCALAR_ORDER
+from affectfusion.evaluation.metrics import SCALAR_ORDER
 from affectfusion.evaluation.plots import save_figure
 from affectfusion.evaluation.report import markdown_table
+from affectfusion.evaluation.selection import METRIC_DIRECTION
 from affectfusion.io import write_csv, write_text
-from affectfusion.rundir import RunFolder, RunPaths, read_run_folder
+from affectfusion.rundir import RunFolder, RunPaths, SeedAggregatePaths, read_run_folder
 
 
 # -- predictions files -----------------------------------------------------------------------------
 def _read_predictions(path: Path, task: str, classes: list[str] | None, multilabel: bool = False) -> pd.DataFrame:
     """Labelled rows of one predictions.csv as columns ``true``/``pred`` indexed by id; class names
-    become class indices (multi-label sets: bitmasks, see ``multilabel_tests``)."""
+    become class indices (multi-label sets: bitmasks, see ``multilabel_bits``)."""
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
@@ -292,11 +293,11 @@ def aggregate_seeds(
     task = _primary_task(every_run, split)
     summary, metrics = _summary(loaded, split)
     if not metrics:
-        raise AffectFusionError(f"no metrics to aggregate in eval/{split}/metrics.json")
+        raise AffectFusionError(f"no metrics to aggregate in {RunPaths(Path('<run>')).metrics(split)}")
     pairwise = _pairwise(loaded, summary, split, task, metrics, n_boot, n_perm, seed, ci)
-    out_dir = Path(out_dir)
-    write_csv(summary, out_dir / "seeds_summary.csv")
-    write_csv(pairwise, out_dir / "seeds_pairwise.csv")
-    write_text(out_dir / "seeds.md", _report(summary, pairwise, metrics, n_boot, n_perm))
-    _plot(summary, metrics, out_dir / "seeds.png")
+    out = SeedAggregatePaths(Path(out_dir))
+    write_csv(summary, out.summary)
+    write_csv(pairwise, out.pairwise)
+    write_text(out.report, _report(summary, pairwise, metrics, n_boot, n_perm))
+    _plot(summary, metrics, out.plot)
     return summary, pairwise

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.rundir import read_run_folder
+from affectfusion.rundir import SeedPaths, read_run_folder
 
 _SEED_SUFFIX = re.compile(r"_seed\d+$")
-_SEED_FOLDER = re.compile(r"seed\d+")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -46,7 +45,7 @@ def _candidates(config: dict[str, Any], path: Path, root: Path) -> list[str]:
     base = _SEED_SUFFIX.sub("", base)
     fusion = ((config.get("model") or {}).get("fusion") or {}).get("name")
     short = _SEED_SUFFIX.sub("", variant) or fusion or base
-    folder = "/".join(p for p in path.relative_to(root).parts if not _SEED_FOLDER.fullmatch(p)) or path.name
+    folder = "/".join(p for p in path.relative_to(root).parts if not SeedPaths.is_seed_folder(p)) or path.name
     return [short, f"{base}/{short}" if short != base else base, folder]
 
 

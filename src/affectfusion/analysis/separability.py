@@ -41,8 +41,8 @@ from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.plots import save_figure
 from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import LoadedRun
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import Predictions, predict
-from affectfusion.training.trainer import load_model
 
 FUSED = "fused"
 PROJECTION_METHODS = ("pca", "tsne", "umap")

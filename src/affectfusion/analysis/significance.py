@@ -91,7 +91,7 @@ METRICS: dict[str, MetricFn] = {"accuracy": accuracy, "macro_f1": macro_f1, "mae
 # Metrics tested between groups, per task type. The trainer's default monitor comes first.
 TESTED_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("macro_f1", "accuracy"),
-    "multilabel": ("macro_f1", "micro_f1"),  # label sets as bitmasks: analysis.multilabel_tests
+    "multilabel": ("macro_f1", "micro_f1"),  # label sets as bitmasks: analysis.multilabel_bits
     "regression": ("rmse", "mae"),
 }
 

@@ -73,7 +73,7 @@ def analyze_command(
     # deferred: torch, scikit-learn and matplotlib load only when the command runs
     from affectfusion.analysis.analyze import analyze_run, analyze_runs, default_split
     from affectfusion.analysis.separability import FUSED
-    from affectfusion.rundir import is_run, read_run, run_dirs
+    from affectfusion.rundir import RunPaths, is_run, read_run, run_dirs
 
     if is_run(run_dir):
         result = analyze_run(run_dir, split, data, cap, methods, console=err_console)
@@ -87,7 +87,7 @@ def analyze_command(
         runs = [result]
     else:
         dirs = run_dirs(run_dir)
-        out = run_dir / "analysis" / (split or default_split(read_run(dirs[0])))
+        out = RunPaths(run_dir).analysis_dir(split or default_split(read_run(dirs[0])))
         result = analyze_runs(dirs, out, split, data, cap, methods, console=err_console)
         runs = result["runs"]
     console.print(_summary_table(runs, FUSED), width=max(console.width, 100))
@@ -139,12 +139,13 @@ def ablate_command(
     # deferred: torch and matplotlib load only when the command runs
     from affectfusion.analysis.ablation import MODES, run_ablation
     from affectfusion.analysis.seeds import parse_seeds
+    from affectfusion.rundir import default_run_dir
 
     if mode not in MODES:
         raise AffectFusionError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     seed_list = parse_seeds(seeds) if seeds.strip() else None
     cfg = load_config(config, parse_set_options(set_))
-    out = out or Path("runs") / f"{cfg.name}_ablation_{mode}"
+    out = out or default_run_dir(cfg.name, f"ablation_{mode}")
     result = run_ablation(cfg, out, mode, seed_list, overwrite)
 
     metrics = result.metrics

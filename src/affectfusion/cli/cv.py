@@ -73,7 +73,9 @@ def cv(
         cfg = load_specialists_config(config, overrides)
     else:
         cfg = load_config(config, overrides)
-    out = out or Path("runs") / f"{cfg.name}_cv"
+    from affectfusion.rundir import CvPaths, default_run_dir  # numpy: not for --help
+
+    out = out or default_run_dir(cfg.name, "cv")
     chosen = [s.strip() for s in splits.split(",") if s.strip()] if splits else None
     protocol = Protocol(folds=folds, group=group, k=k, val_fraction=val_fraction)
     summary = run_cv(cfg, out, protocol, chosen, overwrite, workers, err_console)
@@ -88,7 +90,7 @@ def cv(
         if m["mean"] is not None and name.split(".")[-1] in SHOWN
     ]
     print_frame(
-        f"{cfg.name}: {summary['protocol']['name']} ({out / 'cv.md'})", ["metric", "mean", "std", "95% CI"], rows
+        f"{cfg.name}: {summary['protocol']['name']} ({CvPaths(out).report})", ["metric", "mean", "std", "95% CI"], rows
     )
     console.print(f"cross-validation folder: {out}")
 

@@ -56,7 +56,7 @@ def test(
     from affectfusion.evaluation.report import plot_run, write_run_report
     from affectfusion.rundir import read_run, run_dirs
     from affectfusion.runlock import run_lock
-    from affectfusion.training.trainer import evaluate_run
+    from affectfusion.training.evaluation import evaluate_run
 
     if label_map is not None and data is None:
         raise AffectFusionError("--label-map scores the run on another corpus: give that corpus' folder with --data")
@@ -122,7 +122,16 @@ def compare(
     ] = False,
 ) -> None:
     """Compare runs side by side: one table (markdown + CSV) and one plot."""
-    from affectfusion.rundir import is_cv, is_tune, run_dirs, run_dirs_or_none  # numpy/pandas: not for --help
+    # numpy/pandas: not for --help
+    from affectfusion.rundir import (
+        SeedAggregatePaths,
+        SeedPaths,
+        SweepPaths,
+        is_cv,
+        is_tune,
+        run_dirs,
+        run_dirs_or_none,
+    )
 
     runs = [_tune_trials(r) if is_tune(r) else r for r in runs]  # a tune folder: its trials, after its summary
     # a cross-validation folder is compared as one run (its mean over folds), unless seeds are aggregated
@@ -140,14 +149,14 @@ def compare(
         from affectfusion.cli.tables import print_seed_summary
 
         root = Path(os.path.commonpath([d.resolve() for d in dirs]))
-        out = out or (root.parent if len(dirs) == 1 else root) / "seeds"
+        out = out or SeedPaths(root.parent if len(dirs) == 1 else root).aggregate.root
         summary, pairwise = aggregate_seeds(group_by_variant(dirs), out, split)
         print_seed_summary(summary, pairwise, console)
-        err_console.print(f"wrote {out / 'seeds.md'}")
+        err_console.print(f"wrote {SeedAggregatePaths(out).report}")
         return
     from affectfusion.evaluation.compare import compare_runs  # matplotlib: only when comparing
 
-    out = out or dirs[0].parent / "comparison"
+    out = out or SweepPaths(dirs[0].parent).comparison.root
     df = compare_runs(dirs, out, split)
     print_table(df, f"comparison ({out})")
 

@@ -16,12 +16,20 @@ from rich.table import Table
 
 from affectfusion.cli.common import DeviceOption, console, err_console
 from affectfusion.errors import AffectFusionError
-from affectfusion.inputs import INPUTS  # the input table: no heavy imports
-from affectfusion.serve.inputs import InputLimits
+from affectfusion.inputs import INPUT_KINDS, INPUTS  # the input table: no heavy imports
+from affectfusion.serve.input_limits import InputLimits
 from affectfusion.serve.ports import check_port
 
 if TYPE_CHECKING:
     from affectfusion.serve.predictor import Prediction
+
+# Every input flag of ``predict`` (--text, --audio, ...), as the input table names them.
+INPUT_FLAGS = "/".join(v.cli_flag for v in INPUTS.values() if v.cli_flag)
+
+
+def input_option(kind: str) -> Any:
+    """``predict``'s option for one kind of input: its flag and help from the input table."""
+    return typer.Option(INPUTS[kind].cli_flag, help=INPUTS[kind].label)
 
 
 def predict_command(
@@ -32,17 +40,20 @@ def predict_command(
             "or a vision-language run)"
         ),
     ],
-    text: Annotated[str | None, typer.Option(help=INPUTS["text"].label)] = None,
-    audio: Annotated[Path | None, typer.Option(help=INPUTS["audio"].label)] = None,
-    image: Annotated[Path | None, typer.Option(help=INPUTS["image"].label)] = None,
-    video: Annotated[Path | None, typer.Option(help=INPUTS["video"].label)] = None,
-    eeg: Annotated[Path | None, typer.Option(help=INPUTS["signal"].label)] = None,
+    text: Annotated[str | None, input_option("text")] = None,
+    audio: Annotated[Path | None, input_option("audio")] = None,
+    image: Annotated[Path | None, input_option("image")] = None,
+    video: Annotated[Path | None, input_option("video")] = None,
+    eeg: Annotated[Path | None, input_option("signal")] = None,
     features: Annotated[
-        list[str] | None, typer.Option(help="Pre-extracted features for a modality: MODALITY=file.npy (repeatable)")
+        list[str] | None,
+        typer.Option(
+            INPUTS["features"].cli_flag, help="Pre-extracted features for a modality: MODALITY=file.npy (repeatable)"
+        ),
     ] = None,
     batch: Annotated[
         Path | None,
-        typer.Option(help="CSV/JSONL with one input per row: columns id and text/audio/image/video/signal or modality"),
+        typer.Option(help=f"CSV/JSONL with one input per row: columns id and {'/'.join(INPUT_KINDS)} or modality"),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Predictions CSV for --batch (default: <batch>.predictions.csv)")
@@ -81,11 +92,11 @@ def predict_command(
         modality, path = item.split("=", 1)
         single[modality.strip()] = path
     if batch is not None and single:
-        raise AffectFusionError("give either --batch or single inputs (--text/--audio/...), not both")
+        raise AffectFusionError(f"give either --batch or single inputs ({INPUT_FLAGS}), not both")
     if all_faces and image is None:
         raise AffectFusionError("--all-faces predicts every face in an --image; give one")
     if batch is None and not single:
-        raise AffectFusionError("nothing to predict: give --text/--audio/--image/--video/--eeg/--features or --batch")
+        raise AffectFusionError(f"nothing to predict: give {INPUT_FLAGS} or --batch")
     limits = InputLimits.parse(limit)  # a mistyped limit is a one-line error before the model loads
     # a fusion run, a specialists folder or a VLM run; extractors load when an input needs them
     predictor = load_predictor(run, device=device, warm=False)
@@ -139,7 +150,7 @@ def print_prediction(p: Prediction) -> None:
             console.print(table)
         else:
             console.print(f"[bold]{name}[/]: {shown}")
-        for line in trust_lines(out):  # calibrated probabilities, conformal set, attribution (issue #13)
+        for line in trust_lines(out):  # calibrated probabilities, conformal set, attribution
             console.print(f"  {line}", highlight=False, markup=False)
     if p.generated is not None:
         console.print(f"generated: {p.generated.get('text', '')}", highlight=False, soft_wrap=True)

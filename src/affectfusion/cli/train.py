@@ -141,7 +141,7 @@ def extract(
 
 
 def demo(
-    out: Annotated[Path, typer.Option(help="Where to write the runs")] = Path("runs/demo"),
+    out: Annotated[Path | None, typer.Option(help="Where to write the runs (default runs/demo)")] = None,
     set_: SetOption = None,
     overwrite: Annotated[bool, typer.Option(help="Retrain instead of resuming")] = False,
 ) -> None:
@@ -149,9 +149,11 @@ def demo(
     # deferred: torch loads only when the demo runs
     from affectfusion.models import FUSIONS
     from affectfusion.recipes.fusion.recipe import train_config
+    from affectfusion.rundir import SweepPaths, default_run_dir
 
+    out = out or default_run_dir("demo")
     overrides = {"variants": FUSIONS.names(), **parse_set_options(set_)}
     cfg = load_config("demo", overrides)
     df = train_config(cfg, out, overwrite, err_console)
     if df is not None:
-        print_table(df, f"demo: every fusion strategy on synthetic data ({out / 'comparison'})")
+        print_table(df, f"demo: every fusion strategy on synthetic data ({SweepPaths(out).comparison.root})")

@@ -1,5 +1,5 @@
 """``check-data``, ``calibrate`` and the trust options of ``test`` (``--conformal``, ``--by``,
-``--label-map``): how far a result or a prediction can be trusted (issue #13)."""
+``--label-map``): how far a result or a prediction can be trusted."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def calibrate_command(
     from affectfusion.recipes.trust import calibrate_run
     from affectfusion.rundir import read_run, run_dirs
     from affectfusion.runlock import run_lock
-    from affectfusion.training.trainer import load_model
+    from affectfusion.training.loading import load_model
 
     rows, refused = [], []
     for rd in run_dirs(run_dir):
@@ -83,7 +83,7 @@ def trust_tests(run: Any, split: str, data: Path | None, conformal: float | None
     """``test --conformal`` / ``--by`` for one run (after its metrics were written); False when conformal
     prediction was asked for and refused for a task (each refusal is printed with its reason)."""
     from affectfusion.recipes.trust import conformal_run, subgroups_run  # torch: only when --conformal or --by is given
-    from affectfusion.training.trainer import load_model
+    from affectfusion.training.loading import load_model
 
     model = load_model(run)
     ok = True

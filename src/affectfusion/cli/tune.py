@@ -61,18 +61,19 @@ def tune(
     if tracking_uri is not None:
         overrides["train.tracking_uri"] = tracking_uri
     cfg = load_config(config, overrides)
-    out = out or Path("runs") / f"{cfg.name}_tune"
+    from affectfusion.rundir import SeedPaths, TunePaths, default_run_dir  # numpy: not for --help
+
+    out = out or default_run_dir(cfg.name, "tune")
     options = TuneOptions(trials, storage, study_name, sampler, seed, prune, timeout, jobs, seeds)
     summary = run_tune(cfg, out, options, overwrite, err_console)
     print_summary(summary)
     if summary.get("seeds"):  # the same seed aggregate as train --seeds (significance, plots)
         from affectfusion.analysis.seed_report import aggregate_seeds  # deferred: scipy, matplotlib
         from affectfusion.analysis.seeds import group_by_variant
-        from affectfusion.rundir import TunePaths
 
         runs = [Path(r) for r in summary["seeds"]["runs"]]
-        aggregate_seeds(group_by_variant(runs), TunePaths(out).best_seeds / "seeds")
-    err_console.print(f"tune folder: {out} (report: {out / 'tune.md'})")
+        aggregate_seeds(group_by_variant(runs), SeedPaths(TunePaths(out).best_seeds).aggregate.root)
+    err_console.print(f"tune folder: {out} (report: {TunePaths(out).report})")
 
 
 def print_summary(summary: dict) -> None:

@@ -13,7 +13,7 @@ from affectfusion.evaluation.intervals import LEVEL, N_RESAMPLES, run_intervals
 from affectfusion.evaluation.metrics import SCALAR_ORDER
 from affectfusion.evaluation.report import markdown_table, run_best
 from affectfusion.io import read_json, write_csv, write_text
-from affectfusion.rundir import CvPaths, RunFolder, RunPaths, is_cv, read_run_folder
+from affectfusion.rundir import ComparisonPaths, CvPaths, RunFolder, RunPaths, is_cv, read_run_folder
 
 # Without an explicit split, the most final evaluation available is compared.
 SPLIT_PREFERENCE = ("test", "test_small", "dev")
@@ -115,7 +115,7 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, split: str | None = None) 
         chosen.append(_choose_split(run, split))
         rows.append(_row(run, name, chosen[-1]))
     if not any(chosen):
-        where = f"eval/{split}/metrics.json" if split else "eval/<split>/metrics.json"
+        where = RunPaths(Path("<run>")).metrics(split or "<split>")
         raise AffectFusionError(f"none of the runs has evaluation metrics ({where}): {', '.join(map(str, paths))}")
     df = pd.DataFrame(rows)
     metric_cols = [c for c in SCALAR_ORDER if c in df.columns]
@@ -125,8 +125,8 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, split: str | None = None) 
     df[_INT_COLUMNS] = df[_INT_COLUMNS].astype("Int64")  # nullable: a run may lack meta.json
     df[float_cols] = df[float_cols].astype(float)  # None -> NaN
 
-    out_dir = Path(out_dir)
-    write_csv(df, out_dir / "comparison.csv")
+    out = ComparisonPaths(Path(out_dir))
+    write_csv(df, out.table)
     splits = sorted({s for s in chosen if s})
     note = f"Split: {', '.join(splits)}" + (" (differs between runs, see `split`)" if len(splits) > 1 else "")
     sizes = sorted({int(n) for n in df["n"].dropna()})
@@ -136,11 +136,9 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, split: str | None = None) 
             f". `<metric>_ci_low` / `_ci_high`: {LEVEL:.0%} percentile bootstrap interval over the split's "
             f"samples ({N_RESAMPLES} resamples of the saved predictions)"
         )
-    write_text(out_dir / "comparison.md", f"# Run comparison\n\n{note}\n\n{format_table(df)}\n")
+    write_text(out.report, f"# Run comparison\n\n{note}\n\n{format_table(df)}\n")
     title = f"Run comparison ({', '.join(splits)}" + (f", n = {', '.join(map(str, sizes))})" if sizes else ")")
-    draw_now(
-        [Drawing("plot_comparison", out_dir / "comparison.png", {"df": df, "metrics": metric_cols, "title": title})]
-    )
+    draw_now([Drawing("plot_comparison", out.plot, {"df": df, "metrics": metric_cols, "title": title})])
     return df
 
 

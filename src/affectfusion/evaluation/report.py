@@ -15,7 +15,8 @@ import pandas as pd
 from affectfusion.config import validate
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.figures import Drawing, draw_now
-from affectfusion.evaluation.metrics import SCALAR_ORDER, best_epoch, history_value, resolve_monitor
+from affectfusion.evaluation.metrics import SCALAR_ORDER
+from affectfusion.evaluation.selection import best_epoch, history_value, resolve_monitor
 from affectfusion.evaluation.trust_report import trust_markdown
 from affectfusion.io import write_text
 from affectfusion.rundir import RunFolder, RunPaths, read_run_folder
@@ -194,7 +195,7 @@ def write_run_report(run_dir: Path) -> Path:
         embedded.add(image)
         lines += ["", "## Training curves", "", f"![Training curves]({image})"]
     lines += _evaluation(run, embedded)
-    lines += trust_markdown(run.path, embedded)  # data check, calibration, conformal, subgroups, ... (issue #13)
+    lines += trust_markdown(run.path, embedded)  # data check, calibration, conformal, subgroups, ...
     others = [p.relative_to(run.path).as_posix() for p in sorted(paths.plots.glob("*.png"))]
     others = [image for image in others if image not in embedded]
     if others:

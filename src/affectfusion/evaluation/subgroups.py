@@ -17,13 +17,8 @@ import pandas as pd
 
 from affectfusion.config import TaskConfig
 from affectfusion.errors import AffectFusionError
-from affectfusion.evaluation.metrics import (
-    CLASSIFICATION_SCALARS,
-    METRIC_DIRECTION,
-    MULTILABEL_SCALARS,
-    REGRESSION_SCALARS,
-    task_metrics,
-)
+from affectfusion.evaluation.metrics import CLASSIFICATION_SCALARS, MULTILABEL_SCALARS, REGRESSION_SCALARS, task_metrics
+from affectfusion.evaluation.selection import METRIC_DIRECTION
 
 N_RESAMPLES = 200
 MIN_N = 5

@@ -13,20 +13,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from affectfusion.data.types import Signal
 from affectfusion.errors import AffectFusionError
+from affectfusion.inputs import MediaKind
 from affectfusion.registry import Registry
 
 if TYPE_CHECKING:
     from affectfusion.extract.examples import Example
 
 RawInput = str | Path | Signal
-Kind = Literal["text", "audio", "image", "video", "signal"]
 T = TypeVar("T")
 
 
@@ -41,7 +41,7 @@ class Extractor(ABC):
     to compute its fingerprint costs nothing.
     """
 
-    kind: ClassVar[Kind]
+    kind: ClassVar[MediaKind]  # the one kind of raw input it reads (the table: affectfusion.inputs)
     version: ClassVar[str] = "1"
     # Packages whose versions are recorded with the features (provenance).
     packages: ClassVar[tuple[str, ...]] = ()
@@ -126,7 +126,21 @@ class Extractor(ABC):
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-EXTRACTORS: Registry[type[Extractor]] = Registry("extractor")
+EXTRACTORS: Registry[type[Extractor]] = Registry(
+    "extractor",
+    modules=(  # each registers its extractors when the registry is first read (heavy libraries load later)
+        "affectfusion.extract.audio",
+        "affectfusion.extract.face.fer",
+        "affectfusion.extract.face.mesh",
+        "affectfusion.extract.hf_audio",
+        "affectfusion.extract.hf_image",
+        "affectfusion.extract.signal",
+        "affectfusion.extract.text",
+        "affectfusion.extract.tokens",
+        "affectfusion.extract.video",
+        "affectfusion.extract.whisper",
+    ),
+)
 
 
 def guarded(extract: Callable[[], T]) -> T | ExtractionError:

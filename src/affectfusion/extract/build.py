@@ -1,7 +1,7 @@
 """The one way to make an extractor: a registered name and its options -> a validated instance.
 
-Importing this module registers every extractor, so a fresh worker process that imports it can
-build any of them. Training (through the feature store) and serving both build here.
+The registry imports every extractor module on its first lookup, so a fresh worker process can build
+any of them. Training (through the feature store) and serving both build here.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import functools
 import json
 
-# Importing the extractor modules registers them.
-from affectfusion.extract import audio, face, hf_audio, hf_image, signal, text, tokens, video, whisper  # noqa: F401
 from affectfusion.extract.base import EXTRACTORS, Extractor
 from affectfusion.registry import validate_options
 

@@ -1,6 +1,5 @@
 """Model zoo: encoders, fusion strategies and context stages (registered by name) and the model that joins them."""
 
-from affectfusion.models import encoders, fusions, hf_audio, hf_text  # noqa: F401  (importing registers components)
 from affectfusion.models.base import ENCODERS, FUSIONS, Encoded, Encoder, Fusion, FusionOutput
 from affectfusion.models.context import CONTEXTS, ContextStage
 from affectfusion.models.model import Head, ModelOutput, MultimodalModel

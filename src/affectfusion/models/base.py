@@ -70,8 +70,22 @@ class Fusion(nn.Module):
         raise NotImplementedError
 
 
-ENCODERS: Registry[type[Encoder]] = Registry("encoder")
-FUSIONS: Registry[type[Fusion]] = Registry("fusion strategy")
+# Each module registers its components when the registry is first read: a new one is a module plus its line here.
+ENCODERS: Registry[type[Encoder]] = Registry(
+    "encoder", modules=("affectfusion.models.encoders", "affectfusion.models.hf_audio", "affectfusion.models.hf_text")
+)
+FUSIONS: Registry[type[Fusion]] = Registry(
+    "fusion strategy",
+    modules=(
+        "affectfusion.models.fusions.concat",
+        "affectfusion.models.fusions.cross_attention",
+        "affectfusion.models.fusions.gated",
+        "affectfusion.models.fusions.low_rank",
+        "affectfusion.models.fusions.tensor",
+        "affectfusion.models.fusions.transformer",
+        "affectfusion.models.fusions.weighted",
+    ),
+)
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:

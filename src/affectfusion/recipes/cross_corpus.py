@@ -28,8 +28,8 @@ from affectfusion.evaluation.metrics import classification_metrics
 from affectfusion.io import write_json
 from affectfusion.pipeline import extract_features
 from affectfusion.rundir import LoadedRun
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import predict
-from affectfusion.training.trainer import load_model
 
 
 def _options_family(cls: type) -> type:

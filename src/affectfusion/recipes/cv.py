@@ -31,7 +31,7 @@ from affectfusion.io import read_json, read_jsonl, write_text
 from affectfusion.pipeline import extract_features
 from affectfusion.recipes.specialists.config import SpecialistsConfig
 from affectfusion.recipes.workers import WorkerPlan, plan_workers, run_jobs, worker_startup
-from affectfusion.rundir import CvPaths, RunPaths
+from affectfusion.rundir import CvPaths, RunPaths, SpecialistsPaths
 from affectfusion.training.resume import RUNTIME_KEYS
 from affectfusion.training.tracking import log_summary, parent_run
 
@@ -54,7 +54,7 @@ def is_specialists(cfg: Config | dict[str, Any]) -> bool:
 
 def results_dir(fold_dir: Path, cfg: Config | dict[str, Any]) -> Path:
     """The run whose test evaluation is the fold's: the fold itself, or its fusion stage (specialists)."""
-    return fold_dir / "fusion" if is_specialists(cfg) else fold_dir
+    return SpecialistsPaths(fold_dir).fusion if is_specialists(cfg) else fold_dir
 
 
 def train_sections(d: dict[str, Any]) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 A recipe (above training and evaluation): it runs the model over the run's splits and hands the
 predictions to the pure functions of ``evaluation.calibration``, ``.conformal`` and ``.subgroups``.
 
-Each takes the loaded run and its model (the caller loads it: ``training.trainer.load_model``),
+Each takes the loaded run and its model (the caller loads it: ``training.loading.load_model``),
 fits only on the calibration split (``data.calibration_split``, else the validation split), and writes
 its files where :class:`~affectfusion.rundir.RunPaths` says; the run report picks them up
 (:mod:`affectfusion.evaluation.trust_report`).

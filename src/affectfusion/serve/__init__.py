@@ -1,7 +1,7 @@
 """Serving a trained run: the Predictor (Python), batch prediction (CLI), REST API and dashboard.
 
 ``Prediction``, ``RunPredictor``, ``Predictor`` and ``load_predictor`` are loaded on first use, so
-that reading the input table (``serve.inputs``, which the CLI needs at start-up) imports no torch.
+that reading the input limits (``serve.input_limits``, which the CLI needs at start-up) imports no torch.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from affectfusion.errors import AffectFusionError, echo
 from affectfusion.inputs import KIND_HINTS
 from affectfusion.rundir import RunPaths, read_metrics
-from affectfusion.serve.inputs import InputLimits
+from affectfusion.serve.input_limits import InputLimits
 
 if TYPE_CHECKING:
     from affectfusion.extract import Extractor
@@ -94,7 +94,7 @@ class RunPredictor(ABC):
     supports_explain: bool = False
     # Whether :meth:`predict_conversation` reads utterances in their conversation (a fusion run does).
     supports_conversation: bool = False
-    # Bounds on the work one input may cause (serve/inputs.py); the API and dashboard set theirs.
+    # Bounds on the work one input may cause (serve/input_limits.py); the API and dashboard set theirs.
     limits: InputLimits = InputLimits()
 
     @property

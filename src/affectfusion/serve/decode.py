@@ -1,14 +1,14 @@
-"""Checks of one input against :class:`~affectfusion.serve.inputs.InputLimits`, read from headers only.
+"""Checks of one input against :class:`~affectfusion.serve.input_limits.InputLimits`, read from headers only.
 
 Each check reads what a file *claims* (audio frames, channels and rate; image width and height;
 video size, and duration and frames counted over its packets, which are demuxed but not decoded;
 every ``.npy`` header and zip entry size of an EEG ``.npz``; a ``.npy`` header's dtype and shape)
 and refuses it with
-:class:`~affectfusion.serve.inputs.InputRejected` (413 naming the limit, 422 for an unusable file)
+:class:`~affectfusion.serve.input_limits.InputRejected` (413 naming the limit, 422 for an unusable file)
 before anything is decoded in full, so a small upload cannot make the server allocate gigabytes.
 The Predictor runs them for ``predict`` and the dashboard; the REST API runs them again outside
 the model lock, so a refused upload never waits for, or holds, the model. Each returns the
-:class:`~affectfusion.serve.inputs.Work` it admitted, so a request's files can be bounded together.
+:class:`~affectfusion.serve.input_limits.Work` it admitted, so a request's files can be bounded together.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 from affectfusion.data.types import Signal
 from affectfusion.inputs import KIND_HINTS
-from affectfusion.serve.inputs import InputLimits, InputRejected, Work
+from affectfusion.serve.input_limits import InputLimits, InputRejected, Work
 
 NUMERIC_KINDS = "biuf"  # bool, signed and unsigned int, float: what converts to float32 as a number
 

@@ -100,7 +100,7 @@ def export_run(
     predictor = Predictor(run)
     split = run.config.data.test_split or run.config.data.val_split
     ds = load_dataset(run.config, split, root=data, modalities=run.modalities)
-    out = Path(out) if out is not None else run.paths.root / "export"
+    out = Path(out) if out is not None else run.paths.export
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out))

@@ -55,15 +55,15 @@ class Predictor(RunPredictor):
     def __init__(self, run: LoadedRun, which: str = "best", device: str = "cpu", warm: bool = True) -> None:
         """``warm``: set up every extractor now (servers: a missing model fails at start-up); False: each on
         first use, so one command-line prediction from text does not load the run's audio and face models."""
-        from affectfusion.training.evaluation import load_model  # torch: loaded with a run, not on import
+        from affectfusion.training.loading import load_model  # torch: loaded with a run, not on import
 
         start = time.perf_counter()
         self.run = run
         self.device = str(resolve_device(device, "--device"))
         self.model = load_model(run, which, device=self.device)
-        from affectfusion.analysis.explain import TrustLayer  # torch: loaded with the model
+        from affectfusion.analysis.trust_layer import TrustLayer  # torch: loaded with the model
 
-        self.trust = TrustLayer(run)  # calibration, conformal sets, attribution (issue #13)
+        self.trust = TrustLayer(run)  # calibration, conformal sets, attribution
         self.modalities = list(run.modalities)
         self.extractors: dict[str, Extractor] = {}
         for m in self.modalities:
@@ -130,7 +130,7 @@ class Predictor(RunPredictor):
         cfg = self.run.config
         return {
             "name": cfg.name,
-            "kind": "classifier",
+            "kind": "fusion",  # the run kind, as config.yaml and `affectfusion list` name it
             "tasks": [{"name": t.name, "type": t.type, "classes": t.classes} for t in cfg.tasks],
             "modalities": self.modalities_info(),
             "fusion": cfg.model.fusion.name,

@@ -1,6 +1,6 @@
 """How the trust fields of a prediction are shown: API schema, terminal lines, dashboard parts.
 
-The fields themselves come from :class:`affectfusion.analysis.explain.TrustLayer` through the
+The fields themselves come from :class:`affectfusion.analysis.trust_layer.TrustLayer` through the
 Predictor: ``calibrated_probabilities`` (+ ``temperature``), ``prediction_set`` (conformal classes,
 ``uncertain`` labels for multi-label, target ``coverage``), ``interval`` (regression),
 ``trust_warnings`` (why one of them is missing) and, when asked, ``attribution`` (Shapley value of

@@ -15,11 +15,10 @@ import yaml
 from affectfusion.config import RunConfig, expand_variants, validate
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import read_jsonl, write_text
-from affectfusion.rundir import RunPaths
+from affectfusion.rundir import RunPaths, SweepPaths
 
 # Settings that say where and how the math runs, not what is learned: a run may resume under others.
 RUNTIME_KEYS = ("progress", "device", "threads", "track", "tracking_uri")
-COMPARISON = "comparison"  # the folder a config with variants writes its comparison table into
 
 
 def config_differs(paths: RunPaths, cfg: RunConfig) -> bool:
@@ -59,10 +58,11 @@ def all_finished(cfg: RunConfig, out: Path) -> bool:
     variant, and the comparison table written after the last of them)."""
     if not cfg.variants:
         return is_finished(out, cfg)
-    runs = {out / name: variant for name, variant in expand_variants(cfg).items()}
+    sweep = SweepPaths(out)
+    runs = {sweep.variant(name): variant for name, variant in expand_variants(cfg).items()}
     if not all(is_finished(d, v) for d, v in runs.items()):
         return False
-    table = out / COMPARISON / f"{COMPARISON}.csv"
+    table = sweep.comparison.table
     newest = max(RunPaths(d).report.stat().st_mtime_ns for d in runs)
     return table.is_file() and table.stat().st_mtime_ns >= newest
 

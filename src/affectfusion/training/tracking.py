@@ -25,9 +25,8 @@ import yaml
 from affectfusion.config import RunConfig
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import read_json
-from affectfusion.rundir import RunPaths
+from affectfusion.rundir import MLFLOW_STORE, RunPaths
 
-DEFAULT_STORE = Path("runs") / "mlruns"  # relative to the working directory, like the runs themselves
 MLFLOW_PARAM_LIMIT = 6000  # characters MLflow keeps of a parameter value
 TAG_FOLDER = "affectfusion.folder"
 TAG_STOPPED = "affectfusion.stopped"
@@ -43,8 +42,8 @@ def tracking_uri(cfg: RunConfig) -> str:
     """``train.tracking_uri``, else the SQLite store under ``runs/mlruns`` (created on first use)."""
     if cfg.train.tracking_uri:
         return cfg.train.tracking_uri
-    DEFAULT_STORE.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(DEFAULT_STORE / 'mlflow.db').resolve()}"
+    MLFLOW_STORE.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(MLFLOW_STORE / 'mlflow.db').resolve()}"
 
 
 def _artifact_root(uri: str) -> str | None:

@@ -40,31 +40,24 @@ from affectfusion.device import check_precision, describe, resolve_device
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.conformal import small_split_warning
 from affectfusion.evaluation.figures import Figures, start_helper
-from affectfusion.evaluation.metrics import metric_value, resolve_monitor
+from affectfusion.evaluation.metrics import metric_value
 from affectfusion.evaluation.report import curves_drawing, fmt_value, run_drawings, write_run_report
+from affectfusion.evaluation.selection import resolve_monitor
 from affectfusion.io import append_jsonl, read_jsonl, write_json, write_text
 from affectfusion.models.model import MultimodalModel
 from affectfusion.pipeline import load_dataset
 from affectfusion.rundir import RunPaths, read_run, read_run_folder
 from affectfusion.threads import apply_threads
-
-# Re-exported: loading and scoring a finished run lives in training.evaluation.
 from affectfusion.training.checkpoint import load_checkpoint, load_tensors, save_checkpoint, save_tensors
 from affectfusion.training.distributed import DistContext, init_distributed
-from affectfusion.training.evaluation import (  # noqa: F401
-    build_model_for,
-    evaluate_run,
-    load_model,
-    read_thresholds,
-    tuned_thresholds,
-)
+from affectfusion.training.evaluation import evaluate_run, tuned_thresholds
+from affectfusion.training.loading import build_model_for, load_model
 from affectfusion.training.predict import predict, score
 from affectfusion.training.resume import clear_training_outputs, config_differs, remove_stale_temp_files, trim_history
-from affectfusion.training.steps import (  # noqa: F401  (drop_modalities: re-exported)
+from affectfusion.training.steps import (
     Optimisation,
     StepContext,
     build_optimisation,
-    drop_modalities,
     mean_loss,
     scalers_and_weights,
     train_epoch,
@@ -198,7 +191,7 @@ class Trainer:
         resume = self._check_run_dir(overwrite)
         if self.dist.is_main:
             start_helper()  # matplotlib loads in the helper while the data loads and the model trains
-        self.data_check = guard_leakage(cfg)  # refuses leaking splits before any work (issue #13)
+        self.data_check = guard_leakage(cfg)  # refuses leaking splits before any work
         torch.manual_seed(cfg.train.seed)
         np.random.seed(cfg.train.seed % 2**32)
         train_ds, val_ds = self._prepare_data()

@@ -13,7 +13,7 @@ image so the eyes are level, and crop a square around the face. Extractors:
 Heavy libraries load lazily, so registering the extractors costs nothing.
 """
 
-# Importing fer and mesh registers their extractors.
+# The package's public names (the extractors register when EXTRACTORS is first read).
 from affectfusion.extract.face.detect import (
     CROP_FILL,
     NO_FACE,

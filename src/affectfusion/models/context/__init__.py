@@ -1,6 +1,5 @@
-"""Context stages, one module per strategy (importing this package registers them all)."""
+"""Context stages, one module per strategy (each registers itself when :data:`CONTEXTS` is first read)."""
 
-from affectfusion.models.context import gru, none, transformer  # noqa: F401
 from affectfusion.models.context.base import CONTEXTS, ContextStage
 
 __all__ = ["CONTEXTS", "ContextStage"]

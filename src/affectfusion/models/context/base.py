@@ -73,4 +73,11 @@ def single_utterances(n: int, device: torch.device) -> ConversationIndex:
     return ConversationIndex(torch.arange(n, device=device), zeros, zeros, scored)
 
 
-CONTEXTS: Registry[type[ContextStage]] = Registry("context stage")
+CONTEXTS: Registry[type[ContextStage]] = Registry(
+    "context stage",
+    modules=(  # each registers its stage when the registry is first read
+        "affectfusion.models.context.gru",
+        "affectfusion.models.context.none",
+        "affectfusion.models.context.transformer",
+    ),
+)

@@ -4,15 +4,5 @@ Every strategy accepts any non-empty subset of present modalities per sample. Mi
 and padded time steps are replaced by zeros (or by ``[0, ..., 0, 1]`` in the tensor-product
 methods) with ``torch.where`` before anything else touches them, so their values - even NaN -
 can never reach the output, and attention never runs a softmax over a row with no allowed key.
+Each module registers its strategy when :data:`affectfusion.models.FUSIONS` is first read.
 """
-
-# Importing the strategy modules registers them.
-from affectfusion.models.fusions import (  # noqa: F401
-    concat,
-    cross_attention,
-    gated,
-    low_rank,
-    tensor,
-    transformer,
-    weighted,
-)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.rundir import RunPaths, run_kind
+from affectfusion.rundir import RunPaths, declared_kind
 from affectfusion.runkinds import RunKind
 
 
@@ -24,7 +24,7 @@ def is_fusion_run(run_dir: Path) -> bool:
     paths = RunPaths(Path(run_dir))
     if not paths.config.is_file():
         raise AffectFusionError(f"{run_dir} is not a run directory (expected {paths.config.name} in it)")
-    kind = run_kind(paths.root)
+    kind = declared_kind(paths.root)
     if kind is None:
         raise AffectFusionError(f"{paths.config}: not readable YAML (a run's config is a YAML mapping)")
     if kind != "fusion":

@@ -20,15 +20,16 @@ from affectfusion.config import RunConfig, apply_overrides, expand_variants, val
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.compare import compare_runs
 from affectfusion.evaluation.figures import Figures
-from affectfusion.evaluation.metrics import resolve_monitor, saturation_warning
 from affectfusion.evaluation.report import write_run_report
+from affectfusion.evaluation.selection import resolve_monitor, saturation_warning
 from affectfusion.io import read_json, read_jsonl, write_json
 from affectfusion.recipes.trust import calibrate_run
-from affectfusion.rundir import RunPaths, read_run
+from affectfusion.rundir import RunPaths, SeedPaths, SweepPaths, read_run
 from affectfusion.runlock import run_lock
 from affectfusion.training.distributed import init_distributed
+from affectfusion.training.loading import load_model
 from affectfusion.training.tracking import parent_run, tracked_run
-from affectfusion.training.trainer import EpochCallback, Trainer, load_model
+from affectfusion.training.trainer import EpochCallback, Trainer
 
 
 def train_config(
@@ -47,13 +48,14 @@ def train_config(
     if not cfg.variants:
         fit(cfg, out, overwrite, console, leakage_allowed_by, parent=parent)
         return None
+    sweep = SweepPaths(out)
     run_dirs = []
     for vname, vcfg in variants.items():
-        fit(vcfg, out / vname, overwrite, console, leakage_allowed_by, parent=parent)
-        run_dirs.append(out / vname)
+        fit(vcfg, sweep.variant(vname), overwrite, console, leakage_allowed_by, parent=parent)
+        run_dirs.append(sweep.variant(vname))
     if not init_distributed().is_main:
         return None
-    return compare_runs(run_dirs, out / "comparison")
+    return compare_runs(run_dirs, sweep.comparison.root)
 
 
 def fit(
@@ -154,9 +156,9 @@ def train_seeds(
     own_parent = parent is None and init_distributed().is_main
     with parent_run(cfg, out, "seeds") if own_parent else nullcontext(parent) as group:
         for seed in seeds:
-            seed_dir = out / f"seed{seed}"
+            seed_dir = SeedPaths(out).seed(seed)
             train_config(
                 _seed_config(cfg, seed), seed_dir, overwrite, leakage_allowed_by=leakage_allowed_by, parent=group
             )
-            run_dirs += [seed_dir / v for v in cfg.variants] if cfg.variants else [seed_dir]
+            run_dirs += [SweepPaths(seed_dir).variant(v) for v in cfg.variants] if cfg.variants else [seed_dir]
     return run_dirs

@@ -12,8 +12,9 @@ from typing import Any
 from rich.console import Console
 
 from affectfusion.config import RunConfig, apply_overrides, validate
+from affectfusion.rundir import SeedPaths, SweepPaths, default_run_dir
 from affectfusion.runkinds import TrainRequest, TrainView
-from affectfusion.training.resume import COMPARISON, all_finished
+from affectfusion.training.resume import all_finished
 
 
 def train_kind(request: TrainRequest) -> Path | None:
@@ -23,7 +24,7 @@ def train_kind(request: TrainRequest) -> Path | None:
     if request.fusion:
         overrides = {**fusion_switch(request.raw, request.fusion), **overrides}
     cfg = validate(apply_overrides(request.raw, overrides), request.where, overrides)
-    out = request.out or Path("runs") / (cfg.name + (f"_{request.fusion}" if request.fusion else ""))
+    out = request.out or default_run_dir(cfg.name, request.fusion or "")
     view = request.view
     console = view.console if view is not None else Console(stderr=True)
     if request.seeds is not None:
@@ -37,7 +38,7 @@ def train_kind(request: TrainRequest) -> Path | None:
     if view is None:
         return out
     if df is not None:
-        view.table(df, f"{cfg.name}: comparison ({out / COMPARISON})")
+        view.table(df, f"{cfg.name}: comparison ({SweepPaths(out).comparison.root})")
     else:
         show_split_metrics(cfg, out, view)
     return out
@@ -78,8 +79,8 @@ def already_trained(cfg: RunConfig, out: Path, console: Console, view: TrainView
     if cfg.variants and view is not None:
         import pandas as pd  # the comparison table only
 
-        table = out / COMPARISON
-        view.table(pd.read_csv(table / f"{COMPARISON}.csv"), f"{cfg.name}: comparison ({table})")
+        comparison = SweepPaths(out).comparison
+        view.table(pd.read_csv(comparison.table), f"{cfg.name}: comparison ({comparison.root})")
 
 
 def train_seeds(
@@ -95,8 +96,9 @@ def train_seeds(
     run_dirs = train_each(cfg, out, seeds, overwrite, allowed_by)
     if not init_distributed().is_main:
         return None
-    summary, pairwise = aggregate_seeds(group_by_variant(run_dirs), out / "seeds")
+    aggregate = SeedPaths(out).aggregate
+    summary, pairwise = aggregate_seeds(group_by_variant(run_dirs), aggregate.root)
     if view is not None:
         view.seed_summary(summary, pairwise)
-        view.console.print(f"seed aggregate: {out / 'seeds' / 'seeds.md'}", highlight=False)
+        view.console.print(f"seed aggregate: {aggregate.report}", highlight=False)
     return out

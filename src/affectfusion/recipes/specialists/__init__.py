@@ -32,15 +32,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.rundir import RunPaths, run_kind
+from affectfusion.rundir import RunPaths, SpecialistsPaths, declared_kind
 from affectfusion.runkinds import RunKind
 
 
 def is_specialists_run(run_dir: Path) -> bool:
     """The output folder of a ``kind: specialists`` config whose fusion stage is trained."""
-    if run_kind(Path(run_dir)) != "specialists":
+    if declared_kind(Path(run_dir)) != "specialists":
         return False
-    fusion = RunPaths(Path(run_dir) / "fusion")
+    fusion = RunPaths(SpecialistsPaths(Path(run_dir)).fusion)
     if not fusion.meta.is_file():
         raise AffectFusionError(
             f"{run_dir} is a specialists run whose fusion is not trained yet (expected {fusion.meta} in it); "

@@ -22,17 +22,9 @@ from affectfusion.config import (
 )
 from affectfusion.errors import AffectFusionError
 from affectfusion.pipeline import config_modalities
+from affectfusion.rundir import SpecialistsPaths
 
 KIND = "specialists"
-
-
-MANIFEST = "manifest.csv"
-
-
-PROVENANCE = "provenance.json"
-
-
-FUSION_EMBEDDINGS = "embeddings.json"  # in the fusion run: which export it was trained on
 
 
 EXPORT_FORMAT = 1  # bump when the exported files change meaning; a new value forces a re-export
@@ -109,7 +101,7 @@ def validate_specialists(raw: dict[str, Any], where: str, overrides: dict[str, A
         raise AffectFusionError(format_validation_error(e, where, SpecialistsConfig, overrides or {})) from None
     for m in cfg.specialists:
         specialist_run_config(cfg, m)
-    fusion_run_config(cfg, Path("embeddings"))
+    fusion_run_config(cfg, SpecialistsPaths(Path()).embeddings)
     return cfg
 
 
@@ -145,8 +137,8 @@ def fusion_run_config(cfg: SpecialistsConfig, embeddings: Path) -> RunConfig:
         # The specialists' own stages checked the data; the embeddings keep its groups and inputs.
         "allow_leakage": True,
         "options": {
-            "manifest": MANIFEST,
-            "features": {m: f"{m}_{{split}}.npz" for m in cfg.modalities},
+            "manifest": SpecialistsPaths(Path()).manifest.name,
+            "features": {m: SpecialistsPaths(Path()).embedding_file(m, "{split}").name for m in cfg.modalities},
             "targets": {t.name: t.name for t in cfg.tasks},
             "source_column": "source",
         },

@@ -24,12 +24,10 @@ from affectfusion.data.types import MultimodalDataset
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import atomic_file, file_sha256, read_json, write_csv, write_json
 from affectfusion.pipeline import load_dataset
-from affectfusion.recipes.specialists.config import EXPORT_FORMAT, MANIFEST, PROVENANCE, SpecialistsConfig, _stage_raw
-from affectfusion.rundir import LoadedRun, read_run
+from affectfusion.recipes.specialists.config import EXPORT_FORMAT, SpecialistsConfig, _stage_raw
+from affectfusion.rundir import LoadedRun, SpecialistsPaths, read_run
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import predict
-from affectfusion.training.trainer import (
-    load_model,
-)
 
 
 def specialist_dataset(run: LoadedRun, split: str) -> MultimodalDataset:
@@ -46,7 +44,7 @@ def _specialist_sources(cfg: SpecialistsConfig, out: Path) -> dict[str, dict[str
     """Per fused modality: the specialist checkpoint its embeddings come from, and what they are."""
     sources = {}
     for m in cfg.modalities:
-        run = read_run(out / "specialists" / m)
+        run = read_run(SpecialistsPaths(out).specialist(m))
         best = run.paths.best
         info = read_json(best.with_suffix(".json"))
         sources[m] = {
@@ -98,19 +96,20 @@ def _target_cell(task: TaskConfig, value: Any) -> Any:
 def export_embeddings(cfg: SpecialistsConfig, out: Path, console: Console) -> tuple[dict[str, Any], bool]:
     """Write every split's specialist embeddings to ``<out>/embeddings`` unless an export from the
     same checkpoints is already there. Returns (provenance, whether anything was written)."""
-    folder = out / "embeddings"
+    paths = SpecialistsPaths(out)
+    folder = paths.embeddings
     sources = _specialist_sources(cfg, out)
     fingerprint = _fingerprint(cfg, sources)
-    prov_path = folder / PROVENANCE
+    prov_path = paths.provenance
     splits = _splits(cfg)
-    files = [folder / MANIFEST] + [folder / f"{m}_{s}.npz" for m in cfg.modalities for s in splits]
+    files = [paths.manifest] + [paths.embedding_file(m, s) for m in cfg.modalities for s in splits]
     if prov_path.is_file() and all(f.is_file() for f in files):
         previous = read_json(prov_path)
         if previous.get("fingerprint") == fingerprint:
             console.print(f"embeddings in {folder} are from the current specialists, reusing them", highlight=False)
             return previous, False
     prov_path.unlink(missing_ok=True)  # written last: an interrupted export is never taken as complete
-    runs = {m: read_run(out / "specialists" / m) for m in cfg.modalities}
+    runs = {m: read_run(SpecialistsPaths(out).specialist(m)) for m in cfg.modalities}
     models = {m: load_model(run) for m, run in runs.items()}
     base = validate(
         {**_stage_raw(cfg, "export", ModelConfig(), TrainConfig()), "model": {"modalities": cfg.modalities}},
@@ -133,7 +132,7 @@ def export_embeddings(cfg: SpecialistsConfig, out: Path, console: Console) -> tu
             if not len(sub):
                 raise AffectFusionError(f"data split {split!r}: no sample has modality {m!r}; cannot export it")
             emb = predict(models[m], sub, runs[m].scalers, keep_embeddings=True).embeddings[m]
-            write_npz(folder / f"{m}_{split}.npz", {s.id: e for s, e in zip(sub.samples, emb, strict=True)})
+            write_npz(paths.embedding_file(m, split), {s.id: e for s, e in zip(sub.samples, emb, strict=True)})
             counts[split][m] = len(sub)
         for s in kept:
             row = {"id": s.id, "split": split, "group": s.group or "", "source": s.source or ""}
@@ -145,7 +144,7 @@ def export_embeddings(cfg: SpecialistsConfig, out: Path, console: Console) -> tu
             + ")",
             highlight=False,
         )
-    write_csv(pd.DataFrame(rows), folder / MANIFEST)
+    write_csv(pd.DataFrame(rows), paths.manifest)
     provenance = {
         "fingerprint": fingerprint,
         "format": "feature_folder: manifest.csv (id, split, group, source, one column per task) + "

@@ -27,8 +27,8 @@ from affectfusion.config import format_validation_error
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract import Extractor
 from affectfusion.io import file_sha256, read_json
-from affectfusion.recipes.specialists.config import FUSION_EMBEDDINGS, SpecialistsConfig
-from affectfusion.rundir import RunPaths, read_run
+from affectfusion.recipes.specialists.config import SpecialistsConfig
+from affectfusion.rundir import RunPaths, SpecialistsPaths, read_run
 from affectfusion.serve.base import Prediction, RunPredictor, check_ids, route_input
 from affectfusion.serve.predictor import Predictor
 
@@ -45,12 +45,13 @@ class SpecialistsPredictor(RunPredictor):
         start = time.perf_counter()
         self.root = Path(out)
         self.config = _read_config(self.root)
-        self.fusion = Predictor(read_run(self.root / "fusion"), which, device)
+        self.paths = SpecialistsPaths(self.root)
+        self.fusion = Predictor(read_run(self.paths.fusion), which, device)
         self.modalities = list(self.fusion.modalities)
         # The embeddings were exported from each specialist's best checkpoint: always use that one.
         self.specialists: dict[str, Predictor] = {}
         for m in self.modalities:
-            run_dir = self.root / "specialists" / m
+            run_dir = self.paths.specialist(m)
             if not run_dir.is_dir():
                 raise AffectFusionError(f"{run_dir}: missing; the fusion of {self.root} reads a {m} specialist")
             spec = Predictor(read_run(run_dir), "best", device)
@@ -61,7 +62,7 @@ class SpecialistsPredictor(RunPredictor):
             hidden = spec.run.config.model.hidden_dim
             if hidden != self.fusion.feature_dim(m):
                 raise AffectFusionError(
-                    f"{run_dir}: its embeddings have dimension {hidden}, the fusion in {self.root / 'fusion'} "
+                    f"{run_dir}: its embeddings have dimension {hidden}, the fusion in {self.paths.fusion} "
                     f"expects {self.fusion.feature_dim(m)} for {m}"
                 )
             self.specialists[m] = spec
@@ -108,14 +109,14 @@ class SpecialistsPredictor(RunPredictor):
             "load_seconds": round(self.load_seconds, 3),
             "specialists": {
                 m: {
-                    "run_dir": f"specialists/{m}",
+                    "run_dir": str(SpecialistsPaths(Path()).specialist(m)),
                     "encoder": spec.run.config.model.encoder_for(m).name,
                     "embedding_dim": spec.run.config.model.hidden_dim,
                 }
                 for m, spec in self.specialists.items()
             },
         }
-        subsets = self.root / "subsets" / "subsets.json"
+        subsets = self.paths.subsets_json
         if subsets.is_file():
             info["subsets"] = read_json(subsets)
         return info
@@ -183,11 +184,11 @@ def _read_config(out: Path) -> SpecialistsConfig:
 def _check_checkpoints(out: Path, specialists: Mapping[str, Predictor]) -> None:
     """The fusion must have been trained on embeddings of exactly these specialist checkpoints
     (``fusion/embeddings.json`` records their SHA-256); otherwise its predictions would be wrong."""
-    marker = out / "fusion" / FUSION_EMBEDDINGS
+    marker = SpecialistsPaths(out).fusion_embeddings
     if not marker.is_file():
         raise AffectFusionError(
             f"{marker}: missing, so the specialist checkpoints the fusion was trained on are unknown; "
-            f"run `affectfusion train {out / 'config.yaml'} --out {out}` to finish the run"
+            f"run `affectfusion train {RunPaths(out).config} --out {out}` to finish the run"
         )
     trained_on = read_json(marker).get("specialists") or {}
     for m, spec in specialists.items():
@@ -196,5 +197,5 @@ def _check_checkpoints(out: Path, specialists: Mapping[str, Predictor]) -> None:
         if expected != file_sha256(checkpoint):
             raise AffectFusionError(
                 f"{checkpoint}: not the {m} specialist checkpoint the fusion was trained on ({marker}); "
-                f"run `affectfusion train {out / 'config.yaml'} --out {out}` to re-export and retrain the fusion"
+                f"run `affectfusion train {RunPaths(out).config} --out {out}` to re-export and retrain the fusion"
             )

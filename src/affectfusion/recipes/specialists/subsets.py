@@ -10,17 +10,15 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from affectfusion.evaluation.metrics import default_monitor, metric_mode
 from affectfusion.evaluation.report import fmt_value, markdown_table
+from affectfusion.evaluation.selection import default_monitor, metric_mode
 from affectfusion.io import write_csv, write_json, write_text
 from affectfusion.pipeline import load_dataset
 from affectfusion.recipes.specialists.config import SpecialistsConfig
 from affectfusion.recipes.specialists.export import specialist_dataset
-from affectfusion.rundir import read_run
+from affectfusion.rundir import SpecialistsPaths, read_run
+from affectfusion.training.loading import load_model
 from affectfusion.training.predict import Predictions, predict, score
-from affectfusion.training.trainer import (
-    load_model,
-)
 
 
 def pattern_name(modalities: list[str]) -> str:
@@ -48,9 +46,9 @@ def score_subsets(cfg: SpecialistsConfig, out: Path) -> dict[str, dict[str, dict
     Subsets are ``all`` plus every presence pattern found in the split. A specialist is scored on a
     subset only if every sample of it has the specialist's modality.
     """
-    fusion = read_run(out / "fusion")
+    fusion = read_run(SpecialistsPaths(out).fusion)
     fusion_model = load_model(fusion)
-    specialists = {m: read_run(out / "specialists" / m) for m in cfg.modalities}
+    specialists = {m: read_run(SpecialistsPaths(out).specialist(m)) for m in cfg.modalities}
     spec_models = {m: load_model(run) for m, run in specialists.items()}
     splits = [cfg.data.val_split] + ([cfg.data.test_split] if cfg.data.test_split else [])
     results: dict[str, dict[str, dict[str, Any]]] = {}
@@ -125,10 +123,10 @@ def _scalar(v: Any) -> bool:
 
 
 def write_subsets(cfg: SpecialistsConfig, out: Path, results: dict) -> pd.DataFrame:
-    folder = out / "subsets"
+    paths = SpecialistsPaths(out)
     long, wide = subsets_frames(cfg, results)
-    write_json(folder / "subsets.json", results)
-    write_csv(long, folder / "subsets.csv")
+    write_json(paths.subsets_json, results)
+    write_csv(long, paths.subsets_csv)
     numeric = [pd.api.types.is_numeric_dtype(wide[c]) for c in wide.columns]
     table = markdown_table(list(wide.columns), wide.values.tolist(), numeric)
     main, _ = _primary(cfg)
@@ -138,7 +136,7 @@ def write_subsets(cfg: SpecialistsConfig, out: Path, results: dict) -> pd.DataFr
         f"its modality; the gain is the fusion's {main} minus the best such specialist's (positive = fusion "
         "helps).\n\n" + table + "\n"
     )
-    write_text(folder / "subsets.md", text)
+    write_text(paths.subsets_report, text)
     return wide
 
 

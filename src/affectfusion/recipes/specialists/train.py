@@ -15,8 +15,6 @@ from affectfusion.config import (
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import read_json, write_json, write_text
 from affectfusion.recipes.specialists.config import (
-    FUSION_EMBEDDINGS,
-    PROVENANCE,
     SpecialistsConfig,
     check_data_modalities,
     fusion_run_config,
@@ -26,12 +24,10 @@ from affectfusion.recipes.specialists.config import (
 )
 from affectfusion.recipes.specialists.export import export_embeddings
 from affectfusion.recipes.specialists.subsets import print_subsets, score_subsets, write_subsets
-from affectfusion.rundir import RunPaths
+from affectfusion.rundir import RunPaths, SpecialistsPaths, default_run_dir
 from affectfusion.runkinds import TrainRequest
 from affectfusion.training.distributed import init_distributed
-from affectfusion.training.trainer import (
-    Trainer,
-)
+from affectfusion.training.trainer import Trainer
 
 
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -66,7 +62,7 @@ def train_specialist(
 ) -> dict[str, Any] | None:
     """Train one specialist unless a finished run of the same config is there; its val metrics."""
     run_cfg = specialist_run_config(cfg, modality)
-    run_dir = out / "specialists" / modality
+    run_dir = SpecialistsPaths(out).specialist(modality)
     if not overwrite and run_finished(run_dir, run_cfg):
         console.print(f"specialist {modality}: {run_dir} is already trained, skipping", highlight=False)
         return read_json(RunPaths(run_dir).metrics(cfg.data.val_split))
@@ -79,9 +75,10 @@ def train_fusion(
     """Train the fusion on the exported embeddings; a fusion trained on another export starts afresh."""
 
     dist = init_distributed()
-    run_dir = out / "fusion"
-    run_cfg = fusion_run_config(cfg, (out / "embeddings").resolve())
-    marker = run_dir / FUSION_EMBEDDINGS
+    paths = SpecialistsPaths(out)
+    run_dir = paths.fusion
+    run_cfg = fusion_run_config(cfg, paths.embeddings.resolve())
+    marker = paths.fusion_embeddings
     if RunPaths(run_dir).config.is_file() and not overwrite:
         if not _same_config(run_dir, run_cfg):
             raise AffectFusionError(
@@ -97,7 +94,7 @@ def train_fusion(
     if dist.is_main:
         marker_info = {
             "fingerprint": provenance["fingerprint"],
-            "embeddings": str((out / "embeddings").resolve()),
+            "embeddings": str(paths.embeddings.resolve()),
             "specialists": provenance["specialists"],
         }
         write_json(marker, marker_info)
@@ -125,7 +122,7 @@ def fit_specialists(cfg: SpecialistsConfig, out: Path | None, overwrite: bool, c
     """Specialists, export, fusion, subsets. Returns the output folder (default ``runs/<name>``)."""
     log = console or Console(stderr=True)
     check_data_modalities(cfg)
-    out = Path(out) if out is not None else Path("runs") / cfg.name
+    out = Path(out) if out is not None else default_run_dir(cfg.name)
     dist = init_distributed()
     if dist.is_main:
         write_text(RunPaths(out).config, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
@@ -137,10 +134,10 @@ def fit_specialists(cfg: SpecialistsConfig, out: Path | None, overwrite: bool, c
         provenance, _ = export_embeddings(cfg, out, log)
     dist.barrier()
     if not dist.is_main:
-        provenance = read_json(out / "embeddings" / PROVENANCE)
+        provenance = read_json(SpecialistsPaths(out).provenance)
     log.print("[bold]fusion[/] of the frozen specialist embeddings", highlight=False)
     train_fusion(cfg, out, provenance, overwrite, log)
     if dist.is_main:
         wide = write_subsets(cfg, out, score_subsets(cfg, out))
-        print_subsets(wide, f"{cfg.name}: per modality subset ({out / 'subsets'})", Console(width=160))
+        print_subsets(wide, f"{cfg.name}: per modality subset ({SpecialistsPaths(out).subsets})", Console(width=160))
     return out

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from affectfusion.config import RunConfig, apply_overrides, validate
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.cv_report import interval
-from affectfusion.evaluation.metrics import resolve_monitor
+from affectfusion.evaluation.selection import resolve_monitor
 from affectfusion.io import write_text
 from affectfusion.recipes.fusion.recipe import train_seeds
 from affectfusion.recipes.tune.report import write_report

@@ -15,6 +15,7 @@ import yaml
 
 from affectfusion.config import RunConfig, apply_overrides, resolve_paths_against, validate
 from affectfusion.config.search import Distribution
+from affectfusion.rundir import TunePaths
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -69,4 +70,4 @@ def best_config(cfg: RunConfig, values: dict[str, Any]) -> RunConfig:
     paths made absolute (a config file's relative paths are read against its own folder, so the
     working-directory paths of a shipped config would point elsewhere from ``best.yaml``)."""
     tuned = _with(cfg, values, f"{cfg.name}_tuned", keep_test=True)
-    return validate(resolve_paths_against(tuned.to_dict(), Path.cwd()), "best.yaml")
+    return validate(resolve_paths_against(tuned.to_dict(), Path.cwd()), TunePaths.BEST_CONFIG)

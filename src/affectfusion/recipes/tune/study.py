@@ -31,7 +31,8 @@ from rich.console import Console
 
 from affectfusion.config import RunConfig, validate
 from affectfusion.errors import AffectFusionError
-from affectfusion.evaluation.metrics import metric_value, resolve_monitor
+from affectfusion.evaluation.metrics import metric_value
+from affectfusion.evaluation.selection import resolve_monitor
 from affectfusion.io import read_jsonl
 from affectfusion.recipes.fusion.recipe import fit
 from affectfusion.recipes.tune.space import suggest, trial_config

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from affectfusion.rundir import run_kind
+from affectfusion.rundir import declared_kind
 from affectfusion.runkinds import RunKind
 
 
 def is_vlm_run(run_dir: Path) -> bool:
-    return run_kind(Path(run_dir)) == "vlm"
+    return declared_kind(Path(run_dir)) == "vlm"
 
 
 KIND = RunKind(

@@ -63,11 +63,25 @@ class FaceConfig(Strict):
     align: bool = Field(True, description="rotate so the eyes are level before cropping")
     margin: float = Field(0.2, ge=0, le=2, description="enlarge the face box by this fraction before cropping")
     min_confidence: float = Field(0.5, gt=0, lt=1, description="MediaPipe detection threshold")
-    on_no_face: Literal["full_image", "skip"] = Field(
-        "full_image",
+    no_face: Literal["whole_frame", "skip"] = Field(
+        "whole_frame",
         description="no face found: use the whole image (already-cropped datasets), or skip it (training and "
         "evaluation leave it out; prediction returns face_found=false with no text)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_key(cls, data: Any) -> Any:
+        """``on_no_face: full_image|skip`` (the old key, in configs and trained runs) read as ``no_face``, the
+        face extractors' name for the same choice."""
+        if not isinstance(data, dict) or "on_no_face" not in data:
+            return data
+        if "no_face" in data:
+            raise ValueError("give face.no_face only (face.on_no_face is its old name)")
+        data = dict(data)
+        old = data.pop("on_no_face")
+        data["no_face"] = "whole_frame" if old == "full_image" else old
+        return data
 
 
 class LoraSettings(Strict):

@@ -13,7 +13,7 @@ from affectfusion.serve.base import RunPredictor
 from affectfusion.serve.dashboard.backends import Analysis, PredictorBackend, analysis_of
 from affectfusion.serve.dashboard.faces import face_preview
 from affectfusion.serve.dashboard.usage import vlm_usage
-from affectfusion.serve.inputs import InputRejected
+from affectfusion.serve.input_limits import InputRejected
 
 if TYPE_CHECKING:
     from affectfusion.extract.face import FaceOptions
@@ -41,7 +41,7 @@ class VLMBackend(PredictorBackend):
         cfg = self.predictor.cfg
         f = cfg.face
         options = FaceOptions(detector=f.detector, align=f.align, margin=f.margin, min_confidence=f.min_confidence)
-        return options, cfg.image_size, f.on_no_face
+        return options, cfg.image_size, f.no_face
 
     def _analyse(self, inputs: dict[str, str]) -> Analysis:
         from affectfusion.extract import ExtractionError  # with the face stack: only when a face is previewed
@@ -58,9 +58,9 @@ class VLMBackend(PredictorBackend):
         generated = prediction.generated or {}
         a.generated_text = generated.get("text")
         a.fields = {k: generated[k] for k in ("emotions", "action_units", "face_found", "parse_ok") if k in generated}
-        options, size, on_no_face = self._face()
+        options, size, no_face = self._face()
         with contextlib.suppress(ExtractionError, InputRejected):  # the prediction's error says what is wrong
-            a.faces = [face_preview(Path(image), options, size, on_no_face, grey=False, limits=self.limits)]
+            a.faces = [face_preview(Path(image), options, size, no_face, grey=False, limits=self.limits)]
         return a
 
     def summary(self) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def score_predictions(
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Metrics of the parsed answers against the labels, and one row per image.
 
-    ``None`` predictions (unreadable image, or no face with ``on_no_face: skip``) are not scored.
+    ``None`` predictions (unreadable image, or no face with ``face.no_face: skip``) are not scored.
     Action units are scored against the label's EMFACS prototype, not against annotated AUs.
     """
 

@@ -22,7 +22,7 @@ from affectfusion.io import read_json
 from affectfusion.recipes.vlm.config import FaceConfig, VLMConfig, validate_vlm
 from affectfusion.recipes.vlm.model import ADAPTER_DIR, generate_texts, load_adapter, load_blip2
 from affectfusion.recipes.vlm.parse import parse_output
-from affectfusion.rundir import RunPaths, is_run, run_kind
+from affectfusion.rundir import RunPaths, declared_kind, is_run
 
 ImageInput = str | Path | np.ndarray
 
@@ -57,12 +57,12 @@ class FacePreparer:
         self.pipeline = FacePipeline(options)
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray | None, bool]:
-        """``(crop, face_found)``; crop is None when no face is found and ``on_no_face`` is skip."""
+        """``(crop, face_found)``; crop is None when no face is found and ``no_face`` is skip."""
 
         crop = self.pipeline.face_crop(image, self.size)
         if crop is not None:
             return crop, True
-        if self.face.on_no_face == "skip":
+        if self.face.no_face == "skip":
             return None, False
         return full_image_crop(image, self.size), False
 
@@ -90,7 +90,7 @@ def read_vlm_run(run_dir: str | Path) -> tuple[VLMConfig, dict[str, Any]]:
     paths = RunPaths(Path(run_dir))
     if not is_run(paths.root):
         raise AffectFusionError(f"{paths.root} is not a run directory (expected config.yaml and meta.json in it)")
-    if run_kind(paths.root) != "vlm":
+    if declared_kind(paths.root) != "vlm":
         raise AffectFusionError(f"{paths.root} is not a VLM run (its config.yaml has no 'kind: vlm')")
     return validate_vlm(load_raw(paths.config), str(paths.config)), read_json(paths.meta)
 
@@ -170,7 +170,7 @@ class VLMPredictor:
         for i, (_, face_found) in enumerate(prepared):
             if i not in texts:
                 results.append(
-                    VLMPrediction("", [], {}, [], None, face_found, False, ["no face found (face.on_no_face: skip)"])
+                    VLMPrediction("", [], {}, [], None, face_found, False, ["no face found (face.no_face: skip)"])
                 )
                 continue
             parsed = parse_output(texts[i])

@@ -20,7 +20,7 @@ Each result is an ordinary :class:`~affectfusion.serve.predictor.Prediction`:
 - ``generated``: the answer itself and its parsed fields (text, emotions, action_units,
   face_found, parse_ok, issues).
 
-An image that cannot be read, or has no face when the run says ``face.on_no_face: skip``, gets its
+An image that cannot be read, or has no face when the run says ``face.no_face: skip``, gets its
 reason in that prediction's ``error``; the other images are generated in batches as usual.
 """
 
@@ -39,7 +39,7 @@ from affectfusion.inputs import KIND_HINTS
 from affectfusion.recipes.vlm.targets import EMOTIONS
 from affectfusion.serve.base import Prediction, RunPredictor, check_ids, route_input
 from affectfusion.serve.decode import check_image
-from affectfusion.serve.inputs import InputLimits
+from affectfusion.serve.input_limits import InputLimits
 
 if TYPE_CHECKING:
     from affectfusion.extract import Extractor
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 MODALITY = "image"
 DEFAULT_TASK = "emotion"
-NO_FACE = "no face found in the image (the run sets face.on_no_face: skip)"
+NO_FACE = "no face found in the image (the run sets face.no_face: skip)"
 
 
 def task_name(cfg: VLMConfig) -> str:
@@ -158,7 +158,7 @@ class VLMRunPredictor(RunPredictor):
         """Predictions for many inputs (each ``{"image": path, array or PIL image}``), generated in batches.
 
         An input that cannot be used (another key, a missing or unreadable file, no face with
-        ``on_no_face: skip``) gets ``error`` set; the others are unaffected.
+        ``face.no_face: skip``) gets ``error`` set; the others are unaffected.
         """
         self.check_explain(explain)
         ids = check_ids(inputs, ids)

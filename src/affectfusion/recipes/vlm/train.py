@@ -43,7 +43,7 @@ from affectfusion.recipes.vlm.items import cap_items, load_items, prepare_faces
 from affectfusion.recipes.vlm.model import ADAPTER_DIR, add_lora, load_blip2, trainable_parameters, training_batch
 from affectfusion.recipes.vlm.predictor import FacePreparer, VLMPredictor, base_model_summary
 from affectfusion.recipes.vlm.targets import resolve_label_map, target_text
-from affectfusion.rundir import RunPaths
+from affectfusion.rundir import RunPaths, default_run_dir
 from affectfusion.runkinds import TrainRequest
 from affectfusion.threads import apply_threads
 
@@ -158,7 +158,7 @@ def fit_vlm(cfg: VLMConfig, source: str, out: Path | None, overwrite: bool) -> P
     """Train LoRA adapters for a validated VLM config; returns the run directory (default ``runs/<name>``)."""
     model_dir = require_model_path(cfg, str(source))
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": str(model_dir.resolve())})})
-    out = Path(out) if out is not None else Path("runs") / cfg.name
+    out = Path(out) if out is not None else default_run_dir(cfg.name)
     console = Console(stderr=True)
     log = console.print if cfg.train.progress else (lambda *a, **k: None)
     t = cfg.train

@@ -31,7 +31,7 @@ rest is predicted; a malformed batch is rejected whole.
 
 Limits: the body is counted as it streams in and reading stops at ``max_request_mb`` (JSON batch
 bodies: ``max_json_mb``); each file must be within ``max_upload_mb``; and each input within the
-decoded-work limits of :class:`~affectfusion.serve.inputs.InputLimits` (audio seconds and channels,
+decoded-work limits of :class:`~affectfusion.serve.input_limits.InputLimits` (audio seconds and channels,
 image pixels, video seconds and frames, text characters, feature values), checked from headers.
 
 Concurrency: the Predictor is not thread-safe, so every call into it holds one lock. Parsing JSON,
@@ -68,7 +68,7 @@ from affectfusion.serve.api.schemas import (
 from affectfusion.serve.api.service import ALL_FACES, Service, validation_message
 from affectfusion.serve.api.uploads import remove_stale_uploads
 from affectfusion.serve.base import Prediction, RunPredictor
-from affectfusion.serve.inputs import InputLimits, InputRejected
+from affectfusion.serve.input_limits import InputLimits, InputRejected
 from affectfusion.serve.predictor import load_predictor
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -323,7 +323,7 @@ def _info(
     service: Service, max_pending: int, request_timeout_s: float, idle_timeout_s: float, read_timeout_s: float
 ) -> dict[str, Any]:
     predictor = service.predictor
-    info = predictor.info()  # every predictor says its kind: classifier, specialists, vlm, ...
+    info = predictor.info()  # every predictor says its run kind: fusion, specialists, vlm, ...
     info["inputs"] = predictor.accepted_inputs
     info["fields"] = {name: kind for name, (_, kind) in service.fields.items()}
     info["limits"] = {

@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from affectfusion.inputs import MB
-from affectfusion.serve.inputs import InputRejected
+from affectfusion.serve.input_limits import InputRejected
 
 RETRY_AFTER_S = 1
 CLOSE = {"Connection": "close"}

@@ -1,4 +1,4 @@
-"""The API's response models, and the request models generated per served run.
+"""The API's models: responses, the request bodies as parsed, and the request models generated per served run.
 
 The OpenAPI document of a served run lists exactly the inputs that run takes: the ``/predict``
 form has one field per input it reads (``text``, ``audio``, ... or ``features_<modality>``), and
@@ -10,10 +10,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, create_model, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictFloat,
+    create_model,
+    model_serializer,
+)
 
 from affectfusion.inputs import KIND_HINTS
-from affectfusion.serve.inputs import InputLimits
+from affectfusion.serve.input_limits import InputLimits
 from affectfusion.serve.trust_view import TrustFields
 
 FLOAT32_MAX = 3.4028234e38
@@ -68,7 +76,7 @@ class LimitsOut(BaseModel):
 class InfoOut(BaseModel):
     name: str
     kind: str = Field(
-        description="classifier (a fusion run), specialists (P3: specialists, then fusion) or vlm (P4: "
+        description="the run kind: fusion, specialists (P3: specialists, then fusion) or vlm (P4: "
         "a vision-language model that writes its answer; predictions carry it under `generated`)"
     )
     tasks: list[TaskInfo]
@@ -86,7 +94,7 @@ class InfoOut(BaseModel):
     )
 
 
-class TaskOutput(TrustFields):  # + calibrated probabilities, prediction set, attribution (issue #13)
+class TaskOutput(TrustFields):  # + calibrated probabilities, prediction set, attribution
     label: str | None = Field(None, description="classification: the predicted class")
     labels: list[str] | None = Field(None, description="multilabel: the predicted classes")
     value: float | None = Field(None, description="regression: the predicted value")
@@ -153,6 +161,38 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "the server is busy (queue full or waited too long): retry after Retry-After",
     },
 }
+
+
+# -- request bodies as parsed (one model for every run; the per-run models below are what the docs show) --
+
+
+class BatchItem(BaseModel):
+    """A JSON batch item as parsed (the schema shown per run is :func:`batch_model`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = None
+    text: str | None = None
+    # strict: a JSON number only, as the schema says (lax parsing would take true and "1" as numbers)
+    features: dict[str, list[StrictFloat] | list[list[StrictFloat]]] | None = None
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[BatchItem] = Field(min_length=1)
+
+
+class ConversationTurn(BatchItem):
+    """One utterance of a conversation: a batch item and, optionally, who said it."""
+
+    speaker: str | None = None
+
+
+class ConversationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    turns: list[ConversationTurn] = Field(min_length=1)
 
 
 def _item_fields(takes_text: bool, feature_dims: dict[str, int], limits: InputLimits) -> dict[str, Any]:

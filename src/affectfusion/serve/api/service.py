@@ -3,7 +3,7 @@
 Routes only receive and answer. Everything that costs CPU or memory runs here, in a worker thread
 (never on the event loop): JSON batch bodies are parsed here, uploads are written to a fresh
 temporary directory under server-chosen names (``<n>_<kind><suffix>``, suffix from the allow-list
-of :mod:`affectfusion.serve.inputs`) and checked against the decoded-work limits from their
+of :mod:`affectfusion.serve.input_limits`) and checked against the decoded-work limits from their
 headers (:mod:`affectfusion.serve.decode`) with at most ``max_decodes`` at a time, *before* the
 model lock is taken; then the Predictor runs under that lock. The client's filename is only ever
 shown back in messages and ids, never used as a path.
@@ -21,17 +21,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fastapi import UploadFile
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from affectfusion.errors import ECHO_CHARS, echo
 from affectfusion.extract.face import MAX_IMAGE_BYTES
 from affectfusion.inputs import GENERIC_CONTENT_TYPES, INPUTS, KIND_HINTS, MB
 from affectfusion.serve.api.limits import Gate
+from affectfusion.serve.api.schemas import BatchIn, BatchItem, ConversationIn
 from affectfusion.serve.api.uploads import UPLOAD_PREFIX
 from affectfusion.serve.base import Prediction, RunPredictor
 from affectfusion.serve.decode import add_work, as_features, check_file, check_text
-from affectfusion.serve.inputs import InputLimits, InputRejected, Work
+from affectfusion.serve.input_limits import InputLimits, InputRejected, Work
 
 BATCH = "/predict/batch"
 Body = TypeVar("Body", bound=BaseModel)
@@ -80,35 +81,6 @@ def check_upload(
 
 
 ALL_FACES = "all_faces"  # /predict flag (form field or query): one prediction per face in the image
-
-
-class BatchItem(BaseModel):
-    """A JSON batch item as parsed (the schema shown per run is :func:`schemas.batch_model`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str | None = None
-    text: str | None = None
-    # strict: a JSON number only, as the schema says (lax parsing would take true and "1" as numbers)
-    features: dict[str, list[StrictFloat] | list[list[StrictFloat]]] | None = None
-
-
-class BatchIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    items: list[BatchItem] = Field(min_length=1)
-
-
-class ConversationTurn(BatchItem):
-    """One utterance of a conversation: a batch item and, optionally, who said it."""
-
-    speaker: str | None = None
-
-
-class ConversationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    turns: list[ConversationTurn] = Field(min_length=1)
 
 
 def validation_message(errors: list[Any]) -> str:

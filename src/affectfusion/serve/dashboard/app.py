@@ -122,7 +122,7 @@ def render_analysis(a: Analysis, slots: list[InputSlot] | None = None) -> None:
         with st.container(key="prediction"):
             for col, (task, value) in zip(st.columns(len(a.headline)), a.headline.items(), strict=True):
                 col.metric(task, value)
-    if a.sets and not a.error:  # conformal prediction sets / intervals (issue #13)
+    if a.sets and not a.error:  # conformal prediction sets / intervals
         with st.container(key="prediction_set"):
             for task, text in a.sets.items():
                 st.markdown(f"**{task}** prediction set: {text}")
@@ -142,7 +142,7 @@ def render_analysis(a: Analysis, slots: list[InputSlot] | None = None) -> None:
     for title, values in a.charts.items():
         st.subheader(f"{title}: {'probabilities' if a.probability_charts else 'values'}")
         show_bars(values, "class", "probability" if a.probability_charts else "value", a.probability_charts)
-    for task, values in a.attribution.items():  # Shapley attribution, a bar per modality (issue #13)
+    for task, values in a.attribution.items():  # Shapley attribution, a bar per modality
         with st.container(key=f"attribution_{task}"):
             st.subheader(f"{task}: modality attribution")
             st.caption("Shapley value of each modality for the predicted class's probability (0 = not given).")

@@ -29,7 +29,7 @@ from affectfusion.serve.base import run_metrics
 from affectfusion.serve.dashboard import DEVICE_ENV
 from affectfusion.serve.dashboard.faces import FacePreview, face_preview
 from affectfusion.serve.dashboard.usage import predictor_usage
-from affectfusion.serve.inputs import InputLimits, InputRejected
+from affectfusion.serve.input_limits import InputLimits, InputRejected
 from affectfusion.serve.trust_view import dashboard_parts
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ class Backend(ABC):
 
     @property
     def limits(self) -> InputLimits:
-        """The decoded-work limits every input is checked against (serve/inputs.py)."""
+        """The decoded-work limits every input is checked against (serve/input_limits.py)."""
         return InputLimits()
 
     def config(self) -> dict[str, Any]:
@@ -280,10 +280,9 @@ class PredictorBackend(Backend):
             o = ex.options
             detector = ex.serving_detector  # a crop-trained run detects faces in uploads
             options = FaceOptions(detector=detector, min_confidence=o.min_confidence, align=o.align, margin=o.margin)
-            on_no_face = "full_image" if o.no_face == "whole_frame" else "error"
             try:
                 preview = face_preview(
-                    Path(path), options, FER_INPUT_SIZE, on_no_face, grey=True, modality=m, limits=self.limits
+                    Path(path), options, FER_INPUT_SIZE, o.no_face, grey=True, modality=m, limits=self.limits
                 )
             except (ExtractionError, InputRejected):
                 continue  # the prediction's error already says what is wrong with the file
@@ -339,7 +338,7 @@ def analysis_of(p: Prediction) -> Analysis:
             a.headline[task] = f"{out['value']:.4g}"
         if out.get("probabilities"):
             a.charts[task] = dict(out["probabilities"])
-    calibrated, a.sets, a.attribution = dashboard_parts(p.tasks)  # issue #13
+    calibrated, a.sets, a.attribution = dashboard_parts(p.tasks)
     a.charts.update(calibrated)
     return a
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from affectfusion.serve.decode import check_image
-from affectfusion.serve.inputs import InputLimits
+from affectfusion.serve.input_limits import InputLimits
 
 if TYPE_CHECKING:
     from affectfusion.extract.face import FaceOptions
@@ -34,7 +34,7 @@ def face_preview(
     path: Path,
     options: FaceOptions,
     size: int,
-    on_no_face: str,
+    no_face: str,
     grey: bool,
     modality: str = "image",
     limits: InputLimits | None = None,
@@ -72,7 +72,7 @@ def face_preview(
                 f"{options.detector} detector: {len(faces)} face(s), the largest used"
                 f"{', rotated so the eyes are level' if aligned else ' (no eyes found: not rotated)'}"
             )
-        elif on_no_face == "full_image":
+        elif no_face == "whole_frame":
             crop = full_image_crop(image, size)
             caption = f"{options.detector} detector found no face: the whole image is used"
         else:

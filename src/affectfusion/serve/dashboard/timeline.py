@@ -1,6 +1,6 @@
 """A video's timeline: class probabilities over time, from predicting short segments of its frames.
 
-The video is checked against the run's limits (serve/inputs.py, from its header) before anything is
+The video is checked against the run's limits (serve/input_limits.py, from its header) before anything is
 decoded; at most :data:`MAX_SEGMENTS` segments are cut, each written as a short silent clip and predicted
 through the run's own video input, so every point is what the model says about that stretch of frames.
 """

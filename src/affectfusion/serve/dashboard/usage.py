@@ -1,6 +1,6 @@
 """The Model page's "How to use this run" snippets: CLI, batch table, REST API and Python.
 
-Flags, example values and accepted inputs come from the input table (:mod:`affectfusion.serve.inputs`).
+Flags, example values and accepted inputs come from the input table (:mod:`affectfusion.serve.input_limits`).
 """
 
 from __future__ import annotations

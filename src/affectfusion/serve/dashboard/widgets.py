@@ -15,6 +15,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from affectfusion.rundir import TunePaths
 from affectfusion.serve.dashboard.actions import guarded, run_analysis, save_upload, strip_folder
 from affectfusion.serve.dashboard.backends import Analysis, Backend, InputSlot
 from affectfusion.serve.dashboard.extras import (
@@ -190,12 +191,14 @@ def reports_section(backend: Backend) -> None:
             if path.suffix == ".html":
                 with st.expander(f"Show {title}"):
                     st.iframe(path, height=600)
-            elif path.name == "tune.md":  # the search, its best trial and seeds; plots shown as images
+            elif path == TunePaths(path.parent).report:  # the search, its best trial and seeds; plots as images
                 with st.expander(f"Show {title}"):
                     text = path.read_text(encoding="utf-8")
                     st.markdown("\n".join(line for line in text.splitlines() if not line.startswith("![")))
-                    for plot in sorted((path.parent / "plots").glob("*.png")):
-                        st.image(str(plot), width=720)
+                    tune = TunePaths(path.parent)
+                    for plot in (tune.history_plot, tune.importance_plot):
+                        if plot.is_file():
+                            st.image(str(plot), width=720)
 
 
 def conversation_page(backend: Backend) -> None:

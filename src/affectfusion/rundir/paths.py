@@ -1,25 +1,20 @@
-"""The run directory: every file name in it and the readers (the writer's lock: :mod:`affectfusion.runlock`).
-
-``train`` writes a run; ``test``, ``compare``, ``analyze``, ``predict`` and ``serve`` read it back
-through this module only, so a file name lives here and nowhere else.
-"""
+"""Every file and folder name of a run, and of the folders that hold runs (sweeps, seeds, cross-validation,
+tuning, specialists, ablations): the one place that names them."""
 
 from __future__ import annotations
 
-import statistics
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-import yaml
+RUNS = Path("runs")  # where a command writes when it is given no output folder (relative to the working directory)
+MLFLOW_STORE = RUNS / "mlruns"  # the default MLflow store (SQLite), beside the runs it tracks
+HTML_REPORT = "report.html"  # the self-contained page of analyze, ablate and robustness, in their output folder
 
-from affectfusion.config import RunConfig, load_raw, validate
-from affectfusion.errors import AffectFusionError
-from affectfusion.io import read_json, read_jsonl
 
-if TYPE_CHECKING:  # the data package loads torch: reading paths, metrics and locks must not
-    from affectfusion.data.tasks import TargetScaler
-    from affectfusion.data.types import ModalitySpec
+def default_run_dir(name: str, suffix: str = "") -> Path:
+    """``runs/<name>``, or ``runs/<name>_<suffix>`` (a cross-validation ``cv``, a tuning ``tune``...)."""
+    return RUNS / (f"{name}_{suffix}" if suffix else name)
 
 
 @dataclass(frozen=True)
@@ -83,6 +78,11 @@ class RunPaths:
         return self.root / "plots"
 
     @property
+    def export(self) -> Path:
+        """The ONNX export's default folder (``affectfusion export``)."""
+        return self.root / "export"
+
+    @property
     def tensorboard(self) -> Path:
         """TensorBoard event files (``train.track: [tensorboard]``)."""
         return self.root / "tb"
@@ -101,12 +101,12 @@ class RunPaths:
 
     def analysis_report(self, name: str) -> Path:
         """The self-contained HTML report of ``affectfusion analyze`` for ``name``."""
-        return self.analysis_dir(name) / "report.html"
+        return self.analysis_dir(name) / HTML_REPORT
 
     def evaluated_splits(self) -> list[str]:
         return [p.parent.name for p in sorted(self.root.glob(f"eval/*/{self.METRICS}"))]
 
-    # -- trust files (issue #13): written by calibrate / test --conformal / --by / check-data ----------
+    # -- trust files: written by calibrate / test --conformal / --by / check-data ----------
     @property
     def calibration(self) -> Path:
         """Temperatures fitted on the validation split, with before/after calibration errors."""
@@ -190,16 +190,13 @@ class CvPaths:
         return self.root / "predictions.csv"
 
 
-def is_cv(path: Path) -> bool:
-    """A folder holding a finished cross-validation (its cv.json)."""
-    return CvPaths(Path(path)).summary.is_file()
-
-
 @dataclass(frozen=True)
 class TunePaths:
     """The files of an ``affectfusion tune`` folder: the study, one run folder per trial, the result."""
 
     root: Path
+
+    BEST_CONFIG = "best.yaml"
 
     @property
     def storage(self) -> Path:
@@ -212,7 +209,7 @@ class TunePaths:
     @property
     def best_config(self) -> Path:
         """The full resolved config of the best trial, trainable as it is."""
-        return self.root / "best.yaml"
+        return self.root / self.BEST_CONFIG
 
     @property
     def best_seeds(self) -> Path:
@@ -236,125 +233,161 @@ class TunePaths:
         return self.root / "plots" / "param_importances.png"
 
 
-def is_tune(path: Path) -> bool:
-    """A folder written by ``affectfusion tune`` (its summary is there)."""
-    return TunePaths(Path(path)).summary.is_file()
+@dataclass(frozen=True)
+class ComparisonPaths:
+    """A comparison of runs (``compare``, a config's variants): the table, its markdown and its plot."""
 
-
-def enclosing_tune(run_dir: Path) -> Path | None:
-    """The tune folder a run belongs to (``<tune>/trials/trial<k>``, ``<tune>/best/seed<k>``), if any."""
-    for parent in Path(run_dir).resolve().parents[:2]:
-        if is_tune(parent):
-            return parent
-    return None
-
-
-def is_run(path: Path) -> bool:
-    """A folder holding a trained run (its config and metadata)."""
-    paths = RunPaths(Path(path))
-    return paths.config.is_file() and paths.meta.is_file()
-
-
-def run_dirs_or_none(path: Path) -> list[Path]:
-    """The run at ``path``, or the variant runs directly inside it; empty if neither."""
-    path = Path(path)
-    return [path] if is_run(path) else sorted(p for p in path.glob("*") if is_run(p))
-
-
-def run_dirs(path: Path) -> list[Path]:
-    """The run at ``path``, or the variant runs inside it; an error if there are none."""
-    found = run_dirs_or_none(path)
-    if not found:
-        raise AffectFusionError(f"{path} is not a run directory and holds none (expected config.yaml and meta.json)")
-    return found
-
-
-def run_kind(path: Path) -> str | None:
-    """The ``kind`` its config.yaml declares (``fusion`` when absent); None without a readable config."""
-    config = RunPaths(Path(path)).config
-    if not config.is_file():
-        return None
-    try:
-        raw = yaml.safe_load(config.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    return str(raw.get("kind", "fusion")) if isinstance(raw, dict) else None
-
-
-def read_metrics(run_dir: Path, split: str) -> dict[str, Any]:
-    """The metrics.json a run wrote for ``split``."""
-    path = RunPaths(Path(run_dir)).metrics(split)
-    if not path.is_file():
-        raise AffectFusionError(f"{run_dir} has no evaluation of split {split!r} (expected {path})")
-    return read_json(path)
-
-
-@dataclass
-class LoadedRun:
-    paths: RunPaths
-    config: RunConfig
-    meta: dict
-    modalities: dict[str, ModalitySpec]
-    scalers: dict[str, TargetScaler]
-
-
-def read_run(run_dir: str | Path) -> LoadedRun:
-    """Validated config and metadata of a trained fusion run (weights: ``training.trainer.load_model``)."""
-    # the data package loads torch: only a run that is read whole pays for it
-    from affectfusion.data.tasks import TargetScaler
-    from affectfusion.data.types import ModalitySpec
-
-    paths = RunPaths(Path(run_dir))
-    if not is_run(paths.root):
-        raise AffectFusionError(f"{run_dir} is not a run directory (expected config.yaml and meta.json in it)")
-    cfg = validate(load_raw(paths.config), str(paths.config))
-    meta = read_json(paths.meta)
-    modalities = {m: ModalitySpec(**spec) for m, spec in meta["modalities"].items()}
-    scalers = {t: TargetScaler(**s) for t, s in meta.get("scalers", {}).items()}
-    return LoadedRun(paths, cfg, meta, modalities, scalers)
-
-
-@dataclass
-class RunFolder:
-    """The raw files of a run folder, tolerant of a partial run: a missing file leaves its field empty."""
-
-    path: Path
-    config: dict[str, Any] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    evals: dict[str, dict[str, Any]] = field(default_factory=dict)  # split -> metrics dict
-    thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)  # multilabel task -> tuned thresholds
+    root: Path
 
     @property
-    def has_config(self) -> bool:
-        return RunPaths(self.path).config.is_file()
+    def table(self) -> Path:
+        return self.root / "comparison.csv"
 
     @property
-    def name(self) -> str:
-        return str(self.config.get("name") or self.path.name)
+    def report(self) -> Path:
+        return self.root / "comparison.md"
 
     @property
-    def fusion(self) -> str | None:
-        fusion = ((self.config.get("model") or {}).get("fusion") or {}).get("name")
-        return fusion or self.meta.get("fusion")
-
-    def seconds_per_epoch(self) -> float | None:
-        seconds = [float(r["seconds"]) for r in self.history if r.get("seconds") is not None]
-        return statistics.fmean(seconds) if seconds else None
+    def plot(self) -> Path:
+        return self.root / "comparison.png"
 
 
-def read_run_folder(run_dir: Path) -> RunFolder:
-    """Whatever of config, meta, history, thresholds and per-split metrics a run folder holds."""
-    paths = RunPaths(Path(run_dir))
-    run = RunFolder(path=paths.root)
-    if paths.config.is_file():
-        run.config = load_raw(paths.config)
-    if paths.meta.is_file():
-        run.meta = read_json(paths.meta)
-    if paths.history.is_file():
-        run.history = read_jsonl(paths.history)
-    if paths.thresholds.is_file():
-        run.thresholds = read_json(paths.thresholds)
-    for split in paths.evaluated_splits():
-        run.evals[split] = read_json(paths.metrics(split))
-    return run
+@dataclass(frozen=True)
+class SweepPaths:
+    """A config with variants: one run folder per variant, and their comparison beside them."""
+
+    root: Path
+
+    def variant(self, name: str) -> Path:
+        return self.root / name
+
+    @property
+    def comparison(self) -> ComparisonPaths:
+        return ComparisonPaths(self.root / "comparison")
+
+
+@dataclass(frozen=True)
+class SeedAggregatePaths:
+    """Scores over seeds (``train --seeds``, ``aggregate``): summary, pairwise tests, markdown and plot."""
+
+    root: Path
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "seeds_summary.csv"
+
+    @property
+    def pairwise(self) -> Path:
+        return self.root / "seeds_pairwise.csv"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "seeds.md"
+
+    @property
+    def plot(self) -> Path:
+        return self.root / "seeds.png"
+
+
+@dataclass(frozen=True)
+class SeedPaths:
+    """A config trained once per seed: a folder per seed (a run, or a sweep) and the aggregate over them."""
+
+    root: Path
+
+    def seed(self, seed: int) -> Path:
+        return self.root / f"seed{seed}"
+
+    @staticmethod
+    def is_seed_folder(name: str) -> bool:
+        """Whether a folder name is one :meth:`seed` makes (``seed<k>``)."""
+        return re.fullmatch(r"seed\d+", name) is not None
+
+    @property
+    def aggregate(self) -> SeedAggregatePaths:
+        return SeedAggregatePaths(self.root / "seeds")
+
+
+@dataclass(frozen=True)
+class SpecialistsPaths:
+    """A specialists run: one run per modality, their exported embeddings, the fusion trained on them, and
+    the subset scores."""
+
+    root: Path
+
+    def specialist(self, modality: str) -> Path:
+        return self.root / "specialists" / modality
+
+    @property
+    def fusion(self) -> Path:
+        return self.root / "fusion"
+
+    @property
+    def fusion_embeddings(self) -> Path:
+        """In the fusion run: which export (and which specialist checkpoints) it was trained on."""
+        return self.fusion / "embeddings.json"
+
+    @property
+    def embeddings(self) -> Path:
+        return self.root / "embeddings"
+
+    @property
+    def manifest(self) -> Path:
+        return self.embeddings / "manifest.csv"
+
+    @property
+    def provenance(self) -> Path:
+        return self.embeddings / "provenance.json"
+
+    def embedding_file(self, modality: str, split: str) -> Path:
+        return self.embeddings / f"{modality}_{split}.npz"
+
+    @property
+    def subsets(self) -> Path:
+        return self.root / "subsets"
+
+    @property
+    def subsets_json(self) -> Path:
+        return self.subsets / "subsets.json"
+
+    @property
+    def subsets_csv(self) -> Path:
+        return self.subsets / "subsets.csv"
+
+    @property
+    def subsets_report(self) -> Path:
+        return self.subsets / "subsets.md"
+
+
+@dataclass(frozen=True)
+class AblationPaths:
+    """An ablation folder: a run per variant and seed, the effect table and its plots, and the report."""
+
+    root: Path
+
+    def run(self, variant: str, seed: int) -> Path:
+        return SeedPaths(self.root / variant).seed(seed)
+
+    @property
+    def table(self) -> Path:
+        return self.root / "ablation.csv"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "ablation.json"
+
+    @property
+    def plot(self) -> Path:
+        return self.root / "ablation.png"
+
+    @property
+    def effect_plot(self) -> Path:
+        return self.root / "ablation_effect.png"
+
+    @property
+    def markdown(self) -> Path:
+        return self.root / "ablation.md"
+
+    @property
+    def report(self) -> Path:
+        return self.root / HTML_REPORT
