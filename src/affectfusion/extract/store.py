@@ -14,11 +14,9 @@ fingerprint), and a renamed file is still found.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import hashlib
 import io
 import json
-import multiprocessing as mp
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,8 +25,8 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from affectfusion.extract.base import ExtractionError, Extractor, RawInput, content_hash, extract_inputs
-from affectfusion.extract.build import shared_extractor
+from affectfusion.extract.base import ExtractionError, Extractor, RawInput, content_hash
+from affectfusion.extract.engines import Engine, LocalEngine
 from affectfusion.io import atomic_file, write_csv, write_json
 
 BATCH = 16
@@ -94,8 +92,11 @@ class FeatureStore:
         workers: int = 1,
         console: Console | None = None,
         progress: bool = True,
+        engine: Engine | None = None,
     ) -> tuple[dict[str, np.ndarray], ExtractionReport]:
-        """Features for every item (by id) that could be extracted, and a report of the rest."""
+        """Features for every item (by id) that could be extracted, and a report of the rest.
+
+        ``engine`` runs the extractor (default: :class:`LocalEngine` with ``workers`` processes)."""
         folder = self.folder(extractor)
         report = ExtractionReport(extractor.name, extractor.fingerprint(), str(folder), total=len(items))
         if not (folder / "params.json").exists():
@@ -127,7 +128,7 @@ class FeatureStore:
                 known_errors[key] = error
         errors: dict[str, str] = {}
         if todo:
-            errors = self._compute(extractor, folder, todo, workers, console, progress, packages)
+            errors = self._compute(extractor, folder, todo, engine or LocalEngine(workers), console, progress, packages)
         errors.update(known_errors)
         features: dict[str, np.ndarray] = {}
         given: dict[str, np.ndarray] = {}
@@ -182,7 +183,7 @@ class FeatureStore:
         extractor: Extractor,
         folder: Path,
         todo: dict[str, RawInput],
-        workers: int,
+        engine: Engine,
         console: Console | None,
         progress: bool,
         packages: dict[str, str | None],
@@ -207,9 +208,8 @@ class FeatureStore:
         shown = progress and out.is_terminal
         with Progress(*columns, console=out, disable=not shown, transient=True) as bar:
             task = bar.add_task(f"extract {extractor.name}", total=len(keys))
-
-            def store(chunk: list[str], results: list[np.ndarray | str]) -> None:
-                for key, result in zip(chunk, results, strict=True):
+            for index, results in engine.map(extractor, [[todo[k] for k in chunk] for chunk in chunks]):
+                for key, result in zip(chunks[index], results, strict=True):
                     if isinstance(result, str):
                         # Inputs with the same content share a key: the message must not name one file.
                         path = todo[key]
@@ -218,21 +218,7 @@ class FeatureStore:
                     else:
                         self._save(self._path(folder, key), result)
                         self._error_path(folder, key).unlink(missing_ok=True)
-                bar.update(task, advance=len(chunk))
-
-            if workers <= 1:
-                for chunk in chunks:
-                    store(chunk, _as_results(extract_inputs(extractor, [todo[k] for k in chunk])))
-            else:
-                options = extractor.options.model_dump_json()
-                ctx = mp.get_context("spawn")
-                with cf.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-                    futures = {
-                        pool.submit(_extract_in_worker, extractor.name, options, [todo[k] for k in chunk]): chunk
-                        for chunk in chunks
-                    }
-                    for future in cf.as_completed(futures):
-                        store(futures[future], future.result())
+                bar.update(task, advance=len(chunks[index]))
         return errors
 
     @staticmethod
@@ -270,12 +256,3 @@ class FeatureStore:
         np.save(buf, np.asarray(array, dtype=np.float32), allow_pickle=False)
         with atomic_file(path, "wb") as f:
             f.write(buf.getvalue())
-
-
-def _as_results(results: list[np.ndarray | ExtractionError]) -> list[np.ndarray | str]:
-    return [str(r) if isinstance(r, ExtractionError) else r for r in results]
-
-
-def _extract_in_worker(name: str, options_json: str, inputs: list[RawInput]) -> list[np.ndarray | str]:
-    """Runs in a worker process: the extractor (and its model) is built once per process."""
-    return _as_results(extract_inputs(shared_extractor(name, options_json, "extractor options"), inputs))
