@@ -185,7 +185,7 @@ def extract(
     # deferred: the adapter and extractor registries load numpy, pandas and scipy
     from affectfusion.data import build_adapter
     from affectfusion.device import resolve_device
-    from affectfusion.extract import LocalEngine, apply_extraction
+    from affectfusion.extract import LocalEngine, apply_extraction, pack_extracted
 
     resolve_device(device, "--device")  # an absent GPU is a one-line error before any work
     if address is not None and engine is not EngineName.ray:
@@ -225,6 +225,8 @@ def extract(
         )
     if len(failures) > 20:
         err_console.print(f"... and {len(failures) - 20} more (see the failure reports)")
+    for name, moved, folder in pack_extracted(cfg.data, err_console) if pack else ():
+        err_console.print(f"packed {moved} {name} entries into {folder}", highlight=False)
 
 
 def demo(

@@ -28,6 +28,7 @@ __all__ = [
     "apply_extraction",
     "build_extractor",
     "extract_inputs",
+    "pack_extracted",
 ]
 
 
@@ -63,3 +64,15 @@ def apply_extraction(
                 s.features[modality] = features[s.id]
         reports.append(report)
     return reports
+
+
+def pack_extracted(data: DataConfig, console: Console | None = None) -> list[tuple[str, int, str]]:
+    """Move the loose cache entries of every extractor in ``data.extract`` into pack files:
+    ``(extractor, entries packed, its packs folder)`` for each."""
+    store = FeatureStore(data.cache_dir)
+    done = []
+    for modality, component in data.extract.items():
+        options = json.dumps(component.options, sort_keys=True)
+        extractor = shared_extractor(component.name, options, f"data.extract.{modality}.options")
+        done.append((extractor.name, store.pack(extractor, console), str(store.folder(extractor) / "packs")))
+    return done

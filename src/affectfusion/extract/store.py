@@ -1,7 +1,8 @@
 """A content-addressed cache of extracted features, with provenance and a failure report.
 
 Layout: ``<root>/<extractor>/<fingerprint>/`` holds ``params.json`` (extractor, version, options,
-package versions), ``items/<key[:2]>/<key>.npy`` (one array per distinct input content),
+package versions), ``items/<key[:2]>/<key>.npy`` (one array per distinct input content; :meth:`FeatureStore.pack`
+moves them into ``packs/``, see :mod:`affectfusion.extract.packs`, and reads look there first),
 ``items/<key[:2]>/<key>.error.json`` (why an input failed, with the package versions it failed
 under), ``report.json`` (the last run's counts) and ``failures.csv`` (every input that failed the
 last time it was asked for, one line each: a run over another split adds its lines, it does not
@@ -17,7 +18,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Sequence
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,9 +31,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from affectfusion.extract.base import ExtractionError, Extractor, RawInput, content_hash
 from affectfusion.extract.engines import Engine, LocalEngine
-from affectfusion.io import atomic_file, write_csv, write_json
+from affectfusion.extract.packs import Packs
+from affectfusion.io import disk_full, is_disk_full, write_csv, write_json
 
 BATCH = 16
+PACK_BYTES = 256 << 20  # one pack file's size: what packing holds in memory at once
+STALE_TMP_S = 86_400  # a temp file this old belongs to no live writer, whichever host made it
+WRITER = socket.gethostname().replace(".", "-")  # this host, in temp file names
 INPUT = "{input}"  # stands for the input's path in a stored error message
 
 
@@ -112,9 +120,13 @@ class FeatureStore:
         todo: dict[str, RawInput] = {}
         known_errors: dict[str, str] = {}
         cached: dict[str, np.ndarray] = {}
+        packed = Packs(folder, self._warner(console)).lookup(keys.values())
         for it in items:
             key = keys.get(it.id)
             if key is None or key in todo or key in known_errors or key in cached:
+                continue
+            if key in packed:
+                cached[key] = packed.pop(key)
                 continue
             if self._path(folder, key).exists():
                 array = self._read(self._path(folder, key), console)
@@ -193,6 +205,7 @@ class FeatureStore:
         Features and failures are recorded as each batch finishes, so an interrupted run keeps them.
         """
         keys = list(todo)
+        self._sweep({self._path(folder, k).parent for k in keys})
         chunks = [keys[i : i + BATCH] for i in range(0, len(keys), BATCH)]
         errors: dict[str, str] = {}
         columns = (
@@ -252,7 +265,92 @@ class FeatureStore:
 
     @staticmethod
     def _save(path: Path, array: np.ndarray) -> None:
+        """Whole or not at all: a temp file named after this host and process, renamed over the entry, so a
+        later run can tell the temp file of a killed writer (removed by :meth:`_sweep`) from one being written."""
         buf = io.BytesIO()
         np.save(buf, np.asarray(array, dtype=np.float32), allow_pickle=False)
-        with atomic_file(path, "wb") as f:
-            f.write(buf.getvalue())
+        tmp = path.with_name(f".{path.name}.{WRITER}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tmp.open("wb") as f:
+                f.write(buf.getvalue())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException as e:
+            tmp.unlink(missing_ok=True)
+            if isinstance(e, OSError) and is_disk_full(e):
+                raise disk_full(e, path) from None
+            raise
+
+    @staticmethod
+    def _sweep(folders: set[Path]) -> None:
+        """Remove the temp files that writers killed mid-write left in ``folders``: those of a process of this
+        host that is gone, and any older than a day (another host's, or an unnamed one)."""
+        for folder in folders:
+            for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+                parts = tmp.name.rsplit(".", 3)  # [.<entry>, <host>, <pid>, tmp] (else: atomic_file's, unnamed)
+                pid = parts[2] if len(parts) == 4 and parts[1] == WRITER else ""
+                try:
+                    stale = time.time() - tmp.stat().st_mtime > STALE_TMP_S
+                    if stale or (pid.isdigit() and not _alive(int(pid))):
+                        tmp.unlink(missing_ok=True)
+                except OSError:
+                    continue  # renamed into place meanwhile
+
+    def _warner(self, console: Console | None) -> Callable[[str], None]:
+        out = console or Console(stderr=True)
+        return lambda message: out.print(message, highlight=False, soft_wrap=True)
+
+    def pack(self, extractor: Extractor, console: Console | None = None) -> int:
+        """Move every loose entry of this extractor's folder into pack files (at most :data:`PACK_BYTES` each,
+        so memory stays bounded); returns how many were packed. Damaged entries are deleted, as on reading."""
+        folder = self.folder(extractor)
+        packs = Packs(folder, self._warner(console))
+        indexed = packs.keys()
+        moved = 0
+        batch: dict[str, np.ndarray] = {}
+        paths: list[Path] = []
+        size = 0
+        for path in sorted((folder / "items").glob("*/*.npy")):
+            if path.stem in indexed:  # packed before a kill could delete it
+                path.unlink(missing_ok=True)
+                continue
+            array = self._read(path, console)
+            if array is None:
+                continue
+            batch[path.stem] = array
+            paths.append(path)
+            size += array.nbytes
+            if size >= PACK_BYTES:
+                moved += self._flush(packs, batch, paths)
+                size = 0
+        return moved + self._flush(packs, batch, paths)
+
+    @staticmethod
+    def _flush(packs: Packs, batch: dict[str, np.ndarray], paths: list[Path]) -> int:
+        """Pack ``batch`` and delete its loose files (only once the index holds them); empties both."""
+        if not batch:
+            return 0
+        packs.add(batch)
+        for path in paths:
+            path.unlink(missing_ok=True)
+        n = len(batch)
+        batch.clear()
+        paths.clear()
+        return n
+
+    def listing(self, extractor: Extractor) -> set[str]:
+        """The keys of every stored entry of this extractor setting (packed and loose)."""
+        folder = self.folder(extractor)
+        return Packs(folder).keys() | {p.stem for p in (folder / "items").glob("*/*.npy")}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, under another user
+        return True
+    return True
