@@ -23,6 +23,7 @@ from affectfusion.extract import FeatureStore, Item, LocalEngine, build_extracto
 from tests.helpers import run_cli
 
 N_CLIPS = 40
+KILLED_CLIPS = 24  # the resume test: a first batch of 16, then 8
 
 
 @pytest.fixture(scope="module")
@@ -124,35 +125,39 @@ def ravdess_config(tmp_path: Path, clips: list[Path]) -> Path:
 
 
 def test_ray_extract_resumes_after_kill9(
-    ray_address: str, clips: list[Path], local_features: dict[str, np.ndarray], tmp_path: Path
+    ray_address: str,
+    clips: list[Path],
+    local_features: dict[str, np.ndarray],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """SIGKILL the driver once some features are stored; the rerun computes only the rest, nothing is half-written."""
+    clips = clips[:KILLED_CLIPS]
     config = ravdess_config(tmp_path, clips)
-    cmd = [sys.executable, "-m", "affectfusion.cli", "extract", str(config), "--split", "train"]
-    cmd += ["--engine", "ray", "--address", ray_address, "--workers", "1"]  # one actor: batches one after another
+    args = ["extract", str(config), "--split", "train", "--engine", "ray", "--address", ray_address]
+    args += ["--workers", "1"]  # one actor: batches one after another, so the kill lands between them
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cache = tmp_path / "cache"
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "affectfusion.cli", *args], env=env, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not entries(cache) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
     done = len(entries(cache))
-    assert 0 < done < N_CLIPS
+    assert 0 < done < len(clips)
 
-    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr[-2000:]
+    code, _, err = run_cli(args, capsys, monkeypatch)  # the rerun, in this process (it joins the same Ray)
+    assert code == 0, err[-2000:]
     report = json.loads(next(cache.glob("egemaps/*/report.json")).read_text())
-    assert (report["cached"], report["computed"], report["failures"]) == (done, N_CLIPS - done, [])
-    stored = entries(cache)
-    assert len(stored) == N_CLIPS
+    assert (report["cached"], report["computed"], report["failures"]) == (done, len(clips) - done, [])
+    assert len(entries(cache)) == len(clips)
     assert not [p for p in cache.rglob("*") if p.name.endswith(".tmp")], "a partial file was left behind"
-    store = FeatureStore(cache)
-    features, _ = store.run(egemaps(), items(clips), progress=False)
-    for key, value in local_features.items():
-        np.testing.assert_array_equal(features[key], value)
+    features, _ = FeatureStore(cache).run(egemaps(), items(clips), progress=False)
+    for clip in clips:
+        np.testing.assert_array_equal(features[clip.stem], local_features[clip.stem])
 
 
 def test_address_needs_the_ray_engine(
