@@ -202,7 +202,7 @@ def extract(
         dict.fromkeys(s for s in (cfg.data.train_split, cfg.data.val_split, cfg.data.test_split) if s)
     )
     if engine is EngineName.ray:
-        from affectfusion.extract.ray_engine import RayEngine
+        from affectfusion.extract.ray_engine import RayEngine  # deferred: only --engine ray needs it
 
         ray_engine = RayEngine(address, workers)
         ray_engine.start()  # a missing ray package or an unreachable cluster is one line before any work

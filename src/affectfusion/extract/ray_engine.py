@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.extract.base import Extractor, RawInput
-from affectfusion.extract.engines import Results
+from affectfusion.extract.base import Extractor, RawInput, extract_inputs
+from affectfusion.extract.build import shared_extractor
+from affectfusion.extract.engines import Results, as_results
 from affectfusion.threads import cpu_budget
 
 
@@ -37,8 +38,6 @@ class _Worker:
     """One actor: one extractor, built and made ready when the actor starts."""
 
     def __init__(self, name: str, options_json: str, device: str | None) -> None:
-        from affectfusion.extract.build import shared_extractor
-
         self.extractor = shared_extractor(name, options_json, "extractor options", device)
         self.extractor.ensure_ready()
 
@@ -46,9 +45,6 @@ class _Worker:
         return self.extractor.fingerprint()
 
     def run(self, index: int, inputs: list[RawInput]) -> tuple[int, Results]:
-        from affectfusion.extract.base import extract_inputs
-        from affectfusion.extract.engines import as_results
-
         return index, as_results(extract_inputs(self.extractor, inputs))
 
 
@@ -82,7 +78,7 @@ class RayEngine:
 
     def map(self, extractor: Extractor, batches: Sequence[list[RawInput]]) -> Iterator[tuple[int, Results]]:
         ray = self.start()
-        from ray.util import ActorPool
+        from ray.util import ActorPool  # ray is an optional extra: imported once start() found it
 
         actors = self._actors(ray, extractor, len(batches))
         # absolute paths: an actor's working directory is not the driver's
