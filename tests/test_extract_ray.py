@@ -176,3 +176,18 @@ def test_missing_ray_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
     with pytest.raises(AffectFusionError, match=r"pip install 'affectfusion\[ray\]'"):
         import_ray()
+
+
+def test_an_address_nobody_answers_is_one_line() -> None:
+    """Checked before joining: not Ray retrying the connection for minutes."""
+    import socket
+
+    from affectfusion.extract.ray_engine import _check_reachable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again below: nothing listens there
+    with pytest.raises(AffectFusionError, match=f"--address 127.0.0.1:{port}: no Ray cluster answers there"):
+        _check_reachable(f"127.0.0.1:{port}")
+    for resolved_by_ray in (None, "auto", "ray://head:10001"):
+        _check_reachable(resolved_by_ray)

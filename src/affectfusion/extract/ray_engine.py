@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ from affectfusion.extract.base import Extractor, RawInput, extract_inputs
 from affectfusion.extract.build import shared_extractor
 from affectfusion.extract.engines import Results, as_results
 from affectfusion.threads import cpu_budget
+
+CONNECT_TIMEOUT_S = 10
 
 
 def import_ray() -> Any:
@@ -61,6 +64,7 @@ class RayEngine:
     def start(self) -> Any:
         ray = import_ray()
         if not ray.is_initialized():
+            _check_reachable(self.address)
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage-statistics banner
             local = {"num_cpus": self.actors or cpu_budget()} if self.address is None else {}
             try:
@@ -116,6 +120,20 @@ class RayEngine:
             )
         self._pools[key] = actors + new
         return actors + new
+
+
+def _check_reachable(address: str | None) -> None:
+    """A HOST:PORT that answers nobody is one line, not Ray retrying the connection for many minutes."""
+    host, _, port = (address or "").rpartition(":")
+    if not host or "://" in host or not port.isdigit():  # none, auto, ray://: Ray resolves these itself
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise AffectFusionError(
+            f"--address {address}: no Ray cluster answers there ({e.strerror or e}); "
+            "start one with `ray start --head` or check the address"
+        ) from None
 
 
 def _on_gpu(extractor: Extractor) -> bool:
