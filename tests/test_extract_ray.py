@@ -191,3 +191,58 @@ def test_an_address_nobody_answers_is_one_line() -> None:
         _check_reachable(f"127.0.0.1:{port}")
     for resolved_by_ray in (None, "auto", "ray://head:10001"):
         _check_reachable(resolved_by_ray)
+
+
+class FakeCluster:
+    """Ray as the engine sees it, with GPUs: records how actors are asked for, starts none."""
+
+    def __init__(self, resources: dict[str, float], fingerprint: str) -> None:
+        import ray
+
+        self.exceptions = ray.exceptions
+        self.resources = resources
+        self.fingerprint = fingerprint
+        self.asked: list[dict[str, Any]] = []
+        self.devices: list[str | None] = []
+
+    def cluster_resources(self) -> dict[str, float]:
+        return self.resources
+
+    def remote(self, **options: Any) -> Any:
+        self.asked.append(options)
+        cluster = self
+
+        class Actor:
+            @staticmethod
+            def remote(name: str, options_json: str, device: str | None) -> Any:
+                cluster.devices.append(device)
+                return type("Handle", (), {"fingerprint": type("M", (), {"remote": lambda: cluster.fingerprint})})
+
+        return lambda cls: Actor
+
+    def get(self, refs: list[Any]) -> list[Any]:
+        return refs
+
+
+@pytest.mark.parametrize(
+    ("name", "device", "resources", "expected"),
+    [
+        ("whisper_base", "auto", {"CPU": 16.0, "GPU": 2.0}, (2, 1.0, "cuda")),  # one actor per GPU
+        ("whisper_base", "cpu", {"CPU": 16.0, "GPU": 2.0}, (16, 0.0, "cpu")),
+        ("whisper_base", "auto", {"CPU": 4.0}, (4, 0.0, "cpu")),  # no GPU in the cluster
+        ("egemaps", "auto", {"CPU": 4.0, "GPU": 2.0}, (4, 0.0, "auto")),  # no model to put on a GPU
+    ],
+)
+def test_actors_get_a_gpu_when_their_model_runs_on_one(
+    name: str, device: str, resources: dict[str, float], expected: tuple[int, float, str]
+) -> None:
+    pytest.importorskip("ray")
+    from affectfusion.extract.ray_engine import RayEngine
+
+    extractor = build_extractor(name, {}, "test", device=device)  # no model loads: the fake starts no actor
+    cluster = FakeCluster(resources, extractor.fingerprint())
+    actors = RayEngine()._actors(cluster, extractor, n_batches=100)
+    assert (len(actors), cluster.asked[0]["num_gpus"], cluster.devices[0]) == expected
+    cluster.fingerprint = "other"
+    with pytest.raises(AffectFusionError, match="other package versions"):
+        RayEngine()._actors(cluster, extractor, n_batches=100)
