@@ -144,8 +144,8 @@ def test_ray_extract_resumes_after_kill9(
     while not entries(cache) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    _, killed_err = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, killed_err.decode()[-2000:]
     done = len(entries(cache))
     assert 0 < done < len(clips)
 
