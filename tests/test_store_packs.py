@@ -3,6 +3,7 @@ pack is noticed and its entries extracted again, and temp files of killed writer
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -99,3 +100,20 @@ def test_temp_files_of_dead_writers_are_swept(tmp_path: Path) -> None:
         tmp.write_bytes(b"half an entry")
     store._sweep({folder})
     assert not left.exists() and live.exists()  # a running writer's file is left alone
+
+
+def test_extract_pack_from_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from tests.helpers import run_cli
+    from tests.test_store_repair import media_text_config
+
+    config = media_text_config(tmp_path)
+    code, _, err = run_cli(["extract", str(config), "--pack"], capsys, monkeypatch)
+    assert code == 0, err
+    cache = tmp_path / "cache"
+    assert "packed" in err and loose(cache) == [] and list(cache.glob("lexicon/*/packs/pack-*.npy"))
+    code, _, err = run_cli(["extract", str(config)], capsys, monkeypatch)
+    assert code == 0 and loose(cache) == [], err  # every entry found in the pack: nothing extracted again
+    report = json.loads(next(cache.glob("lexicon/*/report.json")).read_text())
+    assert report["computed"] == 0 and report["cached"] == report["total"] > 0
