@@ -205,7 +205,7 @@ class FeatureStore:
         Features and failures are recorded as each batch finishes, so an interrupted run keeps them.
         """
         keys = list(todo)
-        self._sweep({self._path(folder, k).parent for k in keys})
+        self._sweep(folder / "items")  # once per run with work to do: it lists every entry
         chunks = [keys[i : i + BATCH] for i in range(0, len(keys), BATCH)]
         errors: dict[str, str] = {}
         columns = (
@@ -279,11 +279,11 @@ class FeatureStore:
             raise
 
     @staticmethod
-    def _sweep(folders: set[Path]) -> None:
-        """Remove the temp files that writers killed mid-write left in ``folders``: those of a process of this
+    def _sweep(items: Path) -> None:
+        """Remove the temp files that writers killed mid-write left under ``items``: those of a process of this
         host that is gone, and any older than a day (another host's, or an unnamed one)."""
-        for folder in folders:
-            for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+        for folder in sorted(items.iterdir()) if items.is_dir() else ():
+            for tmp in folder.glob(".*.tmp"):
                 parts = tmp.name.rsplit(".", 3)  # [.<entry>, <host>, <pid>, tmp] (else: atomic_file's, unnamed)
                 pid = parts[2] if len(parts) == 4 and parts[1] == WRITER else ""
                 try:
@@ -301,6 +301,7 @@ class FeatureStore:
         """Move every loose entry of this extractor's folder into pack files (at most :data:`PACK_BYTES` each,
         so memory stays bounded); returns how many were packed. Damaged entries are deleted, as on reading."""
         folder = self.folder(extractor)
+        self._sweep(folder / "items")
         packs = Packs(folder, self._warner(console))
         indexed = packs.keys()
         moved = 0
