@@ -66,3 +66,45 @@ def test_two_process_torchrun_trains_a_lora_text_encoder(tmp_path: Path, tiny_di
     text = [k for k in saved if k.startswith("encoders.text.")]
     assert text and all(".lora_" in k or k.startswith("encoders.text.proj.") for k in text)
     assert json.loads((tmp_path / "ddp/meta.json").read_text())["world_size"] == 2
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow  # about 40 s on a busy 2-core machine: two agents, a rendezvous, two trainings
+@pytest.mark.skipif(not TORCHRUN.exists() and shutil.which("torchrun") is None, reason="torchrun not installed")
+def test_two_nodes_meet_through_c10d_rendezvous(tmp_path: Path) -> None:
+    """Two torchrun agents (``--nnodes 2``, one process each, each in its own working folder) join over c10d as
+    two machines would; rank 0 alone writes the one run folder."""
+    cfg = tiny_config({"train.epochs": 2})
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg.to_dict()))
+    torchrun = str(TORCHRUN) if TORCHRUN.exists() else "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    endpoint = f"127.0.0.1:{free_port()}"
+    nodes = []
+    for rank in (0, 1):
+        node = tmp_path / f"node{rank}"  # each "machine" in its own working folder
+        node.mkdir()
+        cmd = [torchrun, "--nnodes", "2", "--node-rank", str(rank), "--nproc-per-node", "1"]
+        cmd += ["--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", "two-nodes"]
+        cmd += ["--local-addr", "127.0.0.1", "-m", "affectfusion.cli", "train", str(cfg_path), "--out", "run"]
+        nodes.append(subprocess.Popen(cmd, env=env, cwd=node, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    logs = [p.communicate(timeout=300)[0].decode(errors="replace") for p in nodes]
+    assert [p.returncode for p in nodes] == [0, 0], "\n---\n".join(log[-2000:] for log in logs)
+
+    # c10d gives global ranks in the order the agents join: either "machine" may hold rank 0
+    written = [node for node in ("node0", "node1") if any((tmp_path / node).iterdir())]
+    assert len(written) == 1, "one run folder, written by rank 0 alone"
+    run = tmp_path / written[0] / "run"
+    assert [p.name for p in (tmp_path / written[0]).iterdir()] == ["run"]
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["world_size"] == 2
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in history] == [1, 2], "rank 0 alone writes the history"
+    assert (run / "checkpoints/best.safetensors").is_file() and (run / "eval/test/metrics.json").is_file()

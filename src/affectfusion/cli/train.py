@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,6 +15,11 @@ from affectfusion.errors import AffectFusionError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+class EngineName(StrEnum):
+    local = "local"
+    ray = "ray"
 
 
 def train(
@@ -97,21 +103,37 @@ def extract(
     split: Annotated[
         list[str] | None, typer.Option(help="Split(s) to extract (default: the config's train, val and test splits)")
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Parallel extraction processes (default: data.workers)")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Parallel extraction processes (default: data.workers); Ray actors (default: one per CPU)"),
+    ] = None,
     device: DeviceOption = "auto",
+    engine: Annotated[
+        EngineName, typer.Option(help="local: a process pool on this machine; ray: actors on a Ray cluster")
+    ] = EngineName.local,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join (auto, or HOST:6379); default: a new local Ray (with --engine ray)"),
+    ] = None,
+    pack: Annotated[
+        bool, typer.Option(help="Then move the extracted features into pack files (fast to list and read)")
+    ] = False,
 ) -> None:
     """Raw media -> cached features for every modality in `data.extract`; resumable.
 
     Re-running does no work for inputs already extracted (cache keyed by extractor, options,
     package versions and input content). Inputs that fail (corrupt audio, non-image file, empty
-    text) are listed in each extractor's failures.csv; the rest completes.
+    text) are listed in each extractor's failures.csv; the rest completes. `--engine ray` runs
+    the extractors on a Ray cluster and writes into the same cache (docs/scale.md).
     """
     # deferred: the adapter and extractor registries load numpy, pandas and scipy
     from affectfusion.data import build_adapter
     from affectfusion.device import resolve_device
-    from affectfusion.extract import apply_extraction
+    from affectfusion.extract import LocalEngine, apply_extraction, pack_extracted
 
     resolve_device(device, "--device")  # an absent GPU is a one-line error before any work
+    if address is not None and engine is not EngineName.ray:
+        raise AffectFusionError("--address names a Ray cluster; it needs --engine ray")
     overrides = parse_set_options(set_)
     if workers is not None:
         overrides["data.workers"] = workers
@@ -123,11 +145,20 @@ def extract(
     splits = split or list(
         dict.fromkeys(s for s in (cfg.data.train_split, cfg.data.val_split, cfg.data.test_split) if s)
     )
+    if engine is EngineName.ray:
+        from affectfusion.extract.ray_engine import RayEngine  # deferred: only --engine ray needs it
+
+        ray_engine = RayEngine(address, workers)
+        ray_engine.start()  # a missing ray package or an unreachable cluster is one line before any work
+        runner: LocalEngine | RayEngine = ray_engine
+    else:
+        runner = LocalEngine(cfg.data.workers)
     table = Table("split", "extractor", "items", "cached", "computed", "failed", "failure report")
     failures = []
     for name in splits:
         samples = adapter.load(root, name)
-        for r in apply_extraction(samples, cfg.data, err_console, progress=cfg.train.progress, device=device):
+        reports = apply_extraction(samples, cfg.data, err_console, cfg.train.progress, device, runner)
+        for r in reports:
             row = [name, r.extractor, str(r.total), str(r.cached), str(r.computed), str(len(r.failures))]
             table.add_row(*row, f"{r.folder}/failures.csv" if r.failures or r.absent else "")
             failures += [(name, r.extractor, f) for f in r.failures]
@@ -138,6 +169,8 @@ def extract(
         )
     if len(failures) > 20:
         err_console.print(f"... and {len(failures) - 20} more (see the failure reports)")
+    for name, moved, folder in pack_extracted(cfg.data, err_console) if pack else ():
+        err_console.print(f"packed {moved} {name} entries into {folder}", highlight=False)
 
 
 def demo(

@@ -51,6 +51,9 @@ class Extractor(ABC):
     # True for extractors that read a face out of an image (fer_cnn, face_mesh): serving asks them per input
     # what the face step found (:meth:`extract_with_faces`) and reports it with the prediction.
     reads_faces: ClassVar[bool] = False
+    # True for extractors whose model runs on a GPU when there is one (``device`` auto/cuda): the Ray engine
+    # gives each of their actors a GPU.
+    uses_gpu: ClassVar[bool] = False
 
     class Options(BaseModel):
         model_config = ConfigDict(extra="forbid")

