@@ -2,16 +2,18 @@
 (LoRA MiniLM per utterance, previous utterance glued on), over the same MELD dialogues.
 
     .venv/bin/python benchmarks/meld_context.py [--dialogues 200] [--val-dialogues 20] [--threads 1]
-                                                [--profile] [--out FILE]
+                                                [--arms "buckets,one call"] [--profile] [--out FILE]
 
 Both configs train one epoch through the toolkit's own Trainer (``affectfusion train``'s code path) on
 a copy of the first ``--dialogues`` train dialogues and ``--val-dialogues`` dev / test_small dialogues
 of ``--data`` (so both read exactly the same utterances), with ``--threads`` torch threads. A hook on
-the LoRA text encoder counts, for the training pass and for validation separately, the encoder calls,
-the rows it encodes, the real tokens and the padded tokens it runs (rows x longest in the call). The
+the LoRA text encoder's transformer counts, for the training pass and for validation separately, its
+calls, the rows it encodes, the real tokens and the padded tokens it runs (rows x the call's length). The
 table gives s/epoch as ``history.jsonl`` records it (training pass + validation) and its ratio to
-``meld_text_lora``'s; the target is ``meld_context`` at most 1.3x. ``--profile`` also writes each run's
-top cProfile entries next to the JSON (default ``benchmarks/results/meld_context.json``).
+``meld_text_lora``'s with the same ``--arms`` entry; the target is ``meld_context`` at most 1.3x.
+``--arms "buckets,one call"`` also runs both configs with every batch in one encoder call padded to its
+longest row (what the encoder did before length buckets), for a before/after in one run. ``--profile``
+also writes each run's top cProfile entries next to the JSON (default ``benchmarks/results/meld_context.json``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "meld"
 CONFIGS = ("meld_text_lora", "meld_context")
 SPLITS = {"train": "dialogues", "dev": "val_dialogues", "test_small": "val_dialogues"}
 TARGET_RATIO = 1.3
+# How the LoRA encoder runs a batch: in length buckets (the default), or all rows in one call padded to
+# the batch's longest (what it did before buckets; the same numbers, more padding).
+ARMS: dict[str, dict[str, Any]] = {
+    "buckets": {},
+    "one call": {"model.encoder.options.call_cost_tokens": 10_000_000},
+}
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,11 +51,15 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--val-dialogues", type=int, default=20, help="dev and test_small dialogues (the first N)")
     p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated; the first is the ratio's base")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--arms", default="buckets", help=f"comma-separated, each a row per config: {', '.join(ARMS)}")
     p.add_argument("--profile", action="store_true", help="cProfile each run; top entries written beside --out")
     p.add_argument("--out", type=Path, default=RESULTS / "meld_context.json")
     args = p.parse_args(argv)
     if args.dialogues < 1 or args.val_dialogues < 1:
         p.error("--dialogues and --val-dialogues must be >= 1")
+    unknown = [a for a in args.arms.split(",") if a not in ARMS]
+    if unknown:
+        p.error(f"--arms: unknown {', '.join(unknown)}; choose from {', '.join(ARMS)}")
     return args
 
 
@@ -67,13 +79,15 @@ def write_subset(data: Path, out: Path, counts: dict[str, int]) -> dict[str, dic
 
 
 class EncoderCount:
-    """Counts what the LoRA text encoder runs, per phase (``train`` = module in training mode)."""
+    """Counts what the LoRA text encoder's transformer runs, per phase (``train`` = training mode): its
+    calls, rows, real tokens and padded tokens (rows x the call's length)."""
 
     def __init__(self) -> None:
         self.phases: dict[str, dict[str, int]] = {}
+        self.watched: set[int] = set()
 
-    def __call__(self, module: Any, args: tuple[Any, ...]) -> None:
-        _x, mask = args
+    def __call__(self, module: Any, _args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        mask = kwargs["attention_mask"]
         row = self.phases.setdefault(
             "train" if module.training else "eval", {"calls": 0, "rows": 0, "tokens": 0, "padded_tokens": 0}
         )
@@ -84,19 +98,24 @@ class EncoderCount:
 
     @contextmanager
     def attached(self) -> Iterator[None]:
+        """Watches the transformer inside every LoRA text encoder that runs while this is open."""
         from torch.nn.modules.module import register_module_forward_pre_hook
 
         from affectfusion.models.hf_text import HFLoRAEncoder
 
-        def hook(module: Any, args: tuple[Any, ...]) -> None:
-            if isinstance(module, HFLoRAEncoder):
-                self(module, args)
+        handles = []
 
-        handle = register_module_forward_pre_hook(hook)
+        def find(module: Any, _args: tuple[Any, ...]) -> None:
+            if isinstance(module, HFLoRAEncoder) and id(module) not in self.watched:
+                self.watched.add(id(module))
+                handles.append(module.base.register_forward_pre_hook(self, with_kwargs=True))
+
+        handles.append(register_module_forward_pre_hook(find))
         try:
             yield
         finally:
-            handle.remove()
+            for handle in handles:
+                handle.remove()
 
 
 @contextmanager
@@ -120,18 +139,20 @@ def timed_training_pass(seconds: list[float]) -> Iterator[None]:
         trainer.train_epoch = original
 
 
-def run_config(config: str, root: Path, run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """One epoch of ``config`` on the subset in ``root``: timings and what its encoder ran."""
+def run_config(config: str, arm: str, root: Path, run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """One epoch of ``config`` (as ``arm`` runs its encoder) on the subset in ``root``: timings and what
+    its encoder ran."""
     from affectfusion.io import read_jsonl
 
     overrides = {
+        **ARMS[arm],
         "data.root": str(root),
         "data.allow_leakage": True,  # short phrases shared across splits; only speed is measured here
         "train.epochs": 1,
         "train.threads": args.threads,
         "train.early_stopping": None,
     }
-    count, passes = EncoderCount(), []
+    count, passes = EncoderCount(), list[float]()
     profiler = cProfile.Profile() if args.profile else None
     with count.attached(), timed_training_pass(passes):
         if profiler is not None:
@@ -142,6 +163,7 @@ def run_config(config: str, root: Path, run_dir: Path, args: argparse.Namespace)
     history = list(read_jsonl(run_dir / "history.jsonl"))
     row = {
         "config": config,
+        "arm": arm,
         "seconds_per_epoch": history[0]["seconds"],
         "seconds_training_pass": passes[0],
         "seconds_validation": history[0]["seconds"] - passes[0],
@@ -151,7 +173,7 @@ def run_config(config: str, root: Path, run_dir: Path, args: argparse.Namespace)
     if profiler is not None:
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(40)
-        path = args.out.with_name(f"{args.out.stem}_{config}.prof.txt")
+        path = args.out.with_name(f"{args.out.stem}_{config}_{arm.replace(' ', '_')}.prof.txt")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text.getvalue(), encoding="utf-8")
         row["profile"] = str(path)
@@ -159,23 +181,20 @@ def run_config(config: str, root: Path, run_dir: Path, args: argparse.Namespace)
 
 
 def print_table(rows: list[dict[str, Any]], sizes: dict[str, dict[str, int]]) -> None:
-    base = rows[0]["seconds_per_epoch"]
-    train = sizes["train"]
+    train, dev = sizes["train"], sizes["dev"]
+    print(f"validation on dev: {dev['dialogues']} dialogues, {dev['utterances']} utterances")
     print(
-        f"train: {train['dialogues']} dialogues, {train['utterances']} utterances; "
-        f"dev: {sizes['dev']['dialogues']} dialogues, {sizes['dev']['utterances']} utterances"
+        "| config | encoder | dialogues | utterances | transformer calls | rows encoded | tokens encoded | "
+        "padded tokens | training pass s | validation s | s/epoch | ratio |"
     )
-    print(
-        "| config | encoder calls | rows encoded | tokens encoded | padded tokens | "
-        "training pass s | validation s | s/epoch | ratio |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         e = r["encoder"].get("train", {})
         print(
-            f"| {r['config']} | {e.get('calls', 0):,} | {e.get('rows', 0):,} | {e.get('tokens', 0):,} | "
+            f"| {r['config']} | {r['arm']} | {train['dialogues']:,} | {train['utterances']:,} | "
+            f"{e.get('calls', 0):,} | {e.get('rows', 0):,} | {e.get('tokens', 0):,} | "
             f"{e.get('padded_tokens', 0):,} | {r['seconds_training_pass']:.1f} | {r['seconds_validation']:.1f} | "
-            f"{r['seconds_per_epoch']:.1f} | {r['seconds_per_epoch'] / base:.2f} |"
+            f"{r['seconds_per_epoch']:.1f} | {r['ratio']:.2f} |"
         )
 
 
@@ -187,11 +206,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         counts = {split: getattr(args, attr) for split, attr in SPLITS.items()}
         results["subset"] = sizes = write_subset(args.data, Path(tmp) / "meld", counts)
         rows = []
-        for config in configs:
-            rows.append(run_config(config, Path(tmp) / "meld", Path(tmp) / "runs" / config, args))
-            print(f"{config}: {rows[-1]['seconds_per_epoch']:.1f} s/epoch", flush=True)
-    for r in rows:
-        r["ratio"] = r["seconds_per_epoch"] / rows[0]["seconds_per_epoch"]
+        for arm in args.arms.split(","):
+            for config in configs:
+                run_dir = Path(tmp) / "runs" / f"{config}_{arm.replace(' ', '_')}"
+                rows.append(run_config(config, arm, Path(tmp) / "meld", run_dir, args))
+                print(f"{config} ({arm}): {rows[-1]['seconds_per_epoch']:.1f} s/epoch", flush=True)
+    for r in rows:  # against the first config's epoch with the same encoder arm
+        base = next(b for b in rows if b["arm"] == r["arm"])
+        r["ratio"] = r["seconds_per_epoch"] / base["seconds_per_epoch"]
     results["rows"] = rows
     print_table(rows, sizes)
     from affectfusion.io import write_json
