@@ -51,13 +51,17 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--val-dialogues", type=int, default=20, help="dev and test_small dialogues (the first N)")
     p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated; the first is the ratio's base")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--arms", default="buckets", help=f"comma-separated, each a row per config: {', '.join(ARMS)}")
+    p.add_argument(
+        "--arms",
+        default="buckets",
+        help=f"comma-separated, each a row per config: {', '.join(ARMS)}, or a number (the call_cost_tokens option)",
+    )
     p.add_argument("--profile", action="store_true", help="cProfile each run; top entries written beside --out")
     p.add_argument("--out", type=Path, default=RESULTS / "meld_context.json")
     args = p.parse_args(argv)
     if args.dialogues < 1 or args.val_dialogues < 1:
         p.error("--dialogues and --val-dialogues must be >= 1")
-    unknown = [a for a in args.arms.split(",") if a not in ARMS]
+    unknown = [a for a in args.arms.split(",") if a not in ARMS and not a.isdigit()]
     if unknown:
         p.error(f"--arms: unknown {', '.join(unknown)}; choose from {', '.join(ARMS)}")
     return args
@@ -145,7 +149,7 @@ def run_config(config: str, arm: str, root: Path, run_dir: Path, args: argparse.
     from affectfusion.io import read_jsonl
 
     overrides = {
-        **ARMS[arm],
+        **ARMS.get(arm, {"model.encoder.options.call_cost_tokens": int(arm) if arm.isdigit() else None}),
         "data.root": str(root),
         "data.allow_leakage": True,  # short phrases shared across splits; only speed is measured here
         "train.epochs": 1,
