@@ -167,7 +167,7 @@ def test_config_errors_name_the_field() -> None:
         validate_vlm({**base, "lora": {"rank": 4}})
     with pytest.raises(AffectFusionError, match=r"train\.device"):
         validate_vlm({**base, "train": {"steps": 1, "device": "gpu"}})
-    with pytest.raises(AffectFusionError, match=r"train\.threads must be auto or a positive number"):
+    with pytest.raises(AffectFusionError, match=r"train\.threads: threads must be auto or a positive number"):
         validate_vlm({**base, "train": {"steps": 1, "threads": 0}})
     assert isinstance(validate_vlm(base), VLMConfig)
 

@@ -18,6 +18,7 @@ from affectfusion.config.files import (
     resolve_paths_against,
 )
 from affectfusion.config.schema import (
+    DEFAULT_FUSION,
     DEVICE_PATTERN,
     ComponentConfig,
     ContextConfig,
@@ -27,14 +28,18 @@ from affectfusion.config.schema import (
     FusionConfig,
     ModelConfig,
     RunConfig,
+    SplitNames,
     Strict,
     TaskConfig,
+    ThreadsSetting,
     TrainConfig,
     format_validation_error,
+    fusion_overrides,
     validate,
 )
 
 __all__ = [
+    "DEFAULT_FUSION",
     "DEVICE_PATTERN",
     "PACKAGED_CONFIGS",
     "ComponentConfig",
@@ -45,12 +50,15 @@ __all__ = [
     "FusionConfig",
     "ModelConfig",
     "RunConfig",
+    "SplitNames",
     "Strict",
     "TaskConfig",
+    "ThreadsSetting",
     "TrainConfig",
     "apply_overrides",
     "expand_variants",
     "format_validation_error",
+    "fusion_overrides",
     "list_packaged_configs",
     "load_config",
     "load_raw",

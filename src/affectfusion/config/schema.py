@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from affectfusion.config.search import Distribution, check_space
 from affectfusion.errors import AffectFusionError
@@ -17,6 +17,28 @@ DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"  # torch device names a config 
 DeviceSetting = Annotated[
     str, Field(pattern=DEVICE_PATTERN, description="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps")
 ]
+
+
+DEFAULT_FUSION = "concat"  # the fusion strategy of a config that names none
+
+
+def _check_threads(value: int | str) -> int | str:
+    if value != "auto" and isinstance(value, int) and value < 1:
+        raise ValueError(f"threads must be auto or a positive number, got {value}")
+    return value
+
+
+# CPU intra-op threads, for every kind of run: a positive count or "auto" (from the free cores).
+ThreadsSetting = Annotated[int | Literal["auto"], AfterValidator(_check_threads)]
+
+
+def fusion_overrides(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    """Dotted overrides that switch a raw config to fusion ``name``. Fusion options belong to a strategy,
+    so the config's own options are kept only for the strategy they were written for."""
+    model = raw.get("model")
+    fusion = (model.get("fusion") or {}) if isinstance(model, dict) else {}
+    same = fusion.get("name", DEFAULT_FUSION) == name
+    return {"model.fusion.name": name, "model.fusion.options": fusion.get("options", {}) if same else {}}
 
 
 class Strict(BaseModel):
@@ -111,12 +133,17 @@ class ComponentConfig(Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class DataConfig(Strict):
-    adapter: str
-    root: str | None = None
+class SplitNames(Strict):
+    """Which of a dataset's splits train, select and test: the fusion and the VLM configs share them."""
+
     train_split: str = "train"
     val_split: str = "dev"
     test_split: str | None = Field(None, description="also scored after training, if set")
+
+
+class DataConfig(SplitNames):
+    adapter: str
+    root: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     # Raw media -> features: modality -> extractor (see `affectfusion list extractors`).
     extract: dict[str, ComponentConfig] = Field(default_factory=dict)
@@ -154,7 +181,7 @@ class DataConfig(Strict):
 
 
 class FusionConfig(ComponentConfig):
-    name: str = "concat"
+    name: str = DEFAULT_FUSION
     # P5: a learnable scale per channel of each modality embedding, before any strategy.
     channel_scaling: bool = False
 
@@ -231,7 +258,7 @@ class TrainConfig(Strict):
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="bf16/fp16 = autocast mixed precision (fp16 with a gradient scaler); weights stay fp32"
     )
-    threads: int | Literal["auto"] = Field(
+    threads: ThreadsSetting = Field(
         "auto",
         description="CPU intra-op threads; auto = from the free cores (affinity, cgroup quota, load) "
         "and the model's size; OMP_NUM_THREADS, when set, is used as given",
@@ -241,12 +268,6 @@ class TrainConfig(Strict):
         default_factory=list, description="log metrics, config and report: TensorBoard (<run>/tb/) and/or MLflow"
     )
     tracking_uri: str | None = Field(None, description="MLflow store (default: SQLite under runs/mlruns)")
-
-    @model_validator(mode="after")
-    def _positive_threads(self) -> TrainConfig:
-        if self.threads != "auto" and self.threads < 1:
-            raise ValueError(f"threads must be auto or a positive number, got {self.threads}")
-        return self
 
 
 class RunConfig(Strict):
@@ -269,12 +290,7 @@ class RunConfig(Strict):
         strategy, so a variant keeps the config's options only for the strategy they were written for."""
         if isinstance(data, dict) and isinstance(data.get("variants"), list):
             data = dict(data)
-            fusion = ((data.get("model") or {}).get("fusion") or {}) if isinstance(data.get("model"), dict) else {}
-            base_name, base_options = fusion.get("name", "concat"), fusion.get("options", {})
-            data["variants"] = {
-                str(n): {"model.fusion.name": n, "model.fusion.options": base_options if n == base_name else {}}
-                for n in data["variants"]
-            }
+            data["variants"] = {str(n): fusion_overrides(data, n) for n in data["variants"]}
         return data
 
     @model_validator(mode="after")

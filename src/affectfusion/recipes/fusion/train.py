@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.console import Console
 
-from affectfusion.config import RunConfig, apply_overrides, validate
+from affectfusion.config import RunConfig, apply_overrides, fusion_overrides, validate
 from affectfusion.rundir import SeedPaths, SweepPaths, default_run_dir
 from affectfusion.runkinds import TrainRequest, TrainView
 from affectfusion.training.resume import all_finished
@@ -46,11 +46,7 @@ def train_kind(request: TrainRequest) -> Path | None:
 
 def fusion_switch(raw: dict[str, Any], fusion: str) -> dict[str, object]:
     """Overrides for ``--fusion``: that strategy alone, without the options of the config's own one."""
-    own = (raw.get("model") or {}).get("fusion") or {}
-    switch: dict[str, object] = {"model.fusion.name": fusion, "variants": None}
-    if own.get("name", "concat") != fusion:
-        switch["model.fusion.options"] = {}
-    return switch
+    return {**fusion_overrides(raw, fusion), "variants": None}
 
 
 def show_split_metrics(cfg: RunConfig, run_dir: Path, view: TrainView) -> None:

@@ -10,10 +10,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from affectfusion.config import (
     DeviceSetting,
+    SplitNames,
+    Strict,
+    ThreadsSetting,
     apply_overrides,
     format_validation_error,
     read_config_file,
@@ -28,18 +31,11 @@ DEFAULT_PROMPT = (
 TINY_MODEL_HINT = "python -m affectfusion.recipes.vlm.tiny DIR"
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class VLMDataConfig(Strict):
+class VLMDataConfig(SplitNames):
     """Where the labelled face images come from (any adapter whose samples carry ``raw['image']``)."""
 
     adapter: str = "image_folder"
     root: str | None = None
-    train_split: str = "train"
-    val_split: str = "dev"
-    test_split: str | None = Field(None, description="also scored after training, if set")
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -118,7 +114,7 @@ class VLMTrainConfig(Strict):
     log_every: int = Field(10, ge=1, description="write the mean loss to history.jsonl every this many steps")
     progress: bool = True
     device: DeviceSetting = "auto"
-    threads: int | Literal["auto"] = Field(
+    threads: ThreadsSetting = Field(
         "auto", description="CPU intra-op threads (as a fusion run's train.threads); auto = from the free cores"
     )
 
@@ -132,8 +128,6 @@ class VLMTrainConfig(Strict):
             raise ValueError("train.max_samples values must be >= 1")
         if isinstance(self.max_samples, int) and self.max_samples < 1:
             raise ValueError("train.max_samples must be >= 1")
-        if self.threads != "auto" and self.threads < 1:
-            raise ValueError(f"train.threads must be auto or a positive number, got {self.threads}")
         return self
 
     def cap(self, split: str) -> int | None:
