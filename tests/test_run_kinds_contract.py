@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from affectfusion.errors import AffectFusionError
 from affectfusion.recipes import config_kind
 from affectfusion.runkinds import KindExample, get_run_kind, list_run_kinds, run_kind_of
 from affectfusion.serve.base import Prediction, RunPredictor
@@ -54,6 +55,17 @@ def test_every_kind_has_a_recipe_and_a_tiny_example(name: str) -> None:
     kind = get_run_kind(name)
     assert kind.train is not None, f"run kind {name!r} has no recipe (RunKind.train)"
     assert kind.example is not None, f"run kind {name!r} has no tiny example (RunKind.example)"
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_detect_answers_no_for_an_empty_folder(name: str, tmp_path: Path) -> None:
+    """``detect`` answers: an empty folder is not of this kind (no exception for a mere mismatch)."""
+    assert get_run_kind(name).matches(tmp_path) is False
+
+
+def test_a_folder_of_no_kind_gets_the_plain_runs_reason(tmp_path: Path) -> None:
+    with pytest.raises(AffectFusionError, match=r"is not a run directory \(expected config.yaml in it\)"):
+        run_kind_of(tmp_path)
 
 
 @pytest.mark.parametrize("name", KINDS)

@@ -101,13 +101,16 @@ class RunKind:
     """One kind of run folder and the code that trains, loads and shows it."""
 
     name: str
-    detect: Target  # (run_dir: Path) -> bool; may raise AffectFusionError for a half-written run
+    detect: Target  # (run_dir: Path) -> bool; may raise AffectFusionError for a half-written run of this kind
     load_predictor: Target  # (run_dir, which="best", device="cpu") -> serve.base.RunPredictor
     dashboard_backend: Target  # (run_dir) -> serve.dashboard.backends.Backend
     train: Target | None = None  # (TrainRequest) -> run dir (None: nothing to report, a non-main DDP rank)
     example: Target | None = None  # (folder: Path) -> KindExample
     options: tuple[str, ...] = ()  # which of TRAIN_OPTIONS its recipe takes
     description: str = ""
+    # (run_dir) -> str | None: why a folder is not this kind. When no kind matches, the reason of the
+    # kind tried last (the plain fusion run) is the error, so "not a run" says what is missing.
+    diagnose: Target | None = None
 
     def resolve(self, attr: str) -> Callable[..., Any]:
         """The callable behind ``attr`` (imported on first use for ``"module:attr"`` strings)."""
@@ -188,7 +191,7 @@ def kind_named(raw: dict[str, Any], config: str) -> str:
 def run_kind_of(run_dir: str | Path) -> RunKind:
     """The kind of a run folder (newest registration first); a one-line error for anything else.
 
-    The plain ``fusion`` kind is tried last and says why a folder is no run at all.
+    The plain ``fusion`` kind is tried last; its ``diagnose`` says why a folder is no run at all.
     """
     run_dir = Path(run_dir)
     kinds = _kinds()
@@ -198,7 +201,9 @@ def run_kind_of(run_dir: str | Path) -> RunKind:
                 return kind
         except OSError:
             continue  # a plugin's test reading a file this folder lacks: not that kind
-    raise AffectFusionError(f"{run_dir} is not a run of any registered kind ({', '.join(kinds)})")
+    last = next(iter(kinds.values()), None)
+    reason = last.resolve("diagnose")(run_dir) if last is not None and last.diagnose is not None else None
+    raise AffectFusionError(reason or f"{run_dir} is not a run of any registered kind ({', '.join(kinds)})")
 
 
 def _resolve(target: str) -> Callable[..., Any]:
