@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from affectfusion.extract import Extractor
 
 
+Turn = tuple[str | None, int | None, str | None]  # conversation (group), order in it, speaker
+
+
 @dataclass
 class Prediction:
     """One input's prediction: per task a label + probabilities, a value, or a label set.
@@ -159,9 +162,10 @@ class RunPredictor(ABC):
         ids: Sequence[str] | None = None,
         speakers: Sequence[str | None] | None = None,
         explain: bool = False,
+        order: Sequence[int | None] | None = None,
     ) -> list[Prediction]:
-        """One conversation's utterances in order, each read with the others where
-        :attr:`supports_conversation`; other run kinds refuse."""
+        """One conversation's utterances (in the given order, else as listed; optionally who spoke each),
+        each read with the others where :attr:`supports_conversation`; other run kinds refuse."""
         raise AffectFusionError(f"{self.name} is a {type(self).__name__} run, which reads no conversations")
 
     def predict_faces(self, inputs: Mapping[str, Any], id: str = "input", explain: bool = False) -> list[Prediction]:

@@ -23,11 +23,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from affectfusion.data.media_table import read_table
 from affectfusion.errors import AffectFusionError
-from affectfusion.serve.base import Prediction, RunPredictor
+from affectfusion.serve.base import Prediction, RunPredictor, Turn
 
 CHUNK = 32  # rows per model call: the extractors and the model see batches, not single rows
 CONVERSATION_COLUMNS = ("group", "order", "speaker")
-Turn = tuple[str | None, int | None, str | None]  # conversation (group), order in it, speaker
 
 
 def table_inputs(predictor: RunPredictor, df: pd.DataFrame, base: Path) -> tuple[list[str], list[dict[str, Any]]]:
@@ -103,7 +102,9 @@ def predict_rows(
             found: dict[int, Prediction] = {}
             for group in rows.values():
                 part = [inputs[k] for k in group]
-                preds = predictor.predict(part, [ids[k] for k in group], turns=[turns[k] for k in group])  # type: ignore[call-arg]
+                preds = predictor.predict_conversation(
+                    part, [ids[k] for k in group], [turns[k][2] for k in group], order=[turns[k][1] for k in group]
+                )
                 found.update(zip(group, preds, strict=True))
                 bar.advance(task, len(group))
             return [found[k] for k in range(len(inputs))]

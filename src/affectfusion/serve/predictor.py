@@ -35,12 +35,10 @@ from affectfusion.extract.video import DecodeBudget, decode_budget
 from affectfusion.inputs import KIND_HINTS
 from affectfusion.rundir import LoadedRun, read_run
 from affectfusion.runkinds import run_kind_of
-from affectfusion.serve.base import Prediction, RunPredictor, check_ids, route_input
+from affectfusion.serve.base import Prediction, RunPredictor, Turn, check_ids, route_input
 from affectfusion.serve.decode import as_features, check_file, check_text, read_features, read_signal
 from affectfusion.serve.faces import face_modality, face_predictions, read_each_face
 from affectfusion.serve.ranges import range_error
-
-Turn = tuple[str | None, int | None, str | None]  # conversation (group), order in it, speaker
 
 # Re-exported: the interface lives in serve/base.py so that run kinds do not import this module.
 __all__ = ["Prediction", "Predictor", "RunPredictor", "load_predictor"]
@@ -205,12 +203,15 @@ class Predictor(RunPredictor):
         ids: Sequence[str] | None = None,
         speakers: Sequence[str | None] | None = None,
         explain: bool = False,
+        order: Sequence[int | None] | None = None,
     ) -> list[Prediction]:
-        """One conversation, its utterances in order (optionally who spoke each): :meth:`predict` with turns."""
-        if speakers is not None and len(speakers) != len(inputs):
-            raise AffectFusionError(f"{len(speakers)} speakers for {len(inputs)} utterances")
+        """One conversation (optionally who spoke each utterance and its place): :meth:`predict` with turns."""
+        for name, given in (("speakers", speakers), ("turn numbers", order)):
+            if given is not None and len(given) != len(inputs):
+                raise AffectFusionError(f"{len(given)} {name} for {len(inputs)} utterances")
         who = list(speakers) if speakers is not None else [None] * len(inputs)
-        return self.predict(inputs, ids, explain, [("conversation", k, who[k]) for k in range(len(inputs))])
+        place = list(order) if order is not None else list(range(len(inputs)))
+        return self.predict(inputs, ids, explain, [("conversation", place[k], who[k]) for k in range(len(inputs))])
 
     def embed(
         self,
