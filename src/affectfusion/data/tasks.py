@@ -22,7 +22,7 @@ def encode_targets(samples: Sequence[Sample], tasks: Sequence[TaskConfig], where
     float32 vector over ``classes``; see :func:`multi_hot` for what it may be given as.
     """
     for task in tasks:
-        if task.threshold_of is None:
+        if task.threshold_of is None or task.threshold is None:  # TaskConfig sets both or neither
             continue
         for s in samples:
             v = s.targets.get(task.threshold_of)
