@@ -19,9 +19,10 @@ import hashlib
 import io
 import json
 import multiprocessing as mp
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -166,7 +167,7 @@ class FeatureStore:
 
         columns = ["id", "source", "error"]
         asked = {it.id for it in items}
-        kept: list[dict[str, str | None]] = []
+        kept: list[dict[Hashable, Any]] = []  # rows as pandas gives them
         if path.is_file():
             try:
                 previous = pd.read_csv(path, dtype=str, keep_default_na=False)

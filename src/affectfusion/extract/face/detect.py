@@ -96,7 +96,8 @@ class FaceExtractor(Extractor):
         return self.extract_with_faces(item)[0]
 
     def absent(self, error: str) -> bool:
-        return self.options.no_face == "missing_modality" and error.startswith(NO_FACE)
+        # every face extractor's Options has a no_face policy (with its own choices)
+        return getattr(self.options, "no_face", None) == "missing_modality" and error.startswith(NO_FACE)
 
 
 @functools.cache  # one detector per process and setting: models load once
