@@ -157,7 +157,7 @@ class TargetScaler:
     std: float
 
     @classmethod
-    def fit(cls, values: Sequence[float]) -> TargetScaler:
+    def fit(cls, values: Sequence[float | None]) -> TargetScaler:
         arr = np.asarray([v for v in values if _is_labelled(v)], dtype=np.float64)
         if arr.size == 0:
             return cls(0.0, 1.0)
