@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 
 from affectfusion.data.types import Signal
 from affectfusion.errors import AffectFusionError
-from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, Kind, RawInput
+from affectfusion.extract.base import EXTRACTORS, ExtractionError, Extractor, RawInput
 from affectfusion.extract.examples import Example
 
 VAD_RATES = (8000, 16000)  # the rates silero-vad runs at
@@ -69,7 +69,7 @@ def _name(item: RawInput) -> str:
 class AudioExtractor(Extractor):
     """Shared loading: mono mix, resampling, optional VAD trimming, length cap."""
 
-    kind: ClassVar[Kind] = "audio"  # declared: video_audio subclasses it with another kind
+    kind = "audio"
     packages: ClassVar[tuple[str, ...]] = ("soundfile", "soxr", "silero-vad")
 
     class Options(Extractor.Options):
