@@ -73,7 +73,7 @@ class ConversationDataset(MultimodalDataset):
     def __len__(self) -> int:
         return len(self.windows)
 
-    def __getitem__(self, i: int) -> Window:  # type: ignore[override]
+    def __getitem__(self, i: int) -> Window:  # type: ignore[override]  # items are windows; the collator flattens them
         return self.windows[i]
 
 
