@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
@@ -148,7 +148,7 @@ def append_jsonl(path: Path, obj: Any) -> None:
         os.close(fd)
 
 
-def is_disk_full(e: BaseException) -> bool:
+def is_disk_full(e: BaseException) -> TypeGuard[OSError]:
     return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
 
 

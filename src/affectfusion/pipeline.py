@@ -125,7 +125,7 @@ def config_modalities(cfg: RunConfig) -> list[str]:
     data knows, so the train split is loaded once. ``model.modalities``, if set, selects among them.
     """
     declared = getattr(build_adapter(cfg.data).options, "modalities", None)
-    if cfg.data.adapter == "synthetic":
+    if cfg.data.adapter == "synthetic" and declared is not None:
         found = list(declared)
     else:
         unfiltered = validate(apply_overrides(cfg.to_dict(), {"model.modalities": None}), "config")

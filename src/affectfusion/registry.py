@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from affectfusion.config import format_validation_error
 from affectfusion.errors import AffectFusionError
@@ -72,7 +72,7 @@ class Registry(Generic[T]):
         return iter(self.names())
 
 
-def validate_options(component: type, options: dict, where: str):
+def validate_options(component: type[Any], options: dict, where: str) -> BaseModel:
     """Validate ``options`` against the component's nested pydantic ``Options`` model.
 
     Errors name the config path (``model.fusion.options.heads``) so a user knows what to fix.

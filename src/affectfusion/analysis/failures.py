@@ -30,11 +30,16 @@ MASKING_NOTE = (
 
 def confusion_pairs(cm: Sequence[Sequence[int]], classes: Sequence[str], top: int | None = None) -> list[dict]:
     """Off-diagonal cells, most frequent first: (true, pred, count, share of the true class)."""
-    cm = np.asarray(cm, dtype=np.int64)
-    rows = cm.sum(1)
+    counts = np.asarray(cm, dtype=np.int64)
+    rows = counts.sum(1)
     pairs = [
-        {"true": classes[i], "pred": classes[j], "count": int(cm[i, j]), "share_of_true": float(cm[i, j] / rows[i])}
-        for i, j in zip(*np.nonzero(cm), strict=True)
+        {
+            "true": classes[i],
+            "pred": classes[j],
+            "count": int(counts[i, j]),
+            "share_of_true": float(counts[i, j] / rows[i]),
+        }
+        for i, j in zip(*np.nonzero(counts), strict=True)
         if i != j
     ]
     pairs.sort(key=lambda p: (-p["count"], -p["share_of_true"]))

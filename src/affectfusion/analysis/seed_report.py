@@ -125,6 +125,8 @@ def _primary_task(runs: list[RunFolder], split: str) -> tuple[str, str, list[str
     if len(found) != 1:
         raise AffectFusionError(f"the runs differ in their primary task: {sorted(map(str, found))}")
     name, kind, classes = found.pop()
+    if name is None or kind is None:
+        raise AffectFusionError(f"eval/{split}/metrics.json of the runs names no primary task (or not its type)")
     return name, kind, list(classes) if classes else None
 
 
@@ -173,7 +175,8 @@ def _pairwise(
             fn = (MULTILABEL_METRICS if kind == "multilabel" else METRICS)[m]
             boot = paired_bootstrap(y, pred_a, pred_b, fn, n_boot, seed, ci)
             perm = permutation_test(y, pred_a, pred_b, fn, n_perm, seed)
-            mean_a, mean_b = means.at[label_a, f"{m}_mean"], means.at[label_b, f"{m}_mean"]
+            column = means[f"{m}_mean"].astype(float)
+            mean_a, mean_b = float(column[label_a]), float(column[label_b])
             rows.append(
                 {
                     "a": label_a,

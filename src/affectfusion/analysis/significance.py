@@ -28,7 +28,7 @@ trained models. The std column measures the spread caused by training randomness
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import numpy as np
@@ -224,7 +224,7 @@ def mean_std(mean: float, std: float) -> str:
     return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
 
 
-def describe_difference(row: dict[str, Any] | pd.Series) -> str:
+def describe_difference(row: Mapping[Hashable, Any] | pd.Series) -> str:
     """One pairwise result in words, e.g. "gated − concat macro_f1 = +0.031 [95% CI −0.004, +0.065],
     p = 0.09 (paired bootstrap over 300 test samples × 3 seeds)"."""
     verdict = "excludes" if row["ci_low"] > 0 or row["ci_high"] < 0 else "includes"

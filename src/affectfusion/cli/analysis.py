@@ -211,6 +211,6 @@ def robustness_command(
         print_frame(
             f"{main} vs {kind} ({result.split})",
             ["modality", *(f"{kind} {lv:g}" for lv in levels)],
-            [[m, *(_cell(*by_level[lv]) for lv in levels)] for m, by_level in pivot.items()],
+            [[str(m), *(_cell(*by_level[lv]) for lv in levels)] for m, by_level in pivot.items()],
         )
     console.print(f"report: {result.report}")

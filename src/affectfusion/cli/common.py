@@ -53,7 +53,7 @@ def print_table(df: pd.DataFrame, title: str) -> None:
     if "split" in df and df["split"].nunique() <= 1:
         keep.remove("split")
         split = df["split"].dropna().unique()
-        sizes = df["n"].dropna().unique() if "n" in df else []
+        sizes = list(df["n"].dropna().unique()) if "n" in df else []
         if len(split) == 1:
             title += f" — {split[0]} split" + (f", n = {int(sizes[0])}" if len(sizes) == 1 else "")
     metrics = [c for c in SCALAR_ORDER if c in df.columns]

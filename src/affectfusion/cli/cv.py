@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from affectfusion.cli.common import SetOption, console, err_console, print_frame
 from affectfusion.config import load_config, parse_set_options
 from affectfusion.errors import AffectFusionError
+
+if TYPE_CHECKING:
+    from affectfusion.config import RunConfig
+    from affectfusion.recipes.specialists.config import SpecialistsConfig
 
 
 def cv(
@@ -67,6 +71,7 @@ def cv(
     overrides = parse_set_options(set_)
     if allow_leakage:
         overrides["data.allow_leakage"] = True
+    cfg: RunConfig | SpecialistsConfig
     if kind == "specialists":
         from affectfusion.recipes.specialists.config import load_specialists_config  # its own schema
 

@@ -66,7 +66,7 @@ def test(
     for rd in run_dirs(run_dir):
         run = read_run(rd)
         s = split or run.config.data.test_split or run.config.data.val_split
-        if label_map is not None:
+        if label_map is not None and data is not None:  # --label-map without --data is refused above
             with run_lock(rd, "test"):
                 cross_corpus_test(run, data, s, label_map, data_adapter)
                 write_run_report(rd)

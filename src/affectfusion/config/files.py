@@ -84,9 +84,9 @@ def check_yaml_depth(text: str, where: str, limit: int = MAX_YAML_DEPTH) -> None
             depth += 1
             if depth > limit:
                 mark = event.start_mark
+                at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
                 raise AffectFusionError(
-                    f"config {where} is nested more than {limit} levels deep (line {mark.line + 1}, column "
-                    f"{mark.column + 1}); a config needs only a few"
+                    f"config {where} is nested more than {limit} levels deep{at}; a config needs only a few"
                 )
         elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
             depth -= 1

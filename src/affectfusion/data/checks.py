@@ -83,7 +83,7 @@ def group_overlap(splits: dict[str, list[Sample]]) -> list[dict[str, Any]]:
 
 def _labels(samples: Sequence[Sample], task: TaskConfig) -> list[Any]:
     """Labelled targets as class indices (classification), multi-hot rows or floats."""
-    out = []
+    out: list[Any] = []
     for s in samples:
         v = s.targets.get(task.name)
         if not _is_labelled(v):
@@ -184,7 +184,8 @@ def check_splits(
         "missing_modality_rates": missing_rates(splits),
         "tasks": {},
     }
-    leaks, warnings = [], []
+    leaks: list[str] = []
+    warnings: list[str] = []
     for o in report["group_overlap"]:
         leaks.append(
             f"{o['n_groups']} group(s) in both {o['splits'][0]} and {o['splits'][1]} "

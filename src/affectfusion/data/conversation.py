@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import cast
 
 from affectfusion.config import ContextConfig
 from affectfusion.data.types import ModalitySpec, MultimodalDataset, Sample, Window
@@ -28,7 +29,7 @@ def conversations(samples: Sequence[Sample], where: str) -> list[list[Sample]]:
     out = []
     for conv in groups.values():
         if all(s.order is not None for s in conv):
-            conv = sorted(conv, key=lambda s: s.order)
+            conv = sorted(conv, key=lambda s: cast(int, s.order))  # all set (checked above)
             orders = [s.order for s in conv]
             dup = next((a for a, b in itertools.pairwise(orders) if a == b), None)
             if dup is not None:
@@ -72,7 +73,7 @@ class ConversationDataset(MultimodalDataset):
     def __len__(self) -> int:
         return len(self.windows)
 
-    def __getitem__(self, i: int) -> Window:  # type: ignore[override]
+    def __getitem__(self, i: int) -> Window:  # type: ignore[override]  # items are windows; the collator flattens them
         return self.windows[i]
 
 

@@ -38,7 +38,7 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -131,7 +131,7 @@ class EAVAdapter(DatasetAdapter):
         for number in wanted:
             subject = f"subject{number:02d}"
             for index, trial in sorted(self._read_subject(folders[number]).items()):
-                raw = {m: trial.raw[m] for m in o.modalities if m in trial.raw}
+                raw: dict[str, Any] = {m: trial.raw[m] for m in o.modalities if m in trial.raw}
                 if trial.condition not in o.conditions or not raw:
                     continue
                 samples.append(

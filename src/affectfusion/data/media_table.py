@@ -74,7 +74,7 @@ class MediaTableAdapter(DatasetAdapter):
             raise AffectFusionError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(df.columns)})")
         extra = [c for c in df.columns if c not in {*o.inputs.values(), *o.targets.values(), o.id_column}]
         samples = []
-        for i, row in df.iterrows():
+        for i, (_, row) in enumerate(df.iterrows()):
             sid = row[o.id_column] if o.id_column in df.columns and row[o.id_column] else f"{split}/{i}"
             raw = {}
             for m, col in o.inputs.items():

@@ -60,6 +60,7 @@ class MosiAdapter(DatasetAdapter):
         for i, video in enumerate(data["source_index"]):
             real = np.flatnonzero(mask[i])  # utterance positions in order; padding excluded
             for rank, j in enumerate(real):
+                features: dict[str, np.ndarray]
                 if k == 0:
                     features = {m: data[m][i, j] for m in o.modalities}
                 else:

@@ -12,7 +12,7 @@ from affectfusion.data.types import Sample
 from affectfusion.registry import Registry
 
 if TYPE_CHECKING:
-    from affectfusion.data.examples import ExampleWriter
+    from affectfusion.data.examples import ExampleSpec
 
 
 class DatasetAdapter(ABC):
@@ -25,13 +25,14 @@ class DatasetAdapter(ABC):
     class Options(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
-    needs_root: ClassVar[bool] = True
+    # Plain attributes, not ClassVars: a wrapping adapter (folds) takes them from the adapter it wraps.
+    needs_root: bool = True
     # Writes a tiny dataset in this format and says how to load it; every registered adapter sets its own
     # (one line, see affectfusion.data.examples) and the registry-wide contract test loads it.
-    write_example: ClassVar[ExampleWriter]
+    write_example: ClassVar[staticmethod[[Path], ExampleSpec]]
     # False where Sample.group is not a speaker / source id (synthetic data draws it at random), so a
     # group shared between splits is not leakage (data.checks).
-    groups_identify_sources: ClassVar[bool] = True
+    groups_identify_sources: bool = True
 
     def __init__(self, options: BaseModel) -> None:
         self.options = options

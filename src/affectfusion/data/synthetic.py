@@ -187,6 +187,8 @@ class SyntheticAdapter(DatasetAdapter):
         classification = o.task == "classification"
 
         # Per-modality latent: a class index (classification) or a value in [-1, 1] (regression).
+        latent: dict[str, np.ndarray]
+        label: np.ndarray
         if classification:
             k = o.num_classes
             if o.interaction == "additive":
@@ -194,7 +196,7 @@ class SyntheticAdapter(DatasetAdapter):
                 latent = {m: label for m in names}
             else:
                 latent = {m: rng.integers(0, k, n) for m in names}
-                label = sum(latent[m] for m in informative) % k if informative else rng.integers(0, k, n)
+                label = np.sum([latent[m] for m in informative], axis=0) % k if informative else rng.integers(0, k, n)
         else:
             latent = {m: rng.uniform(-1.0, 1.0, n) for m in names}
             if not informative:

@@ -22,7 +22,7 @@ def encode_targets(samples: Sequence[Sample], tasks: Sequence[TaskConfig], where
     float32 vector over ``classes``; see :func:`multi_hot` for what it may be given as.
     """
     for task in tasks:
-        if task.threshold_of is None:
+        if task.threshold_of is None or task.threshold is None:  # TaskConfig sets both or neither
             continue
         for s in samples:
             v = s.targets.get(task.threshold_of)
@@ -157,7 +157,7 @@ class TargetScaler:
     std: float
 
     @classmethod
-    def fit(cls, values: Sequence[float]) -> TargetScaler:
+    def fit(cls, values: Sequence[float | None]) -> TargetScaler:
         arr = np.asarray([v for v in values if _is_labelled(v)], dtype=np.float64)
         if arr.size == 0:
             return cls(0.0, 1.0)

@@ -13,7 +13,7 @@ import re
 from abc import abstractmethod
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import pandas as pd
 from pydantic import Field, field_validator
@@ -47,7 +47,7 @@ def _read_csv(path: Path, columns: list[str]) -> list[dict[str, str]]:
     missing = [c for c in dict.fromkeys(columns) if c not in table.columns]
     if missing:
         raise AffectFusionError(f"{path}: missing column(s) {missing}; it has {list(table.columns)}")
-    return table.to_dict("records")
+    return cast(list[dict[str, str]], table.to_dict("records"))  # read with dtype=str
 
 
 def _number(value: str, where: str) -> float | None:

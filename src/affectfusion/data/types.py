@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import numpy as np
 import torch
@@ -230,7 +230,8 @@ class Collator:
 
     def __call__(self, samples: Sequence[Sample] | Sequence[Window]) -> Batch:
         if samples and isinstance(samples[0], Window):
-            return self._windows(samples)  # type: ignore[arg-type]
+            return self._windows(cast("Sequence[Window]", samples))
+        samples = cast("Sequence[Sample]", samples)  # a batch is all windows or all samples
         b = len(samples)
         features, padding, present = {}, {}, {}
         for m, spec in self.modalities.items():
@@ -280,7 +281,7 @@ class Collator:
         return batch
 
 
-def _is_labelled(v: Any) -> bool:
+def _is_labelled(v: Any) -> TypeGuard[Any]:
     if v is None:
         return False
     try:

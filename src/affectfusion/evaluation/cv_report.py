@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from affectfusion.rundir import CvPaths, RunPaths
 TEST = "test"  # the split name of a fold's test part (data.folds)
 
 
-def interval(values: list[float]) -> dict[str, Any]:
+def interval(values: Sequence[float | None]) -> dict[str, Any]:
     """Mean, sample std and the 95 % Student-t interval of the mean over folds (None where undefined)."""
     vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not vals:
@@ -90,7 +91,8 @@ def write_cv_summary(
     cv.md and the pooled predictions; the summary."""
     previous = read_json(paths.summary).get("timings", []) if paths.summary.is_file() else []
     timing = {t["fold"]: t for t in previous} | {t["fold"]: t for t in timings}
-    folds, frames = [], []
+    folds: list[dict[str, Any]] = []
+    frames: list[pd.DataFrame] = []
     for plan, result in zip(plans, results, strict=True):
         run = RunPaths(result)
         if not run.metrics(TEST).is_file():

@@ -60,7 +60,8 @@ class _Job:
     """A drawing handed to the helper: done when the helper answered (``path``) or gave up (None)."""
 
     def __init__(self, drawing: Drawing, helper: _Helper | None = None) -> None:
-        self.drawing, self.helper, self.path = drawing, helper, None
+        self.drawing, self.helper = drawing, helper
+        self.path: Path | None = None
         self.answered = threading.Event()
 
     def answer(self, path: Path | None) -> None:
@@ -102,6 +103,7 @@ class _Helper:
                 if self.proc.poll() is not None:
                     raise BrokenPipeError("figure helper exited")
                 self.waiting.append(job)
+            assert self.proc.stdin is not None  # the helper is started with stdin=PIPE
             try:
                 self.proc.stdin.write(line + "\n")
                 self.proc.stdin.flush()
@@ -232,7 +234,7 @@ def helper_loop(requests: IO[str], answers: IO[str]) -> None:
         try:
             request = json.loads(line)
             path = Drawing(request["function"], Path(request["path"]), request["kwargs"])()
-            answer = {"path": str(path)}
+            answer: dict[str, str | None] = {"path": str(path)}
         except Exception:  # reported to the caller, which redraws it and raises the error
             answer = {"path": None}
         answers.write(json.dumps(answer) + "\n")

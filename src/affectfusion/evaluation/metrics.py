@@ -25,6 +25,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from affectfusion.config import TaskConfig
 from affectfusion.errors import AffectFusionError
@@ -47,7 +48,7 @@ def _num(x: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _pair(y_true: Any, y_pred: Any, dtype: type) -> tuple[np.ndarray, np.ndarray]:
+def _pair(y_true: Any, y_pred: Any, dtype: DTypeLike) -> tuple[np.ndarray, np.ndarray]:
     t = np.asarray(y_true, dtype=dtype).ravel()
     p = np.asarray(y_pred, dtype=dtype).ravel()
     if t.shape != p.shape:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,7 @@ def save_figure(fig: Figure, path: Path, dpi: int = 120) -> Path:
     return path
 
 
-def _floats(values: list[float | None]) -> list[float]:
+def _floats(values: Sequence[float | None]) -> list[float]:
     return [math.nan if v is None else float(v) for v in values]
 
 

@@ -135,7 +135,8 @@ def subgroup_report(
     seed: int = 0,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Every task x column breakdown as one long table, and the worst-group gaps per task and column."""
-    frames, gaps = [], {}
+    frames: list[pd.DataFrame] = []
+    gaps: dict[str, dict[str, Any]] = {}
     for task in tasks:
         for column in columns:
             table = subgroup_metrics(preds, task, column, n_resamples, seed)

@@ -11,6 +11,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -97,7 +98,7 @@ class Extractor(ABC):
         Models that gain from batching (text encoders) override this.
         """
         self.ensure_ready()
-        out = [guarded(lambda item=item: self.extract(item)) for item in items]
+        out = [guarded(partial(self.extract, item)) for item in items]
         return [r if isinstance(r, ExtractionError) else np.asarray(r, dtype=np.float32) for r in out]
 
     def ensure_ready(self) -> None:
@@ -107,7 +108,7 @@ class Extractor(ABC):
 
     def describe(self) -> dict[str, Any]:
         """Provenance: what made these features."""
-        versions = {}
+        versions: dict[str, str | None] = {}
         for pkg in self.packages:
             try:
                 versions[pkg] = version(pkg)
@@ -171,13 +172,13 @@ def extract_inputs(
     results: list[np.ndarray | ExtractionError] = []
     if faces is not None and extractor.reads_faces:
         for item in items:
-            result = guarded(lambda item=item: extractor.extract_with_faces(item))
-            if isinstance(result, ExtractionError):
-                results.append(result)
-                faces.append(getattr(result, "report", None))
+            pair = guarded(partial(extractor.extract_with_faces, item))
+            if isinstance(pair, ExtractionError):
+                results.append(pair)
+                faces.append(getattr(pair, "report", None))
             else:
-                results.append(result[0])
-                faces.append(result[1])
+                results.append(pair[0])
+                faces.append(pair[1])
     else:
         results = extractor.extract_batch(items)
         if faces is not None:

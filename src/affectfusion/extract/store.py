@@ -21,9 +21,10 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -179,7 +180,7 @@ class FeatureStore:
 
         columns = ["id", "source", "error"]
         asked = {it.id for it in items}
-        kept: list[dict[str, str | None]] = []
+        kept: list[dict[Hashable, Any]] = []  # rows as pandas gives them
         if path.is_file():
             try:
                 previous = pd.read_csv(path, dtype=str, keep_default_na=False)

@@ -6,11 +6,12 @@ user's local folders (nothing is downloaded): the examples of the ``hf_*`` extra
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 SPEECH_FAMILIES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "whisper")
 VISION_FAMILIES = ("clip", "siglip", "vit", "dinov2")
 _CONV = {"conv_dim": (8,) * 7, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 2}
-_SMALL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+_SMALL: dict[str, Any] = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
 
 def save_speech_model(family: str, folder: Path) -> Path:
@@ -20,6 +21,8 @@ def save_speech_model(family: str, folder: Path) -> Path:
     import transformers as t
 
     torch.manual_seed(0)
+    model: t.PreTrainedModel
+    processor: t.FeatureExtractionMixin
     if family == "whisper":
         config = t.WhisperConfig(
             d_model=32,
@@ -50,7 +53,9 @@ def save_speech_model(family: str, folder: Path) -> Path:
             "data2vec-audio": (t.Data2VecAudioConfig, t.Data2VecAudioModel),
         }
         config_cls, model_cls = configs[family]
-        extra = {"conv_pos_kernel_size": 15, "num_conv_pos_embeddings": 3} if family == "data2vec-audio" else {}
+        extra: dict[str, Any] = {}
+        if family == "data2vec-audio":
+            extra |= {"conv_pos_kernel_size": 15, "num_conv_pos_embeddings": 3}
         if family != "wav2vec2":  # wav2vec2 keeps the base model's group norm (batched without padding)
             extra |= {"feat_extract_norm": "layer", "do_stable_layer_norm": True}
         model = model_cls(config_cls(**{**_SMALL, **_CONV, **extra}))
@@ -67,6 +72,8 @@ def save_vision_model(family: str, folder: Path) -> Path:
     import transformers as t
 
     torch.manual_seed(0)
+    model: t.PreTrainedModel
+    processor: t.ImageProcessingMixin
     vision = {**_SMALL, "image_size": 32, "patch_size": 8}
     if family == "clip":
         text = {**_SMALL, "vocab_size": 64, "max_position_embeddings": 16}

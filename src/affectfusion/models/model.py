@@ -34,7 +34,7 @@ class Head(nn.Module):
     def __init__(self, in_dim: int, hidden: int, out_dim: int, dropout: float) -> None:
         super().__init__()
         if hidden > 0:
-            self.net = nn.Sequential(
+            self.net: nn.Module = nn.Sequential(
                 nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)
             )
         else:

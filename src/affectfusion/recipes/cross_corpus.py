@@ -32,7 +32,7 @@ from affectfusion.training.loading import load_model
 from affectfusion.training.predict import predict
 
 
-def _options_family(cls: type) -> type:
+def _options_family(cls: type[DatasetAdapter]) -> type:
     """The options base class shared by an adapter family (RAVDESS, EmoDB, audio_folder, ...): the most
     generic class between the adapter's options and the interface's."""
     bases = [

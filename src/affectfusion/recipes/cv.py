@@ -249,8 +249,8 @@ def run_cv(
         f"cv {cfg.name}: {protocol.name}, {len(plans)} folds over {len(samples)} samples of {', '.join(splits)}; "
         f"{len(plans) - len(todo)} already done; {worker_plan}"
     )
-    tracked = isinstance(cfg, RunConfig) and bool(cfg.train.track)
-    with parent_run(cfg, paths.root, "cv") if tracked else nullcontext() as parent:  # folds: its child runs
+    tracked = cfg if isinstance(cfg, RunConfig) and cfg.train.track else None  # MLflow tracks fusion runs
+    with parent_run(tracked, paths.root, "cv") if tracked else nullcontext() as parent:  # folds: its child runs
         jobs = [
             FoldJob(p.index, _worker_config(f, worker_plan), paths.fold(p.index), overwrite, parent) for p, f in todo
         ]
@@ -259,8 +259,8 @@ def run_cv(
         timings = run_folds(jobs, worker_plan, console)
         results = [results_dir(paths.fold(p.index), cfg) for p in plans]
         summary = write_cv_summary(paths, cfg, protocol, splits, plans, results, timings)
-        if parent is not None:
-            log_summary(cfg, parent, summary["metrics"], [paths.report, paths.summary])
+        if parent is not None and tracked is not None:
+            log_summary(tracked, parent, summary["metrics"], [paths.report, paths.summary])
     return summary
 
 

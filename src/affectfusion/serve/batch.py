@@ -56,7 +56,7 @@ def table_inputs(predictor: RunPredictor, df: pd.DataFrame, base: Path) -> tuple
             if value == "":
                 continue
             kind = predictor.input_kind(key) if key in predictor.modalities else key
-            item[key] = value if kind == "text" else str(base / value)
+            item[str(key)] = value if kind == "text" else str(base / value)
         inputs.append(item)
     return ids or [str(i) for i in range(len(df))], inputs
 
@@ -67,7 +67,7 @@ def table_turns(df: pd.DataFrame, path: Path) -> list[Turn] | None:
         return None
     if "order" not in df.columns:
         raise AffectFusionError(f"{path}: a 'group' column needs an 'order' column (each row's position in it)")
-    turns = []
+    turns: list[Turn] = []
     for i, row in enumerate(df.to_dict(orient="records")):
         try:
             order = int(row["order"])

@@ -17,7 +17,7 @@ import io
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import numpy as np
 
@@ -134,7 +134,7 @@ def _demuxed(container: Any, limits: InputLimits) -> tuple[float, int]:
     return seconds, frames
 
 
-def _npy_header(f: BinaryIO, label: str) -> tuple[tuple[int, ...], np.dtype]:
+def _npy_header(f: IO[bytes], label: str) -> tuple[tuple[int, ...], np.dtype]:
     fmt = np.lib.format
     try:
         version = fmt.read_magic(f)
@@ -252,7 +252,7 @@ def _signal_members(z: zipfile.ZipFile, limits: InputLimits, label: str) -> dict
             raise over(name, what, "max_feature_values", limits.max_feature_values)
         try:
             with z.open(info) as f:
-                shape, dtype = _npy_header(f, name)  # type: ignore[arg-type]
+                shape, dtype = _npy_header(f, name)
                 offset = f.tell()
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as e:  # encrypted
             raise InputRejected(422, f"{name}: not readable ({e})") from None

@@ -150,6 +150,8 @@ def write_onnx(predictor: Predictor, path: Path) -> dict[str, list[str]]:
                 opset_version=OPSET,
                 verbose=False,
             )
+            if program is None:  # dynamo=True returns the program; None would mean the exporter changed
+                raise AffectFusionError(f"torch.onnx.export wrote no ONNX program for {path}")
             program.save(str(path))
     except AffectFusionError:
         raise

@@ -37,7 +37,7 @@ def face_modality(routed: Mapping[str, Any], extractors: Mapping[str, Extractor]
 
 def read_each_face(extractor: Extractor, modality: str, path: Path, max_faces: int) -> FaceReads:
     """Per face (largest first) its features and report; one no-face entry if there is none."""
-    each = guarded(lambda: extractor.extract_each_face(path, max_faces))  # type: ignore[attr-defined]
+    each = guarded(lambda: extractor.extract_each_face(path, max_faces))  # type: ignore[attr-defined]  # fer_cnn's, see face_reader
     if isinstance(each, ExtractionError):
         raise AffectFusionError(f"{modality}: {each}")
     return each

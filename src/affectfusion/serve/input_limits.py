@@ -9,7 +9,7 @@ from the file's header before anything is decoded in full, the same way in ``pre
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from affectfusion.errors import AffectFusionError
 
@@ -58,7 +58,7 @@ class InputLimits:
     def parse(cls, items: list[str] | None) -> InputLimits:
         """Limits from ``NAME=VALUE`` strings (CLI options), the defaults for the rest."""
         names = {f.name: f.type for f in fields(cls)}
-        values: dict[str, float | int] = {}
+        values: dict[str, Any] = {}  # int or float, as the field is
         for item in items or []:
             name, _, raw = item.partition("=")
             name = name.strip().replace("-", "_")

@@ -23,6 +23,8 @@ def tuned_thresholds(preds: Predictions, run: LoadedRun, split: str) -> dict[str
     for t in run.config.tasks:
         if t.type != "multilabel":
             continue
+        if t.threshold_tuning is None or t.threshold is None:  # TaskConfig's validation fills both
+            raise ValueError(f"task {t.name!r}: a multilabel task needs threshold and threshold_tuning")
         keep = preds.labelled(t.name)
         y, proba = preds.y_true[t.name][keep], preds.proba[t.name][keep]
         chosen = tune_thresholds(y, proba, t.threshold_tuning, t.threshold)

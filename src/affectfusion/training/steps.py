@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -18,6 +18,7 @@ from affectfusion.config import RunConfig, TaskConfig, TrainConfig
 from affectfusion.data.tasks import TargetScaler, balanced_class_weights, balanced_pos_weight, class_counts
 from affectfusion.data.types import Batch, MultimodalDataset
 from affectfusion.device import Precision, autocast, grad_scaler
+from affectfusion.models.model import MultimodalModel
 from affectfusion.training.distributed import DistContext
 from affectfusion.training.losses import MultiTaskLoss
 
@@ -53,11 +54,16 @@ class Optimisation:
     scaler: torch.amp.GradScaler | None
     ema: AveragedModel | None = None  # the weights that are validated and saved, when train.ema_decay is set
 
-    def evaluated(self, model: nn.Module) -> nn.Module:
+    def evaluated(self, model: MultimodalModel) -> MultimodalModel:
         """The model to validate and checkpoint as best: the moving average of ``model`` when there is one."""
-        return self.ema.module if self.ema is not None else model
+        if self.ema is None:
+            return model
+        averaged = self.ema.module
+        if not isinstance(averaged, MultimodalModel):
+            raise TypeError(f"the moving average holds a {type(averaged).__name__}, not the model it averages")
+        return averaged
 
-    def context(self, net: nn.Module, model: nn.Module, device: torch.device, train: TrainConfig) -> StepContext:
+    def context(self, net: nn.Module, model: MultimodalModel, device: torch.device, train: TrainConfig) -> StepContext:
         """What every step of the run shares: these parts with the config's precision, clipping and dropout."""
         return StepContext(
             net,
@@ -93,7 +99,7 @@ def build_optimisation(
     )
     trainable = [p for p in model.parameters() if p.requires_grad]  # frozen pretrained weights stay out
     optimizer = torch.optim.AdamW(trainable, lr=t.lr, weight_decay=t.weight_decay)
-    sampler = (
+    sampler: DistributedSampler[Any] | None = (
         DistributedSampler(train_ds, dist.world_size, dist.rank, shuffle=True, seed=t.seed) if dist.enabled else None
     )
     steps_per_epoch = math.ceil(len(sampler or train_ds) / t.batch_size)
@@ -125,7 +131,9 @@ def make_scheduler(
     """Returns (scheduler, steps_per_batch). Cosine steps per batch, plateau per epoch."""
     if t.scheduler == "plateau":
         patience = max(1, (t.early_stopping.patience if t.early_stopping else 6) // 3)
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5, patience=patience), False
+        direction: Literal["min", "max"] = "max" if mode == "max" else "min"  # resolve_monitor gives one of the two
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=direction, factor=0.5, patience=patience)
+        return scheduler, False
     if t.scheduler == "cosine":
         warm, total = t.warmup_epochs * steps_per_epoch, t.epochs * steps_per_epoch
 
@@ -150,7 +158,7 @@ class StepContext:
     """What every optimisation step of a run shares."""
 
     net: nn.Module  # the model, or its DDP wrapper
-    model: nn.Module
+    model: MultimodalModel
     loss_fn: MultiTaskLoss
     optimizer: torch.optim.Optimizer
     device: torch.device
@@ -170,7 +178,8 @@ def train_epoch(
 ) -> EpochResult:
     """One pass over ``loader``; returns the sample-weighted mean loss and its parts."""
     ctx.model.train()
-    total, n, parts_sum = 0.0, 0, {}
+    total, n = 0.0, 0
+    parts_sum: dict[str, float] = {}
     for batch in loader:
         if ctx.modality_dropout > 0:  # on the CPU batch: the generator is a CPU one
             batch = drop_modalities(batch, ctx.modality_dropout, generator)

@@ -144,6 +144,7 @@ class RunTracker:
     def _log_params(self, params: dict[str, str]) -> None:
         from mlflow.entities import Param  # loaded with the client
 
+        assert self.client is not None  # made before the parameters are logged
         items = [Param(k, v) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow takes at most 100 parameters per batch
             self.client.log_batch(self.run_id, params=items[i : i + 100])

@@ -96,7 +96,8 @@ class FaceExtractor(Extractor):
         return self.extract_with_faces(item)[0]
 
     def absent(self, error: str) -> bool:
-        return self.options.no_face == "missing_modality" and error.startswith(NO_FACE)
+        # every face extractor's Options has a no_face policy (with its own choices)
+        return getattr(self.options, "no_face", None) == "missing_modality" and error.startswith(NO_FACE)
 
 
 @functools.cache  # one detector per process and setting: models load once
@@ -257,7 +258,12 @@ class FacePipeline:
     image whose largest face covers at least that fraction count as a face crop, read whole.
     """
 
-    def __init__(self, options: FaceOptions, detector: str | None = None, crop_fill: float | None = None) -> None:
+    def __init__(
+        self,
+        options: FaceOptions,
+        detector: Literal["mediapipe", "haar", "none"] | None = None,
+        crop_fill: float | None = None,
+    ) -> None:
         self.options = options
         self.detector = detector or options.detector
         self.crop_fill = crop_fill
@@ -266,7 +272,7 @@ class FacePipeline:
         """Faces, largest first ([] with detector ``none``)."""
         if self.detector == "none":
             return []
-        return detect_faces(image, self.detector, self.options.min_confidence)  # type: ignore[arg-type]
+        return detect_faces(image, self.detector, self.options.min_confidence)
 
     def crop(self, image: np.ndarray, face: Face, size: int) -> np.ndarray:
         """One detected face, aligned and cropped to ``size`` x ``size``."""

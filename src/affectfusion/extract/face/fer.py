@@ -184,7 +184,8 @@ class FerCnnExtractor(FaceExtractor):
             return no_face_alias(data)
 
     options: Options
-    _serve_detector: str | None = None  # set on the serving copy of a crop-trained extractor
+    # set on the serving copy of a crop-trained extractor
+    _serve_detector: Literal["mediapipe", "haar", "none"] | None = None
 
     def setup(self) -> None:
         crop_fill = CROP_FILL if self._serve_detector is not None and self.options.detector == "none" else None
@@ -202,7 +203,7 @@ class FerCnnExtractor(FaceExtractor):
         return served
 
     @property
-    def serving_detector(self) -> str:
+    def serving_detector(self) -> Literal["mediapipe", "haar", "none"]:
         """The detector this extractor runs (on a serving copy, the one :meth:`for_serving` chose)."""
         return self._serve_detector or self.options.detector
 

@@ -6,14 +6,15 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from affectfusion.models.context.base import CONTEXTS, ContextStage, Options
+from affectfusion.models.context.base import CONTEXTS, ContextStage
+from affectfusion.models.context.base import Options as BaseOptions
 
 
 @CONTEXTS.register("gru")
 class GruContext(ContextStage):
     """A GRU over each conversation (bidirectional by default), added residually to the utterance."""
 
-    class Options(Options):
+    class Options(BaseOptions):
         layers: int = Field(1, ge=1, le=64, description="stacked GRU layers")
         bidirectional: bool = Field(True, description="read later utterances too; false = causal (live use)")
 

@@ -7,7 +7,8 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from affectfusion.models.context.base import CONTEXTS, ContextStage, Options
+from affectfusion.models.context.base import CONTEXTS, ContextStage
+from affectfusion.models.context.base import Options as BaseOptions
 
 
 @CONTEXTS.register("transformer")
@@ -17,7 +18,7 @@ class TransformerContext(ContextStage):
     With ``causal`` an utterance attends only to itself and earlier ones, so live use gets the same
     outputs as a replay of the whole conversation."""
 
-    class Options(Options):
+    class Options(BaseOptions):
         layers: int = Field(1, ge=1, le=64)
         heads: int = Field(4, ge=1, le=64, description="attention heads (1 if they do not divide the fused size)")
         causal: bool = Field(False, description="attend to earlier utterances only (live use)")

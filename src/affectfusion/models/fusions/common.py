@@ -113,8 +113,10 @@ class ModalityWeights(nn.Module):
             # Start from uniform weights: a random scorer can put ~all weight on one modality at
             # once and starve the others of gradient before they have learned anything.
             for scorer in self.scorers:
-                nn.init.zeros_(scorer[-1].weight)
-                nn.init.zeros_(scorer[-1].bias)
+                last = list(scorer.children())[-1]
+                assert isinstance(last, nn.Linear)  # the scorer's output layer
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
 
     def forward(self, h: Tensor, p: Tensor) -> Tensor:
         """``h [B, M, H]`` (zero where missing), ``p [B, M]`` -> weights ``[B, M]``, 0 where missing."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from affectfusion.models.base import FUSIONS, Encoded, Fusion, FusionOutput, Options
+from affectfusion.models.base import FUSIONS, Encoded, Fusion, FusionOutput
+from affectfusion.models.base import Options as BaseOptions
 from affectfusion.models.fusions.common import (
     presence,
     stack_pooled,
@@ -15,7 +16,7 @@ from affectfusion.models.fusions.common import (
 class ConcatFusion(Fusion):
     """Concatenation of pooled embeddings, missing ones zeroed (P1 v0); the task head adds the MLP."""
 
-    class Options(Options):
+    class Options(BaseOptions):
         """No options."""
 
     def __init__(self, modalities: list[str], dim: int, dropout: float, options: Options) -> None:
@@ -31,7 +32,7 @@ class ConcatFusion(Fusion):
 class ConcatLayerNormFusion(Fusion):
     """Concatenation -> LayerNorm -> dropout (P1 v1): puts modalities of different scale on par."""
 
-    class Options(Options):
+    class Options(BaseOptions):
         """No options."""
 
     def __init__(self, modalities: list[str], dim: int, dropout: float, options: Options) -> None:

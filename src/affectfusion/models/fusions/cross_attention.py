@@ -8,7 +8,8 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from affectfusion.models.base import FUSIONS, Encoded, Fusion, FusionOutput, Options, masked_mean
+from affectfusion.models.base import FUSIONS, Encoded, Fusion, FusionOutput, masked_mean
+from affectfusion.models.base import Options as BaseOptions
 from affectfusion.models.fusions.common import (
     CrossBlock,
     ModalityWeights,
@@ -34,7 +35,7 @@ class CrossAttentionFusion(Fusion):
     dynamic fusion after its cross-modal attention), reported as ``modality_weights``.
     """
 
-    class Options(Options):
+    class Options(BaseOptions):
         layers: int = Field(2, ge=1, le=64)
         heads: int = Field(4, ge=1, le=64)
         combine: Literal["mean", "weighted"] = Field("mean", description="how pooled modalities are joined")
@@ -64,7 +65,7 @@ class CrossAttentionFusion(Fusion):
             paddings.append(key_padding((others & has_others) | (own & ~has_others)))
         for blocks in self.layers:
             kv = torch.cat(seqs, dim=1)
-            outs = [block(x, kv, pad) for block, x, pad in zip(blocks, seqs, paddings, strict=True)]
+            outs = [block(x, kv, pad) for block, x, pad in zip(blocks.children(), seqs, paddings, strict=True)]
             seqs = [zero_invalid(x, v) for (x, _), v in zip(outs, valids, strict=True)]
         pooled = torch.stack([masked_mean(x, v) for x, v in zip(seqs, valids, strict=True)], dim=1)
         attention = torch.stack(

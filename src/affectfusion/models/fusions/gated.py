@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from affectfusion.models.base import FUSIONS, Encoded, Fusion, FusionOutput, Options
+from affectfusion.models.base import FUSIONS, Encoded, Fusion, FusionOutput
+from affectfusion.models.base import Options as BaseOptions
 from affectfusion.models.fusions.common import (
     presence,
     stack_pooled,
@@ -22,7 +23,7 @@ class GatedFusion(Fusion):
     normalised over the present ones; ``gates`` is the full ``[B, M, H]`` gate tensor.
     """
 
-    class Options(Options):
+    class Options(BaseOptions):
         """No options."""
 
     def __init__(self, modalities: list[str], dim: int, dropout: float, options: Options) -> None:

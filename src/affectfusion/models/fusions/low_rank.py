@@ -6,7 +6,8 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from affectfusion.models.base import FUSIONS, Encoded, Fusion, FusionOutput, Options
+from affectfusion.models.base import FUSIONS, Encoded, Fusion, FusionOutput
+from affectfusion.models.base import Options as BaseOptions
 from affectfusion.models.fusions.common import (
     append_one,
     presence,
@@ -23,7 +24,7 @@ class LowRankFusion(Fusion):
     learned constant row ``W_m[r, -1]``, initialised to 1 so that it starts as a no-op. out_dim = H.
     """
 
-    class Options(Options):
+    class Options(BaseOptions):
         rank: int = Field(4, ge=1)
 
     def __init__(self, modalities: list[str], dim: int, dropout: float, options: Options) -> None:

@@ -7,7 +7,8 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from affectfusion.errors import AffectFusionError
-from affectfusion.models.base import FUSIONS, Encoded, Fusion, FusionOutput, Options
+from affectfusion.models.base import FUSIONS, Encoded, Fusion, FusionOutput
+from affectfusion.models.base import Options as BaseOptions
 from affectfusion.models.fusions.common import (
     append_one,
     presence,
@@ -24,7 +25,7 @@ class TensorFusion(Fusion):
     flattened ``(rank_dim + 1) ** M`` product goes through dropout and a linear map to out_dim.
     """
 
-    class Options(Options):
+    class Options(BaseOptions):
         rank_dim: int = Field(16, ge=1, description="size each modality is projected to before the product")
         out_dim: int | None = Field(None, ge=1, description="output size (default: model.hidden_dim)")
 

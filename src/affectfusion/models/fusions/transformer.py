@@ -6,7 +6,8 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from affectfusion.models.base import FUSIONS, Encoded, Fusion, FusionOutput, Options, masked_mean
+from affectfusion.models.base import FUSIONS, Encoded, Fusion, FusionOutput, masked_mean
+from affectfusion.models.base import Options as BaseOptions
 from affectfusion.models.fusions.common import (
     CrossBlock,
     check_heads,
@@ -30,7 +31,7 @@ class MulTFusion(Fusion):
     head-averaged attention map ``[B, T_target, T_source]`` (zero where either side is invalid).
     """
 
-    class Options(Options):
+    class Options(BaseOptions):
         layers: int = Field(2, ge=1, le=64)
         heads: int = Field(4, ge=1, le=64)
 
@@ -65,7 +66,7 @@ class MulTFusion(Fusion):
                 if s == t:
                     continue
                 x = seqs[t]
-                for block in self.cross[f"{t}_{s}"]:
+                for block in self.cross[f"{t}_{s}"].children():
                     x, w = block(x, seqs[s], key_padding(valids[s]))
                 streams.append(x)
                 used.append(valids[s].any(1))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from torch import Tensor, nn
 
-from affectfusion.models.base import FUSIONS, Encoded, Fusion, FusionOutput, Options
+from affectfusion.models.base import FUSIONS, Encoded, Fusion, FusionOutput
+from affectfusion.models.base import Options as BaseOptions
 from affectfusion.models.fusions.common import (
     ModalityWeights,
     presence,
@@ -22,7 +23,7 @@ class WeightedFusion(Fusion):
     weights (``modality_weights``, out_dim = H) renormalise when a modality is missing.
     """
 
-    class Options(Options):
+    class Options(BaseOptions):
         dynamic: bool = Field(True, description="add a sample-dependent score computed from each embedding")
 
     def __init__(self, modalities: list[str], dim: int, dropout: float, options: Options) -> None:

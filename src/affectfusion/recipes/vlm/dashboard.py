@@ -28,6 +28,7 @@ class VLMBackend(PredictorBackend):
     """
 
     kind = "vlm"
+    predictor: VLMRunPredictor  # what load_predictor gives for a vlm run, or what __init__ wraps
 
     def __init__(self, run_dir: Path, predictor: Any = None) -> None:
         if predictor is not None and not isinstance(predictor, RunPredictor):

@@ -89,7 +89,7 @@ def load_blip2(path: str | Path, dtype: str = "float32") -> tuple[Any, Any]:
         except (OSError, ValueError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise AffectFusionError(f"cannot load BLIP-2 from {folder}: {first}") from None
-    cfg = model.config
+    cfg: Any = model.config  # a Blip2Config, whose text_config transformers types as dict | config | None
     if not cfg.use_decoder_only_language_model:
         raise AffectFusionError(
             f"{folder}: this BLIP-2 has an encoder-decoder language model ({cfg.text_config.model_type}); "
@@ -104,7 +104,8 @@ def load_blip2(path: str | Path, dtype: str = "float32") -> tuple[Any, Any]:
     token = image_token_id(processor)
     if cfg.image_token_index is None:  # folders saved before transformers 4.47 name no image token
         cfg.image_token_index = token
-        if token >= model.get_input_embeddings().num_embeddings:
+        embeddings = model.get_input_embeddings()
+        if not isinstance(embeddings, torch.nn.Embedding) or token >= embeddings.num_embeddings:
             model.resize_token_embeddings(len(processor.tokenizer))
     if cfg.image_token_index != token:
         raise AffectFusionError(
@@ -130,7 +131,7 @@ def add_lora(model: Any, settings: LoraSettings) -> Any:
         )
     config = LoraConfig(
         r=settings.r,
-        lora_alpha=settings.alpha,
+        lora_alpha=settings.alpha,  # type: ignore[arg-type]  # peft types it int; any alpha > 0 scales alpha / r
         lora_dropout=settings.dropout,
         target_modules=list(settings.target_modules),
         bias="none",

@@ -83,7 +83,8 @@ def _header_order(text: str, before: int) -> list[str] | None:
     if not header:
         return None
     names = [SYNONYMS.get(w.strip().lower()) for w in re.split(r"[,;/]", header.group(1))]
-    return names if sorted(n for n in names if n) == sorted(EMOTIONS) and len(names) == len(EMOTIONS) else None
+    known = [n for n in names if n]
+    return known if len(known) == len(names) and sorted(known) == sorted(EMOTIONS) else None
 
 
 def _to_float(token: str) -> float | None:

@@ -155,11 +155,12 @@ class VLMPredictor:
         self, prepared: Sequence[tuple[np.ndarray | None, bool]], batch_size: int | None = None
     ) -> list[VLMPrediction]:
         batch_size = batch_size or self.cfg.generation.batch_size
-        todo = [i for i, (crop, _) in enumerate(prepared) if crop is not None]
+        found = {i: crop for i, (crop, _) in enumerate(prepared) if crop is not None}
+        todo = list(found)
         texts: dict[int, str] = {}
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
-            crops = [prepared[i][0] for i in chunk]
+            crops = [found[i] for i in chunk]
             for i, text in zip(
                 chunk,
                 generate_texts(self.model, self.processor, crops, self.cfg.prompt, self.cfg.generation),

@@ -192,7 +192,7 @@ def create_app(
         "form field) predicts every face in the image (at most `max_faces`): the answer is then a batch, one "
         "prediction per face with its index and box under `faces`."
     )
-    predict.__signature__ = _form_signature(service)  # type: ignore[attr-defined]
+    predict.__signature__ = _form_signature(service)  # type: ignore[attr-defined]  # FastAPI reads the form from it
     app.post(
         "/predict",
         response_model=PredictionOut | BatchOut,
@@ -292,7 +292,7 @@ def create_app(
             app.openapi_schema = markdown_descriptions(schema)  # /docs renders markdown, not reST
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
     return app
 
 

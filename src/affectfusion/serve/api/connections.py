@@ -69,7 +69,7 @@ def guarded_protocol(read_timeout_s: float, max_per_client: int) -> type[H11Prot
             super().data_received(data)
             if not self._between_requests() and self.read_timer is not None:
                 # Headers complete: the app's middleware holds the same deadline for the body.
-                self.scope.setdefault("extensions", {})[READ_STARTED] = self.read_started  # type: ignore[typeddict-item]
+                self.scope.setdefault("extensions", {})[READ_STARTED] = self.read_started  # type: ignore[assignment]  # ASGI types extensions as dicts; ours is a float
                 self._stop_reading()
 
         def connection_lost(self, exc: Exception | None) -> None:

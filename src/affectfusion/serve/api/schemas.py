@@ -208,7 +208,7 @@ def _item_fields(takes_text: bool, feature_dims: dict[str, int], limits: InputLi
         per_modality: dict[str, Any] = {}
         for m, dim in feature_dims.items():
             vector = list[Annotated[float, number]]
-            schema = {"minItems": dim, "maxItems": dim}
+            schema: dict[str, Any] = {"minItems": dim, "maxItems": dim}
             rows = max(1, limits.max_feature_values // max(dim, 1))
             per_modality[m] = (
                 Annotated[vector, Field(json_schema_extra=schema)]
@@ -239,7 +239,7 @@ def batch_model(takes_text: bool, feature_dims: dict[str, int], limits: InputLim
     return create_model(
         "BatchIn",
         __config__=ConfigDict(extra="forbid"),
-        items=(list[item], Field(min_length=1, max_length=max_batch)),  # type: ignore[valid-type]
+        items=(list[item], Field(min_length=1, max_length=max_batch)),
     )
 
 
@@ -247,7 +247,10 @@ def conversation_model(
     takes_text: bool, feature_dims: dict[str, int], limits: InputLimits, max_batch: int
 ) -> type[BaseModel]:
     """``ConversationIn`` for one run: its ``turns`` in order, each a batch item with an optional speaker."""
-    speaker = (str | None, Field(None, description="who said it (a run with speaker embeddings uses it)"))
+    speaker: tuple[Any, Any] = (
+        str | None,
+        Field(None, description="who said it (a run with speaker embeddings uses it)"),
+    )
     turn = create_model(
         "ConversationTurn",
         __config__=ConfigDict(extra="forbid"),
@@ -257,5 +260,5 @@ def conversation_model(
     return create_model(
         "ConversationIn",
         __config__=ConfigDict(extra="forbid"),
-        turns=(list[turn], Field(min_length=1, max_length=max_batch)),  # type: ignore[valid-type]
+        turns=(list[turn], Field(min_length=1, max_length=max_batch)),
     )

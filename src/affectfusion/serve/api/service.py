@@ -15,11 +15,12 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import starlette.datastructures
 from fastapi import UploadFile
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
@@ -106,7 +107,7 @@ class Upload:
     kind: str
     label: str  # how validation messages name it: field and client filename
     shown: str  # what replaces its temp path in the Predictor's messages
-    file: UploadFile
+    file: starlette.datastructures.UploadFile  # form fields hold starlette's; FastAPI's subclasses it
     suffix: str
 
 
@@ -187,7 +188,7 @@ class Service:
             raise InputRejected(422, f"no input given; this model takes: {self.takes()}")
         return item_id, values, uploads
 
-    def _check(self, label: str, key: str, kind: str, file: UploadFile) -> Upload:
+    def _check(self, label: str, key: str, kind: str, file: starlette.datastructures.UploadFile) -> Upload:
         name = display_name(file.filename)
         label = f"{label} {name!r}" if name else label
         suffix = check_upload(label, kind, file.filename, file.content_type, _size(file), self.max_bytes(kind))
@@ -225,7 +226,7 @@ class Service:
             ids, inputs = self._batch_inputs(conversation.turns, "turns")
             return ids, inputs, [turn.speaker for turn in conversation.turns]
 
-    def _batch_inputs(self, items: list[BatchItem], field: str) -> tuple[list[str], list[dict[str, Any]]]:
+    def _batch_inputs(self, items: Sequence[BatchItem], field: str) -> tuple[list[str], list[dict[str, Any]]]:
         self._check_count(len(items))
         ids, inputs = [], []
         for i, item in enumerate(items):
@@ -345,7 +346,7 @@ def _parse_json(model: type[Body], body: bytes) -> Body:
         raise InputRejected(422, validation_message(e.errors())) from None
 
 
-def _size(file: UploadFile) -> int:
+def _size(file: starlette.datastructures.UploadFile) -> int:
     if file.size is not None:
         return file.size
     f = file.file

@@ -198,7 +198,9 @@ def confusions(run_dir: Path, metrics: dict[str, dict[str, Any]]) -> list[Confus
     """Every confusion matrix in the run's metrics, with its plot when there is one."""
     out = []
     for split, m in metrics.items():
-        tasks = m.get("tasks") if isinstance(m.get("tasks"), dict) else {"": m}
+        tasks = m.get("tasks")
+        if not isinstance(tasks, dict):  # a single-task run's metrics
+            tasks = {"": m}
         for task, tm in tasks.items():
             if not isinstance(tm, dict) or not tm.get("confusion_matrix") or not tm.get("classes"):
                 continue

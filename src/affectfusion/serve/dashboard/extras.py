@@ -47,6 +47,8 @@ def example_inputs(slots: list[InputSlot], keys: list[str]) -> dict[str, str | B
     with tempfile.TemporaryDirectory(prefix="affectfusion-example-") as tmp:
         for key in keys:
             made = examples.INPUTS[EXAMPLE_OF_KIND[by_key[key].kind]][0](Path(tmp))
+            if not isinstance(made, str | Path):  # the kinds above have a text or a file as example
+                raise AffectFusionError(f"the example of {key} is neither a text nor a file")
             out[key] = made if isinstance(made, str) else Blob(Path(made).name, Path(made).read_bytes())
     return out
 
