@@ -26,6 +26,18 @@ if TYPE_CHECKING:
 Turn = tuple[str | None, int | None, str | None]  # conversation (group), order in it, speaker
 
 
+def conversation_turns(
+    n: int, speakers: Sequence[str | None] | None = None, order: Sequence[int | None] | None = None
+) -> list[Turn]:
+    """The turns of one conversation of ``n`` utterances: who spoke each and its place (else as listed)."""
+    for name, given in (("speakers", speakers), ("turn numbers", order)):
+        if given is not None and len(given) != n:
+            raise AffectFusionError(f"{len(given)} {name} for {n} utterances")
+    who = list(speakers) if speakers is not None else [None] * n
+    place = list(order) if order is not None else list(range(n))
+    return [("conversation", place[k], who[k]) for k in range(n)]
+
+
 @dataclass
 class Prediction:
     """One input's prediction: per task a label + probabilities, a value, or a label set.

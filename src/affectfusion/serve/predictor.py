@@ -35,7 +35,7 @@ from affectfusion.extract.video import DecodeBudget, decode_budget
 from affectfusion.inputs import KIND_HINTS
 from affectfusion.rundir import LoadedRun, read_run
 from affectfusion.runkinds import run_kind_of
-from affectfusion.serve.base import Prediction, RunPredictor, Turn, check_ids, route_input
+from affectfusion.serve.base import Prediction, RunPredictor, Turn, check_ids, conversation_turns, route_input
 from affectfusion.serve.decode import as_features, check_file, check_text, read_features, read_signal
 from affectfusion.serve.faces import face_modality, face_predictions, read_each_face
 from affectfusion.serve.ranges import range_error
@@ -206,12 +206,7 @@ class Predictor(RunPredictor):
         order: Sequence[int | None] | None = None,
     ) -> list[Prediction]:
         """One conversation (optionally who spoke each utterance and its place): :meth:`predict` with turns."""
-        for name, given in (("speakers", speakers), ("turn numbers", order)):
-            if given is not None and len(given) != len(inputs):
-                raise AffectFusionError(f"{len(given)} {name} for {len(inputs)} utterances")
-        who = list(speakers) if speakers is not None else [None] * len(inputs)
-        place = list(order) if order is not None else list(range(len(inputs)))
-        return self.predict(inputs, ids, explain, [("conversation", place[k], who[k]) for k in range(len(inputs))])
+        return self.predict(inputs, ids, explain, conversation_turns(len(inputs), speakers, order))
 
     def embed(
         self,
