@@ -5,16 +5,11 @@ split as a one-line error naming the path, and loads identically twice. Also: ev
 
 from __future__ import annotations
 
-import ast
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import affectfusion
 from affectfusion.data import DATASETS, DatasetAdapter, Sample
 from affectfusion.data.examples import ExampleSpec
 from affectfusion.data.types import Signal
@@ -93,43 +88,3 @@ def _same_input(a: object, b: object) -> bool:
     if isinstance(a, Signal) and isinstance(b, Signal):
         return a.sfreq == b.sfreq and np.array_equal(a.data, b.data)
     return a == b
-
-
-def _registering_modules(package: str, registry: str) -> dict[str, set[str]]:
-    """Module -> names it registers with ``<registry>.register("name")``, read from the source files."""
-    root = Path(affectfusion.__file__).parent / package
-    found: dict[str, set[str]] = {}
-    for path in sorted(root.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "register"
-                and isinstance(node.func.value, ast.Name)
-                and node.func.value.id == registry
-                and node.args
-                and isinstance(node.args[0], ast.Constant)
-            ):
-                module = ".".join(["affectfusion", *path.relative_to(root.parent).with_suffix("").parts])
-                found.setdefault(module.removesuffix(".__init__"), set()).add(node.args[0].value)
-    return found
-
-
-def test_every_registering_module_is_imported_by_its_package() -> None:
-    """A module left out of the import list in ``extract/__init__.py`` (or ``data/``) silently stays
-    unregistered; a fresh interpreter shows what importing the packages really registers."""
-    code = (
-        "import json, sys; import affectfusion.data, affectfusion.extract; "
-        "from affectfusion.data import DATASETS; from affectfusion.extract import EXTRACTORS; "
-        "print(json.dumps({'datasets': DATASETS.names(), 'extractors': EXTRACTORS.names(), "
-        "'modules': sorted(m for m in sys.modules if m.startswith('affectfusion.'))}))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    fresh = json.loads(out.splitlines()[-1])
-    for package, registry, key in (("data", "DATASETS", "datasets"), ("extract", "EXTRACTORS", "extractors")):
-        modules = _registering_modules(package, registry)
-        assert modules, f"no module under {package}/ calls {registry}.register"
-        not_imported = sorted(set(modules) - set(fresh["modules"]))
-        assert not not_imported, f"importing affectfusion.{package} does not import {not_imported}"
-        declared = set().union(*modules.values())
-        assert declared == set(fresh[key]), f"{registry}: in the source {sorted(declared)}, registered {fresh[key]}"

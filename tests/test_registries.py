@@ -31,11 +31,11 @@ REGISTRIES: dict[str, Registry] = {
 }
 
 
-def registering_modules() -> dict[str, set[str]]:
-    """Registry variable -> every module of src/ that registers into it (``@NAME.register(...)``)."""
-    found: dict[str, set[str]] = {name: set() for name in REGISTRIES}
+def registrations() -> dict[str, dict[str, set[str]]]:
+    """Registry variable -> module of src/ -> the names it registers (``@NAME.register("name")``)."""
+    found: dict[str, dict[str, set[str]]] = {name: {} for name in REGISTRIES}
     for path in sorted((SRC / "affectfusion").rglob("*.py")):
-        module = ".".join(path.relative_to(SRC).with_suffix("").parts)
+        module = ".".join(path.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if (
                 isinstance(node, ast.Call)
@@ -44,7 +44,9 @@ def registering_modules() -> dict[str, set[str]]:
                 and isinstance(node.func.value, ast.Name)
                 and node.func.value.id in found
             ):
-                found[node.func.value.id].add(module)
+                names = found[node.func.value.id].setdefault(module, set())
+                if node.args and isinstance(node.args[0], ast.Constant):
+                    names.add(str(node.args[0].value))
     return found
 
 
@@ -52,9 +54,11 @@ def registering_modules() -> dict[str, set[str]]:
 def test_every_registering_module_is_in_its_registrys_tuple(name: str) -> None:
     """A module that registers components is imported by the registry itself, so no package needs an
     import list for it, and a component is never missing because nobody imported its module yet."""
-    registering = registering_modules()[name]
+    registering = registrations()[name]
     assert registering, f"no module registers into {name}"
-    assert registering == set(REGISTRIES[name].modules), f"{name}: modules and registry tuple differ"
+    assert set(registering) == set(REGISTRIES[name].modules), f"{name}: modules and registry tuple differ"
+    declared = set().union(*registering.values())
+    assert declared == set(REGISTRIES[name].names()), f"{name}: in the source {sorted(declared)}, registered"
 
 
 def test_no_package_imports_modules_only_to_register_them() -> None:
