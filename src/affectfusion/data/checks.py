@@ -30,6 +30,7 @@ from scipy.stats import chi2_contingency, ks_2samp
 
 from affectfusion.config import RunConfig, TaskConfig
 from affectfusion.data import build_adapter
+from affectfusion.data.shards import StoredFeatures, split_samples
 from affectfusion.data.tasks import class_index, multi_hot
 from affectfusion.data.types import Sample, Signal, _is_labelled
 from affectfusion.errors import AffectFusionError
@@ -109,10 +110,14 @@ def _file_prints(path: str, mtime_ns: int, size: int) -> tuple[str | None, str |
 
 def split_fingerprints(splits: dict[str, list[Sample]]) -> dict[str, dict[str, dict[str, tuple]]]:
     """split -> sample id -> modality -> (exact, near), from raw media if given, else features."""
-    return {
-        split: {s.id: {m: fingerprints(v) for m, v in {**s.features, **s.raw}.items()} for s in samples}
-        for split, samples in splits.items()
-    }
+    return {split: {s.id: _sample_prints(s) for s in samples} for split, samples in splits.items()}
+
+
+def _sample_prints(s: Sample) -> dict[str, tuple]:
+    """A sample's hashes; those of features held in shards were computed when the shards were written."""
+    if isinstance(s.features, StoredFeatures):
+        return {**s.features.prints(), **{m: fingerprints(v) for m, v in s.raw.items()}}
+    return {m: fingerprints(v) for m, v in {**s.features, **s.raw}.items()}
 
 
 def duplicates(prints: dict[str, dict[str, dict[str, tuple]]], near: bool) -> list[dict[str, Any]]:
@@ -341,7 +346,9 @@ def check_data(cfg: RunConfig, splits: Sequence[str] | None = None) -> dict[str,
     names = list(
         splits or dict.fromkeys(s for s in (d.train_split, d.val_split, d.calibration_split, d.test_split) if s)
     )
-    loaded = {name: adapter.load(root, name) for name in names}
+    where = f"{cfg.data.adapter} split {{!r}}" + (f" in {root}" if root else "")
+    # raw samples where features are still to be extracted, else the shards training then reads
+    loaded = {name: split_samples(cfg.data, adapter, root, name, where.format(name)) for name in names}
     report = check_splits(loaded, cfg.tasks, cfg.data.train_split, getattr(adapter, "groups_identify_sources", True))
     return {"adapter": cfg.data.adapter, "root": None if root is None else str(root), **report}
 
