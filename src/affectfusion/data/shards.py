@@ -201,7 +201,7 @@ class SplitStore:
         """Read a sample's frames into ``out`` (a C-contiguous float32 [length, dim] view)."""
         start = int(self.index[modality][row, 0]) * self.dims[modality] * 4
         want = out.nbytes
-        got = os.preadv(self.fds[modality], [memoryview(out).cast("B")], start)
+        got = os.preadv(self.fds[modality], [out.data.cast("B")], start)
         if got != want:
             raise AffectFusionError(f"{self.folder}: {modality}.f32 is cut short; delete the folder to rewrite it")
 

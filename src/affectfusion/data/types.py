@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -254,15 +254,16 @@ class Collator:
     def __call__(self, samples: Sequence[Sample] | Sequence[Window]) -> Batch:
         if samples and isinstance(samples[0], Window):
             return self._windows(samples)  # type: ignore[arg-type]
-        b = len(samples)
+        items = cast("Sequence[Sample]", samples)
+        b = len(items)
         features, padding, present = {}, {}, {}
         for m, spec in self.modalities.items():
-            lengths = np.array([feature_shape(s.features, m)[0] if m in s.features else 0 for s in samples])
+            lengths = np.array([feature_shape(s.features, m)[0] if m in s.features else 0 for s in items])
             t_max = max(int(lengths.max(initial=0)), 1)
             x = torch.zeros(b, t_max, spec.dim)
             filled = x.numpy()  # copied numpy to numpy: read-only (memory-mapped, cached) arrays need no torch view
-            for i in np.flatnonzero(lengths):
-                f = samples[i].features
+            for i in np.flatnonzero(lengths).tolist():
+                f = items[i].features
                 if isinstance(f, LazyFeatures):
                     f.read_into(m, filled[i, : lengths[i]])  # from disk straight into the batch
                 else:
@@ -272,7 +273,7 @@ class Collator:
             present[m] = torch.from_numpy(lengths > 0)
         targets, target_mask = {}, {}
         for t, kind in self.task_types.items():
-            values = [s.targets.get(t) for s in samples]
+            values = [s.targets.get(t) for s in items]
             mask = torch.tensor([_is_labelled(v) for v in values], dtype=torch.bool)
             if kind == "multilabel":
                 rows = np.zeros((b, self.num_labels[t]), dtype=np.float32)
@@ -285,7 +286,7 @@ class Collator:
             else:
                 targets[t] = torch.tensor([float(v) if _is_labelled(v) else 0.0 for v in values], dtype=torch.float32)
             target_mask[t] = mask
-        return Batch([s.id for s in samples], features, padding, present, targets, target_mask)
+        return Batch([s.id for s in items], features, padding, present, targets, target_mask)
 
     def _windows(self, windows: Sequence[Window]) -> Batch:
         """Every window's utterances as rows; context-only rows are unlabelled, so losses and
