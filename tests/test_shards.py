@@ -148,3 +148,21 @@ def test_model_only_config_changes_reuse_the_shards(tmp_path: Path, fresh) -> No
     other = validate(apply_overrides(cfg.to_dict(), {"model.hidden_dim": 8, "train.seed": 3}))
     load_dataset(other, "train")
     assert len(list((tmp_path / "cache" / "splits").iterdir())) == 1
+
+
+def test_spawned_loader_workers_read_the_shards(tmp_path: Path, fresh) -> None:
+    """Workers started by spawn (macOS, Windows) get the split by its folder and open their own files."""
+    from torch.utils.data import DataLoader
+
+    from affectfusion.data.tasks import collator_for
+
+    cfg = tiny_config({"data.cache_dir": str(tmp_path / "cache")})
+    ds = load_dataset(cfg, "dev")
+    collate = collator_for(ds.modalities, cfg.tasks)
+    kwargs: dict[str, Any] = {"batch_size": 16, "collate_fn": collate}
+    serial = list(DataLoader(ds, **kwargs))
+    spawned = list(DataLoader(ds, num_workers=1, multiprocessing_context="spawn", **kwargs))
+    for a, b in zip(serial, spawned, strict=True):
+        assert a.ids == b.ids
+        for m in a.features:
+            assert (a.features[m] == b.features[m]).all()

@@ -197,6 +197,13 @@ class SplitStore:
         self.fds = {m: os.open(folder / f"{m}.f32", os.O_RDONLY) for m in self.dims}
         self.table: list[dict[str, Any]] = json.loads((folder / "samples.json").read_text())
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a DataLoader worker started by spawn) as its folder; the copy opens its own files."""
+        return {"folder": self.folder}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["folder"])  # type: ignore[misc]
+
     def read_into(self, modality: str, row: int, out: np.ndarray) -> None:
         """Read a sample's frames into ``out`` (a C-contiguous float32 [length, dim] view)."""
         start = int(self.index[modality][row, 0]) * self.dims[modality] * 4
