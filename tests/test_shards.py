@@ -14,7 +14,8 @@ from affectfusion.config import apply_overrides, validate
 from affectfusion.data import build_adapter
 from affectfusion.data import shards as shards_mod
 from affectfusion.data.checks import check_splits
-from affectfusion.data.shards import StoredFeatures, frame_moments
+from affectfusion.data.moments import frame_moments
+from affectfusion.data.shards import StoredFeatures
 from affectfusion.data.synthetic import SyntheticAdapter
 from affectfusion.errors import AffectFusionError
 from affectfusion.pipeline import load_dataset
@@ -166,3 +167,11 @@ def test_spawned_loader_workers_read_the_shards(tmp_path: Path, fresh) -> None:
         assert a.ids == b.ids
         for m in a.features:
             assert (a.features[m] == b.features[m]).all()
+
+
+def test_read_only_cache_holds_the_split_in_memory(tmp_path: Path, fresh, monkeypatch) -> None:
+    monkeypatch.setattr(shards_mod.os, "access", lambda *a, **k: False)
+    cfg = tiny_config({"data.cache_dir": str(tmp_path / "cache")})
+    ds = load_dataset(cfg, "train")
+    assert not any(isinstance(s.features, StoredFeatures) for s in ds.samples)
+    assert len(ds) == 120

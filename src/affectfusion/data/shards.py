@@ -27,12 +27,14 @@ temporary folder and rename it into place; the first one wins.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from affectfusion.config import DataConfig
 from affectfusion.data.registry import DatasetAdapter
 from affectfusion.data.types import LazyFeatures, Sample
 from affectfusion.errors import AffectFusionError
+from affectfusion.io import disk_full
 
 FORMAT = 1
 _STORES: dict[Path, SplitStore] = {}  # opened once per process: every command reads a split once
@@ -321,22 +324,34 @@ def open_split(data: DataConfig, adapter: DatasetAdapter, root: Path | None, spl
     if folder in _STORES:
         return _STORES[folder]
     if not (folder / "meta.json").exists():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        stream = getattr(adapter, "write_split", None)
-        if stream is not None:
-            stream(root, split, lambda n: SplitWriter(folder, n, name))
-        else:
-            samples = adapter.load(root, split)
-            if not samples or any(s.raw for s in samples):
-                raise NotStorable(samples)
-            try:
-                for s in samples:
-                    _row(s, {})
-            except NotStorable:
-                raise NotStorable(samples) from None
-            write_samples(samples, SplitWriter(folder, len(samples), name))
+        with contextlib.suppress(OSError):  # checked next
+            folder.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder.parent, os.W_OK):  # a read-only cache: the split is held in memory
+            raise NotStorable(adapter.load(root, split))
+        try:
+            _write(adapter, root, split, folder, name)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise disk_full(e, folder) from None
+            raise
     store = _STORES[folder] = SplitStore(folder)
     return store
+
+
+def _write(adapter: DatasetAdapter, root: Path | None, split: str, folder: Path, name: str) -> None:
+    stream = getattr(adapter, "write_split", None)
+    if stream is not None:
+        stream(root, split, lambda n: SplitWriter(folder, n, name))
+        return
+    samples = adapter.load(root, split)
+    if not samples or any(s.raw for s in samples):
+        raise NotStorable(samples)
+    try:
+        for s in samples:
+            _row(s, {})
+    except NotStorable:
+        raise NotStorable(samples) from None
+    write_samples(samples, SplitWriter(folder, len(samples), name))
 
 
 def split_samples(data: DataConfig, adapter: DatasetAdapter, root: Path | None, split: str, where: str) -> list[Sample]:
@@ -350,50 +365,8 @@ def split_samples(data: DataConfig, adapter: DatasetAdapter, root: Path | None, 
         return e.samples
 
 
-def features_of(samples: Sequence[Sample], modality: str) -> Iterator[np.ndarray]:
-    """Every sample's array of ``modality``, one at a time (nothing is kept)."""
-    for s in samples:
-        if modality in s.features:
-            yield s.features[modality]
-
-
 def restrict(features: Mapping[str, np.ndarray], keep: Sequence[str]) -> Mapping[str, np.ndarray]:
     """The same features with only the modalities in ``keep`` (stored ones stay on disk)."""
     if isinstance(features, StoredFeatures):
         return features.only(keep)
     return {m: x for m, x in features.items() if m in keep}
-
-
-def frame_moments(arrays: Iterable[np.ndarray], chunk_bytes: int = 32 << 20) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per-feature mean and (population) std over every row of ``arrays``, in float64, streamed in
-    chunks of about ``chunk_bytes`` (merged with Chan et al.'s pairwise update), so the statistics of
-    a split of any size need no more memory than one chunk. None when there is no row."""
-    count, mean, m2 = 0, None, None
-    rows: list[np.ndarray] = []
-    held = 0
-
-    def merge() -> None:
-        nonlocal count, mean, m2, rows, held
-        x = np.concatenate(rows, axis=0).astype(np.float64)
-        rows, held = [], 0
-        n_b, mean_b = x.shape[0], x.mean(0)
-        m2_b = ((x - mean_b) ** 2).sum(0)
-        if mean is None or m2 is None:
-            count, mean, m2 = n_b, mean_b, m2_b
-            return
-        total = count + n_b
-        delta = mean_b - mean
-        mean = mean + delta * (n_b / total)
-        m2 = m2 + m2_b + delta**2 * (count * n_b / total)
-        count = total
-
-    for x in arrays:
-        rows.append(x)
-        held += x.nbytes * 2
-        if held >= chunk_bytes:
-            merge()
-    if rows:
-        merge()
-    if mean is None or m2 is None:
-        return None
-    return mean, np.sqrt(m2 / count)

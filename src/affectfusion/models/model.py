@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from affectfusion.config import ModelConfig, TaskConfig
-from affectfusion.data.shards import features_of, frame_moments
+from affectfusion.data.moments import features_of, frame_moments
 from affectfusion.data.types import Batch, ModalitySpec, MultimodalDataset
 from affectfusion.models.base import ENCODERS, FUSIONS, Encoded
 from affectfusion.models.context import CONTEXTS
