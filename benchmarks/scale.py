@@ -35,7 +35,7 @@ from common import RESULTS, environment
 HERE = Path(__file__).resolve().parent
 
 
-def mosei_like(n_train: int, n_eval: int, cache: Path) -> dict[str, Any]:
+def mosei_like(n_train: int, n_eval: int, cache: Path, real_frames: bool = False) -> dict[str, Any]:
     return {
         "name": f"mosei_like_{n_train}",
         "data": {
@@ -58,7 +58,10 @@ def mosei_like(n_train: int, n_eval: int, cache: Path) -> dict[str, Any]:
             },
         },
         "tasks": [{"name": "sentiment", "type": "regression"}],
-        "model": {"encoder": {"name": "mean"}, "fusion": {"name": "concat"}},
+        "model": {
+            "encoder": {"name": "mean", "options": {"real_frames": True} if real_frames else {}},
+            "fusion": {"name": "concat"},
+        },
         "train": {"epochs": 1, "batch_size": 64, "threads": 1, "progress": False, "seed": 0},
     }
 
@@ -85,8 +88,8 @@ def child(config: Path, out: Path, report: Path) -> None:
         return wrapper
 
     trainer.guard_leakage = timed(trainer.guard_leakage, "load_s")
-    trainer.Trainer._prepare_data = timed(trainer.Trainer._prepare_data, "load_s")
-    model_mod.MultimodalModel.fit_input_norm = timed(model_mod.MultimodalModel.fit_input_norm, "load_s")
+    trainer.Trainer._prepare_data = timed(trainer.Trainer._prepare_data, "load_s")  # type: ignore[method-assign]
+    model_mod.MultimodalModel.fit_input_norm = timed(model_mod.MultimodalModel.fit_input_norm, "load_s")  # type: ignore[method-assign]
     trainer.train_epoch = timed(trainer.train_epoch, "epoch_train_s")
     app(["train", str(config), "--out", str(out), "--overwrite"], standalone_mode=False)
     timings["wall_s"] = time.perf_counter() - started
@@ -107,11 +110,11 @@ def child(config: Path, out: Path, report: Path) -> None:
     report.write_text(json.dumps(timings))
 
 
-def measure(n: int, n_eval: int, work: Path) -> dict[str, Any]:
+def measure(n: int, n_eval: int, work: Path, real_frames: bool) -> dict[str, Any]:
     cache, run = work / f"cache_{n}", work / f"run_{n}"
     shutil.rmtree(cache, ignore_errors=True)
     config, report = work / f"mosei_like_{n}.yaml", work / f"report_{n}.json"
-    config.write_text(yaml.safe_dump(mosei_like(n, n_eval, cache), sort_keys=False))
+    config.write_text(yaml.safe_dump(mosei_like(n, n_eval, cache, real_frames), sort_keys=False))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     cmd = [sys.executable, str(Path(__file__)), "--child", str(config), str(run), str(report)]
     subprocess.run(cmd, check=True, env=env, cwd=HERE)
@@ -122,6 +125,7 @@ def measure(n: int, n_eval: int, work: Path) -> dict[str, Any]:
     return {
         "n_train": n,
         "n_eval": n_eval,
+        "real_frames": real_frames,
         "array_gb": array_bytes / 1e9,
         "peak_rss_gb": r["peak_rss_gb"],
         "load_s": r["load_s"],
@@ -144,6 +148,7 @@ def main() -> None:
     p.add_argument("--sizes", default="2000,8000,32000", help="train sizes, comma-separated")
     p.add_argument("--eval", type=int, default=1000, help="samples in dev and in test")
     p.add_argument("--work", default="/tmp/affectfusion_scale", help="configs, runs and caches (deleted per size)")
+    p.add_argument("--real-frames", action="store_true", help="the mean encoder's real_frames option")
     p.add_argument("--out", default=str(RESULTS / "scale.json"))
     a = p.parse_args()
     work = Path(a.work)
@@ -153,7 +158,7 @@ def main() -> None:
     head = f"{'train':>7} {'array GB':>8} {'peak RSS GB':>11} {'load s (cpu)':>13} {'epoch s':>8} "
     print(head + f"{'train cpu s':>11} {'samples/cpu-s':>13} {'batches only':>12} {'wall s':>7}")
     for n in (int(s) for s in a.sizes.split(",")):
-        r = measure(n, a.eval, work)
+        r = measure(n, a.eval, work, a.real_frames)
         rows.append(r)
         print(
             f"{n:>7} {r['array_gb']:>8.2f} {r['peak_rss_gb']:>11.2f} {r['load_s']:>6.1f} ({r['load_cpu_s']:>4.1f}) "
