@@ -97,3 +97,27 @@ def test_state_dict_round_trip(encoder_name: str, folder: Path) -> None:
     b.load_state_dict(a.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(a(x, mask).pooled, b(x, mask).pooled)
+
+
+def test_mean_encoder_on_real_frames_equals_the_padded_one() -> None:
+    """``real_frames`` skips the padding: the same outputs without dropout, and each real step still
+    reaches the gradient; in training it drops about the configured share of activations."""
+    cls = ENCODERS.get("mean")
+    torch.manual_seed(0)
+    padded = cls(D, H, 0.5, cls.Options())
+    packed = cls(D, H, 0.5, cls.Options(real_frames=True))
+    packed.load_state_dict(padded.state_dict())
+    x = torch.randn(B, T, D)
+    mask = torch.arange(T)[None, :] < torch.tensor([[6], [2], [0]])
+    x = x * mask[..., None]
+    a, b = padded.eval()(x, mask), packed.eval()(x, mask)
+    torch.testing.assert_close(b.pooled, a.pooled)
+    torch.testing.assert_close(b.seq * mask[..., None], a.seq * mask[..., None])
+    x.requires_grad_(True)
+    packed.train()(x, mask).pooled.sum().backward()
+    assert x.grad is not None and (x.grad[mask].abs().sum(-1) > 0).float().mean() > 0.5
+    big = torch.randn(4, 300, D)
+    h = packed.train()(big, torch.ones(4, 300, dtype=torch.bool)).seq
+    kept = packed.proj[:-1](big)
+    dropped = ((h == 0) & (kept != 0)).sum() / (kept != 0).sum()
+    assert 0.45 < float(dropped) < 0.55

@@ -13,6 +13,7 @@ from rich.console import Console
 from affectfusion.config import RunConfig, apply_overrides, validate
 from affectfusion.data import build_adapter
 from affectfusion.data.conversation import dataset_for
+from affectfusion.data.shards import restrict, split_samples
 from affectfusion.data.tasks import encode_targets
 from affectfusion.data.types import ModalitySpec, MultimodalDataset, Sample
 from affectfusion.errors import AffectFusionError
@@ -99,8 +100,8 @@ def load_dataset(
     root_path = Path(root).expanduser() if root is not None else None
     if root_path is not None and not root_path.exists():
         raise AffectFusionError(f"data.root {str(root_path)!r} does not exist")
-    samples = adapter.load(root_path, split)
     where = f"{cfg.data.adapter} split {split!r}" + (f" in {root_path}" if root_path else "")
+    samples = split_samples(cfg.data, adapter, root_path, split, where)
     if not samples:
         raise AffectFusionError(f"{where}: no samples")
     encode_targets(samples, cfg.tasks, where)  # a bad label is reported before any extraction
@@ -109,7 +110,7 @@ def load_dataset(
     keep = cfg.model.modalities
     if keep:
         for s in samples:
-            s.features = {m: x for m, x in s.features.items() if m in keep}
+            s.features = restrict(s.features, keep)
     required = cfg.data.require_modalities
     if required:
         samples = [s for s in samples if all(m in s.features for m in required)]

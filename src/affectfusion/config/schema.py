@@ -251,6 +251,11 @@ class TrainConfig(Strict):
     contrastive_temperature: float = Field(0.1, gt=0)
     seed: int = 0
     num_workers: int = Field(0, ge=0)
+    bucket_by_length: bool = Field(
+        False,
+        description="batches of samples of similar length (less padding, faster epochs on varying sequence "
+        "lengths); other batches than false, so other numbers; single-process training only",
+    )
     progress: bool = True
     # Where and how the math runs; none of these changes what is learned beyond floating-point noise,
     # so a run may be resumed or evaluated with other values (see docs/backbones.md).

@@ -27,6 +27,7 @@ from scipy.stats import chi2_contingency, ks_2samp
 from affectfusion.config import RunConfig, TaskConfig
 from affectfusion.data import build_adapter
 from affectfusion.data.fingerprints import split_fingerprints, whole_sample_prints
+from affectfusion.data.shards import split_samples
 from affectfusion.data.tasks import class_index, multi_hot
 from affectfusion.data.types import Sample, _is_labelled
 from affectfusion.errors import AffectFusionError
@@ -251,7 +252,9 @@ def check_data(cfg: RunConfig, splits: Sequence[str] | None = None) -> dict[str,
     names = list(
         splits or dict.fromkeys(s for s in (d.train_split, d.val_split, d.calibration_split, d.test_split) if s)
     )
-    loaded = {name: adapter.load(root, name) for name in names}
+    where = f"{cfg.data.adapter} split {{!r}}" + (f" in {root}" if root else "")
+    # raw samples where features are still to be extracted, else the shards training then reads
+    loaded = {name: split_samples(cfg.data, adapter, root, name, where.format(name)) for name in names}
     report = check_splits(loaded, cfg.tasks, cfg.data.train_split, getattr(adapter, "groups_identify_sources", True))
     return {"adapter": cfg.data.adapter, "root": None if root is None else str(root), **report}
 

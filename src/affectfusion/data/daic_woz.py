@@ -159,11 +159,11 @@ class DaicWozAdapter(DatasetAdapter):
             if "audio" in o.modalities:
                 audio = self._read_covarep(folder / f"{pid}_COVAREP.csv")
                 if audio is not None:
-                    sample.features["audio"] = audio
+                    sample.features = {**sample.features, "audio": audio}
             if "video" in o.modalities:
                 video = self._read_clnf(folder, pid)
                 if video is not None:
-                    sample.features["video"] = video
+                    sample.features = {**sample.features, "video": video}
             if sample.features or sample.raw:
                 samples.append(sample)
         self._check_modalities(samples, split)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from affectfusion.data.types import Sample, Signal
+from affectfusion.data.types import LazyFeatures, Sample, Signal
 from affectfusion.inputs import INPUTS
 
 AUDIO_SUFFIXES = frozenset(INPUTS["audio"].suffixes)  # the formats the extractors read (affectfusion.inputs)
@@ -69,9 +69,12 @@ def fingerprints(value: Any) -> tuple[str | None, str | None]:
             return None, None
         stat = value.stat()
         return _file_prints(str(value), stat.st_mtime_ns, stat.st_size)
-    if isinstance(value, Signal):
-        value = value.data
-    arr = np.ascontiguousarray(np.asarray(value, dtype=np.float32))
+    return array_prints(value.data if isinstance(value, Signal) else value)
+
+
+def array_prints(x: Any) -> tuple[str, str]:
+    """(exact, near) hashes of a feature array: its float32 bytes, and those rounded to 3 decimals."""
+    arr = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
     return _sha(arr.tobytes()), _sha(np.round(arr, 3).tobytes())
 
 
@@ -87,10 +90,14 @@ def _file_prints(path: str, mtime_ns: int, size: int) -> tuple[str | None, str |
 
 def split_fingerprints(splits: dict[str, list[Sample]]) -> dict[str, dict[str, dict[str, tuple]]]:
     """split -> sample id -> modality -> (exact, near), from raw media if given, else features."""
-    return {
-        split: {s.id: {m: fingerprints(v) for m, v in {**s.features, **s.raw}.items()} for s in samples}
-        for split, samples in splits.items()
-    }
+    return {split: {s.id: _sample_prints(s) for s in samples} for split, samples in splits.items()}
+
+
+def _sample_prints(s: Sample) -> dict[str, tuple]:
+    """A sample's hashes; those of features held on disk were computed when they were written."""
+    if isinstance(s.features, LazyFeatures):
+        return {**s.features.prints(), **{m: fingerprints(v) for m, v in s.raw.items()}}
+    return {m: fingerprints(v) for m, v in {**s.features, **s.raw}.items()}
 
 
 def whole_sample_prints(prints: dict[str, dict[str, dict[str, tuple]]]) -> dict[str, dict[str, dict[str, tuple]]]:

@@ -14,9 +14,11 @@ them at their defaults reproduces the features of earlier versions bit for bit.
 
 from __future__ import annotations
 
+import copy
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -25,11 +27,15 @@ from affectfusion.data import examples
 from affectfusion.data.registry import DATASETS, DatasetAdapter
 from affectfusion.data.types import Sample
 
+if TYPE_CHECKING:
+    from affectfusion.data.shards import SplitWriter
+
 # Norm of a class prototype / regression direction at informativeness 1. With the defaults
 # (additive, noise 1, 4 classes, 16 dimensions, 600 training samples) one modality alone gives
 # roughly 50-60 % accuracy and the three fused roughly 80 %: clearly above chance, not perfect.
 # xor is harder by nature: it becomes learnable with fewer classes/modalities and noise <= 0.5.
 SIGNAL_NORM = 1.2
+CHUNK = 1024  # samples drawn at a time: bounds the memory of a large split's shared noise
 
 
 class ModalityOptions(BaseModel):
@@ -179,6 +185,21 @@ class SyntheticAdapter(DatasetAdapter):
     options: Options
 
     def load(self, root: Path | None, split: str) -> list[Sample]:
+        return self._generate(split, None)
+
+    def write_split(self, root: Path | None, split: str, writer_for: Callable[[int], SplitWriter]) -> None:
+        """Stream the split into shards as it is drawn (the same numbers as ``load``), so a split of
+        many gigabytes never sits in memory."""
+        o = self.options
+        writer = writer_for(o.n_train if split == "train" else o.n_eval)
+        try:
+            writer.finish(self._generate(split, writer))
+        except BaseException:
+            writer.abort()
+            raise
+
+    def _generate(self, split: str, writer: SplitWriter | None) -> list[Sample]:
+        """The split's samples; given a ``writer``, their features go there instead of into the samples."""
         o = self.options
         n = o.n_train if split == "train" else o.n_eval
         rng = _rng(o.seed, split)
@@ -211,11 +232,21 @@ class SyntheticAdapter(DatasetAdapter):
             if o.integer_targets:
                 label = np.round(label)
 
-        features = {m: self._features(m, latent[m], rng) for m in names}
+        features: dict[str, list[np.ndarray]] = {}
+        for m in names:  # drawn one modality after the other, whether kept or written
+            arrays = self._features(m, latent[m], rng)
+            if writer is None:
+                features[m] = list(arrays)
+            else:
+                for i, x in enumerate(arrays):
+                    writer.add(m, i, _sample_id(split, i), x)
         present = self._presence(n, len(names), rng)
         drawn = self._drawn_presence(n, names, _rng(o.seed, split, "presence"))
         if drawn is not None:
             present = _keep_one(present & drawn, drawn, _rng(o.seed, split, "presence", "repair"))
+        if writer is not None:
+            for j, m in enumerate(names):
+                writer.drop(m, np.flatnonzero(~present[:, j]))
         group = rng.integers(0, o.groups, n)
         width = max(2, len(str(o.groups - 1)))
         samples = []
@@ -223,38 +254,45 @@ class SyntheticAdapter(DatasetAdapter):
             y = int(label[i]) if classification or o.integer_targets else float(label[i])
             samples.append(
                 Sample(
-                    id=f"{split}-{i:05d}",
-                    features={m: features[m][i] for j, m in enumerate(names) if present[i, j]},
+                    id=_sample_id(split, i),
+                    features={m: features[m][i] for j, m in enumerate(names) if present[i, j] and m in features},
                     targets={o.target_name: y},
                     group=f"g{group[i]:0{width}d}",
                 )
             )
         return samples
 
-    def _features(self, modality: str, latent: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
-        """Signal from the seed-fixed prototypes plus noise; one array per sample.
+    def _features(self, modality: str, latent: np.ndarray, rng: np.random.Generator) -> Iterator[np.ndarray]:
+        """Signal from the seed-fixed prototypes plus noise; one array per sample, drawn in chunks.
 
         The steps of a sequence share one noise draw plus per-step jitter, so averaging over time
-        does not make a sequence modality easier than a vector one.
+        does not make a sequence modality easier than a vector one. The shared draws come first in
+        ``rng`` for the whole split; a copy of ``rng`` replays them chunk by chunk alongside the
+        per-step draws, so the numbers are those of one [n, D] draw without holding it.
         """
         o, mo = self.options, self.options.modalities[modality]
         proto_rng = _rng(o.seed, "prototypes", modality)
-        if o.task == "classification":
-            signal = _prototypes(o.num_classes, mo.dim, proto_rng)[latent]
-        else:
-            signal = latent[:, None] * _prototypes(1, mo.dim, proto_rng)[0]
+        n = len(latent)
+        protos = _prototypes(o.num_classes if o.task == "classification" else 1, mo.dim, proto_rng)
         noise = o.noise if mo.noise is None else mo.noise
-        signal = mo.informativeness * signal + noise * rng.standard_normal(signal.shape)
+        shared = copy.deepcopy(rng)
+        for start in range(0, n, CHUNK):
+            rng.standard_normal((min(CHUNK, n - start), mo.dim))
         if mo.seq_len == 0:
-            return list(signal.astype(np.float32))
-        if mo.fixed_length:
-            lengths = np.full(len(latent), mo.seq_len)
+            lengths = None
+        elif mo.fixed_length:
+            lengths = np.full(n, mo.seq_len)
         else:
-            lengths = rng.integers(max(1, mo.seq_len // 2), mo.seq_len + 1, len(latent))
-        return [
-            (s + noise * rng.standard_normal((t, mo.dim))).astype(np.float32)
-            for s, t in zip(signal, lengths, strict=True)
-        ]
+            lengths = rng.integers(max(1, mo.seq_len // 2), mo.seq_len + 1, n)
+        for start in range(0, n, CHUNK):
+            part = latent[start : start + CHUNK]
+            base = protos[part] if o.task == "classification" else part[:, None] * protos[0]
+            signal = mo.informativeness * base + noise * shared.standard_normal(base.shape)
+            if lengths is None:
+                yield from signal.astype(np.float32)
+                continue
+            for s, t in zip(signal, lengths[start : start + CHUNK], strict=True):
+                yield (s + noise * rng.standard_normal((t, mo.dim))).astype(np.float32)
 
     def _presence(self, n: int, m: int, rng: np.random.Generator) -> np.ndarray:
         """[n, m] bool; a sample that would lose every modality keeps one chosen at random."""
@@ -280,6 +318,10 @@ class SyntheticAdapter(DatasetAdapter):
         empty = np.flatnonzero(~present.any(axis=1))
         present[empty, rng.choice(len(names), len(empty), p=probs / probs.sum())] = True
         return present
+
+
+def _sample_id(split: str, i: int) -> str:
+    return f"{split}-{i:05d}"
 
 
 def parse_pattern(name: str) -> list[str]:

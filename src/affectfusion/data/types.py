@@ -7,7 +7,8 @@ vector itself) while sequence-aware parts (TCN, transformer fusion) still see ti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard, cast
 
@@ -16,6 +17,29 @@ import torch
 from torch import Tensor
 
 from affectfusion.errors import AffectFusionError
+
+
+class LazyFeatures(Mapping[str, np.ndarray]):
+    """A sample's features kept on disk (:mod:`affectfusion.data.shards`): shapes without reading,
+    arrays read on access or straight into a batch. Checked (2-D, finite, T > 0) when written."""
+
+    @abstractmethod
+    def shape(self, modality: str) -> tuple[int, int]: ...
+
+    @abstractmethod
+    def read_into(self, modality: str, out: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def prints(self) -> dict[str, tuple[str, str]]:
+        """Each modality's (exact, near) hashes, computed once when written (the data check reads them)."""
+
+
+def feature_shape(features: Mapping[str, np.ndarray], modality: str) -> tuple[int, int]:
+    """[T, D] of a present modality, read from disk for nothing."""
+    if isinstance(features, LazyFeatures):
+        return features.shape(modality)
+    x = features[modality]
+    return x.shape[0], x.shape[1]
 
 
 @dataclass
@@ -27,7 +51,7 @@ class Sample:
     """
 
     id: str
-    features: dict[str, np.ndarray]
+    features: Mapping[str, np.ndarray]  # a dict in memory, or LazyFeatures read from shards
     targets: dict[str, Any] = field(default_factory=dict)
     group: str | None = None  # speaker / video / dialogue, for group-disjoint splits
     source: str | None = None  # file the sample came from, for failure reports
@@ -82,7 +106,8 @@ class MultimodalDataset(torch.utils.data.Dataset):
         self.name = name
         self.samples = list(samples)
         for s in self.samples:
-            s.features = {m: _as_2d(x, f"{name}: sample {s.id!r} modality {m!r}") for m, x in s.features.items()}
+            if not isinstance(s.features, LazyFeatures):
+                s.features = {m: _as_2d(x, f"{name}: sample {s.id!r} modality {m!r}") for m, x in s.features.items()}
         inferred = self._infer_specs()
         if modalities is None:
             self.modalities = inferred
@@ -99,27 +124,29 @@ class MultimodalDataset(torch.utils.data.Dataset):
         seq: dict[str, bool] = {}
         first: dict[str, str] = {}
         for s in self.samples:
-            for m, x in s.features.items():
+            for m in s.features:
+                t, d = feature_shape(s.features, m)
                 if m not in dims:
-                    dims[m], seq[m], first[m] = x.shape[1], False, s.id
-                elif x.shape[1] != dims[m]:
+                    dims[m], seq[m], first[m] = d, False, s.id
+                elif d != dims[m]:
                     raise AffectFusionError(
-                        f"{self.name}: sample {s.id!r} modality {m!r} has feature dimension {x.shape[1]}, "
+                        f"{self.name}: sample {s.id!r} modality {m!r} has feature dimension {d}, "
                         f"but sample {first[m]!r} has {dims[m]}"
                     )
-                seq[m] = seq[m] or x.shape[0] > 1
+                seq[m] = seq[m] or t > 1
         if not dims:
             raise AffectFusionError(f"{self.name}: no sample has any modality features")
         return {m: ModalitySpec(m, dims[m], seq[m]) for m in sorted(dims)}
 
     def _check_against(self, expected: dict[str, ModalitySpec]) -> None:
         for s in self.samples:
-            for m, x in s.features.items():
+            for m in s.features:
                 if m not in expected:
                     continue  # extra modalities are ignored by a model that was not trained on them
-                if x.shape[1] != expected[m].dim:
+                d = feature_shape(s.features, m)[1]
+                if d != expected[m].dim:
                     raise AffectFusionError(
-                        f"{self.name}: sample {s.id!r} modality {m!r} has feature dimension {x.shape[1]}, "
+                        f"{self.name}: sample {s.id!r} modality {m!r} has feature dimension {d}, "
                         f"the model expects {expected[m].dim}"
                     )
         if not any(m in s.features for s in self.samples for m in expected):
@@ -231,24 +258,26 @@ class Collator:
     def __call__(self, samples: Sequence[Sample] | Sequence[Window]) -> Batch:
         if samples and isinstance(samples[0], Window):
             return self._windows(cast("Sequence[Window]", samples))
-        samples = cast("Sequence[Sample]", samples)  # a batch is all windows or all samples
-        b = len(samples)
+        items = cast("Sequence[Sample]", samples)  # a batch is all windows or all samples
+        b = len(items)
         features, padding, present = {}, {}, {}
         for m, spec in self.modalities.items():
-            lengths = [s.features[m].shape[0] if m in s.features else 0 for s in samples]
-            t_max = max(max(lengths), 1)
+            lengths = np.array([feature_shape(s.features, m)[0] if m in s.features else 0 for s in items])
+            t_max = max(int(lengths.max(initial=0)), 1)
             x = torch.zeros(b, t_max, spec.dim)
-            pad = torch.zeros(b, t_max, dtype=torch.bool)
             filled = x.numpy()  # copied numpy to numpy: read-only (memory-mapped, cached) arrays need no torch view
-            for i, s in enumerate(samples):
-                if m in s.features:
-                    filled[i, : lengths[i]] = s.features[m]
-                    pad[i, : lengths[i]] = True
-            features[m], padding[m] = x, pad
-            present[m] = torch.tensor([n > 0 for n in lengths], dtype=torch.bool)
+            for i in np.flatnonzero(lengths).tolist():
+                f = items[i].features
+                if isinstance(f, LazyFeatures):
+                    f.read_into(m, filled[i, : lengths[i]])  # from disk straight into the batch
+                else:
+                    filled[i, : lengths[i]] = f[m]
+            features[m] = x
+            padding[m] = torch.from_numpy(np.arange(t_max)[None, :] < lengths[:, None])
+            present[m] = torch.from_numpy(lengths > 0)
         targets, target_mask = {}, {}
         for t, kind in self.task_types.items():
-            values = [s.targets.get(t) for s in samples]
+            values = [s.targets.get(t) for s in items]
             mask = torch.tensor([_is_labelled(v) for v in values], dtype=torch.bool)
             if kind == "multilabel":
                 rows = np.zeros((b, self.num_labels[t]), dtype=np.float32)
@@ -261,7 +290,7 @@ class Collator:
             else:
                 targets[t] = torch.tensor([float(v) if _is_labelled(v) else 0.0 for v in values], dtype=torch.float32)
             target_mask[t] = mask
-        return Batch([s.id for s in samples], features, padding, present, targets, target_mask)
+        return Batch([s.id for s in items], features, padding, present, targets, target_mask)
 
     def _windows(self, windows: Sequence[Window]) -> Batch:
         """Every window's utterances as rows; context-only rows are unlabelled, so losses and

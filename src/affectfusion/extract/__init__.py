@@ -61,7 +61,7 @@ def apply_extraction(
         report.failures = [f for f in report.failures if f not in report.absent]
         for s in samples:
             if s.id in features:
-                s.features[modality] = features[s.id]
+                s.features = {**s.features, modality: features[s.id]}  # raw samples hold a dict
         reports.append(report)
     return reports
 

@@ -21,6 +21,12 @@ class MeanPoolEncoder(Encoder):
     class Options(BaseOptions):
         layer_norm: bool = False
         activation: bool = Field(True, description="ReLU after the projection")
+        real_frames: bool = Field(
+            False,
+            description="project, activate and drop out only the real time steps (not the padding), with "
+            "dropout drawn from uniform noise: the same model and expected result, about twice as fast "
+            "on long padded sequences, but another random stream than false (so other numbers)",
+        )
 
     def __init__(self, in_dim: int, out_dim: int, dropout: float, options: Options) -> None:
         super().__init__(in_dim, out_dim, dropout, options)
@@ -31,10 +37,26 @@ class MeanPoolEncoder(Encoder):
             layers.append(nn.ReLU())
         layers.append(nn.Dropout(dropout))
         self.proj = nn.Sequential(*layers)
+        self.real_frames = options.real_frames
+        self.p = dropout
 
     def forward(self, x: Tensor, mask: Tensor) -> Encoded:
+        if self.real_frames and x.shape[1] > 1:
+            return self._real_frames(x, mask)
         seq = self.proj(x)
         return Encoded(seq=seq, mask=mask, pooled=masked_mean(seq, mask))
+
+    def _real_frames(self, x: Tensor, mask: Tensor) -> Encoded:
+        """The real steps packed into one [N, D] matrix: no work (and no dropout noise) on padding."""
+        where = mask.nonzero(as_tuple=True)
+        h = self.proj[:-1](x[where])
+        if self.training and self.p > 0:
+            h = h * (torch.rand_like(h) >= self.p).to(h.dtype) * (1.0 / (1.0 - self.p))
+        b, t = mask.shape
+        pooled = h.new_zeros(b, h.shape[1]).index_add_(0, where[0], h)
+        pooled = pooled / mask.sum(1, keepdim=True).clamp(min=1).to(h.dtype)
+        seq = h.new_zeros(b, t, h.shape[1]).index_put_(where, h)
+        return Encoded(seq=seq, mask=mask, pooled=pooled)
 
 
 @ENCODERS.register("tcn")

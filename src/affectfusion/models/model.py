@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from affectfusion.config import ModelConfig, TaskConfig
+from affectfusion.data.moments import features_of, frame_moments
 from affectfusion.data.types import Batch, ModalitySpec, MultimodalDataset
 from affectfusion.models.base import ENCODERS, FUSIONS, Encoded
 from affectfusion.models.context import CONTEXTS
@@ -92,14 +93,14 @@ class MultimodalModel(nn.Module):
 
     @torch.no_grad()
     def fit_input_norm(self, dataset: MultimodalDataset) -> None:
-        """Per-feature mean/std over every real time step of the training split (not for token ids)."""
+        """Per-feature mean/std over every real time step of the training split (not for token ids),
+        streamed over the samples in float64, so a split larger than memory can be standardised."""
         for m in self.modalities:
-            rows = [s.features[m] for s in dataset.samples if m in s.features]
-            if not rows or self.raw_input(m):
+            moments = None if self.raw_input(m) else frame_moments(features_of(dataset.samples, m))
+            if moments is None:
                 continue
-            x = torch.from_numpy(np.concatenate(rows, axis=0)).double()
-            std = x.std(0, unbiased=False)
-            getattr(self, f"in_mean_{m}").copy_(x.mean(0).float())
+            mean, std = (torch.from_numpy(v) for v in moments)
+            getattr(self, f"in_mean_{m}").copy_(mean.float())
             getattr(self, f"in_std_{m}").copy_(torch.where(std > 1e-6, std, torch.ones_like(std)).float())
 
     def raw_input(self, modality: str) -> bool:

@@ -33,7 +33,9 @@ from torch.utils.data import DataLoader
 
 import affectfusion
 from affectfusion.config import RunConfig
+from affectfusion.data.buckets import LengthBuckets, sample_costs
 from affectfusion.data.checks import guard_leakage
+from affectfusion.data.conversation import ConversationDataset
 from affectfusion.data.tasks import collator_for
 from affectfusion.data.types import MultimodalDataset
 from affectfusion.device import check_precision, describe, resolve_device
@@ -248,15 +250,14 @@ class Trainer:
         if opt.sampler is not None:
             opt.sampler.set_epoch(epoch)
         collate = collator_for(train_ds.modalities, cfg.tasks)
-        loader = self._loader(
-            train_ds,
-            collate,
-            batch_size=cfg.train.batch_size,
-            shuffle=opt.sampler is None,
-            sampler=opt.sampler,
-            generator=g if opt.sampler is None else None,
-            num_workers=cfg.train.num_workers,
-        )
+        order: dict[str, Any] = {"batch_size": cfg.train.batch_size, "shuffle": opt.sampler is None}
+        if opt.sampler is not None:
+            order.update(sampler=opt.sampler)
+        elif cfg.train.bucket_by_length and not isinstance(train_ds, ConversationDataset):
+            order = {"batch_sampler": LengthBuckets(sample_costs(train_ds), cfg.train.batch_size, g)}
+        else:
+            order.update(generator=g)
+        loader = self._loader(train_ds, collate, num_workers=cfg.train.num_workers, **order)
         bar = progress.add_task("  batches", total=len(loader))
         result = train_epoch(
             ctx, loader, g, opt.scheduler if opt.per_step else None, lambda: progress.update(bar, advance=1)
