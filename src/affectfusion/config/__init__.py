@@ -19,11 +19,9 @@ from affectfusion.config.files import (
 )
 from affectfusion.config.schema import (
     DEFAULT_FUSION,
-    DEVICE_PATTERN,
     ComponentConfig,
     ContextConfig,
     DataConfig,
-    DeviceSetting,
     EarlyStopping,
     FusionConfig,
     ModelConfig,
@@ -31,12 +29,12 @@ from affectfusion.config.schema import (
     SplitNames,
     Strict,
     TaskConfig,
-    ThreadsSetting,
     TrainConfig,
     format_validation_error,
     fusion_overrides,
     validate,
 )
+from affectfusion.config.settings import DEVICE_PATTERN, DeviceSetting, ThreadsSetting
 
 __all__ = [
     "DEFAULT_FUSION",

@@ -5,31 +5,15 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from affectfusion.config.search import Distribution, check_space
+from affectfusion.config.settings import DeviceSetting, ThreadsSetting
 from affectfusion.errors import AffectFusionError
 
-DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"  # torch device names a config may give
-# ``train.device`` of every run kind (fusion, vision-language): where its torch math runs.
-DeviceSetting = Annotated[
-    str, Field(pattern=DEVICE_PATTERN, description="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps")
-]
-
-
 DEFAULT_FUSION = "concat"  # the fusion strategy of a config that names none
-
-
-def _check_threads(value: int | str) -> int | str:
-    if value != "auto" and isinstance(value, int) and value < 1:
-        raise ValueError(f"threads must be auto or a positive number, got {value}")
-    return value
-
-
-# CPU intra-op threads, for every kind of run: a positive count or "auto" (from the free cores).
-ThreadsSetting = Annotated[int | Literal["auto"], AfterValidator(_check_threads)]
 
 
 def fusion_overrides(raw: dict[str, Any], name: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ A split's features are the largest thing a run holds (CMU-MOSEI's unaligned sequ
 them up to three times. Here each split is written once, in this layout, under
 ``<data.cache_dir>/splits/<key>/``::
 
-    meta.json          format, sample count, per modality its dim and frame count
+    shard.json         format, sample count, per modality its dim and frame count
     samples.json       per sample: id, raw targets, group, source, metadata, order, speaker,
                        and the data check's (exact, near) hashes of each modality's array
     <modality>.f32     one contiguous float32 array [frames, dim], samples back to back
@@ -57,6 +57,11 @@ class NotStorable(Exception):
     def __init__(self, samples: Any = None) -> None:
         super().__init__("not storable")
         self.samples: list[Sample] = samples if isinstance(samples, list) else []
+
+
+# The two files of a split folder beside its arrays (see the module docstring).
+SAMPLES_FILE = "samples.json"  # ids, targets, groups, metadata and hashes, one entry per sample
+SHARD_FILE = "shard.json"  # modality shapes and counts: what a reader checks before it trusts the folder
 
 
 def _sha(data: bytes) -> str:
@@ -129,8 +134,8 @@ class SplitWriter:
             "n": self.n,
             "modalities": {m: {"dim": self.dims[m][0], "frames": self.frames[m]} for m in self.index},
         }
-        (self.tmp / "samples.json").write_text(json.dumps(table))
-        (self.tmp / "meta.json").write_text(json.dumps(meta))
+        (self.tmp / SAMPLES_FILE).write_text(json.dumps(table))
+        (self.tmp / SHARD_FILE).write_text(json.dumps(meta))
         try:
             os.rename(self.tmp, self.folder)
         except OSError:  # written meanwhile by a parallel process: same key, same content
@@ -186,14 +191,14 @@ class SplitStore:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        meta = json.loads((folder / "meta.json").read_text())
+        meta = json.loads((folder / SHARD_FILE).read_text())
         if meta.get("format") != FORMAT:
             raise AffectFusionError(f"{folder}: shards of format {meta.get('format')}, expected {FORMAT}")
         self.n = int(meta["n"])
         self.dims = {m: int(v["dim"]) for m, v in meta["modalities"].items()}
         self.index = {m: np.load(folder / f"{m}.idx.npy") for m in self.dims}
         self.fds = {m: os.open(folder / f"{m}.f32", os.O_RDONLY) for m in self.dims}
-        self.table: list[dict[str, Any]] = json.loads((folder / "samples.json").read_text())
+        self.table: list[dict[str, Any]] = json.loads((folder / SAMPLES_FILE).read_text())
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (a DataLoader worker started by spawn) as its folder; the copy opens its own files."""
@@ -318,7 +323,7 @@ def open_split(data: DataConfig, adapter: DatasetAdapter, root: Path | None, spl
     folder = Path(data.cache_dir).expanduser() / "splits" / split_key(data, split, root)
     if folder in _STORES:
         return _STORES[folder]
-    if not (folder / "meta.json").exists():
+    if not (folder / SHARD_FILE).exists():
         with contextlib.suppress(OSError):  # checked next
             folder.parent.mkdir(parents=True, exist_ok=True)
         if not os.access(folder.parent, os.W_OK):  # a read-only cache: the split is held in memory
