@@ -47,7 +47,7 @@ from affectfusion.data.types import LazyFeatures, Sample
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import disk_full
 
-FORMAT = 1
+FORMAT = 2  # part of every split key: a new layout writes new folders (2: shard.json)
 _STORES: dict[Path, SplitStore] = {}  # opened once per process: every command reads a split once
 
 
