@@ -43,7 +43,7 @@ import numpy as np
 from affectfusion.config import DataConfig
 from affectfusion.data.fingerprints import array_prints
 from affectfusion.data.registry import DatasetAdapter
-from affectfusion.data.types import LazyFeatures, Sample
+from affectfusion.data.types import LazyFeatures, Sample, check_array
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import disk_full
 
@@ -66,20 +66,6 @@ SHARD_FILE = "shard.json"  # modality shapes and counts: what a reader checks be
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def check_array(x: Any, where: str) -> np.ndarray:
-    """A [T, D] float32 array, or a clear error naming the sample and modality."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[None, :]
-    if x.ndim != 2:
-        raise AffectFusionError(f"{where}: expected a [D] vector or [T, D] sequence, got shape {x.shape}")
-    if x.shape[0] == 0:
-        raise AffectFusionError(f"{where}: empty sequence (T = 0)")
-    if not np.isfinite(x).all():
-        raise AffectFusionError(f"{where}: contains NaN or infinite values")
-    return x
 
 
 class SplitWriter:

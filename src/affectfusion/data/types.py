@@ -79,7 +79,8 @@ class ModalitySpec:
         return {"name": self.name, "dim": self.dim, "sequence": self.sequence}
 
 
-def _as_2d(x: np.ndarray, where: str) -> np.ndarray:
+def check_array(x: Any, where: str) -> np.ndarray:
+    """A [T, D] float32 array (a [D] vector becomes [1, D]), or a clear error naming the sample and modality."""
     x = np.asarray(x, dtype=np.float32)
     if x.ndim == 1:
         x = x[None, :]
@@ -107,7 +108,9 @@ class MultimodalDataset(torch.utils.data.Dataset):
         self.samples = list(samples)
         for s in self.samples:
             if not isinstance(s.features, LazyFeatures):
-                s.features = {m: _as_2d(x, f"{name}: sample {s.id!r} modality {m!r}") for m, x in s.features.items()}
+                s.features = {
+                    m: check_array(x, f"{name}: sample {s.id!r} modality {m!r}") for m, x in s.features.items()
+                }
         inferred = self._infer_specs()
         if modalities is None:
             self.modalities = inferred
