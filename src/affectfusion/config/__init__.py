@@ -34,7 +34,7 @@ from affectfusion.config.schema import (
     fusion_overrides,
     validate,
 )
-from affectfusion.config.settings import DEVICE_PATTERN, DeviceSetting, ThreadsSetting
+from affectfusion.config.settings import DEVICE_PATTERN, DeviceSetting, ThreadsSetting, no_face_alias
 
 __all__ = [
     "DEFAULT_FUSION",
@@ -60,6 +60,7 @@ __all__ = [
     "list_packaged_configs",
     "load_config",
     "load_raw",
+    "no_face_alias",
     "parse_set_options",
     "read_config_file",
     "resolve_config_path",

@@ -238,19 +238,6 @@ class FaceOptions(Extractor.Options):
     margin: float = Field(0.2, ge=0, le=2, description="enlarge the face box by this fraction before cropping")
 
 
-def no_face_alias(data: Any) -> Any:
-    """Options as given, with the old ``on_no_face: full_image|error`` read as ``no_face`` (trained runs keep
-    the config they were trained with)."""
-    if not isinstance(data, dict) or "on_no_face" not in data:
-        return data
-    data = dict(data)
-    old = data.pop("on_no_face")
-    if "no_face" in data:
-        raise ValueError("give no_face only (on_no_face is its old name)")
-    data["no_face"] = {"full_image": "whole_frame"}.get(old, old)
-    return data
-
-
 class FacePipeline:
     """Detect -> align -> crop, on RGB arrays, so image and video extractors share one behaviour.
 

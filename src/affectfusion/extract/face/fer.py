@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from affectfusion.config import no_face_alias
 from affectfusion.errors import AffectFusionError
 from affectfusion.extract.base import EXTRACTORS, RawInput
 from affectfusion.extract.examples import Example
@@ -24,7 +25,6 @@ from affectfusion.extract.face.detect import (
     NoFaceError,
     NoFacePolicy,
     default_detector,
-    no_face_alias,
 )
 from affectfusion.extract.face.images import load_image, to_grey
 from affectfusion.quiet import native_output_silenced

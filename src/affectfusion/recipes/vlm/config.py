@@ -19,6 +19,7 @@ from affectfusion.config import (
     ThreadsSetting,
     apply_overrides,
     format_validation_error,
+    no_face_alias,
     read_config_file,
     resolve_config_path,
 )
@@ -70,14 +71,7 @@ class FaceConfig(Strict):
     def _old_key(cls, data: Any) -> Any:
         """``on_no_face: full_image|skip`` (the old key, in configs and trained runs) read as ``no_face``, the
         face extractors' name for the same choice."""
-        if not isinstance(data, dict) or "on_no_face" not in data:
-            return data
-        if "no_face" in data:
-            raise ValueError("give face.no_face only (face.on_no_face is its old name)")
-        data = dict(data)
-        old = data.pop("on_no_face")
-        data["no_face"] = "whole_frame" if old == "full_image" else old
-        return data
+        return no_face_alias(data, section="face.")
 
 
 class LoraSettings(Strict):
