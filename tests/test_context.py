@@ -2,7 +2,8 @@
 conversation windows that feed them, and the truth-known synthetic task.
 
 Parametrised over ``CONTEXTS.names()``, so a stage registered later is tested automatically, on
-the example input the base class provides.
+the example input the base class provides (fused vectors plus three modalities' own vectors, one of
+them missing from some utterances, for stages that read each modality).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from affectfusion.data.conversation import ConversationDataset, make_windows
 from affectfusion.data.tasks import collator_for
 from affectfusion.data.types import ConversationIndex, Sample
 from affectfusion.errors import AffectFusionError
-from affectfusion.models.context import CONTEXTS, ContextStage
+from affectfusion.models.context import CONTEXTS, ContextStage, Streams
 from affectfusion.models.model import MultimodalModel
 from affectfusion.pipeline import load_dataset
 from affectfusion.training.predict import predict, score
@@ -37,24 +38,43 @@ def build(name: str, speakers: int = 0, seed: int = 0) -> ContextStage:
     torch.manual_seed(seed)
     base, options = VARIANTS.get(name, (name, {}))
     cls = CONTEXTS.get(base)
-    return cls(DIM, 0.1, speakers, cls.Options(**options)).eval()
+    return cls(DIM, 0.1, speakers, cls.Options(**options), {m: DIM for m in "abc"}).eval()
+
+
+def example() -> tuple[torch.Tensor, ConversationIndex, Streams]:
+    x, index = ContextStage.example_input(DIM)
+    return x, index, ContextStage.example_streams(DIM)
 
 
 def subset(index: ConversationIndex, rows: torch.Tensor) -> ConversationIndex:
     return ConversationIndex(index.conversation[rows], index.position[rows], index.speaker[rows], index.scored[rows])
 
 
+def take(streams: Streams, rows: torch.Tensor | slice) -> Streams:
+    return Streams({m: v[rows] for m, v in streams.values.items()}, {m: p[rows] for m, p in streams.present.items()})
+
+
+def changed_where(streams: Streams, rows: torch.Tensor, noise: float = 5.0) -> Streams:
+    """The same streams with every modality's values changed in ``rows`` ([B] bool)."""
+    values = {m: torch.where(rows[:, None], v * noise + 3, v) for m, v in streams.values.items()}
+    return Streams(values, streams.present)
+
+
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("speakers", [0, 3])
 def test_forward_backward_shape_finite(name: str, speakers: int) -> None:
     stage = build(name, speakers).train()
-    x, index = ContextStage.example_input(DIM)
+    x, index, streams = example()
     x.requires_grad_(True)
-    out = stage(x, index)
+    for v in streams.values.values():
+        v.requires_grad_(True)
+    out = stage(x, index, streams)
     assert out.shape == (x.shape[0], stage.out_dim)
     assert torch.isfinite(out).all()
     (out * torch.randn_like(out)).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+    for v in streams.values.values():
+        assert v.grad is None or torch.isfinite(v.grad).all()
     for p in stage.parameters():
         assert p.grad is None or torch.isfinite(p.grad).all()
 
@@ -62,61 +82,64 @@ def test_forward_backward_shape_finite(name: str, speakers: int) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_row_order_and_other_conversations_do_not_matter(name: str) -> None:
     stage = build(name, speakers=3)
-    x, index = ContextStage.example_input(DIM)
+    x, index, streams = example()
     with torch.no_grad():
-        out = stage(x, index)
+        out = stage(x, index, streams)
         perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(1))
-        torch.testing.assert_close(stage(x[perm], subset(index, perm)), out[perm])
+        torch.testing.assert_close(stage(x[perm], subset(index, perm), take(streams, perm)), out[perm])
         # Conversation 0 alone (positions unchanged) gives the same outputs as in the full batch.
         rows = torch.nonzero(index.conversation == 0).squeeze(1)
         alone = subset(index, rows)
-        torch.testing.assert_close(stage(x[rows], alone), out[rows])
+        torch.testing.assert_close(stage(x[rows], alone, take(streams, rows)), out[rows])
         # Changing every other conversation changes nothing in conversation 0.
         other = index.conversation != 0
         changed = torch.where(other[:, None], x * 5 + 3, x)
-        torch.testing.assert_close(stage(changed, index)[rows], out[rows])
+        torch.testing.assert_close(stage(changed, index, changed_where(streams, other))[rows], out[rows])
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_without_index_each_row_is_its_own_conversation(name: str) -> None:
     stage = build(name)
-    x, _ = ContextStage.example_input(DIM)
+    x, _, streams = example()
     with torch.no_grad():
-        alone = torch.cat([stage(x[i : i + 1], None) for i in range(x.shape[0])])
-        torch.testing.assert_close(stage(x, None), alone)
+        alone = torch.cat([stage(x[i : i + 1], None, take(streams, slice(i, i + 1))) for i in range(x.shape[0])])
+        torch.testing.assert_close(stage(x, None, streams), alone)
 
 
 @pytest.mark.parametrize("name", CAUSAL)
 def test_causal_outputs_ignore_the_future(name: str) -> None:
     stage = build(name, speakers=3)
-    x, index = ContextStage.example_input(DIM)
+    x, index, streams = example()
     with torch.no_grad():
-        out = stage(x, index)
+        out = stage(x, index, streams)
         for cut in range(4):
             future = index.position > cut
             changed = torch.where(future[:, None], torch.randn_like(x) * 10, x)
-            torch.testing.assert_close(stage(changed, index)[~future], out[~future])
+            again = stage(changed, index, changed_where(streams, future, 10.0))
+            torch.testing.assert_close(again[~future], out[~future])
 
 
-@pytest.mark.parametrize("name", ["gru", "transformer"])
+@pytest.mark.parametrize("name", ["gru", "mmmu_ba", "transformer"])
 def test_bidirectional_outputs_read_the_future(name: str) -> None:
     stage = build(name)
-    x, index = ContextStage.example_input(DIM)
+    x, index, streams = example()
     with torch.no_grad():
         first = (index.conversation == 0) & (index.position == 0)
-        changed = torch.where((index.conversation == 0)[:, None] & ~first[:, None], x * 10, x)
-        assert not torch.allclose(stage(changed, index)[first], stage(x, index)[first])
+        later = (index.conversation == 0) & ~first
+        changed = torch.where(later[:, None], x * 10, x)
+        again = stage(changed, index, changed_where(streams, later, 10.0))
+        assert not torch.allclose(again[first], stage(x, index, streams)[first])
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_state_dict_round_trip(name: str, tmp_path) -> None:
     stage = build(name, speakers=2)
-    x, index = ContextStage.example_input(DIM)
+    x, index, streams = example()
     save_file(stage.state_dict(), tmp_path / "w.safetensors")
     again = build(name, speakers=2, seed=5)
     again.load_state_dict(load_file(tmp_path / "w.safetensors"))
     with torch.no_grad():
-        torch.testing.assert_close(again(x, index), stage(x, index))
+        torch.testing.assert_close(again(x, index, streams), stage(x, index, streams))
 
 
 def _utt(conv: str, i: int, speaker: str | None = None) -> Sample:

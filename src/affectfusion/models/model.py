@@ -12,7 +12,7 @@ from affectfusion.config import ModelConfig, TaskConfig
 from affectfusion.data.moments import features_of, frame_moments
 from affectfusion.data.types import Batch, ModalitySpec, MultimodalDataset
 from affectfusion.models.base import ENCODERS, FUSIONS, Encoded
-from affectfusion.models.context import CONTEXTS
+from affectfusion.models.context import CONTEXTS, Streams
 from affectfusion.registry import validate_options
 
 
@@ -81,6 +81,7 @@ class MultimodalModel(nn.Module):
             cfg.dropout,
             ccfg.speakers,
             validate_options(ccls, ccfg.options, "model.context.options"),
+            {m: h for m in self.modalities},
         )
         self.heads = nn.ModuleDict(
             {t.name: Head(self.context.out_dim, cfg.head_hidden, task_output_size(t), cfg.dropout) for t in tasks}
@@ -123,7 +124,8 @@ class MultimodalModel(nn.Module):
     def forward(self, batch: Batch) -> ModelOutput:
         encoded = self.encode(batch)
         fused = self.fusion(encoded, batch.present)
-        utterances = self.context(fused.fused, batch.conversation)
+        streams = Streams({m: e.pooled for m, e in encoded.items()}, batch.present)
+        utterances = self.context(fused.fused, batch.conversation, streams)
         outputs = {}
         for t in self.tasks:
             y = self.heads[t.name](utterances)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -20,8 +22,10 @@ class GruContext(ContextStage):
 
     options: Options
 
-    def __init__(self, dim: int, dropout: float, speakers: int, options: Options) -> None:
-        super().__init__(dim, dropout, speakers, options)
+    def __init__(
+        self, dim: int, dropout: float, speakers: int, options: Options, modalities: Mapping[str, int] | None = None
+    ) -> None:
+        super().__init__(dim, dropout, speakers, options, modalities)
         directions = 2 if options.bidirectional else 1
         self.gru = nn.GRU(
             dim,

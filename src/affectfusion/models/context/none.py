@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from affectfusion.data.types import ConversationIndex
-from affectfusion.models.context.base import CONTEXTS, ContextStage
+from affectfusion.models.context.base import CONTEXTS, ContextStage, Streams
 
 
 @CONTEXTS.register("none")
@@ -15,7 +15,7 @@ class NoContext(ContextStage):
     def contextualise(self, x: Tensor, mask: Tensor) -> Tensor:
         return x
 
-    def forward(self, x: Tensor, index: ConversationIndex | None) -> Tensor:
+    def forward(self, x: Tensor, index: ConversationIndex | None, streams: Streams | None = None) -> Tensor:
         """The base class's result without its scatter into conversations and gather back (an identity
         here): no shape depends on the data, so the model traces (ONNX export) with any batch size."""
         if self.speaker_embedding is None:

@@ -3,6 +3,8 @@ here over fused utterance vectors), optionally causal for live use."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from pydantic import Field
 from torch import Tensor, nn
@@ -28,8 +30,10 @@ class TransformerContext(ContextStage):
 
     options: Options
 
-    def __init__(self, dim: int, dropout: float, speakers: int, options: Options) -> None:
-        super().__init__(dim, dropout, speakers, options)
+    def __init__(
+        self, dim: int, dropout: float, speakers: int, options: Options, modalities: Mapping[str, int] | None = None
+    ) -> None:
+        super().__init__(dim, dropout, speakers, options, modalities)
         heads = options.heads if dim % options.heads == 0 else 1
         layer = nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, options.layers, enable_nested_tensor=False)
