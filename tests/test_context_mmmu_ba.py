@@ -114,6 +114,19 @@ def test_built_for_modalities_it_refuses_fused_vectors_only() -> None:
         stage()(x, index)
 
 
+def test_without_modalities_it_is_a_bidirectional_gru_over_the_fused_vectors() -> None:
+    torch.manual_seed(0)
+    cls = CONTEXTS.get("mmmu_ba")
+    s = cls(DIM, 0.0, 0, cls.Options(rnn_size=5, dense_size=4)).eval()
+    x, index = ContextStage.example_input(DIM)
+    first = (index.conversation == 0) & (index.position == 0)
+    later = (index.conversation == 0) & ~first
+    with torch.no_grad():
+        out = s(x, index)
+        assert out.shape == (x.shape[0], s.out_dim) and s.out_dim == 4 + DIM  # one stream, no pairs
+        assert not torch.allclose(s(torch.where(later[:, None], x * 10, x), index)[first], out[first])
+
+
 @pytest.mark.parametrize("with_fused", [True, False])
 def test_the_model_feeds_it_each_modality_and_trains(with_fused: bool, tmp_path) -> None:
     """The paper's design (no fused vector) only works if the model hands the stage each modality."""

@@ -91,8 +91,8 @@ class MmmuBaContext(ContextStage):
         keys: dict[str, Tensor] = {}
         for m in self.names:
             here = streams.present[m].bool() & mask
-            flag = here.unsqueeze(-1)
-            inputs = torch.cat([torch.where(flag, streams.values[m], 0.0), flag.to(x.dtype)], dim=-1)
+            flag, values = here.unsqueeze(-1), streams.values[m]
+            inputs = torch.cat([torch.where(flag, values, 0.0), flag.to(values.dtype)], dim=-1)
             packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
             out, _ = self.grus[m](packed)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
