@@ -25,7 +25,9 @@ FUSED = "fused"  # the one stream when a caller has only fused vectors
 
 @CONTEXTS.register("mmmu_ba")
 class MmmuBaContext(ContextStage):
-    """Per modality m: a bidirectional GRU over the utterances, then a ReLU layer: ``D_m [L, d]``.
+    """MMMU-BA: a Bi-GRU per modality over the utterances, then bi-modal attention for every pair.
+
+    Per modality m: a bidirectional GRU over the utterances, then a ReLU layer: ``D_m [L, d]``.
     Per pair (a, b): ``N = softmax(D_a D_b^T)`` over b's utterances, ``A_ab = (N D_b) * D_a``, and the
     same from b's side. Each utterance's output is ``[A_ab, A_ba for every pair, D_m for every modality]``
     (plus the fused vector with ``with_fused``); the task head is the paper's final dense layer
