@@ -97,6 +97,7 @@ def test(
 
 def _test_ensemble(root: Path, split: str | None, data: Path | None) -> None:
     """Score an ensemble run (the mean of its members) on a split; show it beside the members' mean ± std."""
+    # deferred: torch and pandas load only when scoring
     from affectfusion.recipes.ensemble.evaluate import (
         ensemble_vs_members,
         evaluate_ensemble,

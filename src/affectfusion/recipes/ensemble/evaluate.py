@@ -59,14 +59,15 @@ def evaluate_ensemble(root: Path, split: str, data_root: str | Path | None = Non
         del model  # one model in memory at a time
         for task, array in member_outputs(run, preds).items():
             outputs.setdefault(task, []).append(array)
-        for task, th in preds.thresholds.items():
-            thresholds.setdefault(task, []).append(th)
+        for task, chosen in preds.thresholds.items():
+            thresholds.setdefault(task, []).append(chosen)
         base = base or preds
     assert base is not None  # a manifest lists at least one member
     mean = Predictions(base.ids, base.groups, base.sources, base.y_true, pred={}, metadata=base.metadata)
     for t in first.config.tasks:
         th = np.stack(thresholds[t.name]) if t.name in thresholds else None
-        mean.pred[t.name], proba = combine(t, np.stack(outputs[t.name]), th)
+        pred, proba = combine(t, np.stack(outputs[t.name]), th)
+        mean.pred[t.name] = pred
         if proba is not None:
             mean.proba[t.name] = proba
         if th is not None:

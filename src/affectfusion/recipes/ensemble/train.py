@@ -98,6 +98,7 @@ def _splits_of(member: Path) -> list[str]:
 
 def score_ensemble(out: Path, splits: list[str], view: TrainView | None) -> Path:
     """Score the ensemble at ``out`` on ``splits``, write its report and show single run vs ensemble."""
+    # deferred: torch and pandas load only when an ensemble is scored
     from affectfusion.recipes.ensemble.evaluate import (
         ensemble_vs_members,
         evaluate_ensemble,
