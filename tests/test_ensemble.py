@@ -203,3 +203,19 @@ def test_an_ensemble_config_lists_trained_members(seeds: Path, tmp_path: Path) -
     )
     config.write_text(yaml.safe_dump({"kind": "ensemble", "name": "both", "members": members, "config": "x"}))
     assert call_cli(["train", str(config), "--out", str(tmp_path / "bad")]) != 0
+
+
+def test_the_api_serves_an_ensemble(seeds: Path) -> None:
+    from fastapi.testclient import TestClient  # the API's test client: only this test starts the app
+
+    from affectfusion.serve.api import create_app
+
+    client = TestClient(create_app(seeds))
+    info = client.get("/info").json()
+    assert info["kind"] == "ensemble" and info["name"] == "tiny_fusion_ensemble" and "dev" in info["metrics"]
+    batch = client.post("/predict/batch", json={"items": [{"features": {"text": TEXT["text"].tolist()}}]})
+    assert batch.status_code == 200, batch.text
+    task = batch.json()["predictions"][0]["tasks"]["label"]
+    assert sum(task["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+    wrong = client.post("/predict/batch", json={"items": [{"features": {"text": [1.0, 2.0]}}]})
+    assert wrong.status_code == 422 and "the model expects 8" in wrong.json()["detail"]
