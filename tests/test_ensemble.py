@@ -219,3 +219,22 @@ def test_the_api_serves_an_ensemble(seeds: Path) -> None:
     assert sum(task["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
     wrong = client.post("/predict/batch", json={"items": [{"features": {"text": [1.0, 2.0]}}]})
     assert wrong.status_code == 422 and "the model expects 8" in wrong.json()["detail"]
+
+
+def test_cv_over_the_training_split_serves_its_folds_as_one_model(tmp_path: Path) -> None:
+    """The folds never saw dev or test: the fold ensemble is scored there, each fold beside it."""
+    from affectfusion.config import load_config
+    from affectfusion.data.fold_plan import Protocol
+    from affectfusion.recipes.cv import run_cv
+
+    cfg = load_config(fusion_example(tmp_path / "config").config)
+    run_cv(cfg, tmp_path / "cv", Protocol(k=2), splits=["train"], workers=1)
+    manifest, runs = read_members(tmp_path / "cv")
+    assert manifest.members == ["fold0", "fold1"] and manifest.data is not None
+    assert manifest.data["adapter"] == "synthetic" and runs[0].config.data.adapter == "folds"
+    for split in ("dev", "test"):
+        metrics = read_json(RunPaths(tmp_path / "cv").metrics(split))
+        assert metrics["n"] == 60 and set(metrics["members"]) == {"fold0", "fold1"}
+        frame = pd.read_csv(RunPaths(tmp_path / "cv").predictions(split))
+        assert metrics["accuracy"] == pytest.approx((frame["label_true"] == frame["label_pred"]).mean())
+    assert load_predictor(tmp_path / "cv").predict_one(TEXT).error is None

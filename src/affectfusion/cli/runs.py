@@ -104,12 +104,11 @@ def _test_ensemble(root: Path, split: str | None, data: Path | None) -> None:
         side_by_side,
         write_report,
     )
-    from affectfusion.recipes.ensemble.members import read_members
+    from affectfusion.recipes.ensemble.members import scored_splits
     from affectfusion.rundir import RunPaths
     from affectfusion.runlock import run_lock
 
-    config = read_members(root)[1][0].config.data
-    s = split or config.test_split or config.val_split
+    s = split or scored_splits(root)[-1]  # the test split, else the validation split
     with run_lock(root, "test"):
         evaluate_ensemble(root, s, data)
         report = write_report(root, ensemble_vs_members(root))

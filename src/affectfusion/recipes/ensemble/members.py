@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from affectfusion.config import format_validation_error
+from affectfusion.config import RunConfig, apply_overrides, format_validation_error, validate
 from affectfusion.errors import AffectFusionError
 from affectfusion.io import read_json, write_json
 from affectfusion.rundir import LoadedRun, RunPaths, declared_kind, is_run, read_run
@@ -31,11 +31,15 @@ class Manifest(BaseModel):
     format: int = FORMAT
     name: str = Field(min_length=1)
     members: list[str] = Field(min_length=1, max_length=MAX_MEMBERS)
-    source: str = Field("", description="what wrote it (train --seeds, a kind: ensemble config)")
+    source: str = Field("", description="what wrote it (train --seeds, cv, a kind: ensemble config)")
+    data: dict[str, Any] | None = Field(
+        None, description="the data it is scored on when its members read parts of it (cv folds); else theirs"
+    )
 
 
-def write_manifest(root: Path, members: list[Path], name: str, source: str) -> Path:
-    """Write ``<root>/ensemble.json``; members inside ``root`` are stored relative to it (the folder moves whole)."""
+def write_manifest(root: Path, members: list[Path], name: str, source: str, data: dict[str, Any] | None = None) -> Path:
+    """Write ``<root>/ensemble.json``; members inside ``root`` are stored relative to it (the folder moves
+    whole). ``data``: the data config it is scored on, where the members were trained on parts of it."""
     root = Path(root)
     if not 1 <= len(members) <= MAX_MEMBERS:
         raise AffectFusionError(f"an ensemble has 1 to {MAX_MEMBERS} members, got {len(members)}")
@@ -44,7 +48,7 @@ def write_manifest(root: Path, members: list[Path], name: str, source: str) -> P
         for m in map(Path, members)
     ]
     path = RunPaths(root).ensemble
-    write_json(path, Manifest(name=name, members=names, source=source).model_dump())
+    write_json(path, Manifest(name=name, members=names, source=source, data=data).model_dump(exclude_none=True))
     return path
 
 
@@ -85,20 +89,22 @@ def member_dirs(root: Path, manifest: Manifest) -> list[Path]:
     return out
 
 
-def _signature(run: LoadedRun) -> dict[str, Any]:
-    """What every member must share: tasks (name, type, classes), modalities and feature sizes, data."""
+def _signature(run: LoadedRun, same_data: bool) -> dict[str, Any]:
+    """What every member must share: tasks (name, type, classes), modalities and feature sizes, and the
+    data (``same_data``; else only its extraction: cv folds read other parts of the same data)."""
+    data = run.config.data.model_dump(mode="json")
     return {
         "tasks": [(t.name, t.type, t.classes) for t in run.config.tasks],
         "modalities": {m: spec.dim for m, spec in run.modalities.items()},
-        "data": run.config.data.model_dump(mode="json"),
+        "data": data if same_data else {"extract": data.get("extract")},
     }
 
 
-def check_members(runs: list[LoadedRun]) -> None:
+def check_members(runs: list[LoadedRun], same_data: bool = True) -> None:
     """Refuse members that are not copies of one model (module docstring), naming the first that differs."""
-    first = _signature(runs[0])
+    first = _signature(runs[0], same_data)
     for run in runs[1:]:
-        other = _signature(run)
+        other = _signature(run, same_data)
         for key, what in (("tasks", "tasks or classes"), ("modalities", "modalities or feature sizes")):
             if other[key] != first[key]:
                 raise AffectFusionError(
@@ -119,5 +125,21 @@ def read_members(root: Path) -> tuple[Manifest, list[LoadedRun]]:
     """The manifest and its members' configs and metadata (no weights), checked to be one model's copies."""
     manifest = read_manifest(root)
     runs = [read_run(d) for d in member_dirs(root, manifest)]
-    check_members(runs)
+    check_members(runs, same_data=manifest.data is None)
     return manifest, runs
+
+
+def scoring_config(root: Path, manifest: Manifest, first: LoadedRun) -> RunConfig:
+    """The config the ensemble's splits are read with: its first member's, on the manifest's data if it
+    names one (the whole data the cv folds were cut from)."""
+    if manifest.data is None:
+        return first.config
+    where = f"{RunPaths(Path(root)).ensemble}: data"
+    return validate(apply_overrides(first.config.to_dict(), {"data": manifest.data}), where)
+
+
+def scored_splits(root: Path) -> list[str]:
+    """The validation and test splits an ensemble is scored on by default (its scoring config's)."""
+    manifest, runs = read_members(root)
+    data = scoring_config(root, manifest, runs[0]).data
+    return [s for s in (data.val_split, data.test_split) if s]

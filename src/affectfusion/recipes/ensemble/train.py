@@ -3,7 +3,8 @@
 A ``kind: ensemble`` config names either a fusion config and the seeds to train it with (the same
 folders ``train CONFIG --seeds ...`` writes) or existing run folders (``members``). Either way the output
 folder gets ``ensemble.json`` and the ensemble's scores on the validation and test splits beside the
-members' mean ± std (``report.md``).
+members' mean ± std (``report.md``). ``cv`` over only some of a config's splits makes its folds one
+ensemble the same way (:func:`serve_folds`), scored on the splits it held out.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
+from rich.console import Console
 
 from affectfusion.config import RunConfig, Strict, apply_overrides, format_validation_error, validate
 from affectfusion.errors import AffectFusionError
-from affectfusion.recipes.ensemble.members import MAX_MEMBERS, write_manifest
+from affectfusion.recipes.ensemble.members import MAX_MEMBERS, scored_splits, write_manifest
 from affectfusion.rundir import RunPaths, SeedPaths, default_run_dir
 from affectfusion.runkinds import TrainRequest, TrainView
 
@@ -58,7 +60,7 @@ def train_kind(request: TrainRequest) -> Path | None:
     if cfg.members is not None:
         members = [(folder / m).resolve() for m in cfg.members]
         write_manifest(out, members, cfg.name, f"kind: ensemble config {request.path.name}")
-        return score_ensemble(out, _splits_of(members[0]), request.view)
+        return score_ensemble(out, scored_splits(out), request.view)
     assert cfg.config is not None and cfg.seeds is not None  # checked by EnsembleConfig
     near = folder / cfg.config
     base = TrainRequest.read(
@@ -86,14 +88,6 @@ def train_kind(request: TrainRequest) -> Path | None:
         write_manifest(out, [SeedPaths(out).seed(s) for s in cfg.seeds], cfg.name, f"{request.path.name} (seeds)")
         write_report(out, ensemble_vs_members(out))
     return result
-
-
-def _splits_of(member: Path) -> list[str]:
-    """The validation and test splits a member's config names."""
-    from affectfusion.rundir import read_run  # the data package (torch): only when members are read
-
-    data = read_run(member).config.data
-    return [s for s in (data.val_split, data.test_split) if s]
 
 
 def score_ensemble(out: Path, splits: list[str], view: TrainView | None) -> Path:
@@ -133,3 +127,24 @@ def serve_seeds(cfg: RunConfig, out: Path, seeds: list[int], run_dirs: list[Path
         return
     write_manifest(out, run_dirs, f"{cfg.name}_ensemble", "train --seeds " + ",".join(map(str, seeds)))
     score_ensemble(out, [s for s in (cfg.data.val_split, cfg.data.test_split) if s], view)
+
+
+def serve_folds(
+    cfg: RunConfig, out: Path, fold_dirs: list[Path], pooled: list[str], held_out: list[str], console: Console
+) -> None:
+    """After ``cv`` over some of a config's splits: the fold models as one ensemble (``<out>`` becomes an
+    ensemble run), scored on the config's splits that no fold trained, validated or tested on."""
+    if len(fold_dirs) > MAX_MEMBERS:
+        console.print(f"the folds are not served as one ensemble: more than {MAX_MEMBERS}", highlight=False)
+        return
+    data = cfg.data.model_dump(mode="json")
+    write_manifest(out, fold_dirs, f"{cfg.name}_folds", f"cv over {', '.join(pooled)}", data)
+    score_ensemble(out, held_out, None)
+    # deferred: pandas, with the scores just written
+    from affectfusion.recipes.ensemble.evaluate import side_by_side
+
+    for split in held_out:
+        folds, ensemble = side_by_side(out, split).drop(columns=["run", "split"]).to_dict(orient="records")
+        shown = ", ".join(f"{m} {float(ensemble[m]):.3f} (folds {folds[m]})" for m in list(ensemble)[:2])
+        console.print(f"fold ensemble on {split}: {shown}", highlight=False)
+    console.print(f"fold ensemble report: {RunPaths(out).report}", highlight=False)
