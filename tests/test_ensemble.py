@@ -238,3 +238,12 @@ def test_cv_over_the_training_split_serves_its_folds_as_one_model(tmp_path: Path
         frame = pd.read_csv(RunPaths(tmp_path / "cv").predictions(split))
         assert metrics["accuracy"] == pytest.approx((frame["label_true"] == frame["label_pred"]).mean())
     assert load_predictor(tmp_path / "cv").predict_one(TEXT).error is None
+
+
+def test_the_dashboard_shows_how_to_load_an_ensemble(seeds: Path) -> None:
+    from affectfusion.serve.dashboard.backends import load_backend  # the dashboard's backends: this test only
+
+    backend = load_backend(seeds)
+    code = "\n".join(str(block) for block in backend.usage())
+    assert "load_predictor(" in code and "Predictor.load(" not in code
+    assert backend.summary()
