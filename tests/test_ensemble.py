@@ -163,7 +163,12 @@ def test_mismatched_members_are_refused_naming_the_member(seeds: Path, tmp_path:
     config = yaml.safe_load(RunPaths(other).config.read_text(encoding="utf-8"))
     config["tasks"][0]["classes"] = ["x", "y", "z"]
     RunPaths(other).config.write_text(yaml.safe_dump(config), encoding="utf-8")
-    write_manifest(tmp_path, [seeds / "seed0", other], "mixed", "test")
+    with pytest.raises(AffectFusionError, match=rf"ensemble member {other} has other tasks or classes"):
+        write_manifest(tmp_path, [seeds / "seed0", other], "mixed", "test")
+    assert not RunPaths(tmp_path).ensemble.exists()  # refused before anything is written
+    # a manifest written by hand (or before a member changed) is refused when it is loaded
+    manifest = {"name": "mixed", "members": [str(seeds / "seed0"), "other"]}
+    RunPaths(tmp_path).ensemble.write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(AffectFusionError, match=rf"ensemble member {other} has other tasks or classes"):
         load_predictor(tmp_path)
     config["tasks"][0]["classes"] = ["a", "b", "c"]
@@ -203,6 +208,9 @@ def test_an_ensemble_config_lists_trained_members(seeds: Path, tmp_path: Path) -
     )
     config.write_text(yaml.safe_dump({"kind": "ensemble", "name": "both", "members": members, "config": "x"}))
     assert call_cli(["train", str(config), "--out", str(tmp_path / "bad")]) != 0
+    config.write_text(yaml.safe_dump({"kind": "ensemble", "name": "hand", "members": members}), encoding="utf-8")
+    assert call_cli(["train", str(config), "--out", str(tmp_path / "bad"), "--set", "train.epochs=3"]) != 0
+    assert not (tmp_path / "bad").exists()
 
 
 def test_the_api_serves_an_ensemble(seeds: Path) -> None:
@@ -247,3 +255,16 @@ def test_the_dashboard_shows_how_to_load_an_ensemble(seeds: Path) -> None:
     code = "\n".join(str(block) for block in backend.usage())
     assert "load_predictor(" in code and "Predictor.load(" not in code
     assert backend.summary()
+
+
+def test_an_ensemble_config_trains_its_seeds_and_passes_other_keys_on(tmp_path: Path) -> None:
+    from affectfusion.io import read_jsonl
+    from affectfusion.recipes.ensemble.example import example
+
+    config = example(tmp_path / "config").config
+    out = tmp_path / "out"
+    assert call_cli(["train", config, "--out", str(out), "--set", "seeds=[3]", "--set", "train.epochs=1"]) == 0
+    manifest = read_members(out)[0]
+    assert manifest.name == "tiny_ensemble" and manifest.members == ["seed3"]
+    assert len(read_jsonl(RunPaths(out / "seed3").history)) == 1  # train.epochs went to the member config
+    assert "tiny_ensemble" in RunPaths(out).report.read_text(encoding="utf-8")

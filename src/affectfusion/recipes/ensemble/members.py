@@ -38,8 +38,9 @@ class Manifest(BaseModel):
 
 
 def write_manifest(root: Path, members: list[Path], name: str, source: str, data: dict[str, Any] | None = None) -> Path:
-    """Write ``<root>/ensemble.json``; members inside ``root`` are stored relative to it (the folder moves
-    whole). ``data``: the data config it is scored on, where the members were trained on parts of it."""
+    """Write ``<root>/ensemble.json`` once its members are checked; members inside ``root`` are stored relative
+    to it (the folder moves whole). ``data``: the data config it is scored on, where the members were trained
+    on parts of it."""
     root = Path(root)
     if not 1 <= len(members) <= MAX_MEMBERS:
         raise AffectFusionError(f"an ensemble has 1 to {MAX_MEMBERS} members, got {len(members)}")
@@ -47,8 +48,10 @@ def write_manifest(root: Path, members: list[Path], name: str, source: str, data
         os.path.relpath(m.resolve(), root.resolve()) if m.resolve().is_relative_to(root.resolve()) else str(m.resolve())
         for m in map(Path, members)
     ]
+    manifest = Manifest(name=name, members=names, source=source, data=data)
+    check_members([read_run(d) for d in member_dirs(root, manifest)], same_data=data is None)  # before writing
     path = RunPaths(root).ensemble
-    write_json(path, Manifest(name=name, members=names, source=source, data=data).model_dump(exclude_none=True))
+    write_json(path, manifest.model_dump(exclude_none=True))
     return path
 
 

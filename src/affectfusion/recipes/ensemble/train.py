@@ -58,6 +58,11 @@ def train_kind(request: TrainRequest) -> Path | None:
     out = request.out or default_run_dir(cfg.name)
     folder = request.path.parent
     if cfg.members is not None:
+        if passed:
+            raise AffectFusionError(
+                f"--set {next(iter(passed))}: an ensemble of trained members trains nothing; "
+                f"it takes only its own keys ({', '.join(sorted(fields))})"
+            )
         members = [(folder / m).resolve() for m in cfg.members]
         write_manifest(out, members, cfg.name, f"kind: ensemble config {request.path.name}")
         return score_ensemble(out, scored_splits(out), request.view)
