@@ -138,18 +138,36 @@ def serve_folds(
     cfg: RunConfig, out: Path, fold_dirs: list[Path], pooled: list[str], held_out: list[str], console: Console
 ) -> None:
     """After ``cv`` over some of a config's splits: the fold models as one ensemble (``<out>`` becomes an
-    ensemble run), scored on the config's splits that no fold trained, validated or tested on."""
+    ensemble run), scored on the config's splits that no fold trained, validated or tested on. A split that
+    cannot be read is said and skipped; with none readable the folds stay folds."""
     if len(fold_dirs) > MAX_MEMBERS:
         console.print(f"the folds are not served as one ensemble: more than {MAX_MEMBERS}", highlight=False)
         return
-    data = cfg.data.model_dump(mode="json")
-    write_manifest(out, fold_dirs, f"{cfg.name}_folds", f"cv over {', '.join(pooled)}", data)
-    score_ensemble(out, held_out, None)
-    # deferred: pandas, with the scores just written
-    from affectfusion.recipes.ensemble.evaluate import side_by_side
+    # deferred: torch and pandas load only when an ensemble is scored
+    from affectfusion.recipes.ensemble.evaluate import (
+        ensemble_vs_members,
+        evaluate_ensemble,
+        side_by_side,
+        write_report,
+    )
 
+    write_manifest(
+        out, fold_dirs, f"{cfg.name}_folds", f"cv over {', '.join(pooled)}", cfg.data.model_dump(mode="json")
+    )
+    scored = []
     for split in held_out:
+        try:
+            evaluate_ensemble(out, split)
+            scored.append(split)
+        except AffectFusionError as e:
+            console.print(f"the fold ensemble is not scored on {split}: {e}", highlight=False)
+    if not scored:
+        RunPaths(out).ensemble.unlink()
+        console.print("the folds are not served as one ensemble: no split they held out could be read")
+        return
+    report = write_report(out, ensemble_vs_members(out))
+    for split in scored:
         folds, ensemble = side_by_side(out, split).drop(columns=["run", "split"]).to_dict(orient="records")
         shown = ", ".join(f"{m} {float(ensemble[m]):.3f} (folds {folds[m]})" for m in list(ensemble)[:2])
         console.print(f"fold ensemble on {split}: {shown}", highlight=False)
-    console.print(f"fold ensemble report: {RunPaths(out).report}", highlight=False)
+    console.print(f"fold ensemble report: {report}", highlight=False)
