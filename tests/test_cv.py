@@ -284,6 +284,8 @@ def test_cv_on_real_ravdess_with_a_fold_column(tmp_path: Path, capsys, monkeypat
     for name in ("emotion.accuracy", "emotion.balanced_accuracy", "emotion.macro_f1"):
         assert len(summary["metrics"][name]["values"]) == 2 and summary["metrics"][name]["std"] is not None
     assert "emotion.accuracy" in out
+    # the splits the folds held out (dev, test_small) have no rows here: the folds stay folds, said in a line
+    assert "not served as one ensemble" in err and not (tmp_path / "cv" / "ensemble.json").exists()
 
 
 @pytest.mark.slow  # two folds x (two specialists, an export and a fusion): ~20 s on an idle 2-core machine

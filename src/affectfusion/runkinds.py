@@ -33,6 +33,7 @@ KIND_MODULES: tuple[str, ...] = (
     "affectfusion.recipes.fusion",
     "affectfusion.recipes.specialists",
     "affectfusion.recipes.vlm",
+    "affectfusion.recipes.ensemble",
 )
 # ``affectfusion train`` options beyond config, --set, --out and --overwrite that only some kinds take.
 TRAIN_OPTIONS = ("fusion", "seeds")

@@ -54,10 +54,17 @@ def test(
 
     from affectfusion.cli.trust import cross_corpus_test, trust_tests
     from affectfusion.evaluation.report import plot_run, write_run_report
+    from affectfusion.recipes.ensemble import is_ensemble_run
     from affectfusion.rundir import read_run, run_dirs
     from affectfusion.runlock import run_lock
     from affectfusion.training.evaluation import evaluate_run
 
+    if is_ensemble_run(run_dir):  # one model: the mean of its members
+        options = {"--table": table, "--conformal": conformal, "--by": by, "--label-map": label_map}
+        given = [o for o, v in options.items() if v is not None]
+        if given:
+            raise AffectFusionError(f"{', '.join(given)} score a single run; {run_dir} is an ensemble (test a member)")
+        return _test_ensemble(run_dir, split, data)
     if label_map is not None and data is None:
         raise AffectFusionError("--label-map scores the run on another corpus: give that corpus' folder with --data")
     if table is not None and conformal is not None:
@@ -86,6 +93,27 @@ def test(
         print_table(pd.DataFrame(rows), f"metrics on {', '.join(splits)}")
     if refused:  # a conformal set was asked for and the calibration split could not support it
         raise typer.Exit(1)
+
+
+def _test_ensemble(root: Path, split: str | None, data: Path | None) -> None:
+    """Score an ensemble run (the mean of its members) on a split; show it beside the members' mean ± std."""
+    # deferred: torch and pandas load only when scoring
+    from affectfusion.recipes.ensemble.evaluate import (
+        ensemble_vs_members,
+        evaluate_ensemble,
+        side_by_side,
+        write_report,
+    )
+    from affectfusion.recipes.ensemble.members import scored_splits
+    from affectfusion.rundir import RunPaths
+    from affectfusion.runlock import run_lock
+
+    s = split or scored_splits(root)[-1]  # the test split, else the validation split
+    with run_lock(root, "test"):
+        evaluate_ensemble(root, s, data)
+        report = write_report(root, ensemble_vs_members(root))
+    err_console.print(f"wrote {RunPaths(root).metrics(s)} and {report}")
+    print_table(side_by_side(root, s), f"{root.name}: single run vs ensemble")
 
 
 def on_table(run: LoadedRun, table: Path) -> tuple[LoadedRun, str, Path]:

@@ -261,6 +261,11 @@ def run_cv(
         summary = write_cv_summary(paths, cfg, protocol, splits, plans, results, timings)
         if parent is not None and tracked is not None:
             log_summary(tracked, parent, summary["metrics"], [paths.report, paths.summary])
+    held_out = [s for s in (cfg.data.val_split, cfg.data.test_split) if s and s not in splits]
+    if isinstance(cfg, RunConfig) and held_out:  # splits no fold saw: the folds' ensemble is scored there
+        from affectfusion.recipes.ensemble.train import serve_folds  # the ensemble kind: only after such a cv
+
+        serve_folds(cfg, paths.root, [paths.fold(p.index) for p in plans], splits, held_out, console)
     return summary
 
 

@@ -118,6 +118,11 @@ class RunPaths:
         return self.root / "conformal.json"
 
     @property
+    def ensemble(self) -> Path:
+        """The member runs of a folder served as one model, their mean (``recipes/ensemble``)."""
+        return self.root / "ensemble.json"
+
+    @property
     def data_check(self) -> Path:
         """The data check ``train`` ran before training (leakage, duplicates, imbalance, shift)."""
         return self.root / "data_check.json"

@@ -82,10 +82,12 @@ def already_trained(cfg: RunConfig, out: Path, console: Console, view: TrainView
 def train_seeds(
     cfg: RunConfig, out: Path, seeds: list[int], overwrite: bool, allowed_by: str | None, view: TrainView | None
 ) -> Path | None:
-    """Train every seed (resumable), then aggregate over seeds into <out>/seeds and show it."""
+    """Train every seed (resumable), aggregate over seeds into <out>/seeds and show it, then score the seeds
+    as one ensemble (``<out>/ensemble.json``, ``<out>/eval/``) beside their mean ± std."""
     # deferred: torch, scipy and matplotlib load only when training seeds
     from affectfusion.analysis.seed_report import aggregate_seeds
     from affectfusion.analysis.seeds import group_by_variant
+    from affectfusion.recipes.ensemble.train import serve_seeds
     from affectfusion.recipes.fusion.recipe import train_seeds as train_each
     from affectfusion.training.distributed import init_distributed
 
@@ -97,4 +99,5 @@ def train_seeds(
     if view is not None:
         view.seed_summary(summary, pairwise)
         view.console.print(f"seed aggregate: {aggregate.report}", highlight=False)
+    serve_seeds(cfg, out, seeds, run_dirs, view)  # the seeds as one model: <out> is an ensemble run
     return out

@@ -30,10 +30,12 @@ def predictor_usage(
     flags += [f"--features {m}={m}.npy" for m in accepted.get("features", [])]
     columns = ["id", *(k for k in accepted if k != "features"), *accepted.get("features", [])]
     example = {k: INPUTS[k].example if k in MEDIA else f"{k}.npy" for k in columns if k != "id"}
-    if "specialists" in predictor.info():
+    info = predictor.info()
+    if "specialists" in info or info.get("kind") == "ensemble":
+        composed = "specialists, then fusion" if "specialists" in info else "every member, their mean"
         load_code = (
             "from affectfusion.serve.predictor import load_predictor\n\n"
-            f"predictor = load_predictor({str(run_dir)!r})  # specialists, then fusion\n"
+            f"predictor = load_predictor({str(run_dir)!r})  # {composed}\n"
         )
     else:
         load_code = f"from affectfusion.serve import Predictor\n\npredictor = Predictor.load({str(run_dir)!r})\n"
