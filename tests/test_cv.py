@@ -48,6 +48,7 @@ def _samples(n_groups: int = 6, per_group: int = 8) -> list[Sample]:
         Protocol(group="session", stratify="label"),
         Protocol(group="group", k=3, stratify="label"),
         Protocol(group="group", k=3),
+        Protocol(group="group", k=3, consecutive=True),
         Protocol(k=4, stratify="label"),
     ],
     ids=lambda p: p.name,
@@ -80,6 +81,25 @@ def test_bad_protocols_are_one_line_errors() -> None:
         with pytest.raises(AffectFusionError, match=needle) as info:
             plan_folds(samples, protocol, "test data")
         assert "\n" not in str(info.value)
+
+
+def test_consecutive_group_folds_are_fixed_blocks_in_natural_order() -> None:
+    """EmoBox-style speaker folds: 18 actors, 6 folds of 3 consecutive actors (10 after 9, not after 1),
+    the same blocks whatever the seed; --consecutive without --group and --k is refused."""
+    samples = [
+        Sample(f"a{a}-{i}", {}, {"label": "ab"[i % 2]}, group=str(a), metadata={"actor": str(a)})
+        for a in range(18, 0, -1)
+        for i in range(4)
+    ]
+    for seed in (0, 7):
+        protocol = Protocol(group="actor", k=6, consecutive=True, seed=seed, stratify="label")
+        plans = plan_folds(samples, protocol, "actors")
+        assert [p.test for p in plans] == [[str(a), str(a + 1), str(a + 2)] for a in range(1, 19, 3)]
+        assert all(not set(p.val) & set(p.test) for p in plans)
+    uneven = plan_folds(samples, Protocol(group="actor", k=4, consecutive=True), "actors")
+    assert [len(p.test) for p in uneven] == [5, 5, 4, 4]
+    with pytest.raises(AffectFusionError, match="--consecutive"):
+        plan_folds(samples, Protocol(k=6, consecutive=True), "actors")
 
 
 def _ravdess_like(root: Path, actors: int, per_actor: int, fold_of) -> Path:
@@ -227,6 +247,7 @@ def test_cv_cli_help_and_refusals(capsys, monkeypatch) -> None:
         "--group",
         "--k",
         "--splits",
+        "--consecutive",
         "--val-fraction",
         "--workers",
         "--set",
@@ -236,6 +257,8 @@ def test_cv_cli_help_and_refusals(capsys, monkeypatch) -> None:
         assert option in out
     code, _, err = run_cli(["cv", "demo", "--folds", "a", "--group", "b"], capsys, monkeypatch)
     assert code == 2 and "--folds and --group" in err
+    code, _, err = run_cli(["cv", "demo", "--group", "b", "--consecutive"], capsys, monkeypatch)
+    assert code == 2 and "--consecutive" in err
 
 
 def test_iemocap_leave_one_session_out_plan(tmp_path: Path) -> None:
