@@ -277,8 +277,10 @@ def test_iemocap_leave_one_session_out_plan(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_cv_on_real_ravdess_with_a_fold_column(tmp_path: Path, capsys, monkeypatch) -> None:
-    """The acceptance run, small: 4 real RAVDESS actors, 6 clips each, EmoBox-style folds of 2 actors."""
+@pytest.mark.parametrize("protocol", [["--folds", "fold"], ["--group", "actor", "--k", "2", "--consecutive"]])
+def test_cv_on_real_ravdess_with_a_fold_column(protocol: list[str], tmp_path: Path, capsys, monkeypatch) -> None:
+    """The acceptance run, small: 4 real RAVDESS actors, 6 clips each, EmoBox-style folds of 2 actors, from a
+    fold column or as consecutive blocks of actors."""
     source = SHARED_DATA / "ravdess_speech_16k"
     if not source.is_dir():
         pytest.skip("../shared/data is absent")
@@ -299,11 +301,12 @@ def test_cv_on_real_ravdess_with_a_fold_column(tmp_path: Path, capsys, monkeypat
         "model.encoders={audio_func: {name: mean}}",
         "data.options.extra_views=[]",
     ]
-    args = ["cv", "ravdess_speech", "--folds", "fold", "--splits", "train", "--out", str(tmp_path / "cv")]
+    args = ["cv", "ravdess_speech", *protocol, "--splits", "train", "--out", str(tmp_path / "cv")]
     code, out, err = run_cli(args + [f"--set={s}" for s in sets], capsys, monkeypatch)
     assert code == 0, err
     summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
-    assert [f["test"] for f in summary["folds"]] == [["0"], ["1"]]
+    expected = [["0"], ["1"]] if "--folds" in protocol else [["1", "2"], ["3", "4"]]
+    assert [f["test"] for f in summary["folds"]] == expected
     for name in ("emotion.accuracy", "emotion.balanced_accuracy", "emotion.macro_f1"):
         assert len(summary["metrics"][name]["values"]) == 2 and summary["metrics"][name]["std"] is not None
     assert "emotion.accuracy" in out
