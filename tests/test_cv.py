@@ -48,6 +48,7 @@ def _samples(n_groups: int = 6, per_group: int = 8) -> list[Sample]:
         Protocol(group="session", stratify="label"),
         Protocol(group="group", k=3, stratify="label"),
         Protocol(group="group", k=3),
+        Protocol(group="group", k=3, consecutive=True),
         Protocol(k=4, stratify="label"),
     ],
     ids=lambda p: p.name,
@@ -80,6 +81,25 @@ def test_bad_protocols_are_one_line_errors() -> None:
         with pytest.raises(AffectFusionError, match=needle) as info:
             plan_folds(samples, protocol, "test data")
         assert "\n" not in str(info.value)
+
+
+def test_consecutive_group_folds_are_fixed_blocks_in_natural_order() -> None:
+    """EmoBox-style speaker folds: 18 actors, 6 folds of 3 consecutive actors (10 after 9, not after 1),
+    the same blocks whatever the seed; --consecutive without --group and --k is refused."""
+    samples = [
+        Sample(f"a{a}-{i}", {}, {"label": "ab"[i % 2]}, group=str(a), metadata={"actor": str(a)})
+        for a in range(18, 0, -1)
+        for i in range(4)
+    ]
+    for seed in (0, 7):
+        protocol = Protocol(group="actor", k=6, consecutive=True, seed=seed, stratify="label")
+        plans = plan_folds(samples, protocol, "actors")
+        assert [p.test for p in plans] == [[str(a), str(a + 1), str(a + 2)] for a in range(1, 19, 3)]
+        assert all(not set(p.val) & set(p.test) for p in plans)
+    uneven = plan_folds(samples, Protocol(group="actor", k=4, consecutive=True), "actors")
+    assert [len(p.test) for p in uneven] == [5, 5, 4, 4]
+    with pytest.raises(AffectFusionError, match="--consecutive"):
+        plan_folds(samples, Protocol(k=6, consecutive=True), "actors")
 
 
 def _ravdess_like(root: Path, actors: int, per_actor: int, fold_of) -> Path:
@@ -227,6 +247,7 @@ def test_cv_cli_help_and_refusals(capsys, monkeypatch) -> None:
         "--group",
         "--k",
         "--splits",
+        "--consecutive",
         "--val-fraction",
         "--workers",
         "--set",
@@ -236,6 +257,8 @@ def test_cv_cli_help_and_refusals(capsys, monkeypatch) -> None:
         assert option in out
     code, _, err = run_cli(["cv", "demo", "--folds", "a", "--group", "b"], capsys, monkeypatch)
     assert code == 2 and "--folds and --group" in err
+    code, _, err = run_cli(["cv", "demo", "--group", "b", "--consecutive"], capsys, monkeypatch)
+    assert code == 2 and "--consecutive" in err
 
 
 def test_iemocap_leave_one_session_out_plan(tmp_path: Path) -> None:
@@ -254,8 +277,10 @@ def test_iemocap_leave_one_session_out_plan(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_cv_on_real_ravdess_with_a_fold_column(tmp_path: Path, capsys, monkeypatch) -> None:
-    """The acceptance run, small: 4 real RAVDESS actors, 6 clips each, EmoBox-style folds of 2 actors."""
+@pytest.mark.parametrize("protocol", [["--folds", "fold"], ["--group", "actor", "--k", "2", "--consecutive"]])
+def test_cv_on_real_ravdess_with_a_fold_column(protocol: list[str], tmp_path: Path, capsys, monkeypatch) -> None:
+    """The acceptance run, small: 4 real RAVDESS actors, 6 clips each, EmoBox-style folds of 2 actors, from a
+    fold column or as consecutive blocks of actors."""
     source = SHARED_DATA / "ravdess_speech_16k"
     if not source.is_dir():
         pytest.skip("../shared/data is absent")
@@ -276,11 +301,12 @@ def test_cv_on_real_ravdess_with_a_fold_column(tmp_path: Path, capsys, monkeypat
         "model.encoders={audio_func: {name: mean}}",
         "data.options.extra_views=[]",
     ]
-    args = ["cv", "ravdess_speech", "--folds", "fold", "--splits", "train", "--out", str(tmp_path / "cv")]
+    args = ["cv", "ravdess_speech", *protocol, "--splits", "train", "--out", str(tmp_path / "cv")]
     code, out, err = run_cli(args + [f"--set={s}" for s in sets], capsys, monkeypatch)
     assert code == 0, err
     summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
-    assert [f["test"] for f in summary["folds"]] == [["0"], ["1"]]
+    expected = [["0"], ["1"]] if "--folds" in protocol else [["1", "2"], ["3", "4"]]
+    assert [f["test"] for f in summary["folds"]] == expected
     for name in ("emotion.accuracy", "emotion.balanced_accuracy", "emotion.macro_f1"):
         assert len(summary["metrics"][name]["values"]) == 2 and summary["metrics"][name]["std"] is not None
     assert "emotion.accuracy" in out

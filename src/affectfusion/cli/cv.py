@@ -32,6 +32,12 @@ def cv(
         int | None,
         typer.Option(help="With --group: group k-fold (stratified where possible); alone: k-fold (default 5)", min=2),
     ] = None,
+    consecutive: Annotated[
+        bool,
+        typer.Option(
+            help="With --group and --k: fixed folds of consecutive groups in natural order (EmoBox's speaker folds)"
+        ),
+    ] = False,
     splits: Annotated[
         str | None, typer.Option(help="Splits pooled into the folds, e.g. train,dev (default: the config's splits)")
     ] = None,
@@ -82,7 +88,9 @@ def cv(
 
     out = out or default_run_dir(cfg.name, "cv")
     chosen = [s.strip() for s in splits.split(",") if s.strip()] if splits else None
-    protocol = Protocol(folds=folds, group=group, k=k, val_fraction=val_fraction)
+    if consecutive and not (group and k):
+        raise AffectFusionError("--consecutive makes blocks of groups; pass it with --group and --k")
+    protocol = Protocol(folds=folds, group=group, k=k, val_fraction=val_fraction, consecutive=consecutive)
     summary = run_cv(cfg, out, protocol, chosen, overwrite, workers, err_console)
     rows = [
         [

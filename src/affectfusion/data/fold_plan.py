@@ -39,11 +39,14 @@ class Protocol:
     val_fraction: float = 0.2
     seed: int = 0
     stratify: str | None = None  # a classification task's name: folds keep its class balance where possible
+    consecutive: bool = False
 
     @property
     def name(self) -> str:
         if self.folds:
             return f"predefined folds (column {self.folds!r})"
+        if self.group and self.k and self.consecutive:
+            return f"group {self.k}-fold by {self.group!r}, consecutive blocks"
         if self.group and self.k:
             strat = ", stratified" if self.stratify else ""
             return f"group {self.k}-fold by {self.group!r}{strat}"
@@ -81,6 +84,8 @@ def _labels(samples: list[Sample], task: str | None) -> np.ndarray | None:
 
 def _test_parts(samples: list[Sample], p: Protocol, where: str) -> tuple[str | None, list[list[str]]]:
     """The key column and, per fold, the key values it tests."""
+    if p.consecutive and not (p.group and p.k):
+        raise AffectFusionError(f"{where}: --consecutive makes blocks of groups; pass it with --group and --k")
     if p.folds:
         values = [sample_value(s, p.folds, where) for s in samples]
         folds = sorted(set(values), key=_natural)
@@ -96,6 +101,8 @@ def _test_parts(samples: list[Sample], p: Protocol, where: str) -> tuple[str | N
             return p.group, [[g] for g in distinct]
         if p.k > len(distinct):
             raise AffectFusionError(f"{where}: --k {p.k} is more than the {len(distinct)} groups of {p.group!r}")
+        if p.consecutive:  # fixed blocks in natural order, as even as the count allows
+            return p.group, [list(block) for block in np.array_split(np.asarray(distinct, dtype=object), p.k)]
         labels = _labels(samples, p.stratify)
         if labels is not None:
             splitter: Any = StratifiedGroupKFold(n_splits=p.k, shuffle=True, random_state=p.seed)

@@ -123,6 +123,7 @@ def write_cv_summary(
             "folds_column": protocol.folds,
             "group_column": protocol.group,
             "k": protocol.k,
+            "consecutive": protocol.consecutive,
             "validation": protocol.validation_rule(),
             "stratified_by": protocol.stratify,
             "splits": splits,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,12 +98,12 @@ def resolve_protocol(cfg: Config, protocol: Protocol, samples, console: Console)
     identify = getattr(build_adapter(cfg.data), "groups_identify_sources", True)
     if identify and any(s.group is not None for s in samples):
         console.print(f"cv: grouping by the adapter's groups (speaker / source): group {protocol.k or 5}-fold")
-        return Protocol(None, "group", protocol.k or 5, protocol.val_fraction, protocol.seed, protocol.stratify)
+        return replace(protocol, group="group", k=protocol.k or 5)
     console.print(
         "[yellow]warning:[/] cv: the data has no groups (speakers, sources), so samples of one person may be "
         "in train and test; pass --group COLUMN if the table has such a column"
     )
-    return Protocol(None, None, protocol.k or 5, protocol.val_fraction, protocol.seed, protocol.stratify)
+    return replace(protocol, k=protocol.k or 5)
 
 
 def _check_plan(cfg: Config, folds: list[Config], samples) -> None:
@@ -236,7 +236,7 @@ def run_cv(
     if protocol.stratify is None:
         first = next((t.name for t in cfg.tasks if t.type == "classification"), None)
         seed = cfg.train.seed if isinstance(cfg, RunConfig) else cfg.fusion.train.seed
-        protocol = Protocol(protocol.folds, protocol.group, protocol.k, protocol.val_fraction, seed, first)
+        protocol = replace(protocol, seed=seed, stratify=first)
     protocol = resolve_protocol(cfg, protocol, samples, console)
     plans = plan_folds(samples, protocol, where)
     folds = [fold_config(cfg, p, splits) for p in plans]
