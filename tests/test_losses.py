@@ -15,8 +15,11 @@ import torch
 from pydantic import ValidationError
 
 from affectfusion.config import TaskConfig
+from affectfusion.data.tasks import TargetScaler
+from affectfusion.data.types import Batch
 from affectfusion.evaluation.metrics import regression_metrics
-from affectfusion.training.losses import REGRESSION_LOSSES, ccc_loss
+from affectfusion.models.model import ModelOutput
+from affectfusion.training.losses import REGRESSION_LOSSES, MultiTaskLoss, ccc_loss
 
 
 def targets(n: int = 64, seed: int = 0) -> torch.Tensor:
@@ -59,7 +62,7 @@ def test_unknown_regression_loss_is_a_config_error_naming_the_task() -> None:
     with pytest.raises(ValidationError, match="valence"):
         TaskConfig(name="valence", type="regression", loss="ce")
     with pytest.raises(ValidationError, match="loss"):
-        TaskConfig(name="valence", type="regression", loss="huber")  # type: ignore[arg-type]
+        TaskConfig(name="valence", type="regression", loss="huber")
 
 
 def test_ccc_gradient_matches_finite_differences() -> None:
@@ -87,3 +90,26 @@ def test_ccc_loss_is_one_minus_the_reported_ccc_metric() -> None:
     reported = regression_metrics(t.numpy(), p.numpy())["ccc"]
     assert float(ccc_loss(p, t)) == pytest.approx(1 - reported, abs=1e-4)
     assert np.isfinite(reported)
+
+
+def test_multitask_loss_applies_each_tasks_loss_to_its_z_scored_labelled_samples() -> None:
+    tasks = [TaskConfig(name=n, type="regression", loss=loss) for n, loss in (("valence", "ccc"), ("arousal", "mse"))]
+    scalers = {"valence": TargetScaler(3.0, 0.35), "arousal": TargetScaler(3.0, 0.25)}
+    y = 3.0 + 0.3 * targets(8).float()
+    pred = targets(8, seed=4).float()
+    keep = torch.tensor([True] * 6 + [False] * 2)
+    batch = Batch(
+        ids=[f"s{i}" for i in range(8)],
+        features={},
+        padding={},
+        present={},
+        targets={"valence": y, "arousal": y},
+        target_mask={"valence": keep, "arousal": torch.ones(8, dtype=torch.bool)},
+    )
+    out = ModelOutput(outputs={"valence": pred, "arousal": pred}, embeddings={}, fused=torch.zeros(8, 4))
+    total, parts = MultiTaskLoss(tasks, {}, scalers)(out, batch)
+    expected_v = ccc_loss(pred[keep], (y[keep] - 3.0) / 0.35)
+    expected_a = torch.nn.functional.mse_loss(pred, (y - 3.0) / 0.25)
+    assert parts["valence"] == pytest.approx(float(expected_v), abs=1e-5)
+    assert parts["arousal"] == pytest.approx(float(expected_a), abs=1e-5)
+    assert float(total) == pytest.approx(float(expected_v + expected_a), abs=1e-5)
