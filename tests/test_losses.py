@@ -62,7 +62,7 @@ def test_unknown_regression_loss_is_a_config_error_naming_the_task() -> None:
     with pytest.raises(ValidationError, match="valence"):
         TaskConfig(name="valence", type="regression", loss="ce")
     with pytest.raises(ValidationError, match="loss"):
-        TaskConfig(name="valence", type="regression", loss="huber")
+        TaskConfig.model_validate({"name": "valence", "type": "regression", "loss": "huber"})
 
 
 def test_ccc_gradient_matches_finite_differences() -> None:
@@ -93,7 +93,7 @@ def test_ccc_loss_is_one_minus_the_reported_ccc_metric() -> None:
 
 
 def test_multitask_loss_applies_each_tasks_loss_to_its_z_scored_labelled_samples() -> None:
-    tasks = [TaskConfig(name=n, type="regression", loss=loss) for n, loss in (("valence", "ccc"), ("arousal", "mse"))]
+    tasks = [TaskConfig(name="valence", type="regression", loss="ccc"), TaskConfig(name="arousal", type="regression")]
     scalers = {"valence": TargetScaler(3.0, 0.35), "arousal": TargetScaler(3.0, 0.25)}
     y = 3.0 + 0.3 * targets(8).float()
     pred = targets(8, seed=4).float()
