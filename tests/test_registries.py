@@ -1,6 +1,6 @@
 """One way to register a component, and a README that lists what is registered.
 
-Every registry (fusions, encoders, context stages, dataset adapters, extractors) imports a tuple of
+Every registry (fusions, encoders, context stages, dataset adapters, extractors, regression losses) imports a tuple of
 module names on its first lookup, and each module registers its own classes with a decorator: a new
 component is one module plus one line in that tuple. The README's lists are read back and compared
 with the registries and with the names of :class:`affectfusion.rundir.RunPaths`.
@@ -18,6 +18,7 @@ from affectfusion.data import DATASETS
 from affectfusion.extract import EXTRACTORS
 from affectfusion.models import CONTEXTS, ENCODERS, FUSIONS
 from affectfusion.registry import Registry
+from affectfusion.training.losses import REGRESSION_LOSSES
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -28,6 +29,7 @@ REGISTRIES: dict[str, Registry] = {
     "CONTEXTS": CONTEXTS,
     "DATASETS": DATASETS,
     "EXTRACTORS": EXTRACTORS,
+    "REGRESSION_LOSSES": REGRESSION_LOSSES,
 }
 
 

@@ -42,7 +42,8 @@ class TaskConfig(Strict):
     name: str
     type: Literal["classification", "regression", "multilabel"]
     classes: list[str] | None = None
-    loss: Literal["ce", "mse", "rmse", "bce"] | None = None
+    # Regression: a name in training.losses.REGRESSION_LOSSES (ccc = 1 - concordance correlation per batch).
+    loss: Literal["ce", "mse", "rmse", "ccc", "bce"] | None = None
     weight: float = 1.0
     class_weights: Literal["none", "balanced"] | list[float] = "none"
     # Multilabel: weight of each class's positive BCE term; balanced = negatives / positives on train.
@@ -74,7 +75,7 @@ class TaskConfig(Strict):
                 )
         else:
             if self.loss in ("ce", "bce"):
-                raise ValueError(f"task {self.name!r}: regression uses loss 'mse' or 'rmse'")
+                raise ValueError(f"task {self.name!r}: regression uses loss 'mse', 'rmse' or 'ccc'")
             if self.classes:
                 raise ValueError(f"task {self.name!r}: a regression task has no 'classes'")
         if (self.threshold_of is None) != (self.threshold is None):

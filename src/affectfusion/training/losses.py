@@ -1,8 +1,12 @@
-"""Task losses, InfoNCE between modalities, and their weighted multi-task sum (P1 v2)."""
+"""Task losses, InfoNCE between modalities, and their weighted multi-task sum (P1 v2).
+
+Regression losses are a registry (``tasks[].loss``), each called on z-scored predictions and targets.
+"""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +16,35 @@ from affectfusion.config import TaskConfig
 from affectfusion.data.tasks import TargetScaler
 from affectfusion.data.types import Batch
 from affectfusion.models.model import ModelOutput
+from affectfusion.registry import Registry
+
+RegressionLoss = Callable[[Tensor, Tensor], Tensor]
+REGRESSION_LOSSES: Registry[RegressionLoss] = Registry("regression loss", ("affectfusion.training.losses",))
+CCC_EPS = 1e-6  # keeps 1 - CCC defined on a batch whose predictions and targets are all equal
+
+
+@REGRESSION_LOSSES.register("mse")
+def mse_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error: fits the targets' mean first, so on mid-scale clustered labels it shrinks to it."""
+    return F.mse_loss(pred, target)
+
+
+@REGRESSION_LOSSES.register("rmse")
+def rmse_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """Root mean squared error, in the (z-scored) target's units."""
+    return torch.sqrt(F.mse_loss(pred, target) + 1e-8)
+
+
+@REGRESSION_LOSSES.register("ccc")
+def ccc_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """1 - Lin's concordance correlation over the batch: rewards following the targets' ordering and spread,
+    where MSE on labels clustered near the midpoint (EmoBank, AVEC) is content to predict the mean."""
+    dtype = torch.promote_types(pred.dtype, torch.float32)  # moments in at least fp32 under bf16 autocast
+    p, t = pred.reshape(-1).to(dtype), target.reshape(-1).to(dtype)
+    dp, dt = p - p.mean(), t - t.mean()
+    cov = (dp * dt).mean()
+    denominator = dp.square().mean() + dt.square().mean() + (p.mean() - t.mean()).square()
+    return 1.0 - 2.0 * cov / (denominator + CCC_EPS)
 
 
 def info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
@@ -71,9 +104,7 @@ class MultiTaskLoss:
                 )
             else:
                 sc = self.scalers[t.name]
-                loss = F.mse_loss(pred, (target - sc.mean) / sc.std)
-                if t.loss_name == "rmse":
-                    loss = torch.sqrt(loss + 1e-8)
+                loss = REGRESSION_LOSSES.get(t.loss_name)(pred, (target - sc.mean) / sc.std)
             parts[t.name] = float(loss.detach())
             total = total + t.weight * loss
         if self.contrastive_weight > 0:
