@@ -76,9 +76,9 @@ class ImageCNNEncoder(Encoder):
         super().__init__(in_dim, out_dim, dropout, options)
         height = options.height or math.isqrt(in_dim)
         if height * (in_dim // height) != in_dim or (options.height is None and height * height != in_dim):
+            shape = "a square image" if options.height is None else f"an image of height {options.height}"
             raise AffectFusionError(
-                f"cnn2d encoder: features of size {in_dim} are not a {'square' if options.height is None else ''} "
-                f"image{f' of height {options.height}' if options.height else ''}; set model.encoder.options.height"
+                f"cnn2d encoder: features of size {in_dim} are not {shape}; set model.encoder.options.height"
             )
         self.height, self.width = height, in_dim // height
         self.options = options
@@ -92,7 +92,7 @@ class ImageCNNEncoder(Encoder):
         self.net = nn.Sequential(*layers)
         self.proj = nn.Sequential(nn.Dropout(dropout), nn.Linear(c_in, out_dim), nn.ReLU())
         if options.channels_last:
-            self.net.to(memory_format=torch.channels_last)
+            self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from the stubs
 
     def embed(self, images: Tensor) -> Tensor:
         """``[N, 1, H, W]`` -> ``[N, hidden_dim]``, without augmentation or mirror averaging."""
