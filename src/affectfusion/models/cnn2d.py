@@ -102,19 +102,21 @@ class ImageCNNEncoder(Encoder):
 
     def forward(self, x: Tensor, mask: Tensor) -> Encoded:
         b, t, _ = x.shape
-        where = mask.nonzero(as_tuple=True)  # only real frames of present rows are computed
-        images = x[where].reshape(-1, 1, self.height, self.width)
-        if images.shape[0] == 0:
-            h = x.new_zeros(0, self.out_dim)
-        elif self.training:
+        if self.training:  # only the real frames of present rows, so padding never enters BatchNorm's statistics
+            where = mask.nonzero(as_tuple=True)
+            images = x[where].reshape(-1, 1, self.height, self.width)
             o = self.options
-            if o.augment:
-                images = random_affine(images, o.shift, o.zoom, o.rotate, o.flip)
-            h = self.embed(images)
-        elif self.options.tta_flip:
-            h = self.embed(torch.cat([images, images.flip(-1)])).view(2, -1, self.out_dim).mean(0)
-        else:
-            h = self.embed(images)
-        seq = h.new_zeros(b, t, self.out_dim).index_put_(where, h)
-        counts = mask.sum(1, keepdim=True).clamp(min=1).to(h.dtype)
+            if images.shape[0] == 0:
+                h = x.new_zeros(0, self.out_dim)
+            else:
+                h = self.embed(random_affine(images, o.shift, o.zoom, o.rotate, o.flip) if o.augment else images)
+            seq = h.new_zeros(b, t, self.out_dim).index_put_(where, h)
+        else:  # every frame, then masked: no data-dependent shapes, so the eval graph exports to ONNX
+            images = x.reshape(b * t, 1, self.height, self.width)
+            if self.options.tta_flip:
+                h = self.embed(torch.cat([images, images.flip(-1)])).view(2, b * t, self.out_dim).mean(0)
+            else:
+                h = self.embed(images)
+            seq = h.view(b, t, self.out_dim) * mask.unsqueeze(-1).to(h.dtype)
+        counts = mask.sum(1, keepdim=True).clamp(min=1).to(seq.dtype)
         return Encoded(seq=seq, mask=mask, pooled=seq.sum(1) / counts)
