@@ -113,3 +113,21 @@ def test_predict_and_serve_take_a_device(trained_features_run: Path, capsys, mon
         ["predict", str(trained_features_run), "--text", "hi", "--device", "cuda"], capsys, monkeypatch
     )
     assert code == 2 and "--device is 'cuda'" in err and "Traceback" not in err
+
+
+def test_validation_in_the_training_precision_scores_like_fp32(tmp_path: Path) -> None:
+    """``validate_precision: train`` validates each epoch under bf16 autocast (finite metrics, float32
+    probabilities); the best checkpoint's final scores are fp32 and close to the bf16 validation."""
+    cfg = tiny_config(
+        {"train.epochs": 2, "train.device": "cpu", "train.precision": "bf16", "train.validate_precision": "train"}
+    )
+    metrics = Trainer(cfg, tmp_path / "run").fit()
+    history = [json.loads(line) for line in (tmp_path / "run/history.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["val_loss"]) and np.isfinite(r["val"]["accuracy"]) for r in history)
+    best = max(history, key=lambda r: r["val"]["accuracy"])
+    assert metrics["dev"]["accuracy"] == pytest.approx(best["val"]["accuracy"], abs=0.1)
+    run = read_run(tmp_path / "run")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        preds = predict(load_model(run), load_dataset(run.config, "dev", modalities=run.modalities), run.scalers)
+    assert preds.proba["label"].dtype == np.float32
+    np.testing.assert_allclose(preds.proba["label"].sum(1), 1.0, atol=1e-2)

@@ -184,6 +184,18 @@ def test_sequence_encoders_export_with_any_length(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_an_image_cnn_exports_with_its_mirror_averaging(tmp_path: Path) -> None:
+    """``cnn2d`` (each step of the 6-d audio sequence read as a 2 x 3 image, 10% of rows missing) exports and
+    scores as the Predictor does."""
+    from affectfusion.serve.export import export_run
+
+    encoders = {"audio": {"name": "cnn2d", "options": {"height": 2, "channels": [4]}}}
+    run_dir = tiny_run(tmp_path, "concat", **{"model.encoders": encoders})
+    export_run(run_dir, tmp_path / "out")
+    check_round_trip(run_dir, tmp_path / "out")
+
+
+@pytest.mark.slow
 def test_a_multi_task_run_has_one_output_per_head(tmp_path: Path) -> None:
     """A regression head (values on the targets' 0-24 scale) and a classification head derived from it."""
     from affectfusion.serve.export import export_run

@@ -248,6 +248,11 @@ class TrainConfig(Strict):
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="bf16/fp16 = autocast mixed precision (fp16 with a gradient scaler); weights stay fp32"
     )
+    validate_precision: Literal["fp32", "train"] = Field(
+        "fp32",
+        description="per-epoch validation in fp32 (the reference) or in the training precision's autocast (train: "
+        "faster on CPU under bf16, e.g. a CNN's epochs); the best checkpoint's final evaluation is fp32 either way",
+    )
     threads: ThreadsSetting = Field(
         "auto",
         description="CPU intra-op threads; auto = from the free cores (affinity, cgroup quota, load) "

@@ -136,6 +136,7 @@ EXTRACTORS: Registry[type[Extractor]] = Registry(
         "affectfusion.extract.audio",
         "affectfusion.extract.face.fer",
         "affectfusion.extract.face.mesh",
+        "affectfusion.extract.face.pixels",
         "affectfusion.extract.hf_audio",
         "affectfusion.extract.hf_image",
         "affectfusion.extract.signal",

@@ -72,7 +72,13 @@ class Fusion(nn.Module):
 
 # Each module registers its components when the registry is first read: a new one is a module plus its line here.
 ENCODERS: Registry[type[Encoder]] = Registry(
-    "encoder", modules=("affectfusion.models.encoders", "affectfusion.models.hf_audio", "affectfusion.models.hf_text")
+    "encoder",
+    modules=(
+        "affectfusion.models.cnn2d",
+        "affectfusion.models.encoders",
+        "affectfusion.models.hf_audio",
+        "affectfusion.models.hf_text",
+    ),
 )
 FUSIONS: Registry[type[Fusion]] = Registry(
     "fusion strategy",

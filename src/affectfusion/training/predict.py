@@ -66,6 +66,7 @@ def predict(
     keep: torch.Tensor | None = None  # conversation windows: only each utterance's scored copy
 
     def add(key: str, value: torch.Tensor) -> None:
+        value = value.float() if value.is_floating_point() else value  # bf16 under autocast: numpy has none
         chunks.setdefault(key, []).append((value if keep is None else value[keep]).detach().cpu().numpy())
 
     device = next(model.parameters()).device  # batches go where the model is (a GPU-trained run, or the CPU)

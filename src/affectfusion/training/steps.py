@@ -222,7 +222,7 @@ def _backward_and_step(ctx: StepContext, loss: torch.Tensor) -> None:
 
 @torch.no_grad()
 def mean_loss(model: nn.Module, loader: DataLoader, loss_fn: MultiTaskLoss, device: torch.device) -> float:
-    """Sample-weighted mean loss over ``loader`` in eval mode (float32: validation is the reference)."""
+    """Sample-weighted mean loss over ``loader`` in eval mode (float32 unless the caller autocasts)."""
     model.eval()
     total, n = 0.0, 0
     for batch in loader:

@@ -38,7 +38,7 @@ from affectfusion.data.checks import guard_leakage
 from affectfusion.data.conversation import ConversationDataset
 from affectfusion.data.tasks import collator_for
 from affectfusion.data.types import MultimodalDataset
-from affectfusion.device import check_precision, describe, resolve_device
+from affectfusion.device import autocast, check_precision, describe, resolve_device
 from affectfusion.errors import AffectFusionError
 from affectfusion.evaluation.conformal import small_split_warning
 from affectfusion.evaluation.figures import Figures, start_helper
@@ -264,10 +264,10 @@ class Trainer:
         )
         progress.remove_task(bar)
         model = opt.evaluated(ctx.model)
-        val_metrics = score(
-            predict(model, val_ds, scalers, batch_size=max(64, cfg.train.batch_size)), cfg.tasks, cfg.data.val_split
-        )
-        val_loss = mean_loss(model, self._loader(val_ds, collate, batch_size=256), opt.loss_fn, self.device)
+        with autocast(self.device, cfg.train.precision if cfg.train.validate_precision == "train" else "fp32"):
+            preds = predict(model, val_ds, scalers, batch_size=max(64, cfg.train.batch_size))
+            val_loss = mean_loss(model, self._loader(val_ds, collate, batch_size=256), opt.loss_fn, self.device)
+        val_metrics = score(preds, cfg.tasks, cfg.data.val_split)
         val_metrics["loss"] = val_loss
         value = metric_value(val_metrics, self.monitor)
         improved = state.best_value is None or (

@@ -268,13 +268,13 @@ class PredictorBackend(Backend):
             return self.predictor.predict_conversation([{"text": t} for t in texts], ids, speakers)
 
     def face_previews(self, inputs: dict[str, str]) -> list[FacePreview]:
-        """One preview per modality made by the FER-CNN face pipeline from an uploaded image."""
+        """One preview per modality read as a face crop (``fer_cnn``, ``face_pixels``) from an uploaded image."""
         from affectfusion.extract import ExtractionError  # with the face stack below: only for face runs
-        from affectfusion.extract.face import FER_INPUT_SIZE, FaceOptions, FerCnnExtractor  # optional face stack
+        from affectfusion.extract.face import FaceOptions, ServedFaceExtractor  # optional face stack
 
         out = []
         for m, ex in self.predictor.extractors.items():
-            if not isinstance(ex, FerCnnExtractor):
+            if not isinstance(ex, ServedFaceExtractor):
                 continue
             path = inputs.get(m) or inputs.get(ex.kind)
             if not path:
@@ -284,11 +284,11 @@ class PredictorBackend(Backend):
             options = FaceOptions(detector=detector, min_confidence=o.min_confidence, align=o.align, margin=o.margin)
             try:
                 preview = face_preview(
-                    Path(path), options, FER_INPUT_SIZE, o.no_face, grey=True, modality=m, limits=self.limits
+                    Path(path), options, ex.crop_size, o.no_face, grey=True, modality=m, limits=self.limits
                 )
             except (ExtractionError, InputRejected):
                 continue  # the prediction's error already says what is wrong with the file
-            if o.flip_average:
+            if getattr(o, "flip_average", False):  # fer_cnn's option
                 preview.model_caption += " (and its mirror image, averaged)"
             out.append(preview)
         return out
