@@ -10,10 +10,9 @@ import torch
 
 from affectfusion.data.buckets import LengthBuckets, sample_costs
 from affectfusion.pipeline import load_dataset
-from affectfusion.training.checkpoint import load_tensors
 from affectfusion.training.trainer import Trainer
 from tests.helpers import tiny_config
-from tests.test_training import train_interrupted_then_resumed
+from tests.test_training import assert_same_tensors, train_interrupted_then_resumed
 
 
 def padded_cost(batches: list[list[int]], costs: np.ndarray) -> int:
@@ -46,7 +45,6 @@ def test_bucketed_training_resumes_exactly(tmp_path: Path, monkeypatch) -> None:
     cfg = tiny_config({"train.epochs": 4, "train.bucket_by_length": True, "train.batch_size": 8})
     Trainer(cfg, tmp_path / "full").fit()
     train_interrupted_then_resumed(cfg, tmp_path / "resumed", monkeypatch)
-    full = load_tensors(tmp_path / "full/checkpoints/last.safetensors")
-    resumed = load_tensors(tmp_path / "resumed/checkpoints/last.safetensors")
-    for k in full:
-        torch.testing.assert_close(full[k], resumed[k], msg=k)
+    assert_same_tensors(
+        tmp_path / "full/checkpoints/last.safetensors", tmp_path / "resumed/checkpoints/last.safetensors"
+    )

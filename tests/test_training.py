@@ -65,6 +65,13 @@ def test_saved_model_reproduces_predictions(tmp_path: Path) -> None:
     assert saved["accuracy"] == pytest.approx(float((first.pred["label"] == first.y_true["label"]).mean()))
 
 
+def assert_same_tensors(a: Path, b: Path) -> None:
+    """Every tensor of checkpoint ``a`` equals the one of the same name in ``b``."""
+    full, resumed = load_tensors(a), load_tensors(b)
+    for k in full:
+        torch.testing.assert_close(full[k], resumed[k], msg=k)
+
+
 def train_interrupted_then_resumed(cfg: RunConfig, run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Train ``cfg`` into ``run_dir``, interrupted during epoch 3 (after epoch 2's checkpoint), then resume it."""
     import affectfusion.training.trainer as trainer_module
@@ -115,10 +122,9 @@ def test_weight_average_is_what_is_validated_saved_and_resumed(tmp_path: Path, m
     cfg = tiny_config({"train.epochs": 4, "train.ema_decay": 0.9})
     Trainer(cfg, tmp_path / "full").fit()
     train_interrupted_then_resumed(cfg, tmp_path / "resumed", monkeypatch)
-    full = load_tensors(tmp_path / "full/checkpoints/last.ema.safetensors")
-    resumed = load_tensors(tmp_path / "resumed/checkpoints/last.ema.safetensors")
-    for k in full:
-        torch.testing.assert_close(full[k], resumed[k], msg=k)
+    assert_same_tensors(
+        tmp_path / "full/checkpoints/last.ema.safetensors", tmp_path / "resumed/checkpoints/last.ema.safetensors"
+    )
     with pytest.raises(AffectFusionError, match="ema_decay"):
         tiny_config({"train.ema_decay": 1.0})
 

@@ -54,15 +54,9 @@ class EnsemblePredictor(Predictor):
         return self.root
 
     def info(self) -> dict[str, Any]:
-        """The first member's info (tasks, modalities, fusion) as the ensemble's, with its members."""
-        return {
-            **super().info(),
-            "name": self.name,
-            "kind": "ensemble",
-            "members": self.member_names,
-            "metrics": self.metrics(),
-            "load_seconds": round(self.load_seconds, 3),
-        }
+        """The first member's info (tasks, modalities, fusion; the ensemble's own metrics and load time), with
+        its members."""
+        return {**super().info(), "name": self.name, "kind": "ensemble", "members": self.member_names}
 
     def embed(
         self,
