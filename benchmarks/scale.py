@@ -4,7 +4,8 @@
 
 The data are shaped like MOSEI's unaligned features: text 768-d x <= 50 steps, audio 74-d x <= 400
 frames, video 35-d x <= 400 frames (lengths drawn in [T/2, T]), a sentiment value in [-3, 3]; the
-model is ``mean`` encoders and ``concat`` fusion (hidden 128, the defaults), one epoch, batch 64,
+model is ``mean`` encoders (``--real-frames``, ``--pool-before``: its options) and ``concat`` fusion
+(hidden 128, the defaults), one epoch, batch 64,
 one torch thread. Each size is ``affectfusion train`` in a fresh interpreter with an empty feature
 cache, so the split shards are written in the measured run. Reported per size: the feature bytes
 of all splits (train + dev + test), the training process's peak RSS, the seconds spent loading
@@ -35,7 +36,7 @@ from common import RESULTS, environment
 HERE = Path(__file__).resolve().parent
 
 
-def mosei_like(n_train: int, n_eval: int, cache: Path, real_frames: bool = False) -> dict[str, Any]:
+def mosei_like(n_train: int, n_eval: int, cache: Path, encoder_options: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": f"mosei_like_{n_train}",
         "data": {
@@ -59,7 +60,7 @@ def mosei_like(n_train: int, n_eval: int, cache: Path, real_frames: bool = False
         },
         "tasks": [{"name": "sentiment", "type": "regression"}],
         "model": {
-            "encoder": {"name": "mean", "options": {"real_frames": True} if real_frames else {}},
+            "encoder": {"name": "mean", "options": encoder_options},
             "fusion": {"name": "concat"},
         },
         "train": {"epochs": 1, "batch_size": 64, "threads": 1, "progress": False, "seed": 0},
@@ -110,11 +111,11 @@ def child(config: Path, out: Path, report: Path) -> None:
     report.write_text(json.dumps(timings))
 
 
-def measure(n: int, n_eval: int, work: Path, real_frames: bool) -> dict[str, Any]:
+def measure(n: int, n_eval: int, work: Path, encoder_options: dict[str, Any]) -> dict[str, Any]:
     cache, run = work / f"cache_{n}", work / f"run_{n}"
     shutil.rmtree(cache, ignore_errors=True)
     config, report = work / f"mosei_like_{n}.yaml", work / f"report_{n}.json"
-    config.write_text(yaml.safe_dump(mosei_like(n, n_eval, cache, real_frames), sort_keys=False))
+    config.write_text(yaml.safe_dump(mosei_like(n, n_eval, cache, encoder_options), sort_keys=False))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     cmd = [sys.executable, str(Path(__file__)), "--child", str(config), str(run), str(report)]
     subprocess.run(cmd, check=True, env=env, cwd=HERE)
@@ -125,7 +126,7 @@ def measure(n: int, n_eval: int, work: Path, real_frames: bool) -> dict[str, Any
     return {
         "n_train": n,
         "n_eval": n_eval,
-        "real_frames": real_frames,
+        "encoder_options": encoder_options,
         "array_gb": array_bytes / 1e9,
         "peak_rss_gb": r["peak_rss_gb"],
         "load_s": r["load_s"],
@@ -149,16 +150,18 @@ def main() -> None:
     p.add_argument("--eval", type=int, default=1000, help="samples in dev and in test")
     p.add_argument("--work", default="/tmp/affectfusion_scale", help="configs, runs and caches (deleted per size)")
     p.add_argument("--real-frames", action="store_true", help="the mean encoder's real_frames option")
+    p.add_argument("--pool-before", action="store_true", help="the mean encoder's pool: before (average, then project)")
     p.add_argument("--out", default=str(RESULTS / "scale.json"))
     a = p.parse_args()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     env = environment()
+    options = {**({"real_frames": True} if a.real_frames else {}), **({"pool": "before"} if a.pool_before else {})}
     rows = []
     head = f"{'train':>7} {'array GB':>8} {'peak RSS GB':>11} {'load s (cpu)':>13} {'epoch s':>8} "
     print(head + f"{'train cpu s':>11} {'samples/cpu-s':>13} {'batches only':>12} {'wall s':>7}")
     for n in (int(s) for s in a.sizes.split(",")):
-        r = measure(n, a.eval, work, a.real_frames)
+        r = measure(n, a.eval, work, options)
         rows.append(r)
         print(
             f"{n:>7} {r['array_gb']:>8.2f} {r['peak_rss_gb']:>11.2f} {r['load_s']:>6.1f} ({r['load_cpu_s']:>4.1f}) "

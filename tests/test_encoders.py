@@ -121,3 +121,23 @@ def test_mean_encoder_on_real_frames_equals_the_padded_one() -> None:
     kept = packed.proj[:-1](big)
     dropped = ((h == 0) & (kept != 0)).sum() / (kept != 0).sum()
     assert 0.45 < float(dropped) < 0.55
+
+
+def test_mean_encoder_pooling_before_projects_the_average_of_the_real_steps() -> None:
+    """``pool: before`` is the projection of the masked mean: padding values never matter, a missing
+    modality gives zeros, and every real step reaches the gradient."""
+    cls = ENCODERS.get("mean")
+    torch.manual_seed(0)
+    enc = cls(D, H, 0.0, cls.Options(pool="before")).eval()
+    x = torch.randn(B, T, D)
+    mask = torch.arange(T)[None, :] < torch.tensor([[6], [2], [0]])
+    out = enc(x, mask)
+    mean = (x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+    expected = enc.proj(mean) * mask.any(1, keepdim=True)
+    torch.testing.assert_close(out.pooled, expected)
+    assert out.seq.shape == (B, 1, H) and out.mask.tolist() == [[True], [True], [False]]
+    noisy = torch.where(mask[..., None], x, torch.full_like(x, 1e3))
+    torch.testing.assert_close(enc(noisy, mask).pooled, out.pooled)
+    x.requires_grad_(True)
+    enc.train()(x, mask).pooled.sum().backward()
+    assert x.grad is not None and bool((x.grad[mask].abs().sum(-1) > 0).all())

@@ -68,3 +68,21 @@ def test_missing_modality_does_not_change_prediction() -> None:
     junk["audio"] = torch.randn_like(junk["audio"]) * 50
     noisy = type(masked)(masked.ids, junk, masked.padding, present, masked.targets, masked.target_mask)
     torch.testing.assert_close(model(masked).outputs["label"], model(noisy).outputs["label"])
+
+
+def test_an_encoder_that_reads_the_mean_gets_the_same_embedding_from_one_averaged_step() -> None:
+    """``pool: before`` declares ``reads_mean``: the model averages the raw steps before standardising
+    them, which must equal the encoder run on the whole standardised sequence."""
+    cfg = tiny_config({"model.encoder": {"name": "mean", "options": {"pool": "before"}}})
+    ds = load_dataset(cfg, "train")
+    model = MultimodalModel(ds.modalities, cfg.tasks, cfg.model)
+    model.fit_input_norm(ds)
+    model.eval()
+    batch = Collator(ds.modalities, {"label": "classification"})(ds.samples[:16])
+    encoded = model.encode(batch)
+    for m, enc in model.encoders.items():
+        assert enc.reads_mean
+        mask = batch.padding[m] & batch.present[m][:, None]
+        x = (batch.features[m] - getattr(model, f"in_mean_{m}")) / getattr(model, f"in_std_{m}")
+        whole = enc(x * mask.unsqueeze(-1), mask)
+        torch.testing.assert_close(encoded[m].pooled, whole.pooled, atol=1e-5, rtol=1e-4)

@@ -267,14 +267,15 @@ class Collator:
         for m, spec in self.modalities.items():
             lengths = np.array([feature_shape(s.features, m)[0] if m in s.features else 0 for s in items])
             t_max = max(int(lengths.max(initial=0)), 1)
-            x = torch.zeros(b, t_max, spec.dim)
+            x = torch.empty(b, t_max, spec.dim)  # each row written once: its frames, then zero padding
             filled = x.numpy()  # copied numpy to numpy: read-only (memory-mapped, cached) arrays need no torch view
-            for i in np.flatnonzero(lengths).tolist():
+            for i, n in enumerate(lengths.tolist()):
                 f = items[i].features
-                if isinstance(f, LazyFeatures):
-                    f.read_into(m, filled[i, : lengths[i]])  # from disk straight into the batch
-                else:
-                    filled[i, : lengths[i]] = f[m]
+                if n and isinstance(f, LazyFeatures):
+                    f.read_into(m, filled[i, :n])  # from disk straight into the batch
+                elif n:
+                    filled[i, :n] = f[m]
+                filled[i, n:] = 0.0
             features[m] = x
             padding[m] = torch.from_numpy(np.arange(t_max)[None, :] < lengths[:, None])
             present[m] = torch.from_numpy(lengths > 0)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
+import torch
 from torch import Tensor, nn
 
 from affectfusion.registry import Registry
@@ -40,6 +41,10 @@ class Encoder(nn.Module):
     """Base class for per-modality encoders. Subclasses define ``Options`` and ``forward``."""
 
     Options: ClassVar[type[BaseModel]] = Options
+    # True when forward reads its input only through the masked mean over time: the model then
+    # averages the raw steps before standardising them (the same, standardisation being affine)
+    # and hands over one step [B, 1, D], so long sequences cost one pass.
+    reads_mean: bool = False
 
     def __init__(self, in_dim: int, out_dim: int, dropout: float, options: BaseModel) -> None:
         super().__init__()
@@ -95,6 +100,11 @@ FUSIONS: Registry[type[Fusion]] = Registry(
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
-    """Mean over time of ``x [B, T, H]`` where ``mask [B, T]``; zero for rows with no valid step."""
-    m = mask.unsqueeze(-1).to(x.dtype)
-    return (x * m).sum(1) / m.sum(1).clamp(min=1.0)
+    """Mean over time of ``x [B, T, H]`` where ``mask [B, T]``; zero for rows with no valid step.
+
+    One batched product instead of a masked copy of ``x`` (half the time on long sequences), in
+    ``x``'s own dtype as an elementwise mask would be, whatever autocast is on."""
+    m = mask.to(x.dtype)
+    with torch.autocast(x.device.type, enabled=False):
+        total = torch.bmm(m.unsqueeze(1), x).squeeze(1)
+    return total / m.sum(1, keepdim=True).clamp(min=1.0)

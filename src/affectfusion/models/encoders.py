@@ -16,7 +16,9 @@ from affectfusion.models.base import Options as BaseOptions
 @ENCODERS.register("mean")
 class MeanPoolEncoder(Encoder):
     """Per-step projection (Linear, optional LayerNorm, ReLU), then masked mean over time
-    (P1 v0; P1 v1 with layer_norm). For a vector feature (T = 1) this is just the projection."""
+    (P1 v0; P1 v1 with layer_norm). For a vector feature (T = 1) this is just the projection.
+    ``pool: before`` averages the raw frames first and projects the average (the averaged-feature
+    subnetworks of TFN-style baselines): another model, whose cost does not grow with the length."""
 
     class Options(BaseOptions):
         layer_norm: bool = False
@@ -26,6 +28,11 @@ class MeanPoolEncoder(Encoder):
             description="project, activate and drop out only the real time steps (not the padding), with "
             "dropout drawn from uniform noise: the same model and expected result, about twice as fast "
             "on long padded sequences, but another random stream than false (so other numbers)",
+        )
+        pool: Literal["after", "before"] = Field(
+            "after",
+            description="after: project every step, then average (the default); before: average the real steps "
+            "of the input, then project that one vector (cost independent of the sequence length; one output step)",
         )
 
     def __init__(self, in_dim: int, out_dim: int, dropout: float, options: Options) -> None:
@@ -38,9 +45,14 @@ class MeanPoolEncoder(Encoder):
         layers.append(nn.Dropout(dropout))
         self.proj = nn.Sequential(*layers)
         self.real_frames = options.real_frames
+        self.reads_mean = options.pool == "before"
         self.p = dropout
 
     def forward(self, x: Tensor, mask: Tensor) -> Encoded:
+        if self.reads_mean:
+            present = mask.any(1, keepdim=True)
+            pooled = self.proj(masked_mean(x, mask)) * present.to(x.dtype)  # zero for a missing modality, as "after"
+            return Encoded(seq=pooled.unsqueeze(1), mask=present, pooled=pooled)
         if self.real_frames and x.shape[1] > 1:
             return self._real_frames(x, mask)
         seq = self.proj(x)

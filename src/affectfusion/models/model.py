@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from affectfusion.config import ModelConfig, TaskConfig
 from affectfusion.data.moments import features_of, frame_moments
 from affectfusion.data.types import Batch, ModalitySpec, MultimodalDataset
-from affectfusion.models.base import ENCODERS, FUSIONS, Encoded
+from affectfusion.models.base import ENCODERS, FUSIONS, Encoded, masked_mean
 from affectfusion.models.context import CONTEXTS, Streams
 from affectfusion.registry import validate_options
 
@@ -112,8 +112,13 @@ class MultimodalModel(nn.Module):
         out = {}
         for m, enc in self.encoders.items():
             mask = batch.padding[m] & batch.present[m][:, None]
-            x = (batch.features[m] - getattr(self, f"in_mean_{m}")) / getattr(self, f"in_std_{m}")
-            x = x * mask.unsqueeze(-1).to(x.dtype)
+            features = batch.features[m]
+            if getattr(enc, "reads_mean", False):
+                features, mask = masked_mean(features, mask).unsqueeze(1), mask.any(1, keepdim=True)
+            # Standardised ((x - mean) / std as one multiply-add) and its padding zeroed, in one new tensor.
+            scale = 1.0 / getattr(self, f"in_std_{m}")
+            x = torch.addcmul(-getattr(self, f"in_mean_{m}") * scale, features, scale)
+            x = x.mul_(mask.unsqueeze(-1).to(x.dtype))
             e = enc(x, mask)
             if self.channel_scale is not None:
                 scale = self.channel_scale[m]
