@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
 import torch
+from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from affectfusion.registry import Registry
