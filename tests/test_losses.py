@@ -113,3 +113,21 @@ def test_multitask_loss_applies_each_tasks_loss_to_its_z_scored_labelled_samples
     assert parts["valence"] == pytest.approx(float(expected_v), abs=1e-5)
     assert parts["arousal"] == pytest.approx(float(expected_a), abs=1e-5)
     assert float(total) == pytest.approx(float(expected_v + expected_a), abs=1e-5)
+
+
+def test_label_smoothing_reaches_the_classification_loss_and_only_classification_takes_it() -> None:
+    """A confident correct prediction costs more with smoothing (the target keeps mass on other classes)."""
+    logits = torch.tensor([[8.0, 0.0, 0.0], [0.0, 8.0, 0.0]])
+    labels = torch.tensor([0, 1])
+    batch = Batch(["a", "b"], {}, {}, {}, {"emotion": labels}, {"emotion": torch.ones(2, dtype=torch.bool)})
+    out = ModelOutput(outputs={"emotion": logits}, embeddings={}, fused=torch.zeros(2, 4))
+
+    def loss(smoothing: float) -> float:
+        task = TaskConfig(name="emotion", type="classification", classes=["a", "b", "c"], label_smoothing=smoothing)
+        return MultiTaskLoss([task], {}, {})(out, batch)[1]["emotion"]
+
+    expected = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1)
+    assert loss(0.1) == pytest.approx(float(expected), abs=1e-6)
+    assert loss(0.1) > loss(0.0)
+    with pytest.raises(ValidationError, match="label_smoothing is for classification"):
+        TaskConfig(name="valence", type="regression", label_smoothing=0.1)

@@ -46,6 +46,9 @@ class TaskConfig(Strict):
     loss: Literal["ce", "mse", "rmse", "ccc", "bce"] | None = None
     weight: float = 1.0
     class_weights: Literal["none", "balanced"] | list[float] = "none"
+    # Classification: share of each target's probability spread evenly over the classes (cross-entropy's
+    # label_smoothing), so the head is not pushed to certainty on a few hundred training clips.
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     # Multilabel: weight of each class's positive BCE term; balanced = negatives / positives on train.
     pos_weight: Literal["none", "balanced"] | list[float] = "none"
     # Multilabel: after training, pick the threshold maximising validation macro F1 (default global).
@@ -63,6 +66,8 @@ class TaskConfig(Strict):
             return self._check_multilabel()
         if self.pos_weight != "none" or self.threshold_tuning is not None:
             raise ValueError(f"task {self.name!r}: pos_weight and threshold_tuning are for multilabel tasks")
+        if self.label_smoothing and self.type != "classification":
+            raise ValueError(f"task {self.name!r}: label_smoothing is for classification tasks")
         if self.type == "classification":
             if not self.classes or len(self.classes) < 2:
                 raise ValueError(f"task {self.name!r}: a classification task needs 'classes' (2 or more)")

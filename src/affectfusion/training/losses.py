@@ -97,7 +97,8 @@ class MultiTaskLoss:
             pred, target = out.outputs[t.name][mask], batch.targets[t.name][mask]
             w = self.class_weights.get(t.name)
             if t.type == "classification":
-                loss = F.cross_entropy(pred, target, weight=None if w is None else w.to(pred.device))
+                weight = None if w is None else w.to(pred.device)
+                loss = F.cross_entropy(pred, target, weight=weight, label_smoothing=t.label_smoothing)
             elif t.type == "multilabel":
                 loss = F.binary_cross_entropy_with_logits(
                     pred, target, pos_weight=None if w is None else w.to(pred.device)
