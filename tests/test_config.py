@@ -7,7 +7,9 @@ from affectfusion.config import (
     expand_variants,
     list_packaged_configs,
     load_config,
+    load_raw,
     parse_set_options,
+    resolve_config_path,
 )
 from affectfusion.errors import AffectFusionError
 from affectfusion.recipes import config_kind
@@ -26,6 +28,12 @@ def test_every_shipped_config_validates(name: str) -> None:
         from affectfusion.recipes.vlm.config import load_vlm_config
 
         assert load_vlm_config(name).name
+        return
+    if kind == "ensemble":
+        from affectfusion.recipes.ensemble.train import EnsembleConfig
+
+        ensemble = EnsembleConfig.model_validate(load_raw(resolve_config_path(name)))
+        assert ensemble.members or load_config(ensemble.config or "").name  # a shipped one names a shipped config
         return
     cfg = load_config(name)
     assert cfg.name
