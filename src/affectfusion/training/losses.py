@@ -96,13 +96,11 @@ class MultiTaskLoss:
                 continue
             pred, target = out.outputs[t.name][mask], batch.targets[t.name][mask]
             w = self.class_weights.get(t.name)
+            weight = None if w is None else w.to(pred.device)
             if t.type == "classification":
-                weight = None if w is None else w.to(pred.device)
                 loss = F.cross_entropy(pred, target, weight=weight, label_smoothing=t.label_smoothing)
             elif t.type == "multilabel":
-                loss = F.binary_cross_entropy_with_logits(
-                    pred, target, pos_weight=None if w is None else w.to(pred.device)
-                )
+                loss = F.binary_cross_entropy_with_logits(pred, target, pos_weight=weight)
             else:
                 sc = self.scalers[t.name]
                 loss = REGRESSION_LOSSES.get(t.loss_name)(pred, (target - sc.mean) / sc.std)
